@@ -1,0 +1,109 @@
+//! Key custody for Strongroom: keys that live in a PKCS#11 HSM.
+//!
+//! The rest of Strongroom sees three small traits, never PKCS#11:
+//!
+//! - [`Signer`]: a key that reports its public key and algorithm, and signs;
+//! - [`KeyWrapper`]: a key that wraps and unwraps key material held elsewhere;
+//! - [`RandomSource`]: random bytes from the HSM.
+//!
+//! [`Token`] implements them over `cryptoki`: it opens a module by path, finds
+//! a token by label (or by an RFC 7512 `pkcs11:` URI), logs in once with a
+//! [`Pin`], and runs every operation on a bounded pool of sessions that
+//! recovers by itself when the token goes away and comes back. Keys are
+//! generated inside the token ([`Token::generate_key_pair`],
+//! [`Token::generate_wrapping_key`]) as sensitive, non-extractable objects, and
+//! found again by label *and* public key ([`Token::find_key_pair`]).
+//!
+//! ```no_run
+//! use strongroom_hsm::{KeySpec, Pin, PoolConfig, Signer, Token};
+//!
+//! # fn main() -> Result<(), strongroom_hsm::Error> {
+//! let token = Token::open(
+//!     "/usr/lib/softhsm/libsofthsm2.so".as_ref(),
+//!     "strongroom",
+//!     Pin::new("1234"),
+//!     PoolConfig::default(),
+//! )?;
+//! let key = token.generate_key_pair("issuing-ca-2026", KeySpec::EcP256)?;
+//! let signer = key.signer(KeySpec::EcP256.default_signature_algorithm())?;
+//! let signature = signer.sign(b"to be signed")?;
+//! signer.public_key().verify(signer.algorithm(), b"to be signed", &signature)?;
+//! # Ok(())
+//! # }
+//! ```
+
+mod algorithm;
+mod error;
+mod key_pair;
+mod pin;
+mod public_key;
+mod token;
+mod uri;
+mod wrapping_key;
+
+use zeroize::Zeroizing;
+
+pub use algorithm::{KeySpec, SignatureAlgorithm};
+pub use error::{Error, Result};
+pub use key_pair::KeyPair;
+pub use pin::Pin;
+pub use public_key::PublicKey;
+pub use token::{PoolConfig, Token, TokenStatus};
+pub use uri::{ObjectType, Pkcs11Uri};
+pub use wrapping_key::{MAX_MATERIAL_LEN, WrappingKey};
+
+/// A private key that signs with one algorithm and knows its public key.
+///
+/// This is the only view of signing keys that the CA, transit and ceremony
+/// code have.
+pub trait Signer: Send + Sync {
+    /// The algorithm every signature from [`Signer::sign`] uses.
+    fn algorithm(&self) -> SignatureAlgorithm;
+
+    /// The public key that verifies this signer's signatures.
+    fn public_key(&self) -> &PublicKey;
+
+    /// Signs `message` (not a digest: hashing is part of the algorithm).
+    /// ECDSA signatures are DER `Ecdsa-Sig-Value`.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>>;
+}
+
+/// A key that protects other key material at rest.
+pub trait KeyWrapper: Send + Sync {
+    /// Wraps `material`; the result is safe to store.
+    fn wrap(&self, material: &[u8]) -> Result<Vec<u8>>;
+
+    /// Recovers material from [`KeyWrapper::wrap`]'s output; fails on any
+    /// change to `wrapped` or under any other key.
+    fn unwrap(&self, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
+}
+
+/// A source of cryptographically secure random bytes.
+pub trait RandomSource: Send + Sync {
+    /// Fills `buf` with random bytes.
+    fn fill(&self, buf: &mut [u8]) -> Result<()>;
+}
+
+impl RandomSource for Token {
+    fn fill(&self, buf: &mut [u8]) -> Result<()> {
+        self.fill_random(buf)
+    }
+}
+
+/// A [`KeyPair`] bound to one signature algorithm; see [`KeyPair::signer`].
+#[derive(Clone, Debug)]
+pub struct KeySigner {
+    key: KeyPair,
+    algorithm: SignatureAlgorithm,
+}
+
+impl KeySigner {
+    fn new(key: KeyPair, algorithm: SignatureAlgorithm) -> Self {
+        KeySigner { key, algorithm }
+    }
+
+    /// The key pair behind this signer.
+    pub fn key_pair(&self) -> &KeyPair {
+        &self.key
+    }
+}

@@ -1,0 +1,281 @@
+//! A non-extractable AES-256 key inside the token that wraps key material
+//! held outside it (RFC 5649, `CKM_AES_KEY_WRAP_PAD`).
+
+use std::sync::Arc;
+
+use cryptoki::error::Error as CkError;
+use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::KeyWrapper;
+use crate::error::{Error, Result};
+use crate::key_pair::{KEY_ID_LEN, check_label};
+use crate::token::Token;
+
+/// Largest key material accepted for wrapping (a 4096-bit RSA key in PKCS#8 fits).
+pub const MAX_MATERIAL_LEN: usize = 8 * 1024;
+
+/// An AES-256 wrapping key in the token: sensitive, never extractable, and
+/// usable only to wrap and unwrap.
+///
+/// Material is wrapped by importing it as a short-lived session object, wrapping
+/// that object with `CKM_AES_KEY_WRAP_PAD`, and destroying it; unwrapping is
+/// the reverse. The material exists in the clear only in this process and,
+/// for the duration of one call, as a session object inside the HSM.
+#[derive(Clone)]
+pub struct WrappingKey {
+    inner: Arc<WrappingKeyInner>,
+}
+
+struct WrappingKeyInner {
+    token: Token,
+    label: String,
+    id: Vec<u8>,
+}
+
+impl Token {
+    /// Generates an AES-256 wrapping key inside the token.
+    ///
+    /// Refuses a label already in use and a token without `CKM_AES_KEY_WRAP_PAD`.
+    pub fn generate_wrapping_key(&self, label: &str) -> Result<WrappingKey> {
+        check_label(label)?;
+        self.require_wrap_mechanism()?;
+        let _creating = self
+            .inner
+            .create_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        self.ensure_label_free(label)?;
+        let id = self.random(KEY_ID_LEN)?;
+        let template = [
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::ValueLen(32.into()),
+            // Persist in the token, usable only after login.
+            Attribute::Token(true),
+            Attribute::Private(true),
+            // The key value never leaves the token, in clear or wrapped.
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            // Wrap and unwrap only.
+            Attribute::Wrap(true),
+            Attribute::Unwrap(true),
+            Attribute::Encrypt(false),
+            Attribute::Decrypt(false),
+            Attribute::Sign(false),
+            Attribute::Verify(false),
+            Attribute::Derive(false),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(id.clone()),
+        ];
+        self.inner.run(Some(label), |session, _| {
+            session.generate_key(&Mechanism::AesKeyGen, &template)
+        })?;
+        tracing::info!(token = %self.label(), key = label, "generated AES-256 wrapping key");
+        Ok(WrappingKey {
+            inner: Arc::new(WrappingKeyInner {
+                token: self.clone(),
+                label: label.to_string(),
+                id,
+            }),
+        })
+    }
+
+    /// Finds the one AES wrapping key with this label.
+    pub fn find_wrapping_key(&self, label: &str) -> Result<WrappingKey> {
+        self.require_wrap_mechanism()?;
+        let ids = self.inner.run(Some(label), |session, _| {
+            let mut ids = Vec::new();
+            for handle in session.find_objects(&wrapping_key_template(label, None))? {
+                let attrs = session.get_attributes(handle, &[AttributeType::Id])?;
+                if let Some(Attribute::Id(id)) = attrs.into_iter().next() {
+                    ids.push(id);
+                }
+            }
+            Ok(ids)
+        })?;
+        match ids.as_slice() {
+            [id] => Ok(WrappingKey {
+                inner: Arc::new(WrappingKeyInner {
+                    token: self.clone(),
+                    label: label.to_string(),
+                    id: id.clone(),
+                }),
+            }),
+            [] => Err(Error::KeyNotFound {
+                token: self.label().to_string(),
+                label: label.to_string(),
+                with_public_key: false,
+            }),
+            many => Err(Error::AmbiguousKey {
+                token: self.label().to_string(),
+                label: label.to_string(),
+                count: many.len(),
+            }),
+        }
+    }
+
+    fn require_wrap_mechanism(&self) -> Result<()> {
+        if self.supports(MechanismType::AES_KEY_WRAP_PAD) {
+            Ok(())
+        } else {
+            Err(Error::Unsupported {
+                token: self.label().to_string(),
+                what: "CKM_AES_KEY_WRAP_PAD (RFC 5649 key wrapping)".into(),
+            })
+        }
+    }
+}
+
+impl WrappingKey {
+    /// The key's label on the token.
+    pub fn label(&self) -> &str {
+        &self.inner.label
+    }
+
+    /// The key's `CKA_ID`.
+    pub fn id(&self) -> &[u8] {
+        &self.inner.id
+    }
+
+    fn handle(&self, session: &Session) -> std::result::Result<Option<ObjectHandle>, CkError> {
+        let found = session.find_objects(&wrapping_key_template(
+            &self.inner.label,
+            Some(&self.inner.id),
+        ))?;
+        Ok(match found.as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        })
+    }
+
+    fn not_found(&self) -> Error {
+        Error::KeyNotFound {
+            token: self.inner.token.label().to_string(),
+            label: self.inner.label.clone(),
+            with_public_key: false,
+        }
+    }
+}
+
+impl KeyWrapper for WrappingKey {
+    fn wrap(&self, material: &[u8]) -> Result<Vec<u8>> {
+        if material.is_empty() || material.len() > MAX_MATERIAL_LEN {
+            return Err(Error::InvalidInput(format!(
+                "key material to wrap must be 1 to {MAX_MATERIAL_LEN} bytes, got {}",
+                material.len()
+            )));
+        }
+        let mut template = vec![
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            // A session object: gone when destroyed below, or when the session closes.
+            Attribute::Token(false),
+            Attribute::Private(true),
+            Attribute::Sensitive(false),
+            Attribute::Extractable(true),
+            Attribute::Value(material.to_vec()),
+        ];
+        let mut missing = false;
+        let result = self
+            .inner
+            .token
+            .inner
+            .run(Some(&self.inner.label), |session, _| {
+                let Some(wrapping) = self.handle(session)? else {
+                    missing = true;
+                    return Ok(Vec::new());
+                };
+                let temporary = session.create_object(&template)?;
+                let wrapped = session.wrap_key(&Mechanism::AesKeyWrapPad, wrapping, temporary);
+                let destroyed = session.destroy_object(temporary);
+                let wrapped = wrapped?;
+                destroyed?;
+                Ok(wrapped)
+            });
+        for attribute in &mut template {
+            if let Attribute::Value(v) = attribute {
+                v.zeroize();
+            }
+        }
+        if missing {
+            return Err(self.not_found());
+        }
+        result
+    }
+
+    fn unwrap(&self, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        if wrapped.len() < 16 || wrapped.len() > MAX_MATERIAL_LEN + 16 || wrapped.len() % 8 != 0 {
+            return Err(Error::InvalidInput(format!(
+                "wrapped key material must be a multiple of 8 bytes between 16 and {}, got {}",
+                MAX_MATERIAL_LEN + 16,
+                wrapped.len()
+            )));
+        }
+        let template = [
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::Token(false),
+            Attribute::Private(true),
+            Attribute::Sensitive(false),
+            Attribute::Extractable(true),
+        ];
+        let mut missing = false;
+        let material = self
+            .inner
+            .token
+            .inner
+            .run(Some(&self.inner.label), |session, _| {
+                let Some(wrapping) = self.handle(session)? else {
+                    missing = true;
+                    return Ok(Zeroizing::new(Vec::new()));
+                };
+                let temporary =
+                    session.unwrap_key(&Mechanism::AesKeyWrapPad, wrapping, wrapped, &template)?;
+                let value = session.get_attributes(temporary, &[AttributeType::Value]);
+                let destroyed = session.destroy_object(temporary);
+                let mut material = Zeroizing::new(Vec::new());
+                for attribute in value? {
+                    if let Attribute::Value(mut v) = attribute {
+                        material.extend_from_slice(&v);
+                        v.zeroize();
+                    }
+                }
+                destroyed?;
+                Ok(material)
+            })?;
+        if missing {
+            return Err(self.not_found());
+        }
+        if material.is_empty() {
+            return Err(Error::Unsupported {
+                token: self.inner.token.label().to_string(),
+                what: "reading unwrapped material back (CKA_VALUE was withheld)".into(),
+            });
+        }
+        Ok(material)
+    }
+}
+
+impl std::fmt::Debug for WrappingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WrappingKey")
+            .field("token", &self.inner.token.label())
+            .field("label", &self.inner.label)
+            .finish()
+    }
+}
+
+fn wrapping_key_template(label: &str, id: Option<&[u8]>) -> Vec<Attribute> {
+    let mut template = vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::Label(label.as_bytes().to_vec()),
+    ];
+    if let Some(id) = id {
+        template.push(Attribute::Id(id.to_vec()));
+    }
+    template
+}
