@@ -20,9 +20,12 @@ pub const MAX_MATERIAL_LEN: usize = 8 * 1024;
 /// An AES-256 wrapping key in the token: sensitive, never extractable, and
 /// usable only to wrap and unwrap.
 ///
-/// Material is wrapped by importing it as a short-lived session object, wrapping
-/// that object with `CKM_AES_KEY_WRAP_PAD`, and destroying it; unwrapping is
-/// the reverse. The material exists in the clear only in this process and,
+/// Material is framed as a 4-byte big-endian length, the material, and zero
+/// padding to a multiple of 8 bytes, imported as a short-lived session object,
+/// wrapped with `CKM_AES_KEY_WRAP_PAD` (RFC 5649), and the object destroyed;
+/// unwrapping is the reverse. The frame makes the length explicit because
+/// modules differ in whether `C_UnwrapKey` strips RFC 5649 padding from a
+/// generic secret (SoftHSM2 2.6 does not). The material exists in the clear only in this process and,
 /// for the duration of one call, as a session object inside the HSM.
 #[derive(Clone)]
 pub struct WrappingKey {
@@ -176,7 +179,7 @@ impl KeyWrapper for WrappingKey {
             Attribute::Private(true),
             Attribute::Sensitive(false),
             Attribute::Extractable(true),
-            Attribute::Value(material.to_vec()),
+            Attribute::Value(frame(material)),
         ];
         let mut missing = false;
         let result = self
@@ -207,10 +210,10 @@ impl KeyWrapper for WrappingKey {
     }
 
     fn unwrap(&self, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        if wrapped.len() < 16 || wrapped.len() > MAX_MATERIAL_LEN + 16 || wrapped.len() % 8 != 0 {
+        if wrapped.len() < 16 || wrapped.len() > MAX_MATERIAL_LEN + 24 || wrapped.len() % 8 != 0 {
             return Err(Error::InvalidInput(format!(
                 "wrapped key material must be a multiple of 8 bytes between 16 and {}, got {}",
-                MAX_MATERIAL_LEN + 16,
+                MAX_MATERIAL_LEN + 24,
                 wrapped.len()
             )));
         }
@@ -255,7 +258,12 @@ impl KeyWrapper for WrappingKey {
                 what: "reading unwrapped material back (CKA_VALUE was withheld)".into(),
             });
         }
-        Ok(material)
+        unframe(&material).ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "material unwrapped by '{}' is not in Strongroom's frame",
+                self.inner.label
+            ))
+        })
     }
 }
 
@@ -268,6 +276,31 @@ impl std::fmt::Debug for WrappingKey {
     }
 }
 
+/// `len (u32 BE) || material || zeros`, a multiple of 8 bytes long.
+fn frame(material: &[u8]) -> Vec<u8> {
+    let framed_len = (4 + material.len()).div_ceil(8) * 8;
+    let mut framed = Vec::with_capacity(framed_len);
+    // MAX_MATERIAL_LEN keeps the length far below u32::MAX.
+    framed.extend_from_slice(&(material.len() as u32).to_be_bytes());
+    framed.extend_from_slice(material);
+    framed.resize(framed_len, 0);
+    framed
+}
+
+/// The material inside a frame, if the frame is well formed.
+fn unframe(framed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    let (len, rest) = framed.split_first_chunk::<4>()?;
+    let len = usize::try_from(u32::from_be_bytes(*len)).ok()?;
+    if len == 0 || len > rest.len() || (4 + len).div_ceil(8) * 8 != framed.len() {
+        return None;
+    }
+    let (material, padding) = rest.split_at(len);
+    padding
+        .iter()
+        .all(|b| *b == 0)
+        .then(|| Zeroizing::new(material.to_vec()))
+}
+
 fn wrapping_key_template(label: &str, id: Option<&[u8]>) -> Vec<Attribute> {
     let mut template = vec![
         Attribute::Class(ObjectClass::SECRET_KEY),
@@ -278,4 +311,25 @@ fn wrapping_key_template(label: &str, id: Option<&[u8]>) -> Vec<Attribute> {
         template.push(Attribute::Id(id.to_vec()));
     }
     template
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_reject_garbage() {
+        for len in [1usize, 3, 4, 5, 12, 32, 255, MAX_MATERIAL_LEN] {
+            let material: Vec<u8> = (0..len).map(|i| (i % 251) as u8 + 1).collect();
+            let framed = frame(&material);
+            assert_eq!(framed.len() % 8, 0);
+            assert_eq!(*unframe(&framed).expect("well formed"), material);
+        }
+        let mut framed = frame(b"abc");
+        framed[7] = 1; // non-zero padding
+        assert!(unframe(&framed).is_none());
+        assert!(unframe(&[0, 0, 0, 9, 1, 2, 3, 4]).is_none()); // length beyond the frame
+        assert!(unframe(&[0, 0, 0, 0, 0, 0, 0, 0]).is_none()); // empty material
+        assert!(unframe(&[0, 0]).is_none());
+    }
 }

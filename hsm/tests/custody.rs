@@ -1,0 +1,231 @@
+//! Key custody seen from outside: OpenSC's pkcs11-tool inspects the same token
+//! and must find every private key and the wrapping key sensitive and never
+//! extractable, and must fail to read their values. Also covers wrapping.
+
+mod common;
+
+use common::{fixture, run};
+use secrecy::ExposeSecret;
+use strongroom_hsm::{Error, KeySpec, KeyWrapper};
+
+fn pkcs11_tool(args: &[&str]) -> std::process::Output {
+    let fx = fixture("hsm-custody");
+    let module = fx.created.module.to_str().expect("utf-8");
+    let mut all = vec![
+        "--module",
+        module,
+        "--token-label",
+        &fx.created.label,
+        "--login",
+        "--pin",
+        fx.created.user_pin.expose_secret(),
+    ];
+    all.extend_from_slice(args);
+    run("pkcs11-tool", &all)
+}
+
+/// pkcs11-tool's listing, split into one block per object.
+fn listed_objects() -> Vec<String> {
+    let out = pkcs11_tool(&["--list-objects"]);
+    assert!(
+        out.status.success(),
+        "pkcs11-tool: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let mut blocks: Vec<String> = Vec::new();
+    for line in text.lines() {
+        if !line.starts_with(' ') && !line.starts_with('\t') && !line.is_empty() {
+            blocks.push(String::new());
+        }
+        if let Some(b) = blocks.last_mut() {
+            b.push_str(line);
+            b.push('\n');
+        }
+    }
+    blocks
+}
+
+#[test]
+fn pkcs11_tool_sees_keys_sensitive_and_never_extractable() {
+    let token = &fixture("hsm-custody").token;
+    for spec in KeySpec::GENERATED {
+        token
+            .generate_key_pair(&format!("custody-{spec}"), spec)
+            .expect("generate");
+    }
+    token
+        .generate_wrapping_key("custody-wrap")
+        .expect("wrapping key");
+
+    let objects = listed_objects();
+    let private: Vec<&String> = objects
+        .iter()
+        .filter(|b| b.starts_with("Private Key Object") && b.contains("custody-"))
+        .collect();
+    assert_eq!(private.len(), KeySpec::GENERATED.len(), "{objects:#?}");
+    for block in &private {
+        assert!(block.contains("sensitive"), "{block}");
+        assert!(block.contains("never extractable"), "{block}");
+        let usage = block
+            .lines()
+            .find(|l| l.trim_start().starts_with("Usage:"))
+            .unwrap_or_else(|| panic!("no usage line: {block}"));
+        assert_eq!(usage.trim(), "Usage:      sign", "{block}");
+    }
+    let secret: Vec<&String> = objects
+        .iter()
+        .filter(|b| b.starts_with("Secret Key Object") && b.contains("custody-wrap"))
+        .collect();
+    assert_eq!(secret.len(), 1, "{objects:#?}");
+    assert!(secret[0].contains("sensitive"), "{}", secret[0]);
+    assert!(secret[0].contains("never extractable"), "{}", secret[0]);
+    assert!(
+        secret[0].contains("wrap") && secret[0].contains("unwrap"),
+        "{}",
+        secret[0]
+    );
+    assert!(!secret[0].contains("encrypt"), "{}", secret[0]);
+
+    // pkcs11-tool refuses to read any private key and reports the secret
+    // key's value as sensitive; either way no value may come out.
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    for (kind, label) in [
+        ("privkey", "custody-ec-p256"),
+        ("privkey", "custody-rsa-2048"),
+        ("privkey", "custody-ed25519"),
+        ("secrkey", "custody-wrap"),
+    ] {
+        let out_file = out_dir.path().join(label);
+        let out = pkcs11_tool(&[
+            "--read-object",
+            "--type",
+            kind,
+            "--label",
+            label,
+            "-o",
+            out_file.to_str().expect("utf-8"),
+        ]);
+        assert!(!out_file.exists(), "pkcs11-tool wrote the value of {label}");
+        if kind == "secrkey" {
+            assert!(!out.status.success(), "pkcs11-tool read {label}");
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains("CKR_ATTRIBUTE_SENSITIVE"), "{stderr}");
+        }
+    }
+    assert_values_unreadable_through_raw_pkcs11();
+}
+
+/// Asks the module directly (no Strongroom code) for every private key's secret
+/// attributes and to wrap each key: both must be refused.
+fn assert_values_unreadable_through_raw_pkcs11() {
+    use cryptoki::error::{Error as CkError, RvError};
+    use cryptoki::mechanism::Mechanism;
+    use cryptoki::object::{Attribute, AttributeInfo, AttributeType, KeyType, ObjectClass};
+    use cryptoki::session::UserType;
+
+    let fx = fixture("hsm-custody");
+    let pkcs11 = cryptoki::context::Pkcs11::new(&fx.created.module).expect("load");
+    let slot = pkcs11
+        .get_slots_with_token()
+        .expect("slots")
+        .into_iter()
+        .find(|s| {
+            pkcs11
+                .get_token_info(*s)
+                .is_ok_and(|i| i.label() == fx.created.label)
+        })
+        .expect("slot by label");
+    let session = pkcs11.open_rw_session(slot).expect("session");
+    match session.login(UserType::User, Some(&fx.created.user_pin)) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+        Err(e) => panic!("login: {e}"),
+    }
+    // An extractable AES key that would happily wrap anything extractable.
+    let kek = session
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::AES),
+                Attribute::ValueLen(32.into()),
+                Attribute::Token(false),
+                Attribute::Wrap(true),
+            ],
+        )
+        .expect("session KEK");
+    let mut checked = 0;
+    for class in [ObjectClass::PRIVATE_KEY, ObjectClass::SECRET_KEY] {
+        for key in session
+            .find_objects(&[Attribute::Class(class)])
+            .expect("find")
+        {
+            let label = session
+                .get_attributes(key, &[AttributeType::Label])
+                .expect("label");
+            let Some(Attribute::Label(label)) = label.into_iter().next() else {
+                continue;
+            };
+            if !label.starts_with(b"custody-") {
+                continue;
+            }
+            for attr in [AttributeType::Value, AttributeType::PrivateExponent] {
+                let info = session.get_attribute_info(key, &[attr]).expect("info");
+                assert!(
+                    matches!(
+                        info[0],
+                        AttributeInfo::Sensitive | AttributeInfo::TypeInvalid
+                    ),
+                    "{attr:?} of {} is readable: {:?}",
+                    String::from_utf8_lossy(&label),
+                    info[0]
+                );
+            }
+            let wrapped = session.wrap_key(&Mechanism::AesKeyWrapPad, kek, key);
+            assert!(
+                matches!(wrapped, Err(CkError::Pkcs11(RvError::KeyUnextractable, _))),
+                "{} could be wrapped: {wrapped:?}",
+                String::from_utf8_lossy(&label)
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, KeySpec::GENERATED.len() + 1);
+}
+
+#[test]
+fn wrapped_material_round_trips_and_tampering_fails() {
+    let token = &fixture("hsm-custody").token;
+    let wrapping = token.generate_wrapping_key("wrap-a").expect("wrapping key");
+    let other = token.generate_wrapping_key("wrap-b").expect("wrapping key");
+    for material in [vec![7u8; 32], vec![1, 2, 3], (0..=255).collect::<Vec<u8>>()] {
+        let wrapped = wrapping.wrap(&material).expect("wrap");
+        assert_ne!(&wrapped[..material.len().min(wrapped.len())], &material[..]);
+        assert_eq!(*wrapping.unwrap(&wrapped).expect("unwrap"), material);
+        assert!(
+            other.unwrap(&wrapped).is_err(),
+            "unwrapped under another key"
+        );
+        let mut tampered = wrapped.clone();
+        tampered[3] ^= 0x40;
+        assert!(
+            wrapping.unwrap(&tampered).is_err(),
+            "tampered material unwrapped"
+        );
+    }
+    let found = token.find_wrapping_key("wrap-a").expect("found by label");
+    let wrapped = found.wrap(b"0123456789abcdef").expect("wrap");
+    assert_eq!(
+        *wrapping.unwrap(&wrapped).expect("unwrap"),
+        b"0123456789abcdef"
+    );
+    assert!(matches!(wrapping.wrap(&[]), Err(Error::InvalidInput(_))));
+    assert!(matches!(
+        wrapping.unwrap(&[0u8; 7]),
+        Err(Error::InvalidInput(_))
+    ));
+    let err = token
+        .find_wrapping_key("no-such-wrap")
+        .expect_err("unknown");
+    assert!(matches!(err, Error::KeyNotFound { .. }), "{err}");
+}
