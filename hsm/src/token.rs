@@ -95,7 +95,6 @@ struct PoolState {
     idle: Vec<Session>,
     /// Working sessions of this generation, idle or leased.
     open: usize,
-    mechanisms: Vec<MechanismType>,
 }
 
 enum Health {
@@ -162,7 +161,6 @@ impl Token {
                 anchor: None,
                 idle: Vec::new(),
                 open: 0,
-                mechanisms: Vec::new(),
             }),
             freed: Condvar::new(),
             connected_once: std::sync::atomic::AtomicBool::new(false),
@@ -229,9 +227,15 @@ impl Token {
         }
     }
 
-    /// Whether the token offers a mechanism (as reported at the last login).
+    /// Whether the token offers a mechanism (`C_GetMechanismInfo` succeeds for it).
     pub fn supports(&self, mechanism: MechanismType) -> bool {
-        self.inner.lock().mechanisms.contains(&mechanism)
+        let slot = self.inner.lock().slot;
+        slot.is_some_and(|slot| {
+            self.inner
+                .pkcs11
+                .get_mechanism_info(slot, mechanism)
+                .is_ok()
+        })
     }
 
     /// Fills `buf` from the HSM's random number generator.
@@ -476,7 +480,6 @@ impl TokenInner {
                 return Err(self.connect_error(e));
             }
         }
-        st.mechanisms = self.pkcs11.get_mechanism_list(slot).unwrap_or_default();
         st.generation += 1;
         st.slot = Some(slot);
         st.anchor = Some(anchor);
