@@ -5,7 +5,10 @@
 #   setup-token.sh --dir DIR --label LABEL    ... and initialise a token named LABEL
 #
 # With --label, the SO PIN and the user PIN are read from standard input, one
-# per line, so they never appear in the environment or in shell history. A label
+# per line, so they never appear in the environment or in shell history. They do
+# appear, for the moment softhsm2-util runs, in its arguments (it has no other
+# non-interactive way to take them): acceptable for development and test
+# tokens, which is all this script is for. A label
 # that already exists in DIR is refused (tokens are found by label, so labels
 # must be unique). Prints the absolute path of the config file on success; set
 # SOFTHSM2_CONF to it. Concurrent calls on the same DIR are serialised by a lock.
@@ -18,7 +21,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --dir) dir="${2:-}"; shift 2 ;;
     --label) label="${2:-}"; shift 2 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument '$1' (see --help)" ;;
   esac
 done
