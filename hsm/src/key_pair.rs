@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::error::Error as CkError;
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -14,7 +14,7 @@ use der::asn1::ObjectIdentifier;
 use crate::algorithm::{KeySpec, SignatureAlgorithm};
 use crate::error::{Error, Result};
 use crate::public_key::{self, PublicKey};
-use crate::token::{Token, TokenInner};
+use crate::token::{Found, ObjectCache, Token, TokenInner};
 use crate::{KeySigner, Signer};
 
 /// Length of the random `CKA_ID` given to every generated key.
@@ -36,7 +36,7 @@ struct KeyPairInner {
     id: Vec<u8>,
     public_key: PublicKey,
     /// The private key's object handle and the pool generation it belongs to.
-    handle: Mutex<Option<(u64, ObjectHandle)>>,
+    handle: ObjectCache,
 }
 
 impl Token {
@@ -105,6 +105,7 @@ impl Token {
             Attribute::Wrap(false),
             Attribute::VerifyRecover(false),
             Attribute::Derive(false),
+            Attribute::Modifiable(false),
             label_attr(),
             Attribute::Id(id.clone()),
         ];
@@ -121,19 +122,23 @@ impl Token {
             Attribute::Decrypt(false),
             Attribute::Unwrap(false),
             Attribute::Derive(false),
+            // Nobody may later turn on decrypt or unwrap (which would make an RSA
+            // key a decryption oracle), or clone the key.
+            Attribute::Modifiable(false),
+            Attribute::Copyable(false),
             label_attr(),
             Attribute::Id(id.clone()),
         ];
         public_template.extend(algorithm_attrs);
-        let (public_handle, private_handle, generation) =
+        // Generate and read the public key in one lease, so both handles
+        // belong to the same session generation.
+        let (public_key, private_handle, generation) =
             self.inner.run(Some(label), |session, generation| {
                 let (public, private) =
                     session.generate_key_pair(&mechanism, &public_template, &private_template)?;
-                Ok((public, private, generation))
+                let public_key = read_public_key(session, public, spec_kind(spec))?;
+                Ok((public_key, private, generation))
             })?;
-        let public_key = self.inner.run(Some(label), |session, _| {
-            read_public_key(session, public_handle, spec_kind(spec))
-        })?;
         let public_key = public_key.map_err(|reason| Error::PublicKey {
             label: label.to_string(),
             reason,
@@ -152,7 +157,12 @@ impl Token {
 
     /// Finds the key pair with this label whose public key is `public_key`.
     ///
-    /// Zero matches is [`Error::KeyNotFound`]; several is [`Error::AmbiguousKey`].
+    /// The public key is read from the public key object with the same label
+    /// and `CKA_ID` (for RSA, from the private key itself when there is none).
+    /// Zero matches is [`Error::KeyNotFound`]; several is
+    /// [`Error::AmbiguousKey`]. The one match must then sign a test message
+    /// that `public_key` verifies, or the lookup fails with
+    /// [`Error::BadSignature`].
     pub fn find_key_pair(&self, label: &str, public_key: &PublicKey) -> Result<KeyPair> {
         let matches = self.inner.run(Some(label), |session, generation| {
             let mut found = Vec::new();
@@ -163,7 +173,7 @@ impl Token {
                 let Some(id) = read_id(session, private)? else {
                     continue;
                 };
-                if let Some(candidate) = public_key_for(session, private, &id)? {
+                if let Some(candidate) = public_key_for(session, private, label, &id)? {
                     if &candidate == public_key {
                         found.push((id, private, generation));
                     }
@@ -171,8 +181,8 @@ impl Token {
             }
             Ok(found)
         })?;
-        match matches.as_slice() {
-            [(id, handle, generation)] => Ok(KeyPair {
+        let key = match matches.as_slice() {
+            [(id, handle, generation)] => KeyPair {
                 inner: Arc::new(KeyPairInner {
                     token: self.clone(),
                     label: label.to_string(),
@@ -180,18 +190,33 @@ impl Token {
                     public_key: public_key.clone(),
                     handle: Mutex::new(Some((*generation, *handle))),
                 }),
-            }),
-            [] => Err(Error::KeyNotFound {
-                token: self.label().to_string(),
+            },
+            [] => {
+                return Err(Error::KeyNotFound {
+                    token: self.label().to_string(),
+                    label: label.to_string(),
+                    with_public_key: true,
+                });
+            }
+            many => {
+                return Err(Error::AmbiguousKey {
+                    token: self.label().to_string(),
+                    label: label.to_string(),
+                    count: many.len(),
+                });
+            }
+        };
+        // Prove the private key belongs to the public key before anyone relies on it.
+        let algorithm = key.spec().default_signature_algorithm();
+        let probe = b"strongroom: key pair binding check";
+        let signature = key.sign(algorithm, probe)?;
+        key.public_key()
+            .verify(algorithm, probe, &signature)
+            .map_err(|_| Error::BadSignature {
                 label: label.to_string(),
-                with_public_key: true,
-            }),
-            many => Err(Error::AmbiguousKey {
-                token: self.label().to_string(),
-                label: label.to_string(),
-                count: many.len(),
-            }),
-        }
+                algorithm: format!("{algorithm}; the private key does not match the public key"),
+            })?;
+        Ok(key)
     }
 
     /// Refuses a label that any object on the token already carries.
@@ -318,66 +343,45 @@ impl KeyPair {
         }
     }
 
-    /// Runs `op` with the private key's handle, finding it again after a reconnect
-    /// (handles do not survive a module re-initialisation).
+    /// Runs `op` with the private key's handle.
     fn with_private_handle<T>(
         &self,
-        mut op: impl FnMut(&Session, ObjectHandle) -> std::result::Result<T, CkError>,
+        op: impl FnMut(&Session, ObjectHandle) -> std::result::Result<T, CkError>,
     ) -> Result<T> {
         let inner = &self.inner;
         let token: &TokenInner = &inner.token.inner;
-        let label = inner.label.as_str();
-        let lease = token.acquire()?;
-        let cached = *inner.handle.lock().unwrap_or_else(|p| p.into_inner());
-        let handle = match cached {
-            Some((generation, handle)) if generation == lease.generation => handle,
-            _ => match self.find_private(lease.session()) {
-                Ok(Some(handle)) => {
-                    *inner.handle.lock().unwrap_or_else(|p| p.into_inner()) =
-                        Some((lease.generation, handle));
-                    handle
-                }
-                Ok(None) => {
-                    return Err(Error::KeyNotFound {
-                        token: token.label().to_string(),
-                        label: label.to_string(),
-                        with_public_key: true,
-                    });
-                }
-                Err(e) => return Err(token.fail(e, Some(label), lease)),
+        token.with_object(
+            &inner.label,
+            &inner.handle,
+            |session| self.find_private(session),
+            op,
+            || Error::KeyNotFound {
+                token: token.label().to_string(),
+                label: inner.label.clone(),
+                with_public_key: true,
             },
-        };
-        match op(lease.session(), handle) {
-            Ok(value) => Ok(value),
-            Err(CkError::Pkcs11(RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid, _)) => {
-                // The key was deleted or re-created under us; look it up again next time.
-                *inner.handle.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                Err(Error::KeyNotFound {
-                    token: token.label().to_string(),
-                    label: label.to_string(),
-                    with_public_key: true,
-                })
-            }
-            Err(e) => Err(token.fail(e, Some(label), lease)),
-        }
+        )
     }
 
     /// The private key with our label and id, if its public key is still ours.
-    fn find_private(
-        &self,
-        session: &Session,
-    ) -> std::result::Result<Option<ObjectHandle>, CkError> {
+    fn find_private(&self, session: &Session) -> std::result::Result<Found, CkError> {
         let inner = &self.inner;
         let found = session.find_objects(&[
             Attribute::Class(ObjectClass::PRIVATE_KEY),
             Attribute::Label(inner.label.as_bytes().to_vec()),
             Attribute::Id(inner.id.clone()),
         ])?;
-        let [handle] = found.as_slice() else {
-            return Ok(None);
+        let handle = match found.as_slice() {
+            [handle] => *handle,
+            [] => return Ok(Found::None),
+            many => return Ok(Found::Several(many.len())),
         };
-        let public = public_key_for(session, *handle, &inner.id)?;
-        Ok((public.as_ref() == Some(&inner.public_key)).then_some(*handle))
+        let public = public_key_for(session, handle, &inner.label, &inner.id)?;
+        Ok(if public.as_ref() == Some(&inner.public_key) {
+            Found::One(handle)
+        } else {
+            Found::None
+        })
     }
 }
 
@@ -458,10 +462,11 @@ fn read_id(
 }
 
 /// The public key belonging to a private key: from the public key object with
-/// the same `CKA_ID`, or for RSA from the private key's own public attributes.
+/// the same label and `CKA_ID`, or for RSA from the private key's own public attributes.
 fn public_key_for(
     session: &Session,
     private: ObjectHandle,
+    label: &str,
     id: &[u8],
 ) -> std::result::Result<Option<PublicKey>, CkError> {
     let kind = match key_type(session, private)? {
@@ -472,6 +477,7 @@ fn public_key_for(
     };
     let publics = session.find_objects(&[
         Attribute::Class(ObjectClass::PUBLIC_KEY),
+        Attribute::Label(label.as_bytes().to_vec()),
         Attribute::Id(id.to_vec()),
     ])?;
     if publics.is_empty() {

@@ -35,6 +35,7 @@
 mod algorithm;
 mod error;
 mod key_pair;
+mod module;
 mod pin;
 mod public_key;
 mod token;
@@ -48,7 +49,7 @@ pub use error::{Error, Result};
 pub use key_pair::KeyPair;
 pub use pin::Pin;
 pub use public_key::PublicKey;
-pub use token::{PoolConfig, Token, TokenStatus};
+pub use token::{PoolConfig, PoolUsage, Token, TokenStatus};
 pub use uri::{ObjectType, Pkcs11Uri};
 pub use wrapping_key::{MAX_MATERIAL_LEN, WrappingKey};
 

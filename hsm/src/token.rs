@@ -9,19 +9,24 @@
 //! [`PoolConfig::retry_interval`]) by finding the token by label again and
 //! logging in. A refused PIN is never retried: the pool then stays down until
 //! the token is opened again with another PIN, so a wrong PIN cannot lock it.
+//!
+//! Handles are tied to the module's initialisation epoch (see `module.rs`):
+//! sessions from an older epoch are forgotten, never closed, because their
+//! numbers may already belong to new sessions.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::MechanismType;
+use cryptoki::object::ObjectHandle;
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 
 use crate::error::{Error, Result};
+use crate::module::Module;
 use crate::pin::Pin;
 use crate::uri::Pkcs11Uri;
 
@@ -45,6 +50,17 @@ impl Default for PoolConfig {
             retry_interval: Duration::from_secs(1),
         }
     }
+}
+
+/// A snapshot of a pool's sessions, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Working sessions the pool may open ([`PoolConfig::sessions`]).
+    pub capacity: usize,
+    /// Working sessions open now, idle or lent out.
+    pub open: usize,
+    /// Working sessions open and idle now.
+    pub idle: usize,
 }
 
 /// What a token can do right now.
@@ -71,16 +87,14 @@ pub struct Token {
 }
 
 pub(crate) struct TokenInner {
-    /// This token's entry in the per-process registry of open tokens.
-    registration: (PathBuf, String),
-    pkcs11: Pkcs11,
-    module: PathBuf,
+    module: Arc<Module>,
     label: String,
     pin: Pin,
     config: PoolConfig,
     state: Mutex<PoolState>,
     freed: Condvar,
-    connected_once: std::sync::atomic::AtomicBool,
+    /// Whether a login ever succeeded (later connects are reconnects).
+    connected_once: AtomicBool,
     /// Serialises "is this label free?" with the creation that relies on the answer.
     pub(crate) create_lock: Mutex<()>,
 }
@@ -89,12 +103,18 @@ struct PoolState {
     /// Bumped on every (re)connect and every loss; sessions and object handles
     /// from an older generation are never reused.
     generation: u64,
+    /// The module epoch every session below belongs to.
+    epoch: u64,
     health: Health,
     slot: Option<Slot>,
     anchor: Option<Session>,
     idle: Vec<Session>,
-    /// Working sessions of this generation, idle or leased.
+    /// Working sessions of this generation, idle or lent out.
     open: usize,
+    /// Callers blocked in `acquire` waiting for a session. Releases notify only
+    /// when this is non-zero: `Condvar::notify_one` costs a system call even
+    /// when nobody waits.
+    waiters: usize,
 }
 
 enum Health {
@@ -103,11 +123,22 @@ enum Health {
     LoginRefused { locked: bool },
 }
 
+/// A key object's handle and the pool generation it was found in.
+pub(crate) type ObjectCache = Mutex<Option<(u64, ObjectHandle)>>;
+
+/// The outcome of looking a key object up.
+pub(crate) enum Found {
+    One(ObjectHandle),
+    None,
+    Several(usize),
+}
+
 /// A working session lent to one operation; returns itself to the pool on drop.
 pub(crate) struct Lease<'a> {
     token: &'a TokenInner,
     session: Option<Session>,
     pub(crate) generation: u64,
+    epoch: u64,
 }
 
 impl Lease<'_> {
@@ -122,8 +153,9 @@ impl Lease<'_> {
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
         if let Some(session) = self.session.take() {
-            self.token.release(session, self.generation);
+            self.token.release(session, self.generation, self.epoch);
         }
+        self.token.module.give_back();
     }
 }
 
@@ -131,20 +163,20 @@ impl Token {
     /// Loads `module`, finds the token labelled `label`, and logs in as user.
     ///
     /// Fails with [`Error::ModuleLoad`], [`Error::TokenNotFound`],
-    /// [`Error::AmbiguousToken`], [`Error::WrongPin`] or [`Error::PinLocked`].
-    /// The login is attempted exactly once.
+    /// [`Error::AmbiguousToken`], [`Error::AlreadyOpen`], [`Error::WrongPin`]
+    /// or [`Error::PinLocked`]. The PIN is checked by a real login, attempted
+    /// exactly once.
     pub fn open(module: &Path, label: &str, pin: Pin, config: PoolConfig) -> Result<Token> {
         if pin.is_empty() {
             return Err(Error::InvalidInput(format!(
                 "empty PIN for token '{label}'"
             )));
         }
-        let pkcs11 = load_module(module)?;
-        let registration = register_open(module, label)?;
+        let module = Module::load(module)?;
+        module.register(label)?;
+        // From here on, dropping `inner` unregisters the label.
         let inner = TokenInner {
-            registration,
-            pkcs11,
-            module: module.to_path_buf(),
+            module,
             label: label.to_string(),
             pin,
             config: PoolConfig {
@@ -153,6 +185,7 @@ impl Token {
             },
             state: Mutex::new(PoolState {
                 generation: 0,
+                epoch: 0,
                 health: Health::Down {
                     reason: "not connected".into(),
                     retry_at: Instant::now(),
@@ -161,9 +194,10 @@ impl Token {
                 anchor: None,
                 idle: Vec::new(),
                 open: 0,
+                waiters: 0,
             }),
             freed: Condvar::new(),
-            connected_once: std::sync::atomic::AtomicBool::new(false),
+            connected_once: AtomicBool::new(false),
             create_lock: Mutex::new(()),
         };
         {
@@ -207,12 +241,22 @@ impl Token {
 
     /// The module this token was opened through.
     pub fn module(&self) -> &Path {
-        &self.inner.module
+        &self.inner.module.path
     }
 
     /// The pool's configuration.
     pub fn pool_config(&self) -> &PoolConfig {
         &self.inner.config
+    }
+
+    /// How many sessions the pool holds right now.
+    pub fn pool_usage(&self) -> PoolUsage {
+        let st = self.inner.lock();
+        PoolUsage {
+            capacity: self.inner.config.sessions,
+            open: st.open,
+            idle: st.idle.len(),
+        }
     }
 
     /// Reports whether operations can run, reconnecting first if a retry is due.
@@ -232,6 +276,7 @@ impl Token {
         let slot = self.inner.lock().slot;
         slot.is_some_and(|slot| {
             self.inner
+                .module
                 .pkcs11
                 .get_mechanism_info(slot, mechanism)
                 .is_ok()
@@ -255,7 +300,7 @@ impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Token")
             .field("label", &self.inner.label)
-            .field("module", &self.inner.module)
+            .field("module", &self.inner.module.path)
             .finish_non_exhaustive()
     }
 }
@@ -283,26 +328,28 @@ impl TokenInner {
         result.map_err(|e| self.fail(e, key_label, lease))
     }
 
-    /// Converts a cryptoki error into ours, marking the pool down when the
-    /// error means the token, module or session is gone.
+    /// Converts a cryptoki error into ours, marking the pool down (before the
+    /// session goes back) when the error means the token, module, session or
+    /// login is gone.
     pub(crate) fn fail(&self, error: CkError, key_label: Option<&str>, lease: Lease<'_>) -> Error {
         match error {
             CkError::Pkcs11(rv, function) if is_unavailable(rv) => {
                 let reason = format!("C_{function:?} returned {rv}");
-                let generation = lease.generation;
+                self.mark_down(lease.generation, &reason);
                 drop(lease);
-                self.mark_down(generation, &reason);
                 Error::Unavailable {
                     token: self.label.clone(),
                     reason,
                 }
             }
-            CkError::Pkcs11(rv, function) => Error::Pkcs11 {
+            // Any other failure may still mean the login is gone (SoftHSM2
+            // answers CKR_GENERAL_ERROR when logged out mid-operation).
+            CkError::Pkcs11(rv, function) => self.lost_login(lease).unwrap_or(Error::Pkcs11 {
                 function,
                 token: self.label.clone(),
                 label: key_label.map(str::to_string),
                 rv,
-            },
+            }),
             other => Error::Cryptoki {
                 token: self.label.clone(),
                 label: key_label.map(str::to_string),
@@ -311,21 +358,89 @@ impl TokenInner {
         }
     }
 
+    /// Runs `op` with the handle of a key object, looking the key up with
+    /// `find` when the cached handle is from another pool generation (handles
+    /// do not survive a reconnect). A missing key is `not_found`, unless the
+    /// process was logged out, which marks the pool down instead.
+    pub(crate) fn with_object<T>(
+        &self,
+        label: &str,
+        cache: &ObjectCache,
+        find: impl FnOnce(&Session) -> std::result::Result<Found, CkError>,
+        mut op: impl FnMut(&Session, ObjectHandle) -> std::result::Result<T, CkError>,
+        not_found: impl Fn() -> Error,
+    ) -> Result<T> {
+        let lease = self.acquire()?;
+        let cached = *cache.lock().unwrap_or_else(|p| p.into_inner());
+        let handle = match cached {
+            Some((generation, handle)) if generation == lease.generation => handle,
+            _ => match find(lease.session()) {
+                Ok(Found::One(handle)) => {
+                    *cache.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some((lease.generation, handle));
+                    handle
+                }
+                Ok(Found::None) => return Err(self.lost_login(lease).unwrap_or_else(not_found)),
+                Ok(Found::Several(count)) => {
+                    return Err(Error::AmbiguousKey {
+                        token: self.label.clone(),
+                        label: label.to_string(),
+                        count,
+                    });
+                }
+                Err(e) => return Err(self.fail(e, Some(label), lease)),
+            },
+        };
+        match op(lease.session(), handle) {
+            Ok(value) => Ok(value),
+            Err(CkError::Pkcs11(RvError::KeyHandleInvalid | RvError::ObjectHandleInvalid, _)) => {
+                // The key was deleted or re-created under us, or the process was
+                // logged out; look it up again next time.
+                *cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                Err(self.lost_login(lease).unwrap_or_else(not_found))
+            }
+            Err(e) => Err(self.fail(e, Some(label), lease)),
+        }
+    }
+
+    /// If `lease`'s session is no longer logged in (someone logged the process
+    /// out), marks the pool down and returns the error to report instead of
+    /// "key not found": private objects are invisible without a login.
+    fn lost_login(&self, lease: Lease<'_>) -> Option<Error> {
+        use cryptoki::session::SessionState;
+        let logged_in = lease.session().get_session_info().is_ok_and(|info| {
+            matches!(
+                info.session_state(),
+                SessionState::RoUser | SessionState::RwUser
+            )
+        });
+        if logged_in {
+            return None;
+        }
+        let reason = "the session is no longer logged in".to_string();
+        self.mark_down(lease.generation, &reason);
+        drop(lease);
+        Some(self.unavailable(&reason))
+    }
+
     /// Takes a free session, opening one if the pool is below its size.
     pub(crate) fn acquire(&self) -> Result<Lease<'_>> {
         let deadline = Instant::now() + self.config.acquire_timeout;
         let mut st = self.lock();
         loop {
+            if matches!(st.health, Health::Up) && st.epoch != self.module.epoch() {
+                self.down(&mut st, "the PKCS#11 module was re-initialised".into());
+            }
             self.ensure_up(&mut st)?;
             if let Some(session) = st.idle.pop() {
-                return Ok(self.lease(session, st.generation));
+                return Ok(self.lease(session, &st));
             }
             if st.open < self.config.sessions {
                 let slot = st.slot.ok_or_else(|| self.unavailable("no slot"))?;
-                match self.pkcs11.open_rw_session_no_drop(slot) {
+                match self.module.pkcs11.open_rw_session_no_drop(slot) {
                     Ok(session) => {
                         st.open += 1;
-                        return Ok(self.lease(session, st.generation));
+                        return Ok(self.lease(session, &st));
                     }
                     Err(CkError::Pkcs11(rv, _)) if is_unavailable(rv) => {
                         let reason = format!("C_OpenSession returned {rv}");
@@ -348,36 +463,42 @@ impl TokenInner {
                     waited: self.config.acquire_timeout,
                 });
             }
+            st.waiters += 1;
             st = self
                 .freed
                 .wait_timeout(st, deadline - now)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
+            st.waiters -= 1;
         }
     }
 
-    fn lease(&self, session: Session, generation: u64) -> Lease<'_> {
+    fn lease(&self, session: Session, st: &PoolState) -> Lease<'_> {
+        self.module.lend();
         Lease {
             token: self,
             session: Some(session),
-            generation,
+            generation: st.generation,
+            epoch: st.epoch,
         }
     }
 
-    /// Returns a session to the pool, or closes it if its generation is over.
-    fn release(&self, session: Session, generation: u64) {
+    /// Returns a session to the pool, closes it if its generation is over, or
+    /// forgets it if its module epoch is over.
+    fn release(&self, session: Session, generation: u64, epoch: u64) {
         let mut st = self.lock();
         if generation == st.generation && matches!(st.health, Health::Up) {
             st.idle.push(session);
+            let waiting = st.waiters > 0;
             drop(st);
-            self.freed.notify_one();
-        } else if !matches!(st.health, Health::Up) {
-            // No session of a newer generation exists yet, so closing this
-            // handle cannot hit a reused handle number.
+            if waiting {
+                self.freed.notify_one();
+            }
+        } else if epoch == self.module.epoch() {
             let _ = session.close();
         }
-        // Otherwise a newer generation is live: the old handle number may now
-        // belong to a new session, so it is left alone (it died with the module).
+        // Otherwise the module was re-initialised since the session was opened:
+        // the session died with it and its number may belong to a new session.
     }
 
     fn unavailable(&self, reason: &str) -> Error {
@@ -394,16 +515,22 @@ impl TokenInner {
             tracing::warn!(token = %self.label, %reason, "HSM unavailable; dropping all sessions");
             self.down(&mut st, reason.to_string());
         }
+        let waiting = st.waiters > 0;
         drop(st);
-        self.freed.notify_all();
+        if waiting {
+            // Waiters re-check the pool's health and fail fast.
+            self.freed.notify_all();
+        }
     }
 
+    /// Drops every session of the current generation and marks the pool down.
     fn down(&self, st: &mut PoolState, reason: String) {
-        for session in st.idle.drain(..) {
-            let _ = session.close();
-        }
-        if let Some(anchor) = st.anchor.take() {
-            let _ = anchor.close();
+        let same_epoch = st.epoch == self.module.epoch();
+        let sessions = st.idle.drain(..).chain(st.anchor.take());
+        for session in sessions {
+            if same_epoch {
+                let _ = session.close();
+            }
         }
         st.open = 0;
         st.slot = None;
@@ -454,41 +581,57 @@ impl TokenInner {
     /// Finds the token by label, opens the anchor session and logs in once.
     fn connect(&self, st: &mut PoolState) -> Result<()> {
         let slot = self.find_slot()?;
+        let epoch = self.module.epoch();
         let anchor = self
+            .module
             .pkcs11
             .open_rw_session_no_drop(slot)
             .map_err(|e| self.connect_error(e))?;
-        match anchor.login(UserType::User, Some(self.pin.secret())) {
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-            Err(CkError::Pkcs11(rv @ (RvError::PinIncorrect | RvError::PinLocked), _)) => {
-                let _ = anchor.close();
-                let locked = rv == RvError::PinLocked;
-                st.health = Health::LoginRefused { locked };
+        if let Err(e) = self.login(&anchor) {
+            let _ = anchor.close();
+            if matches!(e, Error::WrongPin { .. } | Error::PinLocked { .. }) {
+                st.health = Health::LoginRefused {
+                    locked: matches!(e, Error::PinLocked { .. }),
+                };
                 tracing::error!(token = %self.label, "login refused; not retrying");
-                return Err(if locked {
-                    Error::PinLocked {
-                        token: self.label.clone(),
-                    }
-                } else {
-                    Error::WrongPin {
-                        token: self.label.clone(),
-                    }
-                });
             }
-            Err(e) => {
-                let _ = anchor.close();
-                return Err(self.connect_error(e));
-            }
+            return Err(e);
         }
         st.generation += 1;
+        st.epoch = epoch;
         st.slot = Some(slot);
         st.anchor = Some(anchor);
         st.idle.clear();
         st.open = 0;
         st.health = Health::Up;
-        self.connected_once
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.connected_once.store(true, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Logs in as user. If the process is somehow already logged in, logs out
+    /// first, so that the PIN is always checked by the token.
+    fn login(&self, anchor: &Session) -> Result<()> {
+        let mut result = anchor.login(UserType::User, Some(self.pin.secret()));
+        if let Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) = result {
+            let _ = anchor.logout();
+            result = anchor.login(UserType::User, Some(self.pin.secret()));
+        }
+        match result {
+            Ok(()) => Ok(()),
+            Err(CkError::Pkcs11(RvError::PinLocked, _)) => Err(Error::PinLocked {
+                token: self.label.clone(),
+            }),
+            Err(CkError::Pkcs11(
+                RvError::PinIncorrect
+                | RvError::PinInvalid
+                | RvError::PinLenRange
+                | RvError::PinExpired,
+                _,
+            )) => Err(Error::WrongPin {
+                token: self.label.clone(),
+            }),
+            Err(e) => Err(self.connect_error(e)),
+        }
     }
 
     fn connect_error(&self, e: CkError) -> Error {
@@ -498,35 +641,33 @@ impl TokenInner {
         }
     }
 
-    /// The one slot whose token carries our label; re-initialises the module
-    /// if someone finalised it.
+    /// The one slot whose token carries our label. Re-initialises the module if
+    /// someone finalised it, or if the token is missing on a reconnect: some
+    /// modules (SoftHSM2 among them) enumerate tokens only in `C_Initialize`.
     fn find_slot(&self) -> Result<Slot> {
         match self.find_slot_once() {
-            Err(Error::TokenNotFound { .. }) if self.was_connected() => {
-                // Some modules (SoftHSM2 among them) enumerate tokens only in
-                // C_Initialize: re-initialise so a token that came back is seen.
-                // Other tokens of this module in this process lose their
-                // sessions too and reconnect the same way.
-                tracing::warn!(token = %self.label, "token not found; re-initialising the module");
-                let _ = self.pkcs11.clone().finalize();
-                initialize(&self.pkcs11).map_err(|e| self.connect_error(e))?;
+            Err(Error::TokenNotFound { .. }) if self.connected_once.load(Ordering::Relaxed) => {
+                let reset = self
+                    .module
+                    .reset_if_idle(&self.label)
+                    .map_err(|e| self.connect_error(e))?;
+                if reset {
+                    tracing::warn!(token = %self.label, "token missing; re-initialised the module");
+                }
                 self.find_slot_once()
             }
             other => other,
         }
     }
 
-    /// Whether this pool has been logged in before (so this is a reconnect).
-    fn was_connected(&self) -> bool {
-        self.connected_once
-            .load(std::sync::atomic::Ordering::Relaxed)
-    }
-
     fn find_slot_once(&self) -> Result<Slot> {
-        let slots = match self.pkcs11.get_slots_with_token() {
+        let pkcs11 = &self.module.pkcs11;
+        let slots = match pkcs11.get_slots_with_token() {
             Err(CkError::Pkcs11(RvError::CryptokiNotInitialized, _)) => {
-                initialize(&self.pkcs11).map_err(|e| self.connect_error(e))?;
-                self.pkcs11.get_slots_with_token()
+                self.module
+                    .initialize()
+                    .map_err(|e| self.connect_error(e))?;
+                pkcs11.get_slots_with_token()
             }
             other => other,
         }
@@ -534,7 +675,7 @@ impl TokenInner {
         let matching: Vec<Slot> = slots
             .into_iter()
             .filter(|slot| {
-                self.pkcs11
+                pkcs11
                     .get_token_info(*slot)
                     .is_ok_and(|info| info.label() == self.label)
             })
@@ -543,7 +684,7 @@ impl TokenInner {
             [slot] => Ok(*slot),
             [] => Err(Error::TokenNotFound {
                 label: self.label.clone(),
-                module: self.module.clone(),
+                module: self.module.path.clone(),
             }),
             many => Err(Error::AmbiguousToken {
                 label: self.label.clone(),
@@ -555,26 +696,26 @@ impl TokenInner {
 
 impl Drop for TokenInner {
     fn drop(&mut self) {
-        open_tokens().remove(&self.registration);
+        let epoch = self.module.epoch();
         let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
-        if matches!(st.health, Health::Up) {
-            for session in st.idle.drain(..) {
+        if st.epoch == epoch {
+            // Closing the anchor (the last session) logs the token out.
+            for session in st.idle.drain(..).chain(st.anchor.take()) {
                 let _ = session.close();
             }
-            if let Some(anchor) = st.anchor.take() {
-                let _ = anchor.close();
-            }
         }
+        // Only now may the token be opened again.
+        self.module.unregister(&self.label);
     }
 }
 
-/// Return values meaning the token, module or session is gone, not that the request was bad.
+/// Return values meaning the token, module or session is gone, not that the
+/// request was bad or the token busy.
 fn is_unavailable(rv: RvError) -> bool {
     matches!(
         rv,
         RvError::SessionHandleInvalid
             | RvError::SessionClosed
-            | RvError::SessionCount
             | RvError::DeviceRemoved
             | RvError::DeviceError
             | RvError::DeviceMemory
@@ -584,60 +725,4 @@ fn is_unavailable(rv: RvError) -> bool {
             | RvError::SlotIdInvalid
             | RvError::UserNotLoggedIn
     )
-}
-
-/// Loads each module once per process and initialises it for multi-threaded use.
-///
-/// PKCS#11 allows one `C_Initialize` per process and module, so every token of
-/// a module shares one handle.
-fn load_module(path: &Path) -> Result<Pkcs11> {
-    static MODULES: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
-    let load_error = |reason: String| Error::ModuleLoad {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let canonical = std::fs::canonicalize(path).map_err(|e| load_error(e.to_string()))?;
-    let mut modules = MODULES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    if let Some(pkcs11) = modules.get(&canonical) {
-        return Ok(pkcs11.clone());
-    }
-    let pkcs11 = Pkcs11::new(&canonical).map_err(|e| load_error(e.to_string()))?;
-    initialize(&pkcs11).map_err(|e| load_error(format!("C_Initialize: {e}")))?;
-    modules.insert(canonical, pkcs11.clone());
-    Ok(pkcs11)
-}
-
-type OpenTokens = std::collections::HashSet<(PathBuf, String)>;
-
-fn open_tokens() -> MutexGuard<'static, OpenTokens> {
-    static OPEN: OnceLock<Mutex<OpenTokens>> = OnceLock::new();
-    OPEN.get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-}
-
-/// Records that `label` of `module` is open in this process, refusing a second
-/// open: PKCS#11 logins are per process, so a second login would succeed
-/// without checking its PIN.
-fn register_open(module: &Path, label: &str) -> Result<(PathBuf, String)> {
-    let key = (
-        std::fs::canonicalize(module).unwrap_or_else(|_| module.to_path_buf()),
-        label.to_string(),
-    );
-    if !open_tokens().insert(key.clone()) {
-        return Err(Error::AlreadyOpen {
-            token: label.to_string(),
-        });
-    }
-    Ok(key)
-}
-
-fn initialize(pkcs11: &Pkcs11) -> std::result::Result<(), CkError> {
-    match pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => Ok(()),
-        Err(e) => Err(e),
-    }
 }

@@ -1,7 +1,7 @@
 //! A non-extractable AES-256 key inside the token that wraps key material
 //! held outside it (RFC 5649, `CKM_AES_KEY_WRAP_PAD`).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use cryptoki::error::Error as CkError;
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -12,7 +12,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::KeyWrapper;
 use crate::error::{Error, Result};
 use crate::key_pair::{KEY_ID_LEN, check_label};
-use crate::token::Token;
+use crate::token::{Found, ObjectCache, Token};
 
 /// Largest key material accepted for wrapping (a 4096-bit RSA key in PKCS#8 fits).
 pub const MAX_MATERIAL_LEN: usize = 8 * 1024;
@@ -36,6 +36,8 @@ struct WrappingKeyInner {
     token: Token,
     label: String,
     id: Vec<u8>,
+    /// The key's object handle and the pool generation it belongs to.
+    handle: ObjectCache,
 }
 
 impl Token {
@@ -70,6 +72,9 @@ impl Token {
             Attribute::Sign(false),
             Attribute::Verify(false),
             Attribute::Derive(false),
+            // Nobody may later widen its usage or clone it.
+            Attribute::Modifiable(false),
+            Attribute::Copyable(false),
             Attribute::Label(label.as_bytes().to_vec()),
             Attribute::Id(id.clone()),
         ];
@@ -82,6 +87,7 @@ impl Token {
                 token: self.clone(),
                 label: label.to_string(),
                 id,
+                handle: Mutex::new(None),
             }),
         })
     }
@@ -105,6 +111,7 @@ impl Token {
                     token: self.clone(),
                     label: label.to_string(),
                     id: id.clone(),
+                    handle: Mutex::new(None),
                 }),
             }),
             [] => Err(Error::KeyNotFound {
@@ -143,23 +150,31 @@ impl WrappingKey {
         &self.inner.id
     }
 
-    fn handle(&self, session: &Session) -> std::result::Result<Option<ObjectHandle>, CkError> {
-        let found = session.find_objects(&wrapping_key_template(
-            &self.inner.label,
-            Some(&self.inner.id),
-        ))?;
-        Ok(match found.as_slice() {
-            [one] => Some(*one),
-            _ => None,
-        })
-    }
-
-    fn not_found(&self) -> Error {
-        Error::KeyNotFound {
-            token: self.inner.token.label().to_string(),
-            label: self.inner.label.clone(),
-            with_public_key: false,
-        }
+    /// Runs `op` with the wrapping key's handle.
+    fn with_handle<T>(
+        &self,
+        op: impl FnMut(&Session, ObjectHandle) -> std::result::Result<T, CkError>,
+    ) -> Result<T> {
+        let inner = &self.inner;
+        inner.token.inner.with_object(
+            &inner.label,
+            &inner.handle,
+            |session| {
+                let found =
+                    session.find_objects(&wrapping_key_template(&inner.label, Some(&inner.id)))?;
+                Ok(match found.as_slice() {
+                    [one] => Found::One(*one),
+                    [] => Found::None,
+                    many => Found::Several(many.len()),
+                })
+            },
+            op,
+            || Error::KeyNotFound {
+                token: inner.token.label().to_string(),
+                label: inner.label.clone(),
+                with_public_key: false,
+            },
+        )
     }
 }
 
@@ -181,30 +196,18 @@ impl KeyWrapper for WrappingKey {
             Attribute::Extractable(true),
             Attribute::Value(frame(material)),
         ];
-        let mut missing = false;
-        let result = self
-            .inner
-            .token
-            .inner
-            .run(Some(&self.inner.label), |session, _| {
-                let Some(wrapping) = self.handle(session)? else {
-                    missing = true;
-                    return Ok(Vec::new());
-                };
-                let temporary = session.create_object(&template)?;
-                let wrapped = session.wrap_key(&Mechanism::AesKeyWrapPad, wrapping, temporary);
-                let destroyed = session.destroy_object(temporary);
-                let wrapped = wrapped?;
-                destroyed?;
-                Ok(wrapped)
-            });
+        let result = self.with_handle(|session, wrapping| {
+            let temporary = session.create_object(&template)?;
+            let wrapped = session.wrap_key(&Mechanism::AesKeyWrapPad, wrapping, temporary);
+            let destroyed = session.destroy_object(temporary);
+            let wrapped = wrapped?;
+            destroyed?;
+            Ok(wrapped)
+        });
         for attribute in &mut template {
             if let Attribute::Value(v) = attribute {
                 v.zeroize();
             }
-        }
-        if missing {
-            return Err(self.not_found());
         }
         result
     }
@@ -225,33 +228,21 @@ impl KeyWrapper for WrappingKey {
             Attribute::Sensitive(false),
             Attribute::Extractable(true),
         ];
-        let mut missing = false;
-        let material = self
-            .inner
-            .token
-            .inner
-            .run(Some(&self.inner.label), |session, _| {
-                let Some(wrapping) = self.handle(session)? else {
-                    missing = true;
-                    return Ok(Zeroizing::new(Vec::new()));
-                };
-                let temporary =
-                    session.unwrap_key(&Mechanism::AesKeyWrapPad, wrapping, wrapped, &template)?;
-                let value = session.get_attributes(temporary, &[AttributeType::Value]);
-                let destroyed = session.destroy_object(temporary);
-                let mut material = Zeroizing::new(Vec::new());
-                for attribute in value? {
-                    if let Attribute::Value(mut v) = attribute {
-                        material.extend_from_slice(&v);
-                        v.zeroize();
-                    }
+        let material = self.with_handle(|session, wrapping| {
+            let temporary =
+                session.unwrap_key(&Mechanism::AesKeyWrapPad, wrapping, wrapped, &template)?;
+            let value = session.get_attributes(temporary, &[AttributeType::Value]);
+            let destroyed = session.destroy_object(temporary);
+            let mut material = Zeroizing::new(Vec::new());
+            for attribute in value? {
+                if let Attribute::Value(mut v) = attribute {
+                    material.extend_from_slice(&v);
+                    v.zeroize();
                 }
-                destroyed?;
-                Ok(material)
-            })?;
-        if missing {
-            return Err(self.not_found());
-        }
+            }
+            destroyed?;
+            Ok(material)
+        })?;
         if material.is_empty() {
             return Err(Error::Unsupported {
                 token: self.inner.token.label().to_string(),

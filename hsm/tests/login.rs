@@ -65,6 +65,13 @@ fn open_errors_are_distinct_and_clear() {
         .expect_err("second open in one process");
     assert!(matches!(err, Error::AlreadyOpen { .. }), "{err}");
 
+    // Once the token is closed, a wrong PIN is checked again: nothing of the
+    // earlier login lingers.
+    drop(token);
+    let err = Token::open(&a.module, &a.label, Pin::new(wrong), PoolConfig::default())
+        .expect_err("wrong PIN after close");
+    assert!(matches!(err, Error::WrongPin { .. }), "{err}");
+
     let err = Token::open(&a.module, &b.label, Pin::new(""), PoolConfig::default())
         .expect_err("empty PIN");
     assert!(matches!(err, Error::InvalidInput(_)), "{err}");

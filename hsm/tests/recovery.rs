@@ -4,6 +4,8 @@
 //!
 //! One test per process: it resets the module the whole process shares.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use secrecy::ExposeSecret;
@@ -30,6 +32,10 @@ fn pool_fails_fast_while_the_token_is_gone_and_recovers_by_itself() {
         .expect("generate");
     let alg = SignatureAlgorithm::EcdsaP256Sha256;
     key.sign(alg, b"before").expect("sign before");
+
+    // 0. Sessions lost while operations are in flight: another party logs the
+    //    process out several times while four threads sign.
+    logged_out_under_load(&created, &token, &key);
 
     // 1. Module reset: every session dies; the next call reconnects.
     reset_module(&created);
@@ -87,6 +93,62 @@ fn pool_fails_fast_while_the_token_is_gone_and_recovers_by_itself() {
         .verify(alg, b"back", &sig)
         .expect("verifies");
     assert_eq!(token.status(), TokenStatus::Ready);
+}
+
+fn logged_out_under_load(created: &TestToken, token: &Token, key: &strongroom_hsm::KeyPair) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let alg = SignatureAlgorithm::EcdsaP256Sha256;
+    let signers: Vec<_> = (0..4)
+        .map(|_| {
+            let (key, stop) = (key.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let (mut ok, mut unavailable) = (0u32, 0u32);
+                while !stop.load(Ordering::Relaxed) {
+                    match key.sign(alg, b"under load") {
+                        Ok(sig) => {
+                            key.public_key()
+                                .verify(alg, b"under load", &sig)
+                                .expect("verifies");
+                            ok += 1;
+                        }
+                        Err(Error::Unavailable { .. }) => unavailable += 1,
+                        Err(e) => panic!("unexpected error under load: {e}"),
+                    }
+                }
+                (ok, unavailable)
+            })
+        })
+        .collect();
+    let pkcs11 = cryptoki::context::Pkcs11::new(&created.module).expect("load");
+    let slot = pkcs11
+        .get_slots_with_token()
+        .expect("slots")
+        .into_iter()
+        .find(|s| {
+            pkcs11
+                .get_token_info(*s)
+                .is_ok_and(|i| i.label() == created.label)
+        })
+        .expect("slot by label");
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(150));
+        let session = pkcs11.open_ro_session(slot).expect("raw session");
+        session.logout().expect("C_Logout");
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    stop.store(true, Ordering::Relaxed);
+    let (mut ok, mut unavailable) = (0, 0);
+    for signer in signers {
+        let (o, u) = signer.join().expect("signer thread");
+        ok += o;
+        unavailable += u;
+    }
+    assert!(unavailable > 0, "the logouts were never noticed");
+    assert!(ok > 100, "only {ok} signatures succeeded");
+    key.sign(alg, b"after the storm").expect("recovered");
+    let usage = token.pool_usage();
+    assert!(usage.open <= usage.capacity, "{usage:?}");
+    assert_eq!(usage.open, usage.idle, "sessions still lent out: {usage:?}");
 }
 
 /// Calls C_Finalize on the process's module, as a misbehaving library or a

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{fixture, path, run};
-use strongroom_hsm::{Error, KeySpec, SignatureAlgorithm, Signer};
+use strongroom_hsm::{Error, KeySpec, PublicKey, SignatureAlgorithm, Signer};
 
 /// Verifies `sig` over `msg` with `openssl`, given the key's PEM.
 fn openssl_verifies(pem: &str, alg: SignatureAlgorithm, msg: &[u8], sig: &[u8]) -> bool {
@@ -173,14 +173,24 @@ fn keys_are_found_by_label_and_public_key() {
     );
 }
 
-#[test]
-fn several_matching_keys_are_an_error() {
-    let fx = fixture("hsm-sign");
-    let key = fx
-        .token
-        .generate_key_pair("twin", KeySpec::EcP256)
-        .expect("generate");
-    // Duplicate both halves outside Strongroom, as a careless operator might.
+/// RFC 6979 A.2.5: a P-256 private scalar and its public point.
+const RFC6979_D: &str = "c9afa9d845ba75166b5c215767b1d6934e50c3db36e89b127b8a622b120f6721";
+const RFC6979_Q: &str = "0460fed4ba255a9d31c961eb74c6356d68c049b8923b61fa6ce669622e60f29fb6\
+                         7903fe1008b8bc99a41ae9e95628bc64f2f1b20c2d7e9f5177a3c294d4462299";
+/// DER prefix of a P-256 SubjectPublicKeyInfo, up to the point.
+const P256_SPKI_PREFIX: &str = "3059301306072a8648ce3d020106082a8648ce3d030107034200";
+
+fn unhex(s: &str) -> Vec<u8> {
+    let s: String = s.split_whitespace().collect();
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// A raw PKCS#11 session on the fixture's token, outside Strongroom's code,
+/// as a careless operator or another tool would have.
+fn raw_session(fx: &common::Fixture) -> cryptoki::session::Session {
     let pkcs11 = cryptoki::context::Pkcs11::new(&fx.created.module).expect("load");
     let slot = pkcs11
         .get_slots_with_token()
@@ -192,22 +202,102 @@ fn several_matching_keys_are_an_error() {
                 .is_ok_and(|i| i.label() == fx.created.label)
         })
         .expect("slot by label");
-    let session = pkcs11.open_rw_session(slot).expect("session");
-    use cryptoki::object::Attribute;
-    for handle in session
-        .find_objects(&[Attribute::Label(b"twin".to_vec())])
-        .expect("find")
-    {
-        session
-            .copy_object(handle, &[Attribute::Token(true)])
-            .expect("copy");
+    pkcs11.open_rw_session(slot).expect("session")
+}
+
+/// Imports the RFC 6979 private key under `label`/`id` with the given public point.
+fn import_p256(session: &cryptoki::session::Session, label: &str, private: bool, point: &[u8]) {
+    use cryptoki::object::{Attribute, KeyType, ObjectClass};
+    let params = unhex("06082a8648ce3d030107");
+    let common = |class| {
+        vec![
+            Attribute::Class(class),
+            Attribute::KeyType(KeyType::EC),
+            Attribute::EcParams(params.clone()),
+            Attribute::Token(true),
+            Attribute::Label(label.as_bytes().to_vec()),
+            Attribute::Id(b"imported".to_vec()),
+        ]
+    };
+    let mut template = if private {
+        common(ObjectClass::PRIVATE_KEY)
+    } else {
+        common(ObjectClass::PUBLIC_KEY)
+    };
+    if private {
+        template.extend([
+            Attribute::Value(unhex(RFC6979_D)),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Sign(true),
+        ]);
+    } else {
+        let mut octets = vec![0x04, point.len() as u8];
+        octets.extend_from_slice(point);
+        template.push(Attribute::EcPoint(octets));
     }
-    drop(session);
+    session.create_object(&template).expect("import");
+}
+
+#[test]
+fn several_matching_keys_are_an_error() {
+    let fx = fixture("hsm-sign");
+    let session = raw_session(fx);
+    // The same key imported twice, e.g. restored from a backup on top of itself.
+    let q = unhex(RFC6979_Q);
+    import_p256(&session, "twin", true, &q);
+    import_p256(&session, "twin", true, &q);
+    import_p256(&session, "twin", false, &q);
+    let public = PublicKey::from_der(&[unhex(P256_SPKI_PREFIX), q].concat()).expect("spki");
     let err = fx
         .token
-        .find_key_pair("twin", key.public_key())
+        .find_key_pair("twin", &public)
         .expect_err("ambiguous");
     assert!(matches!(err, Error::AmbiguousKey { count: 2, .. }), "{err}");
+}
+
+#[test]
+fn a_private_key_paired_with_a_foreign_public_key_is_refused() {
+    let fx = fixture("hsm-sign");
+    let session = raw_session(fx);
+    // Someone stores our RFC 6979 private key next to another key's public half.
+    let other = fx
+        .token
+        .generate_key_pair("real-owner", KeySpec::EcP256)
+        .expect("generate");
+    let foreign_point = &other.public_key().der()[26..];
+    import_p256(&session, "liar", true, &[]);
+    import_p256(&session, "liar", false, foreign_point);
+    let err = fx
+        .token
+        .find_key_pair("liar", other.public_key())
+        .expect_err("binding check");
+    assert!(matches!(err, Error::BadSignature { .. }), "{err}");
+}
+
+#[test]
+fn generated_keys_cannot_be_copied_or_widened() {
+    use cryptoki::object::{Attribute, ObjectClass};
+    let fx = fixture("hsm-sign");
+    fx.token
+        .generate_key_pair("locked", KeySpec::Rsa { bits: 2048 })
+        .expect("generate");
+    let session = raw_session(fx);
+    let private = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Label(b"locked".to_vec()),
+        ])
+        .expect("find");
+    assert_eq!(private.len(), 1);
+    assert!(
+        session
+            .copy_object(private[0], &[Attribute::Token(true)])
+            .is_err(),
+        "copied"
+    );
+    let widened = session.update_attributes(private[0], &[Attribute::Decrypt(true)]);
+    assert!(widened.is_err(), "decrypt could be turned on");
 }
 
 #[test]
@@ -238,6 +328,11 @@ fn many_concurrent_signers_share_a_small_pool() {
     for t in threads {
         t.join().expect("signer thread");
     }
+    // Other tests share this token, so only the bound is checked here; the
+    // recovery test (alone in its process) checks that no lease is leaked.
+    let usage = token.pool_usage();
+    assert!(usage.open <= usage.capacity, "{usage:?}");
+    assert!(usage.open >= 1);
 }
 
 #[test]
