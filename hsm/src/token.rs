@@ -404,10 +404,18 @@ impl TokenInner {
     }
 
     /// If `lease`'s session is no longer logged in (someone logged the process
-    /// out), marks the pool down and returns the error to report instead of
-    /// "key not found": private objects are invisible without a login.
+    /// out), or the pool lost its sessions while the call ran, marks the pool
+    /// down and returns the error to report instead of the call's own (e.g.
+    /// "key not found": private objects are invisible without a login).
     fn lost_login(&self, lease: Lease<'_>) -> Option<Error> {
         use cryptoki::session::SessionState;
+        if self.lock().generation != lease.generation {
+            // The pool lost its sessions (and maybe already reconnected, which
+            // makes this session look logged in again) while the call ran: the
+            // failure belongs to that outage.
+            drop(lease);
+            return Some(self.unavailable("the session was lost while the call ran"));
+        }
         let logged_in = lease.session().get_session_info().is_ok_and(|info| {
             matches!(
                 info.session_state(),

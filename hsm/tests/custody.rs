@@ -124,18 +124,7 @@ fn assert_values_unreadable_through_raw_pkcs11() {
     use cryptoki::session::UserType;
 
     let fx = fixture("hsm-custody");
-    let pkcs11 = cryptoki::context::Pkcs11::new(&fx.created.module).expect("load");
-    let slot = pkcs11
-        .get_slots_with_token()
-        .expect("slots")
-        .into_iter()
-        .find(|s| {
-            pkcs11
-                .get_token_info(*s)
-                .is_ok_and(|i| i.label() == fx.created.label)
-        })
-        .expect("slot by label");
-    let session = pkcs11.open_rw_session(slot).expect("session");
+    let session = common::raw_session(&fx.created);
     match session.login(UserType::User, Some(&fx.created.user_pin)) {
         Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
         Err(e) => panic!("login: {e}"),

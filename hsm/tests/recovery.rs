@@ -4,6 +4,8 @@
 //!
 //! One test per process: it resets the module the whole process shares.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -38,7 +40,7 @@ fn pool_fails_fast_while_the_token_is_gone_and_recovers_by_itself() {
     logged_out_under_load(&created, &token, &key);
 
     // 1. Module reset: every session dies; the next call reconnects.
-    reset_module(&created);
+    common::reset_module(&created);
     let err = key.sign(alg, b"during").expect_err("sessions are gone");
     assert!(matches!(err, Error::Unavailable { .. }), "{err}");
     assert!(err.to_string().contains("HSM unavailable"), "{err}");
@@ -57,7 +59,7 @@ fn pool_fails_fast_while_the_token_is_gone_and_recovers_by_itself() {
         .expect("dir")
         .join(format!("parked-{}", created.label));
     std::fs::rename(&token_dir, &parked).expect("park token");
-    reset_module(&created);
+    common::reset_module(&created);
 
     let started = Instant::now();
     let mut failures = 0;
@@ -119,21 +121,9 @@ fn logged_out_under_load(created: &TestToken, token: &Token, key: &strongroom_hs
             })
         })
         .collect();
-    let pkcs11 = cryptoki::context::Pkcs11::new(&created.module).expect("load");
-    let slot = pkcs11
-        .get_slots_with_token()
-        .expect("slots")
-        .into_iter()
-        .find(|s| {
-            pkcs11
-                .get_token_info(*s)
-                .is_ok_and(|i| i.label() == created.label)
-        })
-        .expect("slot by label");
     for _ in 0..5 {
         std::thread::sleep(Duration::from_millis(150));
-        let session = pkcs11.open_ro_session(slot).expect("raw session");
-        session.logout().expect("C_Logout");
+        common::raw_session(created).logout().expect("C_Logout");
     }
     std::thread::sleep(Duration::from_millis(150));
     stop.store(true, Ordering::Relaxed);
@@ -149,13 +139,6 @@ fn logged_out_under_load(created: &TestToken, token: &Token, key: &strongroom_hs
     let usage = token.pool_usage();
     assert!(usage.open <= usage.capacity, "{usage:?}");
     assert_eq!(usage.open, usage.idle, "sessions still lent out: {usage:?}");
-}
-
-/// Calls C_Finalize on the process's module, as a misbehaving library or a
-/// module reset would.
-fn reset_module(created: &TestToken) {
-    let pkcs11 = cryptoki::context::Pkcs11::new(&created.module).expect("load");
-    pkcs11.finalize().expect("finalize");
 }
 
 /// The directory SoftHSM2 keeps the token labelled `label` in.

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use cryptoki::context::Pkcs11;
-use cryptoki::error::{Error as CkError, RvError};
+mod common;
+
 use cryptoki::session::UserType;
 use secrecy::{ExposeSecret, SecretString};
 use strongroom_hsm::{Error, KeySpec, Pin, PoolConfig, SignatureAlgorithm, Token, TokenStatus};
@@ -35,15 +35,10 @@ fn a_pin_refused_on_reconnect_is_never_retried() {
 
     // An officer changes the PIN behind Strongroom's back, then the module resets.
     let new_pin = SecretString::from("changed-pin-4242".to_string());
-    with_raw_session(&created, |session| {
-        session
-            .set_pin(&created.user_pin, &new_pin)
-            .expect("C_SetPIN");
-    });
-    Pkcs11::new(&created.module)
-        .expect("load")
-        .finalize()
-        .expect("finalize");
+    common::raw_session(&created)
+        .set_pin(&created.user_pin, &new_pin)
+        .expect("C_SetPIN");
+    common::reset_module(&created);
 
     let err = key.sign(alg, b"x").expect_err("sessions gone");
     assert!(matches!(err, Error::Unavailable { .. }), "{err}");
@@ -55,42 +50,19 @@ fn a_pin_refused_on_reconnect_is_never_retried() {
 
     // The PIN is put back. A pool that retried logins would now recover; ours
     // must not have tried again.
-    with_raw_session(&created, |session| {
-        session
-            .login(UserType::User, Some(&new_pin))
-            .expect("login with new PIN");
-        session
-            .set_pin(&new_pin, &created.user_pin)
-            .expect("C_SetPIN back");
-        session.logout().expect("logout");
-    });
+    let session = common::raw_session(&created);
+    session
+        .login(UserType::User, Some(&new_pin))
+        .expect("login with new PIN");
+    session
+        .set_pin(&new_pin, &created.user_pin)
+        .expect("C_SetPIN back");
+    session.logout().expect("logout");
+    drop(session);
     std::thread::sleep(retry * 3);
     for _ in 0..3 {
         let err = key.sign(alg, b"x").expect_err("still refused");
         assert!(matches!(err, Error::WrongPin { .. }), "{err}");
     }
     assert_eq!(token.status(), TokenStatus::LoginRefused);
-}
-
-/// Runs `f` on a raw read-write session of the test token (no Strongroom code).
-fn with_raw_session(created: &TestToken, f: impl FnOnce(&cryptoki::session::Session)) {
-    let pkcs11 = Pkcs11::new(&created.module).expect("load");
-    match pkcs11.initialize(cryptoki::context::CInitializeArgs::new(
-        cryptoki::context::CInitializeFlags::OS_LOCKING_OK,
-    )) {
-        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
-        Err(e) => panic!("initialize: {e}"),
-    }
-    let slot = pkcs11
-        .get_slots_with_token()
-        .expect("slots")
-        .into_iter()
-        .find(|s| {
-            pkcs11
-                .get_token_info(*s)
-                .is_ok_and(|i| i.label() == created.label)
-        })
-        .expect("slot by label");
-    let session = pkcs11.open_rw_session(slot).expect("session");
-    f(&session);
 }

@@ -188,23 +188,6 @@ fn unhex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-/// A raw PKCS#11 session on the fixture's token, outside Strongroom's code,
-/// as a careless operator or another tool would have.
-fn raw_session(fx: &common::Fixture) -> cryptoki::session::Session {
-    let pkcs11 = cryptoki::context::Pkcs11::new(&fx.created.module).expect("load");
-    let slot = pkcs11
-        .get_slots_with_token()
-        .expect("slots")
-        .into_iter()
-        .find(|s| {
-            pkcs11
-                .get_token_info(*s)
-                .is_ok_and(|i| i.label() == fx.created.label)
-        })
-        .expect("slot by label");
-    pkcs11.open_rw_session(slot).expect("session")
-}
-
 /// Imports the RFC 6979 private key under `label`/`id` with the given public point.
 fn import_p256(session: &cryptoki::session::Session, label: &str, private: bool, point: &[u8]) {
     use cryptoki::object::{Attribute, KeyType, ObjectClass};
@@ -242,7 +225,7 @@ fn import_p256(session: &cryptoki::session::Session, label: &str, private: bool,
 #[test]
 fn several_matching_keys_are_an_error() {
     let fx = fixture("hsm-sign");
-    let session = raw_session(fx);
+    let session = common::raw_session(&fx.created);
     // The same key imported twice, e.g. restored from a backup on top of itself.
     let q = unhex(RFC6979_Q);
     import_p256(&session, "twin", true, &q);
@@ -259,7 +242,7 @@ fn several_matching_keys_are_an_error() {
 #[test]
 fn a_private_key_paired_with_a_foreign_public_key_is_refused() {
     let fx = fixture("hsm-sign");
-    let session = raw_session(fx);
+    let session = common::raw_session(&fx.created);
     // Someone stores our RFC 6979 private key next to another key's public half.
     let other = fx
         .token
@@ -282,7 +265,7 @@ fn generated_keys_cannot_be_copied_or_widened() {
     fx.token
         .generate_key_pair("locked", KeySpec::Rsa { bits: 2048 })
         .expect("generate");
-    let session = raw_session(fx);
+    let session = common::raw_session(&fx.created);
     let private = session
         .find_objects(&[
             Attribute::Class(ObjectClass::PRIVATE_KEY),

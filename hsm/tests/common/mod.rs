@@ -37,6 +37,37 @@ pub fn fixture(prefix: &str) -> &'static Fixture {
     })
 }
 
+/// A raw read-write session on `created`'s token, straight through cryptoki
+/// with no Strongroom code, as another tool or a careless operator would use
+/// it. Initialises the module if nobody has (or someone finalised it).
+pub fn raw_session(created: &TestToken) -> cryptoki::session::Session {
+    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+    use cryptoki::error::{Error as CkError, RvError};
+    let pkcs11 = Pkcs11::new(&created.module).expect("load module");
+    match pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+        Err(e) => panic!("C_Initialize: {e}"),
+    }
+    let slot = pkcs11
+        .get_slots_with_token()
+        .expect("slots")
+        .into_iter()
+        .find(|s| {
+            pkcs11
+                .get_token_info(*s)
+                .is_ok_and(|i| i.label() == created.label)
+        })
+        .expect("slot by label");
+    pkcs11.open_rw_session(slot).expect("raw session")
+}
+
+/// Calls `C_Finalize` on the process's module, as a module reset or a
+/// misbehaving library would.
+pub fn reset_module(created: &TestToken) {
+    let pkcs11 = cryptoki::context::Pkcs11::new(&created.module).expect("load module");
+    pkcs11.finalize().expect("C_Finalize");
+}
+
 /// Runs a command of an independent tool; panics with its output if it cannot start.
 pub fn run(program: &str, args: &[&str]) -> std::process::Output {
     Command::new(program)
