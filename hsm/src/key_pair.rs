@@ -15,6 +15,7 @@ use crate::algorithm::{KeySpec, SignatureAlgorithm};
 use crate::error::{Error, Result};
 use crate::public_key::{self, PublicKey};
 use crate::token::{Found, ObjectCache, Token, TokenInner};
+use crate::uri::{ObjectType, Pkcs11Uri};
 use crate::{KeySigner, Signer};
 
 /// Length of the random `CKA_ID` given to every generated key.
@@ -217,6 +218,21 @@ impl Token {
                 algorithm: format!("{algorithm}; the private key does not match the public key"),
             })?;
         Ok(key)
+    }
+
+    /// Finds the key pair a `pkcs11:` URI names (`object=`, and `id=` when
+    /// given) whose public key is `public_key`; see [`Token::find_key_pair`].
+    pub fn find_key_pair_by_uri(&self, uri: &Pkcs11Uri, public_key: &PublicKey) -> Result<KeyPair> {
+        let label = self.label_in_uri(uri, ObjectType::Private)?;
+        let key = self.find_key_pair(label, public_key)?;
+        match &uri.id {
+            Some(id) if id.as_slice() != key.id() => Err(Error::KeyNotFound {
+                token: self.label().to_string(),
+                label: label.to_string(),
+                with_public_key: true,
+            }),
+            _ => Ok(key),
+        }
     }
 
     /// Refuses a label that any object on the token already carries.

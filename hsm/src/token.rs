@@ -234,6 +234,38 @@ impl Token {
         Token::open(module, label, pin, config)
     }
 
+    /// The key label a `pkcs11:` URI names on this token, checking that the URI
+    /// means this token (`token=`, if present) and an object of class `class`
+    /// (`type=`, if present). `object=` is required.
+    pub(crate) fn label_in_uri<'u>(
+        &self,
+        uri: &'u Pkcs11Uri,
+        class: crate::uri::ObjectType,
+    ) -> Result<&'u str> {
+        let invalid = |reason: String| Error::InvalidUri {
+            uri: uri.to_string(),
+            reason,
+        };
+        if let Some(token) = &uri.token {
+            if token != self.label() {
+                return Err(invalid(format!(
+                    "names token '{token}', not '{}'",
+                    self.label()
+                )));
+            }
+        }
+        if let Some(t) = uri.object_type {
+            if t != class {
+                return Err(invalid(format!(
+                    "names a {t:?} object, not a {class:?} one"
+                )));
+            }
+        }
+        uri.object
+            .as_deref()
+            .ok_or_else(|| invalid("no 'object=' attribute naming the key".into()))
+    }
+
     /// The token's label.
     pub fn label(&self) -> &str {
         &self.inner.label

@@ -13,6 +13,7 @@ use crate::KeyWrapper;
 use crate::error::{Error, Result};
 use crate::key_pair::{KEY_ID_LEN, check_label};
 use crate::token::{Found, ObjectCache, Token};
+use crate::uri::{ObjectType, Pkcs11Uri};
 
 /// Largest key material accepted for wrapping (a 4096-bit RSA key in PKCS#8 fits).
 pub const MAX_MATERIAL_LEN: usize = 8 * 1024;
@@ -124,6 +125,20 @@ impl Token {
                 label: label.to_string(),
                 count: many.len(),
             }),
+        }
+    }
+
+    /// Finds the wrapping key a `pkcs11:` URI names (`object=`, and `id=` when given).
+    pub fn find_wrapping_key_by_uri(&self, uri: &Pkcs11Uri) -> Result<WrappingKey> {
+        let label = self.label_in_uri(uri, ObjectType::SecretKey)?;
+        let key = self.find_wrapping_key(label)?;
+        match &uri.id {
+            Some(id) if id.as_slice() != key.id() => Err(Error::KeyNotFound {
+                token: self.label().to_string(),
+                label: label.to_string(),
+                with_public_key: false,
+            }),
+            _ => Ok(key),
         }
     }
 

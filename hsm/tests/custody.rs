@@ -202,6 +202,10 @@ fn wrapped_material_round_trips_and_tampering_fails() {
         );
     }
     let found = token.find_wrapping_key("wrap-a").expect("found by label");
+    let uri: strongroom_hsm::Pkcs11Uri =
+        "pkcs11:object=wrap-a;type=secret-key".parse().expect("uri");
+    let by_uri = token.find_wrapping_key_by_uri(&uri).expect("found by URI");
+    assert_eq!(by_uri.id(), wrapping.id());
     let wrapped = found.wrap(b"0123456789abcdef").expect("wrap");
     assert_eq!(
         *wrapping.unwrap(&wrapped).expect("unwrap"),

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{fixture, path, run};
-use strongroom_hsm::{Error, KeySpec, PublicKey, SignatureAlgorithm, Signer};
+use strongroom_hsm::{Error, KeySpec, Pkcs11Uri, PublicKey, SignatureAlgorithm, Signer};
 
 /// Verifies `sig` over `msg` with `openssl`, given the key's PEM.
 fn openssl_verifies(pem: &str, alg: SignatureAlgorithm, msg: &[u8], sig: &[u8]) -> bool {
@@ -154,6 +154,30 @@ fn keys_are_found_by_label_and_public_key() {
         .expect_err("unknown label");
     assert!(matches!(err, Error::KeyNotFound { .. }), "{err}");
     assert!(err.to_string().contains("no-such-key"), "{err}");
+
+    let by_uri: Pkcs11Uri = format!("pkcs11:token={};object=findme;type=private", token.label())
+        .parse()
+        .expect("uri");
+    let found = token
+        .find_key_pair_by_uri(&by_uri, key.public_key())
+        .expect("found by URI");
+    assert_eq!(found.id(), key.id());
+    for bad in [
+        "pkcs11:token=another-token;object=findme".to_string(),
+        "pkcs11:object=findme;type=secret-key".to_string(),
+        format!("pkcs11:token={}", token.label()),
+    ] {
+        let uri: Pkcs11Uri = bad.parse().expect("uri");
+        let err = token
+            .find_key_pair_by_uri(&uri, key.public_key())
+            .expect_err(&bad);
+        assert!(matches!(err, Error::InvalidUri { .. }), "{bad}: {err}");
+    }
+    let wrong_id: Pkcs11Uri = "pkcs11:object=findme;id=%00%01".parse().expect("uri");
+    let err = token
+        .find_key_pair_by_uri(&wrong_id, key.public_key())
+        .expect_err("wrong id");
+    assert!(matches!(err, Error::KeyNotFound { .. }), "{err}");
 
     let other = token
         .generate_key_pair("other", KeySpec::EcP384)
