@@ -1,0 +1,246 @@
+//! What the CA needs from storage: the certificate inventory.
+//!
+//! The `ca` crate only defines this contract; the binary implements it (SQLite
+//! by default). Every certificate is recorded *pending* (its to-be-signed
+//! bytes) before the HSM signs it, and completed afterwards, so a crash can
+//! leave a pending record but never a signed certificate the inventory does
+//! not know.
+
+use std::fmt;
+
+/// A certificate serial number: the big-endian bytes of a positive DER INTEGER.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Serial(Vec<u8>);
+
+impl Serial {
+    /// Wraps serial bytes, refusing empty, negative or over-long (> 20 bytes) values.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, String> {
+        if bytes.is_empty() || bytes.len() > 20 {
+            return Err(format!("serial must be 1 to 20 bytes, got {}", bytes.len()));
+        }
+        if bytes[0] & 0x80 != 0 {
+            return Err("serial must be positive".into());
+        }
+        if bytes.len() > 1 && bytes[0] == 0 && bytes[1] & 0x80 == 0 {
+            return Err("serial has a redundant leading zero".into());
+        }
+        Ok(Serial(bytes))
+    }
+
+    /// Parses lower- or upper-case hex (as printed by [`Serial::to_hex`] or OpenSSL).
+    pub fn from_hex(hex: &str) -> Result<Self, String> {
+        let hex = hex.trim().trim_start_matches("0x").replace(':', "");
+        if hex.is_empty() || hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("'{hex}' is not an even-length hex serial"));
+        }
+        let bytes = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<u8>, String>>()?;
+        Serial::from_bytes(bytes)
+    }
+
+    /// The DER INTEGER content bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Lower-case hex, the form used in APIs, logs and file names.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl fmt::Display for Serial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Serial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Serial({})", self.to_hex())
+    }
+}
+
+/// Where a certificate is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CertStatus {
+    /// Recorded, not (yet) signed. A pending record that stays pending means
+    /// the signing step failed or the process died before completing it.
+    Pending,
+    /// Signed and handed out.
+    Issued,
+    /// Revoked (set by the revocation half of the CA).
+    Revoked,
+}
+
+impl CertStatus {
+    /// The lower-case name used in storage and APIs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertStatus::Pending => "pending",
+            CertStatus::Issued => "issued",
+            CertStatus::Revoked => "revoked",
+        }
+    }
+
+    /// Parses [`CertStatus::as_str`]'s output.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(CertStatus::Pending),
+            "issued" => Some(CertStatus::Issued),
+            "revoked" => Some(CertStatus::Revoked),
+            _ => None,
+        }
+    }
+}
+
+/// One certificate in the inventory. Times are Unix seconds, UTC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertRecord {
+    /// Identifies the issuing CA (hex SHA-256 of its certificate's SPKI).
+    /// Serials are unique per issuer.
+    pub issuer_id: String,
+    /// The certificate's serial.
+    pub serial: Serial,
+    /// The profile it was issued under.
+    pub profile: String,
+    /// Who asked for it (authenticated identity of the caller).
+    pub requester: String,
+    /// Subject as an RFC 4514 string (e.g. `CN=api.test`).
+    pub subject: String,
+    /// Subject alternative names as `DNS:…`, `IP:…` or `URI:…`.
+    pub sans: Vec<String>,
+    /// Start of validity.
+    pub not_before: i64,
+    /// End of validity.
+    pub not_after: i64,
+    /// Where it is in its life.
+    pub status: CertStatus,
+    /// The DER to-be-signed certificate, as recorded before signing.
+    pub tbs_der: Vec<u8>,
+    /// The DER certificate, once signed.
+    pub cert_der: Option<Vec<u8>>,
+    /// When the record was created.
+    pub created_at: i64,
+    /// When it was signed.
+    pub issued_at: Option<i64>,
+    /// The serial of the certificate this one renews, if any.
+    pub renewal_of: Option<Serial>,
+}
+
+/// A query over the inventory; every field narrows it, `None` means any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertFilter {
+    /// Only certificates with this status.
+    pub status: Option<CertStatus>,
+    /// Only certificates issued under this profile.
+    pub profile: Option<String>,
+    /// Only certificates whose subject or any SAN contains this text
+    /// (case-insensitive).
+    pub name_contains: Option<String>,
+    /// Only certificates requested by this identity.
+    pub requester: Option<String>,
+    /// Only certificates whose `not_after` is at or before this time.
+    pub not_after_before: Option<i64>,
+    /// Only certificates whose `not_after` is after this time (e.g. now, to
+    /// leave out the expired).
+    pub not_after_after: Option<i64>,
+    /// At most this many records (1 to 1000).
+    pub page_size: usize,
+    /// Continue after the page that returned this token.
+    pub page_token: Option<String>,
+}
+
+/// One page of a listing, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertPage {
+    /// The records of this page.
+    pub records: Vec<CertRecord>,
+    /// Pass as [`CertFilter::page_token`] for the next page; `None` on the last.
+    pub next_page_token: Option<String>,
+}
+
+/// Storage failures.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// A certificate with this issuer and serial already exists.
+    #[error("serial {serial} already exists for this issuer")]
+    DuplicateSerial {
+        /// The clashing serial.
+        serial: Serial,
+    },
+    /// No record with this issuer and serial.
+    #[error("no certificate with serial {serial}")]
+    NotFound {
+        /// The serial looked up.
+        serial: Serial,
+    },
+    /// The record is not in the state the operation needs (e.g. completing an
+    /// already issued certificate).
+    #[error("certificate {serial} is {status}, cannot {operation}")]
+    WrongStatus {
+        /// The serial.
+        serial: Serial,
+        /// Its current status.
+        status: &'static str,
+        /// What was attempted.
+        operation: &'static str,
+    },
+    /// A page token that this store did not hand out.
+    #[error("invalid page token")]
+    BadPageToken,
+    /// The store cannot be reached or written (disk full, locked, I/O error).
+    #[error("certificate store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The certificate inventory.
+///
+/// Implementations must make every acknowledged write durable, enforce
+/// uniqueness of `(issuer_id, serial)`, and answer every [`CertFilter`] from
+/// indexes, never by loading all records.
+pub trait CertStore: Send + Sync {
+    /// Records a certificate before it is signed (`status` is `Pending`,
+    /// `cert_der` is `None`). Fails with [`StoreError::DuplicateSerial`] if the
+    /// serial exists for this issuer.
+    fn insert_pending(&self, record: &CertRecord) -> Result<(), StoreError>;
+
+    /// Completes a pending record with the signed certificate and marks it issued.
+    fn complete(
+        &self,
+        issuer_id: &str,
+        serial: &Serial,
+        cert_der: &[u8],
+        issued_at: i64,
+    ) -> Result<(), StoreError>;
+
+    /// One record by issuer and serial.
+    fn get(&self, issuer_id: &str, serial: &Serial) -> Result<Option<CertRecord>, StoreError>;
+
+    /// Records matching `filter`, newest first, one page at a time.
+    fn list(&self, filter: &CertFilter) -> Result<CertPage, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serials_are_positive_minimal_and_round_trip_through_hex() {
+        let s = Serial::from_hex("00:8F:01").expect("valid");
+        assert_eq!(s.as_bytes(), &[0x00, 0x8f, 0x01]);
+        assert_eq!(Serial::from_hex(&s.to_hex()).expect("round trip"), s);
+        assert!(Serial::from_bytes(vec![0x80]).is_err(), "negative");
+        assert!(
+            Serial::from_bytes(vec![0x00, 0x01]).is_err(),
+            "redundant zero"
+        );
+        assert!(Serial::from_bytes(vec![]).is_err());
+        assert!(Serial::from_bytes(vec![1; 21]).is_err());
+        assert!(Serial::from_hex("abc").is_err());
+        assert!(Serial::from_hex("zz").is_err());
+    }
+}
