@@ -1,13 +1,31 @@
 //! Certificate authority for Strongroom.
 //!
-//! Issuance profiles, CSR checks, certificate building, lints, and the
-//! prepare/issue flow that records every certificate before the HSM signs it.
-//! The crate signs only through `strongroom-hsm`'s [`Signer`] trait and stores
-//! only through its own [`CertStore`] trait; it never sees PKCS#11, SQL or the
-//! wire format.
+//! Issuance profiles ([`Profile`]), CSR checks ([`Csr`]), certificate
+//! building and lints, and the [`Authority`] whose prepare/issue flow records
+//! every certificate before the HSM signs it. The crate signs only through
+//! `strongroom-hsm`'s [`Signer`] trait and stores only through its own
+//! [`CertStore`] trait; it never sees PKCS#11, SQL or the wire format.
 //!
 //! [`Signer`]: strongroom_hsm::Signer
 
+mod authority;
+mod certificate;
+mod clock;
+mod csr;
+mod error;
+mod issuer;
+mod lint;
+mod names;
+mod profile;
 mod store;
+mod x509;
 
+pub use authority::{Authority, BACKDATE, IssueRequest, Issued, Prepared};
+pub use certificate::DistributionUrls;
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use csr::{Csr, MAX_CSR_LEN};
+pub use error::CaError;
+pub use issuer::{CaCertificateRequest, Issuer, pem, self_signed_root};
+pub use names::{DomainPattern, Names, dns_name_problem, uri_problem};
+pub use profile::{DEFAULT_MAX_TTL, Profile, ProfileConfig, format_duration, parse_duration};
 pub use store::{CertFilter, CertPage, CertRecord, CertStatus, CertStore, Serial, StoreError};

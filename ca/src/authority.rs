@@ -1,0 +1,382 @@
+//! The issuing authority: profile checks, then record-before-sign issuance.
+//!
+//! Issuance is two steps joined by a single-use value, so the order cannot be
+//! got wrong:
+//!
+//! 1. [`Authority::prepare`] checks the request against its profile (naming
+//!    every violation), builds the to-be-signed certificate with a serial from
+//!    the HSM's random generator, lints it, and records it *pending* in the
+//!    store. It returns a [`Prepared`], which is neither `Clone` nor `Copy`.
+//! 2. [`Authority::issue`] consumes the `Prepared`: the HSM signs the recorded
+//!    bytes, the signature is verified, and the record is completed.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use der::{Decode, Encode};
+use strongroom_hsm::{PublicKey, RandomSource};
+use x509_cert::TbsCertificate;
+
+use crate::certificate::{DistributionUrls, Kind, Template, assemble, build_tbs};
+use crate::clock::Clock;
+use crate::csr::Csr;
+use crate::error::CaError;
+use crate::issuer::{Issuer, pem};
+use crate::lint::lint;
+use crate::names::{Names, dns_name_problem};
+use crate::profile::Profile;
+use crate::store::{CertFilter, CertPage, CertRecord, CertStatus, CertStore, Serial, StoreError};
+use crate::x509::{build_name, unix};
+
+/// How far not-before is set in the past, so clients with slightly slow clocks accept new certificates.
+pub const BACKDATE: Duration = Duration::from_secs(5 * 60);
+
+/// A request for a certificate, already parsed into domain types.
+#[derive(Debug, Clone)]
+pub struct IssueRequest {
+    /// The profile to issue under.
+    pub profile: String,
+    /// The authenticated identity asking.
+    pub requester: String,
+    /// The subject's public key.
+    pub public_key: PublicKey,
+    /// The subject common name; it must also be one of the names.
+    pub common_name: Option<String>,
+    /// The subject alternative names.
+    pub names: Names,
+    /// Requested validity; the profile's default when `None`.
+    pub ttl: Option<Duration>,
+    /// The certificate this one renews.
+    pub renewal_of: Option<Serial>,
+}
+
+impl IssueRequest {
+    /// A request for the key and names of a verified CSR. A common name that
+    /// is not among the CSR's names is added to them.
+    pub fn from_csr(profile: &str, requester: &str, csr: Csr, ttl: Option<Duration>) -> Self {
+        let mut names = csr.names;
+        if let Some(cn) = &csr.common_name {
+            match cn.parse::<IpAddr>() {
+                Ok(ip) => names.push_ip(ip),
+                Err(_) => names.push_dns(cn),
+            }
+        }
+        IssueRequest {
+            profile: profile.to_string(),
+            requester: requester.to_string(),
+            public_key: csr.public_key,
+            common_name: csr.common_name.map(|c| c.to_ascii_lowercase()),
+            names,
+            ttl,
+            renewal_of: None,
+        }
+    }
+}
+
+/// A certificate recorded as pending and ready to be signed. Single use.
+#[derive(Debug)]
+pub struct Prepared {
+    record: CertRecord,
+    tbs: TbsCertificate,
+}
+
+impl Prepared {
+    /// The pending record as stored.
+    pub fn record(&self) -> &CertRecord {
+        &self.record
+    }
+}
+
+/// A signed certificate, recorded as issued.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// The inventory record.
+    pub record: CertRecord,
+    /// The certificate, DER.
+    pub certificate_der: Vec<u8>,
+}
+
+impl Issued {
+    /// The certificate as PEM.
+    pub fn certificate_pem(&self) -> String {
+        pem("CERTIFICATE", &self.certificate_der)
+    }
+}
+
+/// An issuing CA: its issuer, profiles, store and sources of time and randomness.
+pub struct Authority {
+    issuer: Issuer,
+    chain: Vec<Vec<u8>>,
+    profiles: BTreeMap<String, Profile>,
+    store: Arc<dyn CertStore>,
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn RandomSource>,
+    urls: DistributionUrls,
+}
+
+impl Authority {
+    /// An authority issuing as `issuer`.
+    ///
+    /// `chain_above` is the DER chain above the issuer (e.g. the root), nearest first.
+    pub fn new(
+        issuer: Issuer,
+        chain_above: Vec<Vec<u8>>,
+        profiles: Vec<Profile>,
+        urls: DistributionUrls,
+        store: Arc<dyn CertStore>,
+        clock: Arc<dyn Clock>,
+        random: Arc<dyn RandomSource>,
+    ) -> Self {
+        let mut chain = vec![issuer.certificate_der().to_vec()];
+        chain.extend(chain_above);
+        Authority {
+            issuer,
+            chain,
+            profiles: profiles.into_iter().map(|p| (p.name.clone(), p)).collect(),
+            store,
+            clock,
+            random,
+            urls,
+        }
+    }
+
+    /// The issuer.
+    pub fn issuer(&self) -> &Issuer {
+        &self.issuer
+    }
+
+    /// The configured profiles, by name.
+    pub fn profiles(&self) -> &BTreeMap<String, Profile> {
+        &self.profiles
+    }
+
+    /// The CA chain, issuer first, as DER.
+    pub fn chain_der(&self) -> &[Vec<u8>] {
+        &self.chain
+    }
+
+    /// The CA chain, issuer first, as concatenated PEM.
+    pub fn chain_pem(&self) -> String {
+        self.chain.iter().map(|c| pem("CERTIFICATE", c)).collect()
+    }
+
+    /// Checks, builds, lints and records a certificate; see the module docs.
+    pub fn prepare(&self, request: IssueRequest) -> Result<Prepared, CaError> {
+        let profile = self
+            .profiles
+            .get(&request.profile)
+            .ok_or_else(|| CaError::UnknownProfile(request.profile.clone()))?;
+        let ttl = request.ttl.unwrap_or(profile.default_ttl());
+        let mut violations = profile.violations(&request.names, request.public_key.spec(), ttl);
+        if let Some(cn) = &request.common_name {
+            let listed = request.names.dns.iter().any(|d| d.eq_ignore_ascii_case(cn))
+                || request.names.ips.iter().any(|ip| &ip.to_string() == cn);
+            if !listed {
+                violations.push(format!(
+                    "common name '{cn}' is not among the requested names"
+                ));
+            }
+            if cn.parse::<IpAddr>().is_err() && dns_name_problem(cn).is_some() {
+                violations.push(format!(
+                    "common name '{cn}' is not a host name or IP address"
+                ));
+            }
+        }
+        if !violations.is_empty() {
+            return Err(CaError::Policy(violations));
+        }
+
+        let now = self.clock.now();
+        let at = |unix: i64| {
+            SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(unix).unwrap_or(0))
+        };
+        // Backdated, but never before the issuer's own validity; capped by its end.
+        let not_before = (now - BACKDATE).max(at(self.issuer.not_before()));
+        let not_after = (now + ttl).min(at(self.issuer.not_after()));
+        if not_after <= now {
+            return Err(CaError::BadIssuer(
+                "the issuer certificate has expired".into(),
+            ));
+        }
+        let mut subject = profile.subject.clone();
+        if let Some(cn) = &request.common_name {
+            subject.push(("CN".into(), cn.clone()));
+        }
+        let subject = build_name(&subject).map_err(CaError::BadRequest)?;
+        let kind = Kind::Leaf {
+            key_usage: profile
+                .key_usage
+                .iter()
+                .copied()
+                .filter(|u| {
+                    *u != x509_cert::ext::pkix::KeyUsages::KeyEncipherment
+                        || matches!(
+                            request.public_key.spec(),
+                            strongroom_hsm::KeySpec::Rsa { .. }
+                        )
+                })
+                .collect(),
+            ext_key_usage: profile.ext_key_usage.clone(),
+        };
+
+        // A serial clash is astronomically unlikely, but the store enforces
+        // uniqueness, so draw again rather than fail.
+        for _ in 0..3 {
+            let serial = self.random_serial()?;
+            let tbs = build_tbs(&Template {
+                serial: serial.as_bytes(),
+                signature: self.issuer.signature().clone(),
+                issuer: self.issuer.name().clone(),
+                issuer_key_id: Some(self.issuer.key_id().to_vec()),
+                subject: subject.clone(),
+                subject_spki_der: request.public_key.der(),
+                names: &request.names,
+                not_before,
+                not_after,
+                kind: kind.clone(),
+                urls: &self.urls,
+            })
+            .map_err(CaError::BadRequest)?;
+            let findings = lint(&tbs, &self.issuer.facts());
+            if !findings.is_empty() {
+                return Err(CaError::Lint(findings));
+            }
+            let tbs_der = tbs
+                .to_der()
+                .map_err(|e| CaError::BadRequest(e.to_string()))?;
+            let record = CertRecord {
+                issuer_id: self.issuer.id().to_string(),
+                serial: serial.clone(),
+                profile: profile.name.clone(),
+                requester: request.requester.clone(),
+                subject: tbs.subject.to_string(),
+                sans: request.names.to_strings(),
+                not_before: unix(not_before),
+                not_after: unix(not_after),
+                status: CertStatus::Pending,
+                tbs_der,
+                cert_der: None,
+                created_at: unix(now),
+                issued_at: None,
+                renewal_of: request.renewal_of.clone(),
+            };
+            match self.store.insert_pending(&record) {
+                Ok(()) => return Ok(Prepared { record, tbs }),
+                Err(StoreError::DuplicateSerial { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(CaError::Store(StoreError::Unavailable(
+            "three random serials in a row already existed".into(),
+        )))
+    }
+
+    /// Signs a prepared certificate in the HSM, verifies it, and completes its record.
+    pub fn issue(&self, prepared: Prepared) -> Result<Issued, CaError> {
+        let Prepared { mut record, tbs } = prepared;
+        let signature = self.issuer.sign_verified(&record.tbs_der)?;
+        let certificate = assemble(tbs, &signature).map_err(CaError::BadRequest)?;
+        let der = certificate
+            .to_der()
+            .map_err(|e| CaError::BadRequest(e.to_string()))?;
+        let issued_at = unix(self.clock.now());
+        self.store
+            .complete(&record.issuer_id, &record.serial, &der, issued_at)?;
+        record.status = CertStatus::Issued;
+        record.cert_der = Some(der.clone());
+        record.issued_at = Some(issued_at);
+        tracing::info!(
+            serial = %record.serial,
+            profile = %record.profile,
+            requester = %record.requester,
+            "issued certificate"
+        );
+        Ok(Issued {
+            record,
+            certificate_der: der,
+        })
+    }
+
+    /// One certificate of this issuer by serial.
+    pub fn get(&self, serial: &Serial) -> Result<CertRecord, CaError> {
+        self.store
+            .get(self.issuer.id(), serial)?
+            .ok_or_else(|| CaError::NotFound(serial.clone()))
+    }
+
+    /// Searches the inventory.
+    pub fn list(&self, filter: &CertFilter) -> Result<CertPage, CaError> {
+        Ok(self.store.list(filter)?)
+    }
+
+    /// A request that renews `serial`: same profile, names and subject, and the
+    /// same key unless `new_key` is given.
+    pub fn renewal_request(
+        &self,
+        serial: &Serial,
+        requester: &str,
+        new_key: Option<PublicKey>,
+        ttl: Option<Duration>,
+    ) -> Result<IssueRequest, CaError> {
+        let record = self.get(serial)?;
+        if record.status != CertStatus::Issued {
+            return Err(CaError::NotRenewable {
+                serial: serial.clone(),
+                status: record.status.as_str(),
+            });
+        }
+        let der = record
+            .cert_der
+            .as_deref()
+            .ok_or_else(|| CaError::BadRequest("issued record without a certificate".into()))?;
+        let cert = x509_cert::Certificate::from_der(der)
+            .map_err(|e| CaError::BadRequest(format!("stored certificate is unreadable: {e}")))?;
+        let tbs = &cert.tbs_certificate;
+        let public_key = match new_key {
+            Some(key) => key,
+            None => PublicKey::from_der(
+                &tbs.subject_public_key_info
+                    .to_der()
+                    .map_err(|e| CaError::BadRequest(e.to_string()))?,
+            )?,
+        };
+        let mut names = Names::default();
+        if let Some((_, san)) = tbs
+            .get::<x509_cert::ext::pkix::SubjectAltName>()
+            .map_err(|e| CaError::BadRequest(e.to_string()))?
+        {
+            for name in &san.0 {
+                crate::x509::general_name_into(name, &mut names).map_err(CaError::BadRequest)?;
+            }
+        }
+        Ok(IssueRequest {
+            profile: record.profile,
+            requester: requester.to_string(),
+            public_key,
+            common_name: crate::x509::common_name(&tbs.subject).map_err(CaError::BadRequest)?,
+            names,
+            ttl,
+            renewal_of: Some(serial.clone()),
+        })
+    }
+
+    /// A positive 16-byte serial from the HSM's random generator (at least 126 random bits).
+    fn random_serial(&self) -> Result<Serial, CaError> {
+        let mut bytes = vec![0u8; 16];
+        self.random.fill(&mut bytes)?;
+        // Positive, and no leading zero byte, so DER keeps all 16 bytes.
+        bytes[0] = (bytes[0] & 0x7f) | 0x40;
+        Serial::from_bytes(bytes).map_err(CaError::BadRequest)
+    }
+}
+
+impl std::fmt::Debug for Authority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authority")
+            .field("issuer", &self.issuer)
+            .field("profiles", &self.profiles.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
