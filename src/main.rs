@@ -5,6 +5,7 @@
 //! gRPC service.
 
 mod dev;
+mod store;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,1443 @@
+//! The embedded certificate store: [`SqliteStore`] implements
+//! [`strongroom_ca::CertStore`] on one SQLite file.
+//!
+//! # Durability
+//!
+//! The database runs in WAL mode with `synchronous=FULL`: a commit returns only
+//! after the write-ahead log is on stable storage, so every acknowledged write
+//! survives `kill -9` and power loss. The file (and the `-wal` and `-shm`
+//! files SQLite derives from it) is created with mode 0600, its directory with
+//! 0700.
+//!
+//! # Concurrency
+//!
+//! SQLite admits one writer at a time, so writes go through one connection
+//! behind a mutex. Reads use a small fixed pool of read-only connections; in WAL
+//! mode readers block neither the writer nor each other. Every operation is a
+//! single statement (plus, for a failed [`CertStore::complete`], a follow-up
+//! read under the same writer lock), so each sees one consistent snapshot.
+//!
+//! # Migrations
+//!
+//! The schema lives in `migrations/NNNN_name.sql`, compiled in. [`SqliteStore::open`]
+//! applies the pending ones in order of their number, in one transaction, and
+//! records each in `schema_migrations`. It refuses a database whose schema is
+//! newer than this binary knows, rather than guess at it.
+//!
+//! # Queries
+//!
+//! Listings are newest first by the integer row id, which is also the keyset
+//! behind page tokens (`c<id>`): a page starts strictly below the last id of
+//! the previous one, so concurrent inserts never shift or repeat records.
+//! Every [`CertFilter`] field is answered from an index:
+//!
+//! - `status`, `profile`, `requester`: B-tree indexes on `(column, id)`, which
+//!   also yield the rows already in newest-first order;
+//! - `not_after_before`, `not_after_after`: a B-tree index on `not_after`. A
+//!   range cannot also give id order, so these matches are sorted for each
+//!   page: the work grows with the matching rows, never with the table;
+//! - `name_contains` of three or more characters: an FTS5 table with the
+//!   `trigram` tokenizer over subject and SANs, kept in step by triggers;
+//! - the page token: the row id itself (the integer primary key).
+//!
+//! The store never runs `ANALYZE`, so SQLite plans from fixed guesses. Without
+//! a hint it would answer a `not_after` range by walking the whole table in id
+//! order to spare the sort, and a later page by walking every id below the
+//! token. `likelihood()` steers it: a `not_after` range is taken as selective
+//! ("expiring soon", "expired"), an `id` bound as not (a later page lies below
+//! most of the table). A wide range such as "not yet expired" then costs a
+//! sort of its matches, which is bounded, where a walk of the table is not. A
+//! test checks the plan of every filter combination.
+//!
+//! `name_contains` of one or two characters falls back to `LIKE`: a trigram
+//! index holds no entry shorter than three characters, so it cannot find them,
+//! and no B-tree can answer `LIKE '%x%'`. With another filter, that filter's
+//! index drives the query and `LIKE` only checks its rows. Alone, the query walks
+//! the table newest first and stops once a page is full; a substring that short
+//! matches most names, so that is usually about one page of rows, but a rare one
+//! reads the whole table. That `LIKE` is case-insensitive for ASCII only, while
+//! the trigram index folds case across Unicode.
+
+use std::fmt;
+use std::fs::{DirBuilder, OpenOptions};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+use std::time::Duration;
+
+use rusqlite::types::{Type, Value};
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params, params_from_iter,
+};
+use strongroom_ca::{CertFilter, CertPage, CertRecord, CertStatus, CertStore, Serial, StoreError};
+
+/// One checked-in schema migration.
+struct Migration {
+    /// Its number: migrations apply in increasing order, each exactly once.
+    version: i64,
+    /// Its file name without `.sql`, recorded in `schema_migrations`.
+    name: &'static str,
+    /// The statements it runs.
+    sql: &'static str,
+}
+
+/// Every migration, in the order they apply. The last version is the newest
+/// schema this binary understands.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "0001_certificates",
+    sql: include_str!("migrations/0001_certificates.sql"),
+}];
+
+/// How long a statement waits for a lock held by another connection or process.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Read-only connections kept open for concurrent reads.
+const READERS: usize = 4;
+
+/// Records per page when the filter asks for 0.
+const DEFAULT_PAGE_SIZE: usize = 100;
+
+/// The most records one page holds.
+const MAX_PAGE_SIZE: usize = 1000;
+
+/// The shortest `name_contains` the trigram index can answer.
+const TRIGRAM: usize = 3;
+
+/// Columns of `certificates` in the order [`record_from_row`] reads them.
+const COLUMNS: &str = "id, issuer_id, serial, profile, requester, subject, sans, not_before, \
+                       not_after, status, tbs_der, cert_der, created_at, issued_at, renewal_of";
+
+/// The certificate inventory in one SQLite database file.
+pub(crate) struct SqliteStore {
+    /// The database file, for messages.
+    path: PathBuf,
+    /// The only connection that writes.
+    writer: Mutex<Connection>,
+    /// Read-only connections, each lent to one query at a time.
+    readers: Vec<Mutex<Connection>>,
+    /// Where the next read starts looking for an idle reader.
+    next_reader: AtomicUsize,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens the store at `path`, creating the file (mode 0600) and its
+    /// directory if missing, and brings its schema up to date.
+    ///
+    /// Fails with [`StoreError::Unavailable`] if the file cannot be created or
+    /// opened, is not a SQLite database, cannot use WAL mode, or has a schema
+    /// newer than this binary knows.
+    pub(crate) fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        create_private_file(path)?;
+        let mut writer = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        enable_wal(&writer, path)?;
+        migrate(&mut writer, path)?;
+        let readers = (0..READERS)
+            .map(|_| connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    /// The writer connection. Every write after [`SqliteStore::open`] is one
+    /// autocommit statement, so a panic while the lock was held leaves no
+    /// transaction open: poisoning is ignored.
+    fn writer(&self) -> MutexGuard<'_, Connection> {
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// An idle reader connection, or else waits for one.
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        let count = self.readers.len();
+        for i in 0..count {
+            match self.readers[(start + i) % count].try_lock() {
+                Ok(reader) => return reader,
+                Err(TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        self.readers[start % count]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl CertStore for SqliteStore {
+    fn insert_pending(&self, record: &CertRecord) -> Result<(), StoreError> {
+        if record.status != CertStatus::Pending
+            || record.cert_der.is_some()
+            || record.issued_at.is_some()
+        {
+            let status = match record.status {
+                CertStatus::Pending => "already signed",
+                other => other.as_str(),
+            };
+            return Err(StoreError::WrongStatus {
+                serial: record.serial.clone(),
+                status,
+                operation: "record it as pending",
+            });
+        }
+        let sans = join_sans(record)?;
+        let writer = self.writer();
+        let inserted = writer
+            .prepare_cached(
+                "INSERT INTO certificates (issuer_id, serial, profile, requester, subject, sans, \
+                 not_before, not_after, status, tbs_der, created_at, renewal_of) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10, ?11)",
+            )
+            .and_then(|mut insert| {
+                insert.execute(params![
+                    record.issuer_id,
+                    record.serial.as_bytes(),
+                    record.profile,
+                    record.requester,
+                    record.subject,
+                    sans,
+                    record.not_before,
+                    record.not_after,
+                    record.tbs_der,
+                    record.created_at,
+                    record.renewal_of.as_ref().map(Serial::as_bytes),
+                ])
+            });
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::DuplicateSerial {
+                serial: record.serial.clone(),
+            }),
+            Err(e) => Err(unavailable(
+                &format!("recording certificate {}", record.serial),
+                e,
+            )),
+        }
+    }
+
+    fn complete(
+        &self,
+        issuer_id: &str,
+        serial: &Serial,
+        cert_der: &[u8],
+        issued_at: i64,
+    ) -> Result<(), StoreError> {
+        let doing = || format!("completing certificate {serial}");
+        let writer = self.writer();
+        let updated = writer
+            .prepare_cached(
+                "UPDATE certificates SET status = 'issued', cert_der = ?3, issued_at = ?4 \
+                 WHERE issuer_id = ?1 AND serial = ?2 AND status = 'pending'",
+            )
+            .and_then(|mut update| {
+                update.execute(params![issuer_id, serial.as_bytes(), cert_der, issued_at])
+            })
+            .map_err(|e| unavailable(&doing(), e))?;
+        if updated > 0 {
+            return Ok(());
+        }
+        // Nothing pending under that key: say whether it is missing or in
+        // another state. The writer lock is still held, so nothing changed it.
+        let status: Option<String> = writer
+            .prepare_cached("SELECT status FROM certificates WHERE issuer_id = ?1 AND serial = ?2")
+            .and_then(|mut select| {
+                select
+                    .query_row(params![issuer_id, serial.as_bytes()], |row| row.get(0))
+                    .optional()
+            })
+            .map_err(|e| unavailable(&doing(), e))?;
+        match status {
+            None => Err(StoreError::NotFound {
+                serial: serial.clone(),
+            }),
+            Some(status) => Err(StoreError::WrongStatus {
+                serial: serial.clone(),
+                status: CertStatus::parse(&status)
+                    .map(CertStatus::as_str)
+                    .ok_or_else(|| {
+                        StoreError::Unavailable(format!("{}: unknown status stored", doing()))
+                    })?,
+                operation: "complete",
+            }),
+        }
+    }
+
+    fn get(&self, issuer_id: &str, serial: &Serial) -> Result<Option<CertRecord>, StoreError> {
+        let reader = self.reader();
+        reader
+            .prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM certificates WHERE issuer_id = ?1 AND serial = ?2"
+            ))
+            .and_then(|mut select| {
+                select
+                    .query_row(params![issuer_id, serial.as_bytes()], record_from_row)
+                    .optional()
+            })
+            .map(|found| found.map(|(_, record)| record))
+            .map_err(|e| unavailable(&format!("reading certificate {serial}"), e))
+    }
+
+    fn list(&self, filter: &CertFilter) -> Result<CertPage, StoreError> {
+        let query = ListQuery::new(filter)?;
+        let reader = self.reader();
+        let mut rows = reader
+            .prepare_cached(&query.sql)
+            .and_then(|mut select| {
+                select
+                    .query_map(params_from_iter(&query.params), record_from_row)?
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(|e| unavailable("listing certificates", e))?;
+        drop(reader);
+        let next_page_token = if rows.len() > query.page_size {
+            rows.truncate(query.page_size);
+            rows.last().map(|(id, _)| format!("c{id}"))
+        } else {
+            None
+        };
+        Ok(CertPage {
+            records: rows.into_iter().map(|(_, record)| record).collect(),
+            next_page_token,
+        })
+    }
+}
+
+/// A listing as SQL: the statement, its parameters in order, and the page
+/// size (the statement fetches one row more, to learn whether a next page exists).
+struct ListQuery {
+    /// The `SELECT`, newest first.
+    sql: String,
+    /// Its positional parameters.
+    params: Vec<Value>,
+    /// Records per page, already clamped.
+    page_size: usize,
+}
+
+impl ListQuery {
+    /// Builds the query for `filter`, refusing a page token this store did not
+    /// hand out.
+    fn new(filter: &CertFilter) -> Result<ListQuery, StoreError> {
+        let page_size = match filter.page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n => n.min(MAX_PAGE_SIZE),
+        };
+        let mut conditions: Vec<&str> = Vec::new();
+        let mut params: Vec<Value> = Vec::new();
+        if let Some(status) = filter.status {
+            conditions.push("status = ?");
+            params.push(Value::Text(status.as_str().to_owned()));
+        }
+        if let Some(profile) = &filter.profile {
+            conditions.push("profile = ?");
+            params.push(Value::Text(profile.clone()));
+        }
+        if let Some(requester) = &filter.requester {
+            conditions.push("requester = ?");
+            params.push(Value::Text(requester.clone()));
+        }
+        if let Some(before) = filter.not_after_before {
+            // The likelihood() hints: see "Queries" in the module docs.
+            conditions.push("likelihood(not_after <= ?, 0.05)");
+            params.push(Value::Integer(before));
+        }
+        if let Some(after) = filter.not_after_after {
+            conditions.push("likelihood(not_after > ?, 0.05)");
+            params.push(Value::Integer(after));
+        }
+        // Every name contains the empty string: no condition.
+        if let Some(text) = filter.name_contains.as_deref().filter(|t| !t.is_empty()) {
+            if text.chars().count() >= TRIGRAM {
+                conditions.push(
+                    "id IN (SELECT rowid FROM certificate_names WHERE certificate_names MATCH ?)",
+                );
+                params.push(Value::Text(fts5_phrase(text)));
+            } else {
+                // Too short for the trigram index: see the module docs.
+                conditions.push("(subject LIKE ? ESCAPE '\\' OR sans LIKE ? ESCAPE '\\')");
+                let pattern = like_substring(text);
+                params.push(Value::Text(pattern.clone()));
+                params.push(Value::Text(pattern));
+            }
+        }
+        if let Some(token) = &filter.page_token {
+            conditions.push("likelihood(id < ?, 0.9)");
+            params.push(Value::Integer(parse_page_token(token)?));
+        }
+        let mut sql = format!("SELECT {COLUMNS} FROM certificates");
+        if !conditions.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conditions.join(" AND "));
+        }
+        sql.push_str(" ORDER BY id DESC LIMIT ?");
+        params.push(Value::Integer(
+            i64::try_from(page_size + 1).unwrap_or(i64::MAX),
+        ));
+        Ok(ListQuery {
+            sql,
+            params,
+            page_size,
+        })
+    }
+}
+
+/// The id a page token `c<id>` continues below. Only the canonical form this
+/// store hands out is accepted.
+fn parse_page_token(token: &str) -> Result<i64, StoreError> {
+    let digits = token.strip_prefix('c').ok_or(StoreError::BadPageToken)?;
+    if digits.is_empty() || digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(StoreError::BadPageToken);
+    }
+    digits.parse().map_err(|_| StoreError::BadPageToken)
+}
+
+/// `text` as one FTS5 phrase: with the trigram tokenizer, rows containing it
+/// as a substring (case-insensitively) of one column.
+fn fts5_phrase(text: &str) -> String {
+    format!("\"{}\"", text.replace('"', "\"\""))
+}
+
+/// A `LIKE … ESCAPE '\'` pattern matching `text` anywhere, with its own `%`,
+/// `_` and `\` taken literally.
+fn like_substring(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// The SANs as stored: joined by `'\n'`. Refuses a SAN that is empty or holds
+/// a line break, which the stored form could not give back unchanged.
+fn join_sans(record: &CertRecord) -> Result<String, StoreError> {
+    if record
+        .sans
+        .iter()
+        .any(|san| san.is_empty() || san.contains('\n'))
+    {
+        return Err(StoreError::Unavailable(format!(
+            "cannot record certificate {}: a subject alternative name is empty or holds a line break",
+            record.serial
+        )));
+    }
+    Ok(record.sans.join("\n"))
+}
+
+/// The SANs as stored, split again.
+fn split_sans(sans: &str) -> Vec<String> {
+    if sans.is_empty() {
+        Vec::new()
+    } else {
+        sans.split('\n').map(str::to_owned).collect()
+    }
+}
+
+/// A row of [`COLUMNS`] as its id and record.
+fn record_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, CertRecord)> {
+    let sans: String = row.get(6)?;
+    let status: String = row.get(9)?;
+    let renewal_of: Option<Vec<u8>> = row.get(14)?;
+    let record = CertRecord {
+        issuer_id: row.get(1)?,
+        serial: serial_from_column(2, row.get(2)?)?,
+        profile: row.get(3)?,
+        requester: row.get(4)?,
+        subject: row.get(5)?,
+        sans: split_sans(&sans),
+        not_before: row.get(7)?,
+        not_after: row.get(8)?,
+        status: CertStatus::parse(&status).ok_or_else(|| {
+            conversion_error(
+                9,
+                Type::Text,
+                "status is not pending, issued or revoked".into(),
+            )
+        })?,
+        tbs_der: row.get(10)?,
+        cert_der: row.get(11)?,
+        created_at: row.get(12)?,
+        issued_at: row.get(13)?,
+        renewal_of: renewal_of
+            .map(|bytes| serial_from_column(14, bytes))
+            .transpose()?,
+    };
+    Ok((row.get(0)?, record))
+}
+
+/// A stored serial, checked again on the way out.
+fn serial_from_column(column: usize, bytes: Vec<u8>) -> rusqlite::Result<Serial> {
+    Serial::from_bytes(bytes).map_err(|e| conversion_error(column, Type::Blob, e))
+}
+
+/// A column that holds something the schema should have made impossible.
+fn conversion_error(column: usize, kind: Type, message: String) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(column, kind, message.into())
+}
+
+/// Whether `e` is a UNIQUE constraint failure; on `certificates` the only one
+/// is `(issuer_id, serial)`.
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    e.sqlite_error()
+        .is_some_and(|e| e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+}
+
+/// A SQLite failure as [`StoreError::Unavailable`], saying what was being
+/// done. SQLite's messages name tables and columns, never values.
+fn unavailable(doing: &str, e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(format!("{doing}: {e}"))
+}
+
+/// Creates the database file with mode 0600 (and its directory with 0700) if
+/// missing, so that SQLite never creates it with looser permissions. SQLite
+/// gives the `-wal` and `-shm` files the database file's mode.
+fn create_private_file(path: &Path) -> Result<(), StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| {
+                StoreError::Unavailable(format!("creating directory {}: {e}", dir.display()))
+            })?;
+    }
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .map_err(|e| StoreError::Unavailable(format!("creating {}: {e}", path.display())))
+}
+
+/// Opens one connection to the existing file and sets the per-connection
+/// options: durable commits, foreign keys, and a bounded wait for locks.
+fn connect(path: &Path, access: OpenFlags) -> Result<Connection, StoreError> {
+    let doing = || format!("opening {}", path.display());
+    let conn = Connection::open_with_flags(path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|e| unavailable(&doing(), e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .and_then(|()| conn.pragma_update(None, "synchronous", "FULL"))
+        .and_then(|()| conn.pragma_update(None, "foreign_keys", "ON"))
+        .map_err(|e| unavailable(&doing(), e))?;
+    Ok(conn)
+}
+
+/// Switches the database to WAL mode (a persistent setting of the file) and
+/// checks that SQLite agreed.
+fn enable_wal(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(|e| unavailable(&format!("opening {}", path.display()), e))?;
+    if mode.eq_ignore_ascii_case("wal") {
+        Ok(())
+    } else {
+        Err(StoreError::Unavailable(format!(
+            "{}: SQLite cannot use WAL mode here (journal mode stays {mode}); \
+             put the database on a local file system",
+            path.display()
+        )))
+    }
+}
+
+/// Applies the pending [`MIGRATIONS`] in one transaction, or refuses a schema
+/// newer than this binary knows.
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let doing = || format!("migrating {}", path.display());
+    // IMMEDIATE: take the write lock first, so two processes opening the same
+    // file cannot both apply a migration.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| unavailable(&doing(), e))?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    INTEGER PRIMARY KEY,
+             name       TEXT    NOT NULL,
+             applied_at INTEGER NOT NULL
+         ) STRICT;",
+    )
+    .map_err(|e| unavailable(&doing(), e))?;
+    let current: i64 = tx
+        .query_row(
+            "SELECT coalesce(max(version), 0) FROM schema_migrations",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(|e| unavailable(&doing(), e))?;
+    let known = MIGRATIONS.last().map_or(0, |m| m.version);
+    if current > known {
+        return Err(StoreError::Unavailable(format!(
+            "{}: database schema version {current} is newer than this strongroom knows \
+             (up to {known}); run the strongroom that wrote it, or a newer one",
+            path.display()
+        )));
+    }
+    for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
+        let doing = || format!("{}: {}", doing(), migration.name);
+        tx.execute_batch(migration.sql)
+            .and_then(|()| {
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) \
+                     VALUES (?1, ?2, unixepoch())",
+                    params![migration.version, migration.name],
+                )
+            })
+            .map_err(|e| unavailable(&doing(), e))?;
+    }
+    tx.commit().map_err(|e| unavailable(&doing(), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use tempfile::TempDir;
+
+    use super::*;
+
+    const ISSUER: &str = "issuer-a";
+
+    fn serial(n: u64) -> Serial {
+        let mut bytes: Vec<u8> = n
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|&b| b == 0)
+            .collect();
+        if bytes.first().is_none_or(|&b| b & 0x80 != 0) {
+            bytes.insert(0, 0);
+        }
+        Serial::from_bytes(bytes).expect("valid serial")
+    }
+
+    fn pending(issuer: &str, n: u64) -> CertRecord {
+        CertRecord {
+            issuer_id: issuer.to_owned(),
+            serial: serial(n),
+            profile: "server".to_owned(),
+            requester: "alice".to_owned(),
+            subject: format!("CN=host{n}.test"),
+            sans: vec![format!("DNS:host{n}.test"), "IP:10.0.0.1".to_owned()],
+            not_before: 1_000,
+            not_after: 2_000,
+            status: CertStatus::Pending,
+            tbs_der: vec![0x30, 0x03, 0x02, 0x01, 0x01],
+            cert_der: None,
+            created_at: 1_000,
+            issued_at: None,
+            renewal_of: None,
+        }
+    }
+
+    fn temp_store() -> (TempDir, SqliteStore) {
+        let dir = TempDir::new().expect("temp dir");
+        let store = SqliteStore::open(&dir.path().join("store.db")).expect("open store");
+        (dir, store)
+    }
+
+    fn all(store: &SqliteStore, filter: CertFilter) -> Vec<CertRecord> {
+        let page = store
+            .list(&CertFilter {
+                page_size: MAX_PAGE_SIZE,
+                ..filter
+            })
+            .expect("list");
+        assert_eq!(page.next_page_token, None, "test data fits in one page");
+        page.records
+    }
+
+    fn plan(conn: &Connection, query: &ListQuery) -> Vec<String> {
+        let mut explain = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", query.sql))
+            .expect("explain");
+        explain
+            .query_map(params_from_iter(&query.params), |row| {
+                row.get::<_, String>(3)
+            })
+            .expect("plan")
+            .collect::<Result<_, _>>()
+            .expect("plan rows")
+    }
+
+    /// Plan lines that walk all of `certificates`, by rowid or through a whole
+    /// index, instead of searching an index for the filter's rows. (The FTS
+    /// table's line, `SCAN certificate_names VIRTUAL TABLE INDEX 0:M…`, is a
+    /// lookup in the trigram index.)
+    fn full_scans(plan: &[String]) -> Vec<&String> {
+        plan.iter()
+            .filter(|line| line.starts_with("SCAN certificates"))
+            .collect()
+    }
+
+    #[test]
+    fn migrations_are_numbered_in_order() {
+        let mut previous = 0;
+        for migration in MIGRATIONS {
+            assert_eq!(migration.version, previous + 1, "{}", migration.name);
+            assert!(
+                migration
+                    .name
+                    .starts_with(&format!("{:04}_", migration.version)),
+                "{} does not carry its number",
+                migration.name
+            );
+            previous = migration.version;
+        }
+    }
+
+    #[test]
+    fn open_creates_a_private_durable_wal_database_and_its_directory() {
+        let dir = TempDir::new().expect("temp dir");
+        let path = dir.path().join("new").join("dir").join("store.db");
+        let store = SqliteStore::open(&path).expect("open store");
+        store.insert_pending(&pending(ISSUER, 1)).expect("insert");
+
+        for file in [path.clone(), path.with_extension("db-wal")] {
+            let mode = std::fs::metadata(&file)
+                .expect("metadata")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", file.display());
+        }
+        let dir_mode = std::fs::metadata(path.parent().expect("parent"))
+            .expect("metadata")
+            .permissions()
+            .mode();
+        assert_eq!(dir_mode & 0o777, 0o700);
+
+        let writer = store.writer();
+        let reader = store.reader();
+        for conn in [&*writer, &*reader] {
+            let journal: String = conn
+                .pragma_query_value(None, "journal_mode", |r| r.get(0))
+                .expect("journal_mode");
+            let synchronous: i64 = conn
+                .pragma_query_value(None, "synchronous", |r| r.get(0))
+                .expect("synchronous");
+            let foreign_keys: i64 = conn
+                .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+                .expect("foreign_keys");
+            assert_eq!(journal, "wal");
+            assert_eq!(synchronous, 2, "FULL");
+            assert_eq!(foreign_keys, 1);
+        }
+        let fts5: i64 = writer
+            .query_row("SELECT sqlite_compileoption_used('ENABLE_FTS5')", [], |r| {
+                r.get(0)
+            })
+            .expect("compile options");
+        assert_eq!(fts5, 1, "the bundled SQLite has FTS5");
+        assert!(
+            reader.execute("DELETE FROM certificates", []).is_err(),
+            "readers are read-only"
+        );
+    }
+
+    #[test]
+    fn insert_get_complete_round_trip() {
+        let (_dir, store) = temp_store();
+        let mut record = pending(ISSUER, 0x8f01);
+        record.renewal_of = Some(serial(7));
+        record.sans = vec![];
+        store.insert_pending(&record).expect("insert");
+        assert_eq!(
+            store.get(ISSUER, &record.serial).expect("get"),
+            Some(record.clone())
+        );
+
+        let mut other = pending(ISSUER, 2);
+        other.sans = vec!["DNS:a.test".into(), "URI:spiffe://x/y".into()];
+        store.insert_pending(&other).expect("insert");
+        assert_eq!(store.get(ISSUER, &other.serial).expect("get"), Some(other));
+
+        store
+            .complete(ISSUER, &record.serial, &[0x30, 0x00], 1_500)
+            .expect("complete");
+        let issued = CertRecord {
+            status: CertStatus::Issued,
+            cert_der: Some(vec![0x30, 0x00]),
+            issued_at: Some(1_500),
+            ..record.clone()
+        };
+        assert_eq!(
+            store.get(ISSUER, &record.serial).expect("get"),
+            Some(issued)
+        );
+        assert_eq!(store.get(ISSUER, &serial(99)).expect("get"), None);
+        assert_eq!(store.get("issuer-b", &record.serial).expect("get"), None);
+
+        // The trigram index still agrees with the table it indexes.
+        store
+            .writer()
+            .execute(
+                "INSERT INTO certificate_names (certificate_names, rank) VALUES ('integrity-check', 1)",
+                [],
+            )
+            .expect("FTS index in step with certificates");
+    }
+
+    #[test]
+    fn insert_refuses_records_that_are_not_pending() {
+        let (_dir, store) = temp_store();
+        let issued = CertRecord {
+            status: CertStatus::Issued,
+            cert_der: Some(vec![0x30, 0x00]),
+            issued_at: Some(1),
+            ..pending(ISSUER, 1)
+        };
+        let signed_but_pending = CertRecord {
+            cert_der: Some(vec![0x30, 0x00]),
+            ..pending(ISSUER, 2)
+        };
+        for record in [issued, signed_but_pending] {
+            assert!(
+                matches!(
+                    store.insert_pending(&record),
+                    Err(StoreError::WrongStatus { .. })
+                ),
+                "{record:?}"
+            );
+        }
+        let bad_san = CertRecord {
+            sans: vec!["DNS:a.test\nDNS:b.test".into()],
+            ..pending(ISSUER, 3)
+        };
+        assert!(store.insert_pending(&bad_san).is_err());
+        assert!(all(&store, CertFilter::default()).is_empty());
+    }
+
+    #[test]
+    fn duplicate_serial_is_refused_per_issuer() {
+        let (_dir, store) = temp_store();
+        store.insert_pending(&pending(ISSUER, 5)).expect("insert");
+        match store.insert_pending(&pending(ISSUER, 5)) {
+            Err(StoreError::DuplicateSerial { serial: s }) => assert_eq!(s, serial(5)),
+            other => panic!("expected DuplicateSerial, got {other:?}"),
+        }
+        store
+            .insert_pending(&pending("issuer-b", 5))
+            .expect("same serial, other issuer");
+        assert_eq!(all(&store, CertFilter::default()).len(), 2);
+    }
+
+    #[test]
+    fn complete_moves_only_pending_to_issued() {
+        let (_dir, store) = temp_store();
+        let record = pending(ISSUER, 9);
+        store.insert_pending(&record).expect("insert");
+        store
+            .complete(ISSUER, &record.serial, b"first", 10)
+            .expect("complete");
+        match store.complete(ISSUER, &record.serial, b"second", 11) {
+            Err(StoreError::WrongStatus {
+                status, operation, ..
+            }) => {
+                assert_eq!(status, "issued");
+                assert_eq!(operation, "complete");
+            }
+            other => panic!("expected WrongStatus, got {other:?}"),
+        }
+        let stored = store
+            .get(ISSUER, &record.serial)
+            .expect("get")
+            .expect("found");
+        assert_eq!(stored.cert_der.as_deref(), Some(&b"first"[..]));
+        assert_eq!(stored.issued_at, Some(10));
+
+        store
+            .writer()
+            .execute("UPDATE certificates SET status = 'revoked'", [])
+            .expect("revoke");
+        assert!(matches!(
+            store.complete(ISSUER, &record.serial, b"third", 12),
+            Err(StoreError::WrongStatus {
+                status: "revoked",
+                ..
+            })
+        ));
+        assert!(matches!(
+            store.complete(ISSUER, &serial(10), b"x", 1),
+            Err(StoreError::NotFound { .. })
+        ));
+        assert!(matches!(
+            store.complete("issuer-b", &record.serial, b"x", 1),
+            Err(StoreError::NotFound { .. })
+        ));
+    }
+
+    /// The contract's meaning of a filter, to check the SQL against.
+    fn matches(filter: &CertFilter, record: &CertRecord) -> bool {
+        let name = filter.name_contains.as_deref().map(str::to_lowercase);
+        filter.status.is_none_or(|s| record.status == s)
+            && filter.profile.as_ref().is_none_or(|p| &record.profile == p)
+            && filter
+                .requester
+                .as_ref()
+                .is_none_or(|r| &record.requester == r)
+            && filter
+                .not_after_before
+                .is_none_or(|t| record.not_after <= t)
+            && filter.not_after_after.is_none_or(|t| record.not_after > t)
+            && name.is_none_or(|n| {
+                record.subject.to_lowercase().contains(&n)
+                    || record.sans.iter().any(|s| s.to_lowercase().contains(&n))
+            })
+    }
+
+    /// 24 records that differ in every filtered field; returns them oldest first.
+    fn varied_records(store: &SqliteStore) -> Vec<CertRecord> {
+        let mut records = Vec::new();
+        for i in 0..24u64 {
+            let mut record = pending(if i % 5 == 0 { "issuer-b" } else { ISSUER }, i + 1);
+            record.profile = ["server", "client", "code-signing"][(i % 3) as usize].to_owned();
+            record.requester = ["alice", "bob"][(i % 2) as usize].to_owned();
+            record.subject = match i % 4 {
+                0 => format!("CN=api{i}.Example.test"),
+                1 => format!("CN=www{i}.example.TEST"),
+                2 => format!("CN=db{i}.corp"),
+                _ => "CN=Shop Owner,O=Retail".to_owned(),
+            };
+            record.sans = match i % 3 {
+                0 => vec!["DNS:shop.example.test".into(), format!("IP:10.0.0.{i}")],
+                1 => vec![format!("DNS:host{i}.internal")],
+                _ => vec![],
+            };
+            record.not_after = 1_000_000 + 1_000 * i as i64;
+            store.insert_pending(&record).expect("insert");
+            if i % 4 != 0 {
+                store
+                    .complete(&record.issuer_id, &record.serial, b"cert", 5)
+                    .expect("complete");
+                record.status = CertStatus::Issued;
+                record.cert_der = Some(b"cert".to_vec());
+                record.issued_at = Some(5);
+            }
+            if i % 6 == 1 {
+                store
+                    .writer()
+                    .execute(
+                        "UPDATE certificates SET status = 'revoked' WHERE issuer_id = ?1 AND serial = ?2",
+                        params![record.issuer_id, record.serial.as_bytes()],
+                    )
+                    .expect("revoke");
+                record.status = CertStatus::Revoked;
+            }
+            records.push(record);
+        }
+        records
+    }
+
+    /// Sets one field of a filter.
+    type Setter = Box<dyn Fn(&mut CertFilter)>;
+
+    fn set(f: impl Fn(&mut CertFilter) + 'static) -> Setter {
+        Box::new(f)
+    }
+
+    /// Every combination of a value (or none) for each filter field.
+    fn filter_combinations() -> Vec<CertFilter> {
+        let fields: Vec<Vec<Setter>> = vec![
+            vec![
+                set(|_| {}),
+                set(|f| f.status = Some(CertStatus::Pending)),
+                set(|f| f.status = Some(CertStatus::Issued)),
+                set(|f| f.status = Some(CertStatus::Revoked)),
+            ],
+            vec![set(|_| {}), set(|f| f.profile = Some("server".into()))],
+            vec![set(|_| {}), set(|f| f.requester = Some("bob".into()))],
+            vec![
+                set(|_| {}),
+                set(|f| f.name_contains = Some("ex".into())),
+                set(|f| f.name_contains = Some("EXAMPLE".into())),
+                set(|f| f.name_contains = Some("shop".into())),
+                set(|f| f.name_contains = Some("10.0".into())),
+            ],
+            vec![set(|_| {}), set(|f| f.not_after_before = Some(1_016_000))],
+            vec![set(|_| {}), set(|f| f.not_after_after = Some(1_005_000))],
+        ];
+        let mut filters = vec![CertFilter::default()];
+        for values in &fields {
+            filters = filters
+                .iter()
+                .flat_map(|f| {
+                    values.iter().map(move |set| {
+                        let mut f = f.clone();
+                        set(&mut f);
+                        f
+                    })
+                })
+                .collect();
+        }
+        filters
+    }
+
+    #[test]
+    fn every_filter_alone_and_combined_matches_the_contract() {
+        let (_dir, store) = temp_store();
+        let records = varied_records(&store);
+        let filters = filter_combinations();
+        assert_eq!(filters.len(), 4 * 2 * 2 * 5 * 2 * 2);
+        for filter in &filters {
+            let expected: Vec<CertRecord> = records
+                .iter()
+                .rev()
+                .filter(|r| matches(filter, r))
+                .cloned()
+                .collect();
+            assert_eq!(all(&store, filter.clone()), expected, "{filter:?}");
+            // Each single filter must discriminate, or this test proves little.
+            let set = [
+                filter.status.is_some(),
+                filter.profile.is_some(),
+                filter.requester.is_some(),
+                filter.name_contains.is_some(),
+                filter.not_after_before.is_some(),
+                filter.not_after_after.is_some(),
+            ];
+            if set.iter().filter(|s| **s).count() == 1 {
+                assert!(
+                    !expected.is_empty() && expected.len() < records.len(),
+                    "{filter:?} matches {} of {}",
+                    expected.len(),
+                    records.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn name_contains_matches_subject_or_san_case_insensitively() {
+        let (_dir, store) = temp_store();
+        let mut a = pending(ISSUER, 1);
+        a.subject = "CN=Api.Example.TEST,O=Acme_Corp".into();
+        a.sans = vec!["DNS:www.shop.test".into(), "IP:192.0.2.7".into()];
+        let mut b = pending(ISSUER, 2);
+        b.subject = "CN=db\"quoted\".internal".into();
+        b.sans = vec!["URI:spiffe://corp/100%".into()];
+        for r in [&a, &b] {
+            store.insert_pending(r).expect("insert");
+        }
+        let serials = |text: &str| -> Vec<Serial> {
+            all(
+                &store,
+                CertFilter {
+                    name_contains: Some(text.into()),
+                    ..CertFilter::default()
+                },
+            )
+            .into_iter()
+            .map(|r| r.serial)
+            .collect()
+        };
+        let (sa, sb) = (a.serial.clone(), b.serial.clone());
+        // Trigram index (3 characters or more).
+        assert_eq!(serials("api.example"), vec![sa.clone()]);
+        assert_eq!(serials("API.EXAMPLE.test"), vec![sa.clone()], "case");
+        assert_eq!(serials("SHOP"), vec![sa.clone()], "a SAN");
+        assert_eq!(serials("192.0.2"), vec![sa.clone()]);
+        assert_eq!(serials("dns:"), vec![sa.clone()]);
+        assert_eq!(serials("nope"), Vec::<Serial>::new());
+        assert_eq!(
+            serials("\"quoted\""),
+            vec![sb.clone()],
+            "FTS5 syntax is literal"
+        );
+        assert_eq!(serials("100%"), vec![sb.clone()]);
+        assert_eq!(serials(".test"), vec![sa.clone()]);
+        assert_eq!(serials("CN="), vec![sb.clone(), sa.clone()], "newest first");
+        let mut c = pending(ISSUER, 3);
+        c.subject = "CN=École".into();
+        store.insert_pending(&c).expect("insert");
+        assert_eq!(
+            serials("éCOLE"),
+            vec![c.serial.clone()],
+            "Unicode case folding"
+        );
+        store
+            .writer()
+            .execute(
+                "DELETE FROM certificates WHERE serial = ?1",
+                [c.serial.as_bytes()],
+            )
+            .expect("delete");
+        assert_eq!(serials("éCOLE"), Vec::<Serial>::new(), "delete trigger");
+        // LIKE fallback (1 or 2 characters).
+        assert_eq!(serials("Ap"), vec![sa.clone()]);
+        assert_eq!(serials("aP"), vec![sa.clone()], "case");
+        assert_eq!(serials("WW"), vec![sa.clone()], "a SAN");
+        assert_eq!(serials("_"), vec![sa.clone()], "'_' is literal");
+        assert_eq!(serials("%"), vec![sb.clone()], "'%' is literal");
+        assert_eq!(serials("\""), vec![sb.clone()]);
+        assert_eq!(serials("zq"), Vec::<Serial>::new());
+        assert_eq!(serials("t"), vec![sb.clone(), sa.clone()]);
+        assert_eq!(serials(""), vec![sb, sa], "empty matches all");
+    }
+
+    #[test]
+    fn pagination_walks_250_records_newest_first_in_3_pages() {
+        let (_dir, store) = temp_store();
+        for n in 1..=250 {
+            store.insert_pending(&pending(ISSUER, n)).expect("insert");
+        }
+        // A page that ends exactly at the last record has no next page.
+        let first = store
+            .list(&CertFilter {
+                page_size: 125,
+                ..CertFilter::default()
+            })
+            .expect("list");
+        let second = store
+            .list(&CertFilter {
+                page_size: 125,
+                page_token: first.next_page_token.clone(),
+                ..CertFilter::default()
+            })
+            .expect("list");
+        assert_eq!((first.records.len(), second.records.len()), (125, 125));
+        assert!(first.next_page_token.is_some());
+        assert_eq!(second.next_page_token, None);
+
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        let mut token = None;
+        loop {
+            let page = store
+                .list(&CertFilter {
+                    page_size: 100,
+                    page_token: token.take(),
+                    ..CertFilter::default()
+                })
+                .expect("list");
+            pages += 1;
+            assert_eq!(page.records.len(), if pages < 3 { 100 } else { 50 });
+            if pages == 1 {
+                // Inserted while paging: newer than every page, so never seen.
+                store
+                    .insert_pending(&pending(ISSUER, 1_000))
+                    .expect("insert");
+            }
+            seen.extend(page.records.into_iter().map(|r| r.serial));
+            match page.next_page_token {
+                Some(next) => token = Some(next),
+                None => break,
+            }
+            assert!(pages < 10, "pagination does not end");
+        }
+        assert_eq!(pages, 3);
+        let expected: Vec<Serial> = (1..=250).rev().map(serial).collect();
+        assert_eq!(seen, expected, "250 distinct records, newest first");
+
+        let one = store
+            .list(&CertFilter {
+                page_size: 1,
+                ..CertFilter::default()
+            })
+            .expect("list");
+        assert_eq!(one.records.len(), 1);
+        assert!(one.next_page_token.is_some());
+        let default = store.list(&CertFilter::default()).expect("list");
+        assert_eq!(default.records.len(), DEFAULT_PAGE_SIZE);
+    }
+
+    #[test]
+    fn page_size_is_clamped() {
+        let size = |page_size| {
+            ListQuery::new(&CertFilter {
+                page_size,
+                ..CertFilter::default()
+            })
+            .expect("query")
+            .page_size
+        };
+        assert_eq!(size(0), 100);
+        assert_eq!(size(1), 1);
+        assert_eq!(size(1000), 1000);
+        assert_eq!(size(1001), 1000);
+        assert_eq!(size(usize::MAX), 1000);
+    }
+
+    #[test]
+    fn bad_page_tokens_are_refused() {
+        let (_dir, store) = temp_store();
+        store.insert_pending(&pending(ISSUER, 1)).expect("insert");
+        for token in [
+            "",
+            "c",
+            "1",
+            "x1",
+            "C1",
+            "c0",
+            "c01",
+            "c-1",
+            "c+1",
+            "c1a",
+            " c1",
+            "c1 ",
+            "c١",
+            "c99999999999999999999",
+        ] {
+            assert!(
+                matches!(
+                    store.list(&CertFilter {
+                        page_token: Some(token.into()),
+                        ..CertFilter::default()
+                    }),
+                    Err(StoreError::BadPageToken)
+                ),
+                "{token:?}"
+            );
+        }
+        let page = store
+            .list(&CertFilter {
+                page_token: Some("c2".into()),
+                ..CertFilter::default()
+            })
+            .expect("well-formed token");
+        assert_eq!(page.records.len(), 1);
+    }
+
+    #[test]
+    fn reopening_keeps_data_and_does_not_rerun_migrations() {
+        let dir = TempDir::new().expect("temp dir");
+        let path = dir.path().join("store.db");
+        let store = SqliteStore::open(&path).expect("open");
+        store.insert_pending(&pending(ISSUER, 1)).expect("insert");
+        store
+            .complete(ISSUER, &serial(1), b"cert", 2)
+            .expect("complete");
+        // Mark the recorded migration so a second run would show.
+        store
+            .writer()
+            .execute("UPDATE schema_migrations SET applied_at = 42", [])
+            .expect("mark");
+        drop(store);
+
+        let store = SqliteStore::open(&path).expect("reopen");
+        let record = store.get(ISSUER, &serial(1)).expect("get").expect("kept");
+        assert_eq!(record.status, CertStatus::Issued);
+        let applied: Vec<(i64, String, i64)> = store
+            .writer()
+            .prepare("SELECT version, name, applied_at FROM schema_migrations")
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(applied, vec![(1, "0001_certificates".to_owned(), 42)]);
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = TempDir::new().expect("temp dir");
+        let path = dir.path().join("store.db");
+        drop(SqliteStore::open(&path).expect("open"));
+        let future = MIGRATIONS.last().expect("a migration").version + 1;
+        Connection::open(&path)
+            .expect("raw open")
+            .execute(
+                "INSERT INTO schema_migrations VALUES (?1, 'from_the_future', 0)",
+                [future],
+            )
+            .expect("record a future migration");
+        match SqliteStore::open(&path) {
+            Err(StoreError::Unavailable(message)) => {
+                assert!(message.contains("newer"), "{message}");
+                assert!(message.contains(&format!("version {future}")), "{message}");
+                assert!(message.contains(&path.display().to_string()), "{message}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_unavailable_with_its_path() {
+        let dir = TempDir::new().expect("temp dir");
+        let path = dir.path().join("store.db");
+        std::fs::write(&path, vec![0x42; 4096]).expect("write");
+        match SqliteStore::open(&path) {
+            Err(StoreError::Unavailable(message)) => {
+                assert!(message.contains(&path.display().to_string()), "{message}")
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn concurrent_writers_and_readers() {
+        let (_dir, store) = temp_store();
+        std::thread::scope(|scope| {
+            for t in 0..4u64 {
+                let store = &store;
+                scope.spawn(move || {
+                    for i in 0..25 {
+                        let n = t * 100 + i + 1;
+                        store.insert_pending(&pending(ISSUER, n)).expect("insert");
+                        store
+                            .complete(ISSUER, &serial(n), b"c", 1)
+                            .expect("complete");
+                        store.list(&CertFilter::default()).expect("list");
+                        store.get(ISSUER, &serial(n)).expect("get").expect("found");
+                    }
+                });
+            }
+        });
+        let issued = all(
+            &store,
+            CertFilter {
+                status: Some(CertStatus::Issued),
+                ..CertFilter::default()
+            },
+        );
+        assert_eq!(issued.len(), 100);
+    }
+
+    #[test]
+    fn every_filter_is_answered_from_an_index() {
+        let (_dir, store) = temp_store();
+        varied_records(&store);
+        let writer = store.writer();
+
+        // The check can fail: an unindexed column is a full scan.
+        let unindexed = ListQuery {
+            sql: format!("SELECT {COLUMNS} FROM certificates WHERE subject = ?"),
+            params: vec![Value::Text("CN=x".into())],
+            page_size: 1,
+        };
+        assert_eq!(full_scans(&plan(&writer, &unindexed)).len(), 1);
+
+        for token in [None, Some("c10".to_owned())] {
+            for filter in filter_combinations() {
+                let filter = CertFilter {
+                    page_token: token.clone(),
+                    ..filter
+                };
+                let query = ListQuery::new(&filter).expect("query");
+                let plan = plan(&writer, &query);
+                let indexed = filter.status.is_some()
+                    || filter.profile.is_some()
+                    || filter.requester.is_some()
+                    || filter.not_after_before.is_some()
+                    || filter.not_after_after.is_some()
+                    || filter
+                        .name_contains
+                        .as_ref()
+                        .is_some_and(|n| n.chars().count() >= TRIGRAM)
+                    || filter.page_token.is_some();
+                if indexed {
+                    assert!(full_scans(&plan).is_empty(), "{filter:?}: {plan:?}");
+                } else {
+                    // No filter, or only a 1-2 character name: walk newest
+                    // first by rowid and stop at the page's end (no sort).
+                    assert_eq!(plan, vec!["SCAN certificates".to_owned()], "{filter:?}");
+                }
+            }
+        }
+    }
+
+    /// Each filter alone uses its own index; prints the plans (`--nocapture`).
+    #[test]
+    fn each_filter_alone_uses_its_own_index() {
+        let (_dir, store) = temp_store();
+        let writer = store.writer();
+        let none = CertFilter::default;
+        let cases: Vec<(&str, CertFilter, &[&str])> = vec![
+            ("none", none(), &["SCAN certificates"]),
+            (
+                "page_token",
+                CertFilter {
+                    page_token: Some("c10".into()),
+                    ..none()
+                },
+                &["SEARCH certificates USING INTEGER PRIMARY KEY (rowid<?)"],
+            ),
+            (
+                "status",
+                CertFilter {
+                    status: Some(CertStatus::Issued),
+                    ..none()
+                },
+                &["SEARCH certificates USING INDEX certificates_status (status=?)"],
+            ),
+            (
+                "profile",
+                CertFilter {
+                    profile: Some("server".into()),
+                    ..none()
+                },
+                &["SEARCH certificates USING INDEX certificates_profile (profile=?)"],
+            ),
+            (
+                "requester",
+                CertFilter {
+                    requester: Some("bob".into()),
+                    ..none()
+                },
+                &["SEARCH certificates USING INDEX certificates_requester (requester=?)"],
+            ),
+            (
+                "not_after_before",
+                CertFilter {
+                    not_after_before: Some(5),
+                    ..none()
+                },
+                &[
+                    "SEARCH certificates USING INDEX certificates_not_after (not_after<?)",
+                    "USE TEMP B-TREE FOR ORDER BY",
+                ],
+            ),
+            (
+                "not_after_after",
+                CertFilter {
+                    not_after_after: Some(5),
+                    ..none()
+                },
+                &[
+                    "SEARCH certificates USING INDEX certificates_not_after (not_after>?)",
+                    "USE TEMP B-TREE FOR ORDER BY",
+                ],
+            ),
+            (
+                "name_contains (3+ chars)",
+                CertFilter {
+                    name_contains: Some("example".into()),
+                    ..none()
+                },
+                &[
+                    "SEARCH certificates USING INTEGER PRIMARY KEY (rowid=?)",
+                    "LIST SUBQUERY 1",
+                    "SCAN certificate_names VIRTUAL TABLE INDEX 0:M2",
+                    "CREATE BLOOM FILTER",
+                ],
+            ),
+            (
+                "name_contains (1-2 chars, LIKE fallback)",
+                CertFilter {
+                    name_contains: Some("ex".into()),
+                    ..none()
+                },
+                &["SCAN certificates"],
+            ),
+        ];
+        for (name, filter, expected) in cases {
+            let plan = plan(&writer, &ListQuery::new(&filter).expect("query"));
+            println!("{name}: {}", plan.join(" | "));
+            assert_eq!(plan, expected, "{name}");
+        }
+    }
+}
