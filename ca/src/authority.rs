@@ -311,6 +311,14 @@ impl Authority {
         Ok(self.store.list(filter)?)
     }
 
+    /// How many certificates the store holds that were signed: issued ones and
+    /// revoked ones (pending records are not counted).
+    pub fn count_issued(&self) -> Result<u64, CaError> {
+        let issued = self.store.count(CertStatus::Issued)?;
+        let revoked = self.store.count(CertStatus::Revoked)?;
+        Ok(issued.saturating_add(revoked))
+    }
+
     /// A request that renews `serial`: same profile, names and subject, and the
     /// same key unless `new_key` is given.
     pub fn renewal_request(

@@ -222,6 +222,10 @@ pub trait CertStore: Send + Sync {
 
     /// Records matching `filter`, newest first, one page at a time.
     fn list(&self, filter: &CertFilter) -> Result<CertPage, StoreError>;
+
+    /// How many records have `status`, over every issuer, counted from an
+    /// index (never by loading the records).
+    fn count(&self, status: CertStatus) -> Result<u64, StoreError>;
 }
 
 #[cfg(test)]

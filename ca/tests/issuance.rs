@@ -71,6 +71,11 @@ impl CertStore for MemoryStore {
             next_page_token: None,
         })
     }
+
+    fn count(&self, status: CertStatus) -> Result<u64, StoreError> {
+        let all = self.0.lock().expect("lock");
+        Ok(all.iter().filter(|r| r.status == status).count() as u64)
+    }
 }
 
 fn token() -> &'static Token {

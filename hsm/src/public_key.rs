@@ -93,6 +93,22 @@ impl PublicKey {
         })
     }
 
+    /// Builds a public key from its raw form: the uncompressed point for
+    /// ECDSA, the 32 bytes for Ed25519, the DER `RSAPublicKey` for RSA.
+    pub fn from_raw(spec: KeySpec, raw: &[u8]) -> Result<Self> {
+        let built = match spec {
+            KeySpec::EcP256 | KeySpec::EcP384 => Self::from_ec_point(spec, raw),
+            KeySpec::Ed25519 => Self::from_ed25519(raw),
+            KeySpec::Rsa { .. } => pkcs1::RsaPublicKey::from_der(raw)
+                .map_err(|e| e.to_string())
+                .and_then(|k| Self::from_rsa(k.modulus.as_bytes(), k.public_exponent.as_bytes())),
+        };
+        built.map_err(|reason| Error::PublicKey {
+            label: "(given public key)".into(),
+            reason,
+        })
+    }
+
     /// Parses a DER `SubjectPublicKeyInfo` of a supported key type.
     pub fn from_der(der: &[u8]) -> Result<Self> {
         let bad = |reason: String| Error::PublicKey {

@@ -40,6 +40,8 @@
 //!   `trigram` tokenizer over subject and SANs, kept in step by triggers;
 //! - the page token: the row id itself (the integer primary key).
 //!
+//! [`CertStore::count`] by status reads only the `(status, id)` index.
+//!
 //! The store never runs `ANALYZE`, so SQLite plans from fixed guesses. Without
 //! a hint it would answer a `not_after` range by walking the whole table in id
 //! order to spare the sort, and a later page by walking every id below the
@@ -312,7 +314,24 @@ impl CertStore for SqliteStore {
             next_page_token,
         })
     }
+
+    fn count(&self, status: CertStatus) -> Result<u64, StoreError> {
+        let reader = self.reader();
+        let count: i64 = reader
+            .prepare_cached(COUNT_SQL)
+            .and_then(|mut select| select.query_row(params![status.as_str()], |row| row.get(0)))
+            .map_err(|e| unavailable(&format!("counting {} certificates", status.as_str()), e))?;
+        u64::try_from(count).map_err(|_| {
+            StoreError::Unavailable(format!(
+                "counting {} certificates: negative count",
+                status.as_str()
+            ))
+        })
+    }
 }
+
+/// Counts the records in one status; answered from the `(status, id)` index.
+const COUNT_SQL: &str = "SELECT COUNT(*) FROM certificates WHERE status = ?1";
 
 /// A listing as SQL: the statement, its parameters in order, and the page
 /// size (the statement fetches one row more, to learn whether a next page exists).
@@ -879,6 +898,46 @@ mod tests {
             store.complete("issuer-b", &record.serial, b"x", 1),
             Err(StoreError::NotFound { .. })
         ));
+    }
+
+    #[test]
+    fn count_counts_one_status_from_its_index() {
+        let (_dir, store) = temp_store();
+        for n in 1..=5 {
+            store.insert_pending(&pending(ISSUER, n)).expect("insert");
+        }
+        store
+            .insert_pending(&pending("issuer-b", 1))
+            .expect("insert");
+        for n in 1..=3 {
+            store
+                .complete(ISSUER, &serial(n), b"cert", 10)
+                .expect("complete");
+        }
+        store
+            .writer()
+            .execute(
+                "UPDATE certificates SET status = 'revoked' WHERE issuer_id = ?1 AND serial = ?2",
+                params![ISSUER, serial(1).as_bytes()],
+            )
+            .expect("revoke");
+        assert_eq!(store.count(CertStatus::Pending).expect("count"), 3);
+        assert_eq!(store.count(CertStatus::Issued).expect("count"), 2);
+        assert_eq!(store.count(CertStatus::Revoked).expect("count"), 1);
+
+        let writer = store.writer();
+        let plan: Vec<String> = writer
+            .prepare(&format!("EXPLAIN QUERY PLAN {COUNT_SQL}"))
+            .expect("explain")
+            .query_map(params!["issued"], |row| row.get::<_, String>(3))
+            .expect("plan")
+            .collect::<Result<_, _>>()
+            .expect("plan rows");
+        assert!(
+            plan.iter()
+                .all(|line| line.contains("USING COVERING INDEX certificates_status")),
+            "{plan:?}"
+        );
     }
 
     /// The contract's meaning of a filter, to check the SQL against.
