@@ -1,171 +1,420 @@
-//! The development appliance: a fresh, isolated SoftHSM2 token under a local
-//! data directory, with the keys the appliance uses generated inside it.
+//! `strongroom dev`: a complete development appliance on embedded defaults.
 //!
-//! Like `vault server -dev`, it is ephemeral and insecure by design: the token's
-//! PIN is printed once and kept nowhere. Never use it for real keys.
+//! The first start creates, under the data directory:
+//! - an isolated SoftHSM2 token;
+//! - a dev root (P-384) and an issuing CA (P-256) whose keys are generated in
+//!   the token, plus a transit wrapping key;
+//! - a configuration with `server` and `client` profiles;
+//! - the gRPC server's TLS certificate, issued by the dev CA.
+//!
+//! Later starts with the same directory keep all of it, including the
+//! certificate inventory. The appliance then serves gRPC (TLS) and HTTP on
+//! 127.0.0.1 in the foreground until Ctrl-C.
+//!
+//! Insecure by design: the token PIN is kept in `hsm.pin` in the data
+//! directory so that a restart can log in again. Never use it for real keys.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use ring::rand::{SecureRandom, SystemRandom};
 use secrecy::{ExposeSecret, SecretString};
-use strongroom_hsm::{KeySpec, KeyWrapper, Pin, PoolConfig, Token};
+use strongroom_ca::{
+    CaCertificateRequest, DistributionUrls, IssueRequest, Issuer, Names, pem, self_signed_root,
+};
+use strongroom_hsm::{KeySpec, Pin, PoolConfig, Token};
 use strongroom_softhsm::{CONF_VAR, TokenDir};
+
+use crate::appliance::{Appliance, generate_key, read_pem_certificate};
+use crate::config::Config;
+use crate::server::{TlsIdentity, serve};
 
 /// Label of the dev appliance's token.
 pub(crate) const DEV_TOKEN: &str = "strongroom-dev";
-
-/// The keys the dev appliance generates: label and type.
-const DEV_KEYS: &[(&str, KeySpec)] = &[
-    ("dev-root-ca", KeySpec::EcP384),
-    ("dev-issuing-ca", KeySpec::EcP256),
-];
-
-/// Label of the dev appliance's transit wrapping key.
-const DEV_WRAPPING_KEY: &str = "dev-transit-wrap";
+const ROOT_KEY: &str = "dev-root-ca";
+const ISSUING_KEY: &str = "dev-issuing-ca";
+const WRAPPING_KEY: &str = "dev-transit-wrap";
+const YEAR: Duration = Duration::from_secs(365 * 86_400);
 
 /// Options of `strongroom dev`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct DevArgs {
-    /// Directory holding the dev appliance's token and files.
+    /// Directory holding the dev appliance's token, CA, database and config.
     #[arg(long, default_value = ".strongroom-dev")]
     data_dir: PathBuf,
-    /// Delete an existing data directory first (the dev appliance is ephemeral).
+    /// Delete an existing data directory first and start from scratch.
     #[arg(long)]
     fresh: bool,
     /// PKCS#11 module of SoftHSM2 (found in the usual places when omitted).
     #[arg(long)]
     module: Option<PathBuf>,
+    /// gRPC listen address (first start; later starts reuse the configured one).
+    #[arg(long)]
+    grpc_addr: Option<SocketAddr>,
+    /// HTTP listen address (first start; later starts reuse the configured one).
+    #[arg(long)]
+    http_addr: Option<SocketAddr>,
 }
 
-/// Creates the dev token and keys and prints what was created.
+/// Runs the dev appliance in the foreground.
 pub(crate) fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
-    let softhsm_dir = absolute(&args.data_dir)?.join("softhsm");
-    let conf = softhsm_dir.join("softhsm2.conf");
+    let data_dir = absolute(&args.data_dir)?;
+    let conf = data_dir.join("softhsm").join("softhsm2.conf");
     // SoftHSM2 reads SOFTHSM2_CONF when the module initialises; give it to a
     // child process rather than changing this process's environment.
     if std::env::var_os(CONF_VAR).as_deref() != Some(conf.as_os_str()) {
         return reexec_with_conf(&conf);
     }
-
-    if args.data_dir.exists() {
-        if !args.fresh {
+    if args.fresh && data_dir.exists() {
+        std::fs::remove_dir_all(&data_dir)
+            .with_context(|| format!("cannot delete {}", data_dir.display()))?;
+    }
+    let config_path = data_dir.join("strongroom.toml");
+    let first_start = !config_path.exists();
+    if first_start {
+        if data_dir.exists() && std::fs::read_dir(&data_dir)?.next().is_some() {
             bail!(
-                "{} already exists; the dev appliance is ephemeral: pass --fresh to delete it and start over",
-                args.data_dir.display()
+                "{} exists but holds no dev appliance; pass --fresh to start over there",
+                data_dir.display()
             );
         }
-        std::fs::remove_dir_all(&args.data_dir)
-            .with_context(|| format!("cannot delete {}", args.data_dir.display()))?;
+        let module = match &args.module {
+            Some(m) => m.clone(),
+            None => strongroom_softhsm::module_path()?,
+        };
+        bootstrap(&data_dir, &module, &args)?;
     }
-    let module = match args.module {
-        Some(m) => m,
-        None => strongroom_softhsm::module_path()?,
-    };
-    let dir = TokenDir::create(&softhsm_dir)?;
-    let user_pin = random_pin()?;
-    let so_pin = random_pin()?;
-    dir.create_token(DEV_TOKEN, &so_pin, &user_pin)?;
-    drop(so_pin);
+    let mut config = Config::load(&config_path)?;
+    if !first_start {
+        if let Some(a) = args.grpc_addr {
+            config.listen.grpc = a;
+        }
+        if let Some(a) = args.http_addr {
+            config.listen.http = a;
+        }
+    }
+    let appliance = Appliance::load(&config)?;
+    let tls = server_tls(&appliance, &config, &data_dir)?;
+    let grpc = std::net::TcpListener::bind(config.listen.grpc)
+        .with_context(|| format!("cannot listen on {}", config.listen.grpc))?;
+    let http = std::net::TcpListener::bind(config.listen.http)
+        .with_context(|| format!("cannot listen on {}", config.listen.http))?;
+    let (grpc_addr, http_addr) = (grpc.local_addr()?, http.local_addr()?);
+    print_banner(&data_dir, &config, grpc_addr, http_addr, first_start)?;
 
+    grpc.set_nonblocking(true)?;
+    http.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let grpc = tokio::net::TcpListener::from_std(grpc)?;
+        let http = tokio::net::TcpListener::from_std(http)?;
+        serve(Arc::new(appliance), grpc, http, tls, shutdown_signal()).await
+    })?;
+    eprintln!("strongroom: dev appliance stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Creates the token, keys, CA certificates and configuration of a new dev appliance.
+fn bootstrap(data_dir: &Path, module: &Path, args: &DevArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data_dir.join("ca"))?;
+    let dir = TokenDir::create(&data_dir.join("softhsm"))?;
+    let user_pin = random_secret()?;
+    dir.create_token(DEV_TOKEN, &random_secret()?, &user_pin)?;
+    write_private(
+        &data_dir.join("hsm.pin"),
+        user_pin.expose_secret().as_bytes(),
+    )?;
+
+    // The bootstrap token handle is dropped before the appliance opens the
+    // token again (one open per process).
     let token = Token::open(
-        &module,
+        module,
         DEV_TOKEN,
         Pin::new(user_pin.expose_secret()),
         PoolConfig::default(),
     )?;
-    let public_dir = args.data_dir.join("public");
-    std::fs::create_dir_all(&public_dir)?;
+    let now = SystemTime::now();
+    let root_key = token.generate_key_pair(ROOT_KEY, KeySpec::EcP384)?;
+    let root_signer = root_key.signer(KeySpec::EcP384.default_signature_algorithm())?;
+    let root_der = self_signed_root(
+        &root_signer,
+        &CaCertificateRequest {
+            subject: &subject("Strongroom Dev Root CA"),
+            public_key: root_key.public_key(),
+            not_before: now,
+            not_after: now + 10 * YEAR,
+            path_len: Some(1),
+            serial: &serial(&token)?,
+            urls: &DistributionUrls::default(),
+        },
+    )?;
+    let root = Issuer::new(&root_der, Arc::new(root_signer))?;
+    let issuing_key = token.generate_key_pair(ISSUING_KEY, KeySpec::EcP256)?;
+    let issuing_der = root.sign_ca(&CaCertificateRequest {
+        subject: &subject("Strongroom Dev Issuing CA"),
+        public_key: issuing_key.public_key(),
+        not_before: now,
+        not_after: now + 5 * YEAR,
+        path_len: Some(0),
+        serial: &serial(&token)?,
+        urls: &DistributionUrls::default(),
+    })?;
+    token.generate_wrapping_key(WRAPPING_KEY)?;
+    drop(token);
+    std::fs::write(data_dir.join("ca/root.pem"), pem("CERTIFICATE", &root_der))?;
+    std::fs::write(
+        data_dir.join("ca/issuing.pem"),
+        pem("CERTIFICATE", &issuing_der),
+    )?;
 
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "Strongroom dev appliance (ephemeral and insecure: never use it for real keys)"
-    )?;
-    writeln!(
-        out,
-        "  data dir     {}",
-        absolute(&args.data_dir)?.display()
-    )?;
-    writeln!(out, "  module       {}", module.display())?;
-    writeln!(
-        out,
-        "  token        {DEV_TOKEN}  ({CONF_VAR}={})",
-        dir.conf().display()
-    )?;
-    writeln!(
-        out,
-        "  user PIN     {}  (printed once, stored nowhere)",
-        user_pin.expose_secret()
-    )?;
-    writeln!(out)?;
-    writeln!(
-        out,
-        "Keys generated inside the token (sensitive, never extractable):"
-    )?;
-    for (label, spec) in DEV_KEYS {
-        let key = token.generate_key_pair(label, *spec)?;
-        let algorithm = spec.default_signature_algorithm();
-        let signature = key.sign(algorithm, b"strongroom dev self-test")?;
-        key.public_key()
-            .verify(algorithm, b"strongroom dev self-test", &signature)
-            .with_context(|| format!("self-test signature of {label}"))?;
-        let pem = public_dir.join(format!("{label}.pem"));
-        std::fs::write(&pem, key.public_key().to_pem())?;
-        writeln!(
-            out,
-            "  {label:<18} {:<9} SHA-256:{}  {}",
-            spec.to_string(),
-            key.public_key().fingerprint(),
-            pem.display()
-        )?;
+    let grpc = args
+        .grpc_addr
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8443)));
+    let mut http = args
+        .http_addr
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    if http.port() == 0 {
+        // The URLs written into certificates need the real port.
+        http = std::net::TcpListener::bind(http)?.local_addr()?;
     }
-    let wrapping = token.generate_wrapping_key(DEV_WRAPPING_KEY)?;
-    let probe = token.random(32)?;
-    let unwrapped = wrapping.unwrap(&wrapping.wrap(&probe)?)?;
-    if *unwrapped != probe {
-        bail!("wrap/unwrap self-test of {DEV_WRAPPING_KEY} returned different material");
-    }
-    writeln!(out, "  {DEV_WRAPPING_KEY:<18} aes-256   wrap/unwrap only")?;
-    writeln!(out)?;
-    writeln!(
-        out,
-        "Self-test passed: every key signed and verified; wrap/unwrap round-tripped."
-    )?;
-    writeln!(
-        out,
-        "Inspect the token:  {CONF_VAR}={} pkcs11-tool --module {} --token-label {DEV_TOKEN} --login --list-objects",
-        dir.conf().display(),
-        module.display()
-    )?;
-    Ok(ExitCode::SUCCESS)
+    let config = format!(
+        r#"# Written by `strongroom dev` on its first start. See strongroom.example.toml.
+data_dir = "."
+
+[listen]
+grpc = "{grpc}"
+http = "{http}"
+
+[tls]
+cert = "tls/server.pem"
+key = "tls/server.key"
+
+[hsm]
+module = "{module}"
+token = "pkcs11:token={DEV_TOKEN}"
+pin_file = "hsm.pin"
+
+[ca]
+issuer_key = "pkcs11:object={ISSUING_KEY}"
+issuer_certificate = "ca/issuing.pem"
+chain = ["ca/root.pem"]
+crl_url = "http://{http}/crl/issuing.crl"
+ocsp_url = "http://{http}/ocsp"
+ca_issuers_url = "http://{http}/ca/issuing.crt"
+
+[profiles.server]
+domains = ["localhost", "**.test"]
+ip_ranges = ["127.0.0.0/8", "::1/128"]
+ext_key_usage = ["serverAuth"]
+key_usage = ["digitalSignature", "keyEncipherment"]
+max_ttl = "365d"
+
+[profiles.client]
+domains = ["localhost", "**.test"]
+uri_patterns = ["spiffe://strongroom.test/*"]
+ext_key_usage = ["clientAuth"]
+max_ttl = "365d"
+"#,
+        module = module.display(),
+    );
+    std::fs::write(data_dir.join("strongroom.toml"), config)?;
+    Ok(())
 }
 
-/// Runs this same command again with `SOFTHSM2_CONF` pointing at `conf`.
-fn reexec_with_conf(conf: &Path) -> anyhow::Result<ExitCode> {
-    let exe = std::env::current_exe().context("cannot locate the strongroom binary")?;
-    let status = std::process::Command::new(exe)
-        .args(std::env::args_os().skip(1))
-        .env(CONF_VAR, conf)
-        .status()
-        .context("cannot start the dev appliance")?;
-    Ok(match status.code() {
-        Some(0) => ExitCode::SUCCESS,
-        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
-        None => ExitCode::FAILURE,
+/// The gRPC server's TLS identity, issued by the dev CA (again when it is
+/// missing or expires within 30 days).
+fn server_tls(
+    appliance: &Appliance,
+    config: &Config,
+    data_dir: &Path,
+) -> anyhow::Result<TlsIdentity> {
+    let (cert_path, key_path) = (&config.tls.cert, &config.tls.key);
+    let fresh_enough = read_pem_certificate(cert_path)
+        .ok()
+        .and_then(|der| <x509_cert::Certificate as der::Decode>::from_der(&der).ok())
+        .is_some_and(|c| {
+            c.tbs_certificate.validity.not_after.to_system_time()
+                > SystemTime::now() + Duration::from_secs(30 * 86_400)
+        });
+    if !fresh_enough || !key_path.exists() {
+        let (public_key, key_pem) = generate_key(KeySpec::EcP256)?;
+        let names = Names {
+            dns: vec!["localhost".into()],
+            ips: vec!["127.0.0.1".parse()?, "::1".parse()?],
+            uris: vec![],
+        };
+        let prepared = appliance.authority.prepare(IssueRequest {
+            profile: "server".into(),
+            requester: "strongroom-dev".into(),
+            public_key,
+            common_name: Some("localhost".into()),
+            names,
+            ttl: Some(YEAR),
+            renewal_of: None,
+        })?;
+        let issued = appliance.authority.issue(prepared)?;
+        std::fs::create_dir_all(data_dir.join("tls"))?;
+        let chain = format!(
+            "{}{}",
+            issued.certificate_pem(),
+            appliance.authority.issuer().certificate_pem()
+        );
+        write_private(key_path, key_pem.as_bytes())?;
+        std::fs::write(cert_path, chain)?;
+    }
+    Ok(TlsIdentity {
+        cert_pem: std::fs::read_to_string(cert_path)?,
+        key_pem: zeroize::Zeroizing::new(std::fs::read_to_string(key_path)?),
+        client_ca_pem: match &config.tls.client_ca {
+            Some(p) => Some(std::fs::read_to_string(p)?),
+            None => None,
+        },
     })
 }
 
-/// A 32-character random PIN from the operating system's generator.
-fn random_pin() -> anyhow::Result<SecretString> {
+fn print_banner(
+    data_dir: &Path,
+    config: &Config,
+    grpc: SocketAddr,
+    http: SocketAddr,
+    first_start: bool,
+) -> anyhow::Result<()> {
+    let root = data_dir.join("ca/root.pem");
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "Strongroom dev appliance ({}; insecure by design: never use it for real keys)",
+        if first_start {
+            "created"
+        } else {
+            "restarted with its CA and inventory"
+        }
+    )?;
+    writeln!(out, "  data dir      {}", data_dir.display())?;
+    writeln!(
+        out,
+        "  HSM token     {DEV_TOKEN} in {}  ({CONF_VAR}={})",
+        data_dir.join("softhsm/tokens").display(),
+        data_dir.join("softhsm/softhsm2.conf").display()
+    )?;
+    writeln!(
+        out,
+        "  PIN           {} (dev only)",
+        config.hsm.pin_file.display()
+    )?;
+    writeln!(
+        out,
+        "  CA keys       {ROOT_KEY} (P-384), {ISSUING_KEY} (P-256), in the token"
+    )?;
+    writeln!(
+        out,
+        "  gRPC          https://{grpc}  (Ca, Sys, health, reflection)"
+    )?;
+    writeln!(out, "  HTTP          http://{http}/ca/issuing.crt")?;
+    writeln!(
+        out,
+        "  database      {}",
+        data_dir.join("strongroom.db").display()
+    )?;
+    writeln!(out)?;
+    writeln!(out, "In another shell:")?;
+    writeln!(out, "export STRONGROOM_ADDR=https://{grpc}")?;
+    writeln!(out, "export STRONGROOM_CACERT={}", root.display())?;
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "strongroom".into());
+    writeln!(
+        out,
+        "{exe} cert issue --profile server --cn api.test --san api.test --out-cert api.test.pem --out-key api.test.key"
+    )?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn subject(cn: &str) -> Vec<(String, String)> {
+    vec![
+        ("O".into(), "Strongroom Dev".into()),
+        ("CN".into(), cn.into()),
+    ]
+}
+
+/// A positive 16-byte serial from the HSM's random generator.
+fn serial(token: &Token) -> anyhow::Result<Vec<u8>> {
+    let mut s = token.random(16)?;
+    s[0] = (s[0] & 0x7f) | 0x40;
+    Ok(s)
+}
+
+/// Runs this same command again with `SOFTHSM2_CONF` pointing at `conf`,
+/// replacing this process (so signals reach the appliance directly).
+fn reexec_with_conf(conf: &Path) -> anyhow::Result<ExitCode> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe().context("cannot locate the strongroom binary")?;
+    let error = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(CONF_VAR, conf)
+        .exec();
+    Err(anyhow::Error::new(error).context("cannot start the dev appliance"))
+}
+
+/// A 32-character random secret from the operating system's generator.
+fn random_secret() -> anyhow::Result<SecretString> {
     let mut bytes = zeroize::Zeroizing::new([0u8; 16]);
     SystemRandom::new()
         .fill(bytes.as_mut())
         .map_err(|_| anyhow::anyhow!("the operating system's random generator failed"))?;
-    let pin: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(SecretString::from(pin))
+    let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(SecretString::from(text))
+}
+
+/// Writes a file only its owner can read (created with mode 0600).
+fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    // An existing file keeps its mode on open; make sure it is private.
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    Ok(())
 }
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {

@@ -1,10 +1,18 @@
 //! `strongroom`: the Strongroom appliance binary (server and command-line client).
 //!
-//! Commands follow `strongroom <noun> <verb>`; today the binary offers the
-//! development appliance (`strongroom dev`), which later grows into the full
-//! gRPC service.
+//! Commands follow `strongroom <noun> <verb>`:
+//!
+//! - `strongroom dev` runs a development appliance in the foreground;
+//! - `strongroom server --config FILE` runs the appliance;
+//! - `strongroom cert issue|renew|show|list` and `strongroom ca chain` are
+//!   gRPC clients of a running appliance (`STRONGROOM_ADDR`, `STRONGROOM_CACERT`);
+//! - `strongroom agent` keeps a certificate renewed.
 
+mod appliance;
+mod cli;
+mod config;
 mod dev;
+mod server;
 mod store;
 
 use std::process::ExitCode;
@@ -21,8 +29,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Start an ephemeral development appliance on an isolated SoftHSM2 token.
+    /// Run a development appliance in the foreground (isolated SoftHSM2 token,
+    /// dev root and intermediate, SQLite, gRPC and HTTP on 127.0.0.1).
     Dev(dev::DevArgs),
+    /// Run the appliance from a configuration file.
+    Server(server::ServerArgs),
+    /// Certificates: issue, renew, show, list.
+    Cert(cli::CertArgs),
+    /// The certificate authority: chain.
+    Ca(cli::CaArgs),
+    /// Keep a certificate and key renewed before they expire.
+    Agent(cli::agent::AgentArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,15 +49,21 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Dev(args) => dev::run(args),
+        Command::Server(args) => server::run(args),
+        Command::Cert(args) => cli::run_cert(args),
+        Command::Ca(args) => cli::run_ca(args),
+        Command::Agent(args) => cli::agent::run(args),
     };
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("strongroom: {e:#}");
+            // One line for the operator; the chain of causes joined.
+            eprintln!("strongroom: {}", format!("{e:#}").replace('\n', " "));
             ExitCode::FAILURE
         }
     }

@@ -1,148 +1,345 @@
-//! End to end: `strongroom dev` creates an isolated token whose keys OpenSC's
-//! pkcs11-tool sees as sensitive and never extractable, writes public keys
-//! OpenSSL reads, keeps the PIN off disk, and never overwrites its data.
+//! End to end: `strongroom dev` runs a complete appliance; the CLI issues,
+//! lists, shows and renews certificates over gRPC; openssl and pkilint accept
+//! what it issues; the agent renews; a restart keeps the CA and inventory.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
-fn strongroom(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_strongroom"))
-        .args(args)
-        .output()
-        .expect("run strongroom")
+const BIN: &str = env!("CARGO_BIN_EXE_strongroom");
+
+/// The running dev appliance; killed when dropped, even if the test panics.
+struct Dev {
+    child: Child,
+    addr: String,
+    cacert: String,
 }
 
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+impl Dev {
+    fn start(data: &Path) -> Dev {
+        let mut child = Command::new(BIN)
+            .args(["dev", "--data-dir"])
+            .arg(data)
+            .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start strongroom dev");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let (mut addr, mut cacert) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while addr.is_none() || cacert.is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "dev appliance did not print its exports"
+            );
+            let line = lines
+                .next()
+                .expect("dev appliance exited before printing its exports")
+                .expect("read stdout");
+            if let Some(v) = line.strip_prefix("export STRONGROOM_ADDR=") {
+                addr = Some(v.to_string());
+            }
+            if let Some(v) = line.strip_prefix("export STRONGROOM_CACERT=") {
+                cacert = Some(v.to_string());
+            }
+        }
+        // Keep draining stdout so the appliance never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let dev = Dev {
+            child,
+            addr: addr.expect("addr"),
+            cacert: cacert.expect("cacert"),
+        };
+        dev.wait_ready();
+        dev
+    }
 
-/// Every file under `dir`, recursively.
-fn files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut all = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("read dir") {
-        let path = entry.expect("entry").path();
-        if path.is_dir() {
-            all.extend(files(&path));
-        } else {
-            all.push(path);
+    /// Waits until the gRPC listener answers a real RPC.
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = self.cli(&["ca", "chain"]);
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "appliance not ready: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
-    all
+
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .env("STRONGROOM_ADDR", &self.addr)
+            .env("STRONGROOM_CACERT", &self.cacert)
+            .output()
+            .expect("run strongroom")
+    }
+
+    fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "strongroom {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn stop(mut self) {
+        // SIGTERM: the appliance shuts down cleanly.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "dev appliance exited with {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("dev appliance did not stop on SIGTERM");
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn openssl(args: &[&str]) -> Output {
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl")
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8")
+}
+
+fn serial_of(cert: &Path) -> String {
+    let out = openssl(&["x509", "-in", p(cert), "-noout", "-serial"]);
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_start_matches("serial=")
+        .to_ascii_lowercase()
+}
+
+fn pkilint(tool: &str, files: &[&Path]) {
+    let bin = std::env::var_os("PKILINT_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/pkilint-venv/bin"))
+        .join(tool);
+    assert!(
+        bin.exists(),
+        "{} missing: run ./scripts/test",
+        bin.display()
+    );
+    let out = Command::new(bin)
+        .args(["lint", "-s", "ERROR"])
+        .args(files)
+        .output()
+        .expect("pkilint");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+        "{tool} {files:?} ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
-fn dev_appliance_creates_a_token_with_custodied_keys() {
+fn dev_appliance_issues_renews_and_survives_a_restart() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("dev");
-    let data_arg = data.to_str().expect("utf-8");
+    let work = tmp.path();
+    let dev = Dev::start(&data);
+    let root = data.join("ca/root.pem");
+    let issuing = data.join("ca/issuing.pem");
 
-    let out = strongroom(&["dev", "--data-dir", data_arg]);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        stdout(&out),
-        String::from_utf8_lossy(&out.stderr)
+    // A server-generated key.
+    let (cert, key) = (work.join("api.pem"), work.join("api.key"));
+    dev.cli_ok(&[
+        "cert",
+        "issue",
+        "--profile",
+        "server",
+        "--cn",
+        "api.test",
+        "--san",
+        "api.test",
+        "--out-cert",
+        p(&cert),
+        "--out-key",
+        p(&key),
+    ]);
+    let mode = std::fs::metadata(&key).expect("key").permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
     );
-    let text = stdout(&out);
-    for label in ["dev-root-ca", "dev-issuing-ca", "dev-transit-wrap"] {
-        assert!(text.contains(label), "{label} missing from:\n{text}");
-    }
-    assert!(text.contains("Self-test passed"), "{text}");
-    let pin = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("user PIN"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("PIN printed once")
-        .to_string();
-    assert_eq!(pin.len(), 32);
-
-    // The PIN is on the terminal only, in no file of the data directory.
-    for file in files(&data) {
-        let bytes = std::fs::read(&file).expect("read");
-        assert!(
-            !bytes.windows(pin.len()).any(|w| w == pin.as_bytes()),
-            "PIN found in {}",
-            file.display()
-        );
-    }
-
-    // OpenSC sees the keys in the token, sensitive and never extractable.
-    let conf = data.join("softhsm/softhsm2.conf");
-    let module = strongroom_module();
-    let listing = Command::new("pkcs11-tool")
-        .env("SOFTHSM2_CONF", &conf)
-        .args([
-            "--module",
-            &module,
-            "--token-label",
-            "strongroom-dev",
-            "--login",
-            "--pin",
-            &pin,
-        ])
-        .arg("--list-objects")
-        .output()
-        .expect("pkcs11-tool (install opensc)");
+    let verify = openssl(&[
+        "verify",
+        "-CAfile",
+        p(&root),
+        "-untrusted",
+        p(&issuing),
+        p(&cert),
+    ]);
     assert!(
-        listing.status.success(),
+        verify.status.success(),
         "{}",
-        String::from_utf8_lossy(&listing.stderr)
+        String::from_utf8_lossy(&verify.stderr)
     );
-    let listing = stdout(&listing);
-    let private_blocks = listing.matches("Private Key Object").count();
-    assert_eq!(private_blocks, 2, "{listing}");
-    assert_eq!(listing.matches("Secret Key Object").count(), 1, "{listing}");
-    assert_eq!(listing.matches("never extractable").count(), 3, "{listing}");
+    // The key matches the certificate.
+    let cert_pub = openssl(&["x509", "-in", p(&cert), "-noout", "-pubkey"]).stdout;
+    let key_pub = openssl(&["pkey", "-in", p(&key), "-pubout"]).stdout;
+    assert_eq!(cert_pub, key_pub);
 
-    // OpenSSL reads the public keys, and their fingerprints match the output.
-    for label in ["dev-root-ca", "dev-issuing-ca"] {
-        let pem = data.join(format!("public/{label}.pem"));
-        let der = Command::new("openssl")
-            .args(["pkey", "-pubin", "-outform", "DER", "-in"])
-            .arg(&pem)
-            .output()
-            .expect("openssl");
-        assert!(
-            der.status.success(),
-            "openssl cannot read {}",
-            pem.display()
-        );
-        let fingerprint: String = ring::digest::digest(&ring::digest::SHA256, &der.stdout)
-            .as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        assert!(
-            text.contains(&fingerprint),
-            "fingerprint of {label} not printed:\n{text}"
-        );
+    // A CSR made by openssl.
+    let (csr, csr_key, from_csr) = (
+        work.join("web.csr"),
+        work.join("web.key"),
+        work.join("web.pem"),
+    );
+    let req = openssl(&[
+        "req",
+        "-new",
+        "-nodes",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-keyout",
+        p(&csr_key),
+        "-out",
+        p(&csr),
+        "-subj",
+        "/CN=web.test",
+        "-addext",
+        "subjectAltName=DNS:web.test,IP:127.0.0.1",
+    ]);
+    assert!(req.status.success());
+    dev.cli_ok(&[
+        "cert",
+        "issue",
+        "--profile",
+        "server",
+        "--csr",
+        p(&csr),
+        "--out",
+        p(&from_csr),
+    ]);
+    let verify = openssl(&[
+        "verify",
+        "-CAfile",
+        p(&root),
+        "-untrusted",
+        p(&issuing),
+        p(&from_csr),
+    ]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    for c in [&root, &issuing, &cert, &from_csr] {
+        pkilint("lint_pkix_cert", &[c]);
     }
+    pkilint("lint_pkix_signer_signee_cert_chain", &[&root, &issuing]);
+    pkilint("lint_pkix_signer_signee_cert_chain", &[&issuing, &cert]);
 
-    // A second start without --fresh refuses, with one line, and deletes nothing.
-    let again = strongroom(&["dev", "--data-dir", data_arg]);
-    assert!(!again.status.success());
-    let stderr = String::from_utf8_lossy(&again.stderr);
+    // The inventory finds it.
+    let serial = serial_of(&cert);
+    let listed = dev.cli_ok(&["cert", "list", "--name", "api.test", "--output", "json"]);
+    assert!(listed.contains(&serial), "{listed}");
+    let shown = dev.cli_ok(&["cert", "show", "--serial", &serial]);
+    assert!(shown.contains("api.test"), "{shown}");
+
+    // A refused request: one line naming the problem, non-zero exit.
+    let refused = dev.cli(&[
+        "cert",
+        "issue",
+        "--profile",
+        "server",
+        "--cn",
+        "evil.example.com",
+        "--san",
+        "evil.example.com",
+        "--out-cert",
+        p(&work.join("e.pem")),
+        "--out-key",
+        p(&work.join("e.key")),
+    ]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("--fresh"), "{stderr}");
-    assert!(data.join("public/dev-root-ca.pem").exists());
+    assert!(stderr.contains("evil.example.com"), "{stderr}");
+    assert!(!work.join("e.key").exists());
 
-    // With --fresh it starts over with new keys.
-    let fresh = strongroom(&["dev", "--fresh", "--data-dir", data_arg]);
-    assert!(
-        fresh.status.success(),
-        "{}",
-        String::from_utf8_lossy(&fresh.stderr)
-    );
-    assert_ne!(stdout(&fresh), text);
-}
+    // Renewal: a new serial, the same names.
+    let renewed = work.join("api-renewed.pem");
+    dev.cli_ok(&["cert", "renew", "--serial", &serial, "--out", p(&renewed)]);
+    assert_ne!(serial_of(&renewed), serial);
+    let text = String::from_utf8_lossy(
+        &openssl(&[
+            "x509",
+            "-in",
+            p(&renewed),
+            "-noout",
+            "-ext",
+            "subjectAltName",
+        ])
+        .stdout,
+    )
+    .to_string();
+    assert!(text.contains("DNS:api.test"), "{text}");
 
-fn strongroom_module() -> String {
-    [
-        "/usr/lib/softhsm/libsofthsm2.so",
-        "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-    ]
-    .into_iter()
-    .find(|m| Path::new(m).exists())
-    .expect("SoftHSM2 is not installed: run ./scripts/test, which installs it")
-    .to_string()
+    // The agent: a 365-day certificate under a 400-day threshold is renewed;
+    // under a 1-day threshold nothing needs doing.
+    let before = serial_of(&cert);
+    dev.cli_ok(&[
+        "agent",
+        "--cert",
+        p(&cert),
+        "--key",
+        p(&key),
+        "--threshold",
+        "400d",
+        "--once",
+    ]);
+    assert_ne!(serial_of(&cert), before, "the agent did not renew");
+    let after = serial_of(&cert);
+    dev.cli_ok(&[
+        "agent",
+        "--cert",
+        p(&cert),
+        "--key",
+        p(&key),
+        "--threshold",
+        "1d",
+        "--once",
+    ]);
+    assert_eq!(serial_of(&cert), after, "the agent renewed needlessly");
+
+    // A restart keeps the CA and the inventory.
+    let root_before = std::fs::read(&root).expect("root");
+    dev.stop();
+    let dev = Dev::start(&data);
+    assert_eq!(std::fs::read(&root).expect("root"), root_before);
+    let shown = dev.cli_ok(&["cert", "show", "--serial", &serial]);
+    assert!(shown.contains("api.test"), "{shown}");
+    dev.stop();
 }

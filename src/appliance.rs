@@ -1,0 +1,199 @@
+//! The running appliance: configuration turned into a logged-in token, a
+//! verified issuer and an authority over the certificate store.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use anyhow::{Context, bail};
+use ring::rand::SystemRandom;
+use ring::signature::{self as ring_sig, KeyPair as _};
+use strongroom_ca::{Authority, DistributionUrls, Issuer, Profile, SystemClock};
+use strongroom_hsm::{KeySpec, Pin, Pkcs11Uri, PoolConfig, PublicKey, SignatureAlgorithm, Token};
+use zeroize::Zeroizing;
+
+use crate::config::{Config, Limits};
+use crate::store::sqlite::SqliteStore;
+
+/// Everything the services need, built once at start.
+pub(crate) struct Appliance {
+    /// The issuing CA.
+    pub(crate) authority: Authority,
+    /// The HSM token (for status and random bytes).
+    pub(crate) token: Token,
+    /// When the appliance started.
+    pub(crate) started_at: SystemTime,
+    /// Client request limits.
+    pub(crate) limits: Limits,
+}
+
+impl Appliance {
+    /// Opens the token, binds the issuer key to its certificate, and opens the store.
+    pub(crate) fn load(config: &Config) -> anyhow::Result<Appliance> {
+        let pin = read_pin(&config.hsm.pin_file)?;
+        let token_label = if config.hsm.token.starts_with("pkcs11:") {
+            let uri: Pkcs11Uri = config.hsm.token.parse()?;
+            uri.token.context("hsm.token URI names no token")?
+        } else {
+            config.hsm.token.clone()
+        };
+        let mut pool = PoolConfig::default();
+        if let Some(n) = config.hsm.sessions {
+            pool.sessions = n;
+        }
+        let token = Token::open(&config.hsm.module, &token_label, pin, pool)?;
+
+        let issuer_der = read_pem_certificate(&config.ca.issuer_certificate)?;
+        let issuer_cert = <x509_cert::Certificate as der::Decode>::from_der(&issuer_der)
+            .context("issuer certificate is not a certificate")?;
+        let issuer_spki =
+            der::Encode::to_der(&issuer_cert.tbs_certificate.subject_public_key_info)?;
+        let issuer_public = PublicKey::from_der(&issuer_spki)?;
+        let key_uri: Pkcs11Uri = config
+            .ca
+            .issuer_key
+            .parse()
+            .context("ca.issuer_key must be a pkcs11: URI such as pkcs11:object=issuing-ca")?;
+        let key = token.find_key_pair_by_uri(&key_uri, &issuer_public)?;
+        let algorithm = match &config.ca.signature_algorithm {
+            Some(name) => name.parse::<SignatureAlgorithm>()?,
+            None => key.spec().default_signature_algorithm(),
+        };
+        let issuer = Issuer::new(&issuer_der, Arc::new(key.signer(algorithm)?))?;
+        let chain = config
+            .ca
+            .chain
+            .iter()
+            .map(|p| read_pem_certificate(p))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let profiles = config
+            .profiles
+            .iter()
+            .map(|(name, p)| Profile::new(name, p).map_err(anyhow::Error::msg))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if profiles.is_empty() {
+            bail!("no issuance profiles are configured");
+        }
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+        let store = SqliteStore::open(&config.data_dir.join("strongroom.db"))?;
+        let authority = Authority::new(
+            issuer,
+            chain,
+            profiles,
+            DistributionUrls {
+                crl: config.ca.crl_url.clone(),
+                ocsp: config.ca.ocsp_url.clone(),
+                ca_issuers: config.ca.ca_issuers_url.clone(),
+            },
+            Arc::new(store),
+            Arc::new(SystemClock),
+            Arc::new(token.clone()),
+        );
+        Ok(Appliance {
+            authority,
+            token,
+            started_at: SystemTime::now(),
+            limits: config.limits,
+        })
+    }
+}
+
+/// Reads a PIN file (trailing newline ignored); refuses group- or world-readable files.
+fn read_pin(path: &Path) -> anyhow::Result<Pin> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("cannot read PIN file {}", path.display()))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        bail!(
+            "PIN file {} is readable by others; chmod 600 it",
+            path.display()
+        );
+    }
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read PIN file {}", path.display()))?,
+    );
+    let pin = text.trim_end_matches(['\r', '\n']);
+    if pin.is_empty() {
+        bail!("PIN file {} is empty", path.display());
+    }
+    Ok(Pin::new(pin))
+}
+
+/// The first certificate of a PEM file, as DER.
+pub(crate) fn read_pem_certificate(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read certificate {}", path.display()))?;
+    let (label, der) = der::pem::decode_vec(text.trim().as_bytes())
+        .map_err(|e| anyhow::anyhow!("{} is not a PEM certificate: {e}", path.display()))?;
+    if label != "CERTIFICATE" {
+        bail!("{} holds a {label}, not a CERTIFICATE", path.display());
+    }
+    Ok(der)
+}
+
+/// A fresh key pair generated in software for a client that asked the server
+/// to make its key: the public key, and the private key as PKCS#8 PEM
+/// (zeroized on drop; returned once, never stored or logged).
+///
+/// ECDSA P-256/P-384 and Ed25519 only: server-generated RSA keys are refused
+/// (send a CSR instead).
+pub(crate) fn generate_key(spec: KeySpec) -> anyhow::Result<(PublicKey, Zeroizing<String>)> {
+    let rng = SystemRandom::new();
+    let (pkcs8, public) = match spec {
+        KeySpec::EcP256 | KeySpec::EcP384 => {
+            let alg = if spec == KeySpec::EcP256 {
+                &ring_sig::ECDSA_P256_SHA256_ASN1_SIGNING
+            } else {
+                &ring_sig::ECDSA_P384_SHA384_ASN1_SIGNING
+            };
+            let doc = ring_sig::EcdsaKeyPair::generate_pkcs8(alg, &rng)
+                .map_err(|_| anyhow::anyhow!("key generation failed"))?;
+            let pair = ring_sig::EcdsaKeyPair::from_pkcs8(alg, doc.as_ref(), &rng)
+                .map_err(|_| anyhow::anyhow!("generated key is unusable"))?;
+            let public = pair.public_key().as_ref().to_vec();
+            (Zeroizing::new(doc.as_ref().to_vec()), public)
+        }
+        KeySpec::Ed25519 => {
+            let doc = ring_sig::Ed25519KeyPair::generate_pkcs8(&rng)
+                .map_err(|_| anyhow::anyhow!("key generation failed"))?;
+            let pair = ring_sig::Ed25519KeyPair::from_pkcs8(doc.as_ref())
+                .map_err(|_| anyhow::anyhow!("generated key is unusable"))?;
+            let public = pair.public_key().as_ref().to_vec();
+            (Zeroizing::new(doc.as_ref().to_vec()), public)
+        }
+        other => bail!("server-generated {other} keys are not offered; send a CSR instead"),
+    };
+    let public = PublicKey::from_raw(spec, &public)?;
+    let pem = der::pem::encode_string("PRIVATE KEY", der::pem::LineEnding::LF, &pkcs8)
+        .map_err(|e| anyhow::anyhow!("cannot encode the private key: {e}"))?;
+    Ok((public, Zeroizing::new(pem)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_are_usable_pkcs8() {
+        for spec in [KeySpec::EcP256, KeySpec::EcP384, KeySpec::Ed25519] {
+            let (public, pem) = generate_key(spec).expect("generated");
+            assert_eq!(public.spec(), spec);
+            assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+        }
+        assert!(generate_key(KeySpec::Rsa { bits: 2048 }).is_err());
+    }
+
+    #[test]
+    fn pin_files_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("pin");
+        std::fs::write(&path, "1234\n").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert!(read_pin(&path).is_err());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        assert!(read_pin(&path).is_ok());
+    }
+}

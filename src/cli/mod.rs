@@ -1,0 +1,1065 @@
+//! The command-line client: `strongroom cert …` and `strongroom ca …` talk to a
+//! running appliance over gRPC; `strongroom agent` keeps a certificate renewed
+//! (see [`agent`]).
+//!
+//! # Contract
+//!
+//! Operators script against this interface: it changes only by additions.
+//!
+//! ## Connection options (every client command and the agent)
+//!
+//! | flag | environment | default |
+//! |---|---|---|
+//! | `--addr URL` | `STRONGROOM_ADDR` | `https://127.0.0.1:8443` |
+//! | `--cacert FILE` | `STRONGROOM_CACERT` | none; required for `https://` |
+//! | `--client-cert FILE` | `STRONGROOM_CLIENT_CERT` | none (mutual TLS identity) |
+//! | `--client-key FILE` | `STRONGROOM_CLIENT_KEY` | none (given together with the certificate) |
+//! | `--output text\|json` | | `text` |
+//! | `--timeout DURATION` | | `30s` (connect, and each request) |
+//!
+//! Flags override environment variables. `--addr` without a scheme means
+//! `https://`; `http://` is accepted for a plaintext test server. The TLS
+//! server name is the URL's host. `--cacert` is the root to trust (system
+//! roots are never used).
+//!
+//! Durations (`--ttl`, `--timeout`, `--expiring-within`, the agent's
+//! `--threshold` and `--interval`) are written like `30d`, `12h`, `90d12h`,
+//! `30m`, `45s` and must be greater than zero. Serials are hexadecimal, either
+//! case, optionally with `:` separators or a `0x` prefix (as OpenSSL prints
+//! them).
+//!
+//! ## Commands
+//!
+//! - `strongroom cert issue --profile NAME --csr FILE [--ttl D] [--out FILE]
+//!   [--out-chain FILE] [--force]`: issues from a PKCS#10 CSR (PEM or DER).
+//!   The certificate PEM goes to stdout, or to `--out` (`--out-cert` is a
+//!   synonym).
+//! - `strongroom cert issue --profile NAME --cn NAME [--san DNS]... [--ip IP]...
+//!   [--uri URI]... [--key-type ec-p256|ec-p384|ed25519|rsa-2048|rsa-3072|rsa-4096]
+//!   [--ttl D] --out-cert FILE --out-key FILE [--out-chain FILE] [--force]`:
+//!   the server generates the key (default `ec-p256`; the appliance refuses
+//!   server-generated RSA keys: send a CSR for RSA). Both `--out-cert` and
+//!   `--out-key` are required: a private key is never printed.
+//!   `--csr` and `--cn` are mutually exclusive; exactly one is required.
+//! - `strongroom cert renew --serial HEX [--new-key --out-key FILE | --csr FILE]
+//!   [--ttl D] [--out FILE | --out-cert FILE] [--out-chain FILE] [--force]`:
+//!   same names and profile, new serial. Without `--new-key` or `--csr` the
+//!   new certificate certifies the same public key.
+//! - `strongroom cert show --serial HEX`: a summary (serial, status, profile,
+//!   subject, SANs, not before/after, issued at, requester, renewal of) then
+//!   the PEM.
+//! - `strongroom cert list [--status issued|pending|revoked] [--profile P]
+//!   [--name TEXT] [--requester R] [--expiring-within D] [--include-expired]
+//!   [--page-size N] [--page-token T] [--all]`: one line per certificate,
+//!   `serial status not_after profile subject`, newest first, no header.
+//!   Without `--all` only one page is fetched, and if more follow a note with
+//!   the next page token goes to stderr; `--all` follows every page.
+//! - `strongroom ca chain [--out FILE] [--force]`: the CA chain PEM (issuing
+//!   CA first, root last).
+//!
+//! - `strongroom agent --cert FILE --key FILE [--threshold 30d] [--interval 1h]
+//!   [--rotate-key] [--reload-cmd CMD] [--once] [--ttl D] [--chain FILE]`:
+//!   reads the certificate file (PEM, leaf first, optionally followed by the
+//!   chain); when its remaining lifetime is below `--threshold` it renews it
+//!   by serial (`--rotate-key`: with a server-generated key, replacing the
+//!   key file; otherwise the same key, and a renewed certificate for another
+//!   key is refused), writes the new files atomically (key 0600, certificate
+//!   0644; a full-chain file stays a full chain; `--chain` gets the CA chain)
+//!   and runs `sh -c CMD`. A failed reload is reported and the new files
+//!   stay. `--once`: one check, exit 0 whether or not it renewed (1 if the
+//!   check, renewal or reload failed). Otherwise it checks every `--interval`
+//!   and after a failure retries after 5 s, 10 s, 20 s, … capped at
+//!   `--interval` (retrying a failed reload first), never exiting on errors.
+//!   Each check prints one line on stdout, starting with the RFC 3339 time
+//!   (text), or one compact JSON object per line (`--output json`, see
+//!   [`agent`]).
+//!
+//! Output files are written atomically (temporary file in the same
+//! directory, fsync, rename): private keys with mode 0600, certificates and
+//! chains 0644. An existing file is never replaced without `--force`, and
+//! this is checked before anything is requested from the appliance. When a
+//! certificate goes to a file, text output is a short summary (serial,
+//! subject, expiry, files written).
+//!
+//! ## `--output json`
+//!
+//! Exactly one JSON document on stdout per command:
+//!
+//! - a certificate (`cert show`): `{"serial", "status", "profile", "subject",
+//!   "sans", "not_before", "not_after", "issued_at", "requester",
+//!   "renewal_of", "pem"}` — the proto `Certificate` fields; `status` is
+//!   `pending`, `issued` or `revoked`; times are RFC 3339 UTC
+//!   (`2026-01-31T12:00:00Z`) or `null` if absent; `renewal_of` is `""` when
+//!   not a renewal;
+//! - `cert issue`, `cert renew`: `{"certificate": {…}, "chain_pem",
+//!   "cert_file", "key_file", "chain_file"}` (files written, or `null`);
+//! - `cert list`: `{"certificates": [{…}, …], "next_page_token"}`;
+//! - `ca chain`: `{"chain_pem", "certificates_pem": […]}`.
+//!
+//! Private key material never appears on stdout, in JSON or otherwise.
+//!
+//! ## Errors and exit codes
+//!
+//! - `0`: success (for `agent --once`: whether or not it renewed).
+//! - `1`: the command failed. One line on stderr: `strongroom: <what
+//!   failed>: <gRPC code>: <server message>`, for example `strongroom: issue
+//!   certificate: InvalidArgument: name 'x.example.com' is not allowed by
+//!   profile 'server'`. Code names are `InvalidArgument`, `NotFound`,
+//!   `PermissionDenied`, `FailedPrecondition`, `Unavailable`, … Connection
+//!   failures name the address: `strongroom: cannot connect to URL (the
+//!   appliance may not be running there): …`.
+//! - `2`: usage error (unknown flag, conflicting options, missing
+//!   `--cacert` for https, bad duration, …).
+
+pub(crate) mod agent;
+mod client;
+mod files;
+mod output;
+
+use std::fmt;
+use std::future::Future;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use strongroom_proto::v1::ca_client::CaClient;
+use strongroom_proto::v1::{
+    CertificateStatus, GetCertificateRequest, GetChainRequest, IssueFromCsrRequest, IssueResponse,
+    IssueWithKeyRequest, ListCertificatesRequest, RenewRequest,
+};
+use zeroize::Zeroizing;
+
+use client::{ConnectionArgs, OutputFormat, rpc_error};
+use files::{CERT_MODE, KEY_MODE, check_outputs, write_atomic};
+use output::{
+    CertificateJson, ChainJson, IssueJson, ListJson, certificate_text, list_lines, path_string,
+    pem_text, print_json,
+};
+
+/// Exit code of usage errors, as clap uses.
+const USAGE_EXIT: u8 = 2;
+
+/// `strongroom cert <verb>`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CertArgs {
+    /// What to do.
+    #[command(subcommand)]
+    command: CertCommand,
+}
+
+/// The verbs of `strongroom cert`.
+#[derive(Debug, clap::Subcommand)]
+enum CertCommand {
+    /// Issue a certificate, from a CSR (--csr) or with a key the appliance
+    /// generates (--cn).
+    Issue(IssueArgs),
+    /// Renew a certificate: same names and profile, new serial.
+    Renew(RenewArgs),
+    /// Show one certificate of the inventory.
+    Show(ShowArgs),
+    /// List or search the certificate inventory.
+    List(ListArgs),
+}
+
+/// `strongroom ca <verb>`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CaArgs {
+    /// What to do.
+    #[command(subcommand)]
+    command: CaCommand,
+}
+
+/// The verbs of `strongroom ca`.
+#[derive(Debug, clap::Subcommand)]
+enum CaCommand {
+    /// Print the CA chain that issued certificates chain to (issuing CA
+    /// first, root last).
+    Chain(ChainArgs),
+}
+
+/// Options of `strongroom cert issue`.
+#[derive(Debug, clap::Args)]
+#[command(
+    group(clap::ArgGroup::new("source").required(true).args(["csr", "cn"])),
+    after_help = "Examples:\n  \
+        strongroom cert issue --profile server --csr api.csr > api.pem\n  \
+        strongroom cert issue --profile server --cn api.example.test --san api.example.test \\\n    \
+        --out-cert api.pem --out-key api.key --out-chain chain.pem"
+)]
+struct IssueArgs {
+    /// Issuance profile to apply, for example `server` or `client`.
+    #[arg(long, value_name = "NAME")]
+    profile: String,
+
+    /// Certificate signing request (PKCS#10, PEM or DER) whose public key and
+    /// names to certify. Excludes --cn.
+    #[arg(long, value_name = "FILE")]
+    csr: Option<PathBuf>,
+
+    /// Common name of the subject; the appliance generates the key pair.
+    /// Excludes --csr; requires --out-cert and --out-key.
+    #[arg(long, value_name = "NAME", requires = "out_cert", requires = "out_key")]
+    cn: Option<String>,
+
+    /// DNS name for the subject alternative names (repeatable; --cn form).
+    #[arg(long = "san", value_name = "DNS", conflicts_with = "csr")]
+    sans: Vec<String>,
+
+    /// IP address for the subject alternative names (repeatable; --cn form).
+    #[arg(long = "ip", value_name = "IP", conflicts_with = "csr")]
+    ips: Vec<IpAddr>,
+
+    /// URI for the subject alternative names, for example
+    /// spiffe://example.test/api (repeatable; --cn form).
+    #[arg(long = "uri", value_name = "URI", conflicts_with = "csr")]
+    uris: Vec<String>,
+
+    /// Type of the key pair the appliance generates (--cn form; default
+    /// ec-p256). The profile must allow it.
+    #[arg(long, value_enum, value_name = "TYPE", conflicts_with = "csr")]
+    key_type: Option<KeyType>,
+
+    /// Requested validity, like 30d or 90d12h (default: the profile's).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+    ttl: Option<Duration>,
+
+    /// Write the certificate PEM to FILE instead of stdout (--csr form).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["cn", "out_cert"])]
+    out: Option<PathBuf>,
+
+    /// Write the certificate PEM to FILE (required with --cn).
+    #[arg(long, value_name = "FILE")]
+    out_cert: Option<PathBuf>,
+
+    /// Write the generated private key (PKCS#8 PEM) to FILE, mode 0600
+    /// (required with --cn).
+    #[arg(long, value_name = "FILE", conflicts_with = "csr")]
+    out_key: Option<PathBuf>,
+
+    /// Also write the CA chain PEM (issuing CA, then root) to FILE.
+    #[arg(long, value_name = "FILE")]
+    out_chain: Option<PathBuf>,
+
+    /// Replace output files that already exist.
+    #[arg(long)]
+    force: bool,
+
+    #[command(flatten)]
+    conn: ConnectionArgs,
+}
+
+/// Key types the appliance can generate (`IssueWithKeyRequest.key_type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum KeyType {
+    /// ECDSA on NIST P-256 (the default).
+    #[value(name = "ec-p256")]
+    EcP256,
+    /// ECDSA on NIST P-384.
+    #[value(name = "ec-p384")]
+    EcP384,
+    /// Ed25519.
+    #[value(name = "ed25519")]
+    Ed25519,
+    /// RSA, 2048 bits.
+    #[value(name = "rsa-2048")]
+    Rsa2048,
+    /// RSA, 3072 bits.
+    #[value(name = "rsa-3072")]
+    Rsa3072,
+    /// RSA, 4096 bits.
+    #[value(name = "rsa-4096")]
+    Rsa4096,
+}
+
+impl KeyType {
+    /// The wire name.
+    fn as_str(self) -> &'static str {
+        match self {
+            KeyType::EcP256 => "ec-p256",
+            KeyType::EcP384 => "ec-p384",
+            KeyType::Ed25519 => "ed25519",
+            KeyType::Rsa2048 => "rsa-2048",
+            KeyType::Rsa3072 => "rsa-3072",
+            KeyType::Rsa4096 => "rsa-4096",
+        }
+    }
+}
+
+/// Options of `strongroom cert renew`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    strongroom cert renew --serial 3f9a0c… --out-cert api.pem --force\n  \
+    strongroom cert renew --serial 3f9a0c… --new-key --out-key api.key --out-cert api.pem --force")]
+struct RenewArgs {
+    /// Serial number of the certificate to renew (hex).
+    #[arg(long, value_name = "HEX", value_parser = parse_serial_arg)]
+    serial: String,
+
+    /// Have the appliance generate a new key pair of the same type; requires
+    /// --out-key. Excludes --csr.
+    #[arg(long, requires = "out_key", conflicts_with = "csr")]
+    new_key: bool,
+
+    /// Write the new private key (PKCS#8 PEM) to FILE, mode 0600 (with
+    /// --new-key).
+    #[arg(long, value_name = "FILE", requires = "new_key")]
+    out_key: Option<PathBuf>,
+
+    /// A new CSR (PEM or DER) carrying the new public key; its names must
+    /// equal the renewed certificate's.
+    #[arg(long, value_name = "FILE")]
+    csr: Option<PathBuf>,
+
+    /// Requested validity, like 30d (default: the profile's).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+    ttl: Option<Duration>,
+
+    /// Write the certificate PEM to FILE instead of stdout.
+    #[arg(long, value_name = "FILE", conflicts_with = "out_cert")]
+    out: Option<PathBuf>,
+
+    /// Same as --out.
+    #[arg(long, value_name = "FILE")]
+    out_cert: Option<PathBuf>,
+
+    /// Also write the CA chain PEM (issuing CA, then root) to FILE.
+    #[arg(long, value_name = "FILE")]
+    out_chain: Option<PathBuf>,
+
+    /// Replace output files that already exist.
+    #[arg(long)]
+    force: bool,
+
+    #[command(flatten)]
+    conn: ConnectionArgs,
+}
+
+/// Options of `strongroom cert show`.
+#[derive(Debug, clap::Args)]
+struct ShowArgs {
+    /// Serial number of the certificate (hex).
+    #[arg(long, value_name = "HEX", value_parser = parse_serial_arg)]
+    serial: String,
+
+    #[command(flatten)]
+    conn: ConnectionArgs,
+}
+
+/// Certificate states a list can be filtered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum StatusFilter {
+    /// Signed and handed out.
+    Issued,
+    /// Recorded, not (yet) signed.
+    Pending,
+    /// Revoked.
+    Revoked,
+}
+
+impl From<StatusFilter> for CertificateStatus {
+    fn from(s: StatusFilter) -> Self {
+        match s {
+            StatusFilter::Issued => CertificateStatus::Issued,
+            StatusFilter::Pending => CertificateStatus::Pending,
+            StatusFilter::Revoked => CertificateStatus::Revoked,
+        }
+    }
+}
+
+/// Options of `strongroom cert list`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    strongroom cert list --expiring-within 30d --all\n  \
+    strongroom cert list --name example.test --output json")]
+struct ListArgs {
+    /// Only certificates in this state (default: any).
+    #[arg(long, value_enum, value_name = "STATUS")]
+    status: Option<StatusFilter>,
+
+    /// Only certificates issued under this profile.
+    #[arg(long, value_name = "P")]
+    profile: Option<String>,
+
+    /// Only certificates whose subject or a SAN contains TEXT
+    /// (case-insensitive).
+    #[arg(long, value_name = "TEXT")]
+    name: Option<String>,
+
+    /// Only certificates requested by this identity (exact).
+    #[arg(long, value_name = "R")]
+    requester: Option<String>,
+
+    /// Only certificates expiring within this duration from now, like 30d.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration_arg)]
+    expiring_within: Option<Duration>,
+
+    /// Include certificates that have already expired.
+    #[arg(long)]
+    include_expired: bool,
+
+    /// Certificates per page, 1 to 1000 (default: the server's, 100).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    page_size: Option<u32>,
+
+    /// Start at this page (a next_page_token printed by an earlier list).
+    #[arg(long, value_name = "TOKEN")]
+    page_token: Option<String>,
+
+    /// Fetch every page, not just the first.
+    #[arg(long)]
+    all: bool,
+
+    #[command(flatten)]
+    conn: ConnectionArgs,
+}
+
+/// Options of `strongroom ca chain`.
+#[derive(Debug, clap::Args)]
+struct ChainArgs {
+    /// Write the chain PEM to FILE instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+
+    /// Replace --out if it already exists.
+    #[arg(long)]
+    force: bool,
+
+    #[command(flatten)]
+    conn: ConnectionArgs,
+}
+
+/// An error in how the command was invoked, found after parsing (for example
+/// https without `--cacert`). It exits with code 2, like clap's own.
+#[derive(Debug)]
+pub(crate) struct UsageError(String);
+
+impl UsageError {
+    /// A usage error with this message.
+    pub(crate) fn new(message: impl Into<String>) -> Self {
+        UsageError(message.into())
+    }
+}
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Runs a `cert` command.
+pub(crate) fn run_cert(args: CertArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        CertCommand::Issue(a) => run_async(issue(a)),
+        CertCommand::Renew(a) => run_async(renew(a)),
+        CertCommand::Show(a) => run_async(show(a)),
+        CertCommand::List(a) => run_async(list(a)),
+    }
+}
+
+/// Runs a `ca` command.
+pub(crate) fn run_ca(args: CaArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        CaCommand::Chain(a) => run_async(chain(a)),
+    }
+}
+
+/// Runs a command on a single-threaded runtime and turns its result into an
+/// exit code: usage errors are printed here and exit 2; other errors go back
+/// to `main`, which prints them on one line and exits 1.
+fn run_async(command: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    finish(runtime.block_on(command))
+}
+
+/// Maps a command's result to the exit code (see [`run_async`]).
+fn finish(result: anyhow::Result<()>) -> anyhow::Result<ExitCode> {
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.downcast_ref::<UsageError>().is_some() => {
+            eprintln!("strongroom: {}", format!("{e:#}").replace('\n', " "));
+            Ok(ExitCode::from(USAGE_EXIT))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Parses a positive duration like `30d`, `12h`, `90d12h`, `30m` or `45s`
+/// (clap value parser). The error is one line.
+pub(crate) fn parse_duration_arg(text: &str) -> Result<Duration, String> {
+    let d = strongroom_ca::parse_duration(text)?;
+    if d.is_zero() {
+        return Err(format!(
+            "'{text}' is zero; give a duration greater than zero"
+        ));
+    }
+    Ok(d)
+}
+
+/// Parses a serial number (hex, either case, `:` separators and `0x`
+/// allowed) into the lower-case form the API uses (clap value parser).
+pub(crate) fn parse_serial_arg(text: &str) -> Result<String, String> {
+    strongroom_ca::Serial::from_hex(text).map(|s| s.to_hex())
+}
+
+/// A duration for the wire.
+fn proto_duration(d: Duration) -> anyhow::Result<prost_types::Duration> {
+    prost_types::Duration::try_from(d).map_err(|_| anyhow!("duration {d:?} is too long"))
+}
+
+/// Reads a CSR file (PEM or DER; the server parses it).
+fn read_csr(path: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read the CSR {}", path.display()))
+}
+
+/// `strongroom cert issue`.
+async fn issue(args: IssueArgs) -> anyhow::Result<()> {
+    let ttl = args.ttl.map(proto_duration).transpose()?;
+    let url = args.conn.url();
+    if let Some(csr_path) = &args.csr {
+        let out = args.out.as_deref().or(args.out_cert.as_deref());
+        let outputs = Outputs {
+            cert: out,
+            key: None,
+            chain: args.out_chain.as_deref(),
+        };
+        outputs.check(args.force)?;
+        let csr = read_csr(csr_path)?;
+        let mut client = CaClient::new(args.conn.connect().await?);
+        let response = client
+            .issue_from_csr(IssueFromCsrRequest {
+                profile: args.profile.clone(),
+                csr,
+                ttl,
+            })
+            .await
+            .map_err(|s| rpc_error("issue certificate", &url, &s))?
+            .into_inner();
+        deliver(response, &outputs, args.force, args.conn.output)
+    } else {
+        let (Some(cn), Some(out_cert), Some(out_key)) = (&args.cn, &args.out_cert, &args.out_key)
+        else {
+            // clap enforces this; kept for a precise message if that changes.
+            return Err(UsageError::new(
+                "--cn needs --out-cert and --out-key (a private key is never printed)",
+            )
+            .into());
+        };
+        let outputs = Outputs {
+            cert: Some(out_cert),
+            key: Some(out_key),
+            chain: args.out_chain.as_deref(),
+        };
+        outputs.check(args.force)?;
+        let mut client = CaClient::new(args.conn.connect().await?);
+        let response = client
+            .issue_with_key(IssueWithKeyRequest {
+                profile: args.profile.clone(),
+                common_name: cn.clone(),
+                dns_names: args.sans.clone(),
+                ip_addresses: args.ips.iter().map(IpAddr::to_string).collect(),
+                uris: args.uris.clone(),
+                key_type: args.key_type.map(KeyType::as_str).unwrap_or("").to_owned(),
+                ttl,
+            })
+            .await
+            .map_err(|s| rpc_error("issue certificate", &url, &s))?
+            .into_inner();
+        deliver(response, &outputs, args.force, args.conn.output)
+    }
+}
+
+/// `strongroom cert renew`.
+async fn renew(args: RenewArgs) -> anyhow::Result<()> {
+    let ttl = args.ttl.map(proto_duration).transpose()?;
+    let url = args.conn.url();
+    let outputs = Outputs {
+        cert: args.out.as_deref().or(args.out_cert.as_deref()),
+        key: if args.new_key {
+            args.out_key.as_deref()
+        } else {
+            None
+        },
+        chain: args.out_chain.as_deref(),
+    };
+    if args.new_key && outputs.key.is_none() {
+        return Err(
+            UsageError::new("--new-key needs --out-key (a private key is never printed)").into(),
+        );
+    }
+    outputs.check(args.force)?;
+    let csr = args
+        .csr
+        .as_deref()
+        .map(read_csr)
+        .transpose()?
+        .unwrap_or_default();
+    let mut client = CaClient::new(args.conn.connect().await?);
+    let response = client
+        .renew(RenewRequest {
+            serial: args.serial.clone(),
+            csr,
+            new_key: args.new_key,
+            ttl,
+        })
+        .await
+        .map_err(|s| rpc_error(&format!("renew certificate {}", args.serial), &url, &s))?
+        .into_inner();
+    deliver(response, &outputs, args.force, args.conn.output)
+}
+
+/// Where the results of an issuance go; `None` for the certificate means
+/// stdout, for the key and chain that they are not written.
+#[derive(Debug)]
+struct Outputs<'a> {
+    /// Certificate file.
+    cert: Option<&'a Path>,
+    /// Private key file (only when the server generates the key).
+    key: Option<&'a Path>,
+    /// Chain file.
+    chain: Option<&'a Path>,
+}
+
+impl Outputs<'_> {
+    /// Checks before the request that every output can be written.
+    fn check(&self, force: bool) -> anyhow::Result<()> {
+        check_outputs(&[self.cert, self.key, self.chain], force)
+    }
+}
+
+/// Writes and prints the result of an issuance or renewal. The private key
+/// goes only to `outputs.key`, and is wiped from memory afterwards.
+fn deliver(
+    response: IssueResponse,
+    outputs: &Outputs<'_>,
+    force: bool,
+    format: OutputFormat,
+) -> anyhow::Result<()> {
+    let private_key = Zeroizing::new(response.private_key_pem);
+    let certificate = response
+        .certificate
+        .ok_or_else(|| anyhow!("the appliance answered without a certificate"))?;
+    let serial = certificate.serial.clone();
+    if certificate.pem.is_empty() {
+        bail!("the appliance answered without the PEM of certificate {serial}");
+    }
+    let lost = |what: &Path| {
+        format!(
+            "certificate {serial} was issued, but writing {} failed \
+             (`strongroom cert show --serial {serial}` shows it again)",
+            what.display()
+        )
+    };
+    // The key first: it cannot be fetched again, the certificate can.
+    if let Some(path) = outputs.key {
+        if private_key.is_empty() {
+            bail!("the appliance returned no private key for certificate {serial}");
+        }
+        write_atomic(path, private_key.as_bytes(), KEY_MODE, force).with_context(|| lost(path))?;
+    }
+    if let Some(path) = outputs.cert {
+        write_atomic(
+            path,
+            pem_text(&certificate.pem).as_bytes(),
+            CERT_MODE,
+            force,
+        )
+        .with_context(|| lost(path))?;
+    }
+    if let Some(path) = outputs.chain {
+        write_atomic(
+            path,
+            pem_text(&response.chain_pem).as_bytes(),
+            CERT_MODE,
+            force,
+        )
+        .with_context(|| lost(path))?;
+    }
+    match format {
+        OutputFormat::Json => print_json(&IssueJson {
+            certificate: CertificateJson::from(&certificate),
+            chain_pem: response.chain_pem,
+            cert_file: path_string(outputs.cert),
+            key_file: path_string(outputs.key),
+            chain_file: path_string(outputs.chain),
+        }),
+        OutputFormat::Text if outputs.cert.is_none() => {
+            print!("{}", pem_text(&certificate.pem));
+            Ok(())
+        }
+        OutputFormat::Text => {
+            let json = CertificateJson::from(&certificate);
+            println!(
+                "certificate {serial} ({}) valid until {}",
+                if json.subject.is_empty() {
+                    "no subject"
+                } else {
+                    &json.subject
+                },
+                json.not_after.as_deref().unwrap_or("-")
+            );
+            for path in [outputs.cert, outputs.key, outputs.chain]
+                .into_iter()
+                .flatten()
+            {
+                println!("wrote {}", path.display());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `strongroom cert show`.
+async fn show(args: ShowArgs) -> anyhow::Result<()> {
+    let url = args.conn.url();
+    let mut client = CaClient::new(args.conn.connect().await?);
+    let certificate = client
+        .get_certificate(GetCertificateRequest {
+            serial: args.serial.clone(),
+        })
+        .await
+        .map_err(|s| rpc_error(&format!("show certificate {}", args.serial), &url, &s))?
+        .into_inner();
+    match args.conn.output {
+        OutputFormat::Json => print_json(&CertificateJson::from(&certificate)),
+        OutputFormat::Text => {
+            print!("{}", certificate_text(&certificate));
+            Ok(())
+        }
+    }
+}
+
+/// `strongroom cert list`.
+async fn list(args: ListArgs) -> anyhow::Result<()> {
+    let url = args.conn.url();
+    let mut request = ListCertificatesRequest {
+        status: args
+            .status
+            .map_or(CertificateStatus::Unspecified, CertificateStatus::from) as i32,
+        profile: args.profile.clone().unwrap_or_default(),
+        name_contains: args.name.clone().unwrap_or_default(),
+        requester: args.requester.clone().unwrap_or_default(),
+        expiring_within: args.expiring_within.map(proto_duration).transpose()?,
+        include_expired: args.include_expired,
+        page_size: args.page_size.unwrap_or(0),
+        page_token: args.page_token.clone().unwrap_or_default(),
+    };
+    let mut client = CaClient::new(args.conn.connect().await?);
+    let mut collected = Vec::new();
+    loop {
+        let page = client
+            .list_certificates(request.clone())
+            .await
+            .map_err(|s| rpc_error("list certificates", &url, &s))?
+            .into_inner();
+        match args.conn.output {
+            // Text streams page by page; JSON is one document.
+            OutputFormat::Text => {
+                for line in list_lines(&page.certificates) {
+                    println!("{line}");
+                }
+            }
+            OutputFormat::Json => {
+                collected.extend(page.certificates.iter().map(CertificateJson::from))
+            }
+        }
+        if !args.all || page.next_page_token.is_empty() {
+            match args.conn.output {
+                OutputFormat::Json => {
+                    return print_json(&ListJson {
+                        certificates: collected,
+                        next_page_token: page.next_page_token,
+                    });
+                }
+                OutputFormat::Text => {
+                    if !page.next_page_token.is_empty() {
+                        eprintln!(
+                            "strongroom: more certificates follow: add --all, or --page-token {}",
+                            page.next_page_token
+                        );
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        if page.next_page_token == request.page_token {
+            bail!("list certificates: the appliance returned the same page token twice");
+        }
+        request.page_token = page.next_page_token;
+    }
+}
+
+/// `strongroom ca chain`.
+async fn chain(args: ChainArgs) -> anyhow::Result<()> {
+    let url = args.conn.url();
+    check_outputs(&[args.out.as_deref()], args.force)?;
+    let mut client = CaClient::new(args.conn.connect().await?);
+    let chain = client
+        .get_chain(GetChainRequest {})
+        .await
+        .map_err(|s| rpc_error("get CA chain", &url, &s))?
+        .into_inner();
+    if let Some(path) = &args.out {
+        write_atomic(
+            path,
+            pem_text(&chain.chain_pem).as_bytes(),
+            CERT_MODE,
+            args.force,
+        )?;
+    }
+    match args.conn.output {
+        OutputFormat::Json => print_json(&ChainJson::from(&chain)),
+        OutputFormat::Text if args.out.is_none() => {
+            print!("{}", pem_text(&chain.chain_pem));
+            Ok(())
+        }
+        OutputFormat::Text => {
+            if let Some(path) = &args.out {
+                println!(
+                    "wrote {} ({} certificates)",
+                    path.display(),
+                    chain.certificates_pem.len()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{CommandFactory, Parser};
+
+    /// The `cert` and `ca` commands as `main.rs` mounts them.
+    #[derive(Debug, Parser)]
+    #[command(name = "strongroom")]
+    enum TestCli {
+        /// Certificates.
+        Cert(CertArgs),
+        /// The CA.
+        Ca(CaArgs),
+        /// The agent.
+        Agent(agent::AgentArgs),
+    }
+
+    fn parse(args: &[&str]) -> Result<TestCli, clap::Error> {
+        TestCli::try_parse_from(std::iter::once("strongroom").chain(args.iter().copied()))
+    }
+
+    fn issue_args(args: &[&str]) -> Result<IssueArgs, clap::Error> {
+        let mut full = vec!["cert", "issue"];
+        full.extend_from_slice(args);
+        match parse(&full)? {
+            TestCli::Cert(CertArgs {
+                command: CertCommand::Issue(a),
+            }) => Ok(a),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn command_definitions_are_consistent() {
+        TestCli::command().debug_assert();
+    }
+
+    #[test]
+    fn issue_needs_exactly_one_of_csr_and_cn() {
+        let a = issue_args(&["--profile", "server", "--csr", "a.csr"]).expect("issue args");
+        assert_eq!(a.csr.as_deref(), Some(Path::new("a.csr")));
+        let e = issue_args(&["--profile", "server"]).expect_err("issue args should fail");
+        assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        let e = issue_args(&[
+            "--profile",
+            "server",
+            "--csr",
+            "a.csr",
+            "--cn",
+            "x",
+            "--out-cert",
+            "c",
+            "--out-key",
+            "k",
+        ])
+        .expect_err("value should fail");
+        assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
+        assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn generated_keys_are_never_printed() {
+        // --cn without --out-key (or --out-cert) is refused by the parser.
+        let e = issue_args(&["--profile", "server", "--cn", "x", "--out-cert", "c"])
+            .expect_err("issue args should fail");
+        assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        let e = issue_args(&["--profile", "server", "--cn", "x", "--out-key", "k"])
+            .expect_err("issue args should fail");
+        assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        let a = issue_args(&[
+            "--profile",
+            "server",
+            "--cn",
+            "x",
+            "--san",
+            "a.test",
+            "--san",
+            "b.test",
+            "--ip",
+            "::1",
+            "--key-type",
+            "ed25519",
+            "--ttl",
+            "90d12h",
+            "--out-cert",
+            "c",
+            "--out-key",
+            "k",
+        ])
+        .expect("issue args");
+        assert_eq!(a.sans, ["a.test", "b.test"]);
+        assert_eq!(a.key_type.map(KeyType::as_str), Some("ed25519"));
+        // The wire names are the flag values.
+        for name in [
+            "ec-p256", "ec-p384", "ed25519", "rsa-2048", "rsa-3072", "rsa-4096",
+        ] {
+            let a = issue_args(&[
+                "--profile",
+                "p",
+                "--cn",
+                "x",
+                "--key-type",
+                name,
+                "--out-cert",
+                "c",
+                "--out-key",
+                "k",
+            ])
+            .expect("issue args");
+            assert_eq!(a.key_type.map(KeyType::as_str), Some(name));
+        }
+        assert_eq!(a.ttl, Some(Duration::from_secs(90 * 86_400 + 12 * 3_600)));
+        // --san belongs to the --cn form.
+        let e = issue_args(&["--profile", "server", "--csr", "a", "--san", "x"])
+            .expect_err("issue args should fail");
+        assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
+        // renew --new-key needs --out-key.
+        let e = parse(&["cert", "renew", "--serial", "01", "--new-key"])
+            .expect_err("parse should fail");
+        assert_eq!(e.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn duration_errors_are_one_line() {
+        for bad in [
+            "",
+            "30",
+            "3x",
+            "d",
+            "1.5h",
+            "30 days",
+            "0s",
+            "99999999999999999999d",
+        ] {
+            let err = parse_duration_arg(bad).expect_err("parse duration arg should fail");
+            assert!(!err.contains('\n'), "{bad:?}: {err:?}");
+            assert!(err.contains(bad.trim()), "{bad:?}: {err:?}");
+        }
+        assert_eq!(parse_duration_arg("45s"), Ok(Duration::from_secs(45)));
+        assert_eq!(parse_duration_arg("30m"), Ok(Duration::from_secs(1_800)));
+        // Through clap: a usage error (exit code 2) naming the flag.
+        let e = issue_args(&["--profile", "p", "--csr", "a", "--ttl", "3x"])
+            .expect_err("issue args should fail");
+        assert_eq!(e.kind(), clap::error::ErrorKind::ValueValidation);
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("--ttl"), "{e}");
+    }
+
+    #[test]
+    fn serials_are_normalised() {
+        assert_eq!(parse_serial_arg("3F:9A:0C"), Ok("3f9a0c".to_owned()));
+        assert_eq!(parse_serial_arg("0x00a1"), Ok("00a1".to_owned()));
+        assert!(parse_serial_arg("xyz").is_err());
+    }
+
+    #[test]
+    fn usage_errors_exit_2_and_others_go_to_main() {
+        let code = finish(Err(UsageError::new("missing --cacert").into())).expect("finish");
+        assert_eq!(code, ExitCode::from(USAGE_EXIT));
+        assert!(finish(Err(anyhow!("boom"))).is_err());
+        assert_eq!(finish(Ok(())).expect("finish"), ExitCode::SUCCESS);
+    }
+
+    #[test]
+    fn help_texts_render() {
+        let mut cmd = TestCli::command();
+        for path in [
+            &["cert"][..],
+            &["cert", "issue"],
+            &["cert", "list"],
+            &["agent"],
+        ] {
+            let mut sub = &mut cmd;
+            for name in path {
+                sub = sub.find_subcommand_mut(name).expect("find subcommand mut");
+            }
+            let help = sub.render_long_help().to_string();
+            assert!(
+                help.contains("--addr") || path == ["cert"],
+                "{path:?}: {help}"
+            );
+            assert!(!help.is_empty());
+        }
+    }
+
+    #[test]
+    fn deliver_writes_the_key_0600_and_refuses_existing_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        let outputs = Outputs {
+            cert: Some(&cert),
+            key: Some(&key),
+            chain: None,
+        };
+        let response = || IssueResponse {
+            certificate: Some(strongroom_proto::v1::Certificate {
+                serial: "01".into(),
+                pem: "-----BEGIN CERTIFICATE-----\nMA==\n-----END CERTIFICATE-----".into(),
+                ..Default::default()
+            }),
+            chain_pem: String::new(),
+            private_key_pem: "-----BEGIN PRIVATE KEY-----\nMA==\n-----END PRIVATE KEY-----\n"
+                .into(),
+        };
+        deliver(response(), &outputs, false, OutputFormat::Json).expect("deliver");
+        let mode = std::fs::metadata(&key)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(
+            std::fs::read_to_string(&cert)
+                .expect("read to string")
+                .ends_with("-----\n")
+        );
+        let err = outputs
+            .check(false)
+            .expect_err("check should fail")
+            .to_string();
+        assert!(err.contains("refusing to overwrite"), "{err}");
+        let err = format!(
+            "{:#}",
+            deliver(response(), &outputs, false, OutputFormat::Text)
+                .expect_err("deliver should fail")
+        );
+        assert!(err.contains("certificate 01 was issued"), "{err}");
+        deliver(response(), &outputs, true, OutputFormat::Text).expect("deliver");
+    }
+}

@@ -1,0 +1,457 @@
+//! The `strongroom.v1.Ca` service: issuance, renewal, inventory and chain.
+//!
+//! Each RPC runs the same way: identify the caller ([`requester`]), convert
+//! the request into domain values ([`super::convert`]; any bad field fails
+//! the call before anything else runs), do the HSM and store work on the
+//! [`BlockingPool`], convert the result back, and log one line with the
+//! method, requester, serial and outcome ([`finish`]). Issuance is always
+//! `Authority::prepare` (checks, lints, records pending) then
+//! `Authority::issue` (signs, verifies, completes).
+//!
+//! Server-generated private keys exist only inside a `Zeroizing` buffer until
+//! they are moved into the response; they are never logged or stored.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use strongroom_ca::{Authority, CaError, IssueRequest, Issued, Names, pem};
+use strongroom_hsm::KeySpec;
+use strongroom_proto::v1;
+use strongroom_proto::v1::ca_server::Ca;
+use tonic::{Request, Response, Status};
+use zeroize::Zeroizing;
+
+use super::blocking::BlockingPool;
+use super::convert::{self, CsrIssue, KeyIssue, ListQuery, RenewKey, Renewal, certificate, quoted};
+use super::peer::requester;
+use super::status::Failure;
+use crate::appliance::{Appliance, generate_key};
+
+/// The Ca service over one appliance.
+#[derive(Clone)]
+pub(crate) struct CaService {
+    /// The authority, token and limits.
+    appliance: Arc<Appliance>,
+    /// Where HSM and store calls run.
+    pool: BlockingPool,
+}
+
+impl CaService {
+    /// A service issuing from `appliance`, running blocking work on `pool`.
+    pub(crate) fn new(appliance: Arc<Appliance>, pool: BlockingPool) -> Self {
+        CaService { appliance, pool }
+    }
+
+    /// The response for a fresh certificate, with the generated private key
+    /// if there is one (moved out of its zeroizing buffer into the response).
+    fn issue_response(&self, issued: &Issued, key: Option<Zeroizing<String>>) -> v1::IssueResponse {
+        v1::IssueResponse {
+            certificate: Some(certificate(&issued.record)),
+            chain_pem: self.appliance.authority.chain_pem(),
+            private_key_pem: key.map(|mut k| std::mem::take(&mut *k)).unwrap_or_default(),
+        }
+    }
+
+    /// Ca.IssueFromCsr after the caller is known.
+    async fn issue_csr(
+        &self,
+        requester: String,
+        request: v1::IssueFromCsrRequest,
+    ) -> Result<v1::IssueResponse, Failure> {
+        let CsrIssue { profile, csr, ttl } = CsrIssue::try_from(request)?;
+        let appliance = Arc::clone(&self.appliance);
+        let issued = self
+            .pool
+            .run(move || {
+                let request = IssueRequest::from_csr(&profile, &requester, csr, ttl);
+                prepare_and_issue(&appliance.authority, request)
+            })
+            .await??;
+        Ok(self.issue_response(&issued, None))
+    }
+
+    /// Ca.IssueWithKey after the caller is known.
+    ///
+    /// The profile is checked against the requested key type before a key is
+    /// generated, so a refused request costs no key generation; `prepare`
+    /// checks everything again.
+    async fn issue_key(
+        &self,
+        requester: String,
+        request: v1::IssueWithKeyRequest,
+    ) -> Result<v1::IssueResponse, Failure> {
+        let KeyIssue {
+            profile,
+            common_name,
+            names,
+            key_type,
+            ttl,
+        } = KeyIssue::try_from(request)?;
+        let authority = &self.appliance.authority;
+        let rules = authority
+            .profiles()
+            .get(&profile)
+            .ok_or_else(|| CaError::UnknownProfile(profile.clone()))?;
+        let mut violations = rules.violations(&names, key_type, ttl.unwrap_or(rules.default_ttl()));
+        if let Some(problem) = not_generated(key_type) {
+            violations.push(problem);
+        }
+        if !violations.is_empty() {
+            return Err(CaError::Policy(violations).into());
+        }
+        let appliance = Arc::clone(&self.appliance);
+        let (issued, key) = self
+            .pool
+            .run(move || -> Result<_, Failure> {
+                let (public_key, private_key) = generate(key_type)?;
+                let request = IssueRequest {
+                    profile,
+                    requester,
+                    public_key,
+                    common_name,
+                    names,
+                    ttl,
+                    renewal_of: None,
+                };
+                let issued = prepare_and_issue(&appliance.authority, request)?;
+                Ok((issued, private_key))
+            })
+            .await??;
+        Ok(self.issue_response(&issued, Some(key)))
+    }
+
+    /// Ca.Renew after the caller is known.
+    async fn renewal(
+        &self,
+        requester: String,
+        request: v1::RenewRequest,
+    ) -> Result<v1::IssueResponse, Failure> {
+        let Renewal { serial, key, ttl } = Renewal::try_from(request)?;
+        let appliance = Arc::clone(&self.appliance);
+        let (issued, private_key) = self
+            .pool
+            .run(move || -> Result<_, Failure> {
+                let authority = &appliance.authority;
+                let (request, private_key) = match key {
+                    RenewKey::Same => (
+                        authority.renewal_request(&serial, &requester, None, ttl)?,
+                        None,
+                    ),
+                    RenewKey::Csr(csr) => {
+                        let from_csr = IssueRequest::from_csr("", &requester, *csr, None);
+                        let request = authority.renewal_request(
+                            &serial,
+                            &requester,
+                            Some(from_csr.public_key),
+                            ttl,
+                        )?;
+                        if let Some((asked, kept)) = names_differ(&from_csr.names, &request.names) {
+                            return Err(Failure::Invalid(vec![format!(
+                                "csr: names [{asked}] but certificate {serial} is for [{kept}]; \
+                                 a renewal keeps the names (request a new certificate for others)"
+                            )]));
+                        }
+                        (request, None)
+                    }
+                    RenewKey::Generate => {
+                        // The renewed certificate's key tells the type to generate.
+                        let mut request =
+                            authority.renewal_request(&serial, &requester, None, ttl)?;
+                        let spec = request.public_key.spec();
+                        if let Some(problem) = not_generated(spec) {
+                            return Err(Failure::Invalid(vec![format!(
+                                "new_key: certificate {serial} has an {spec} key: {problem}"
+                            )]));
+                        }
+                        let (public_key, private_key) = generate(spec)?;
+                        request.public_key = public_key;
+                        (request, Some(private_key))
+                    }
+                };
+                Ok((prepare_and_issue(authority, request)?, private_key))
+            })
+            .await??;
+        Ok(self.issue_response(&issued, private_key))
+    }
+
+    /// Ca.GetCertificate.
+    async fn get(&self, request: v1::GetCertificateRequest) -> Result<v1::Certificate, Failure> {
+        let serial = convert::get_certificate(&request)?;
+        let appliance = Arc::clone(&self.appliance);
+        let record = self
+            .pool
+            .run(move || appliance.authority.get(&serial))
+            .await??;
+        Ok(certificate(&record))
+    }
+
+    /// Ca.ListCertificates.
+    async fn list(
+        &self,
+        request: v1::ListCertificatesRequest,
+    ) -> Result<v1::ListCertificatesResponse, Failure> {
+        let filter = ListQuery::try_from(request)?.filter(unix_now());
+        let appliance = Arc::clone(&self.appliance);
+        let page = self
+            .pool
+            .run(move || appliance.authority.list(&filter))
+            .await??;
+        Ok(v1::ListCertificatesResponse {
+            certificates: page.records.iter().map(certificate).collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        })
+    }
+
+    /// Ca.GetChain (from memory: no HSM or store call).
+    fn chain(&self) -> v1::ChainResponse {
+        let authority = &self.appliance.authority;
+        v1::ChainResponse {
+            certificates_pem: authority
+                .chain_der()
+                .iter()
+                .map(|der| pem("CERTIFICATE", der))
+                .collect(),
+            chain_pem: authority.chain_pem(),
+        }
+    }
+}
+
+/// Records, signs and completes one certificate.
+fn prepare_and_issue(authority: &Authority, request: IssueRequest) -> Result<Issued, CaError> {
+    let prepared = authority.prepare(request)?;
+    authority.issue(prepared)
+}
+
+/// Why the server does not generate keys of this type, or `None` if it does.
+fn not_generated(spec: KeySpec) -> Option<String> {
+    matches!(spec, KeySpec::Rsa { .. }).then(|| {
+        format!(
+            "the server does not generate {spec} keys (it offers ec-p256, ec-p384 and ed25519); \
+             send a CSR instead"
+        )
+    })
+}
+
+/// A fresh key pair; the private key stays zeroizing until it is sent.
+fn generate(spec: KeySpec) -> Result<(strongroom_hsm::PublicKey, Zeroizing<String>), Failure> {
+    generate_key(spec).map_err(|e| Failure::Internal(format!("key generation failed: {e}")))
+}
+
+/// A CSR's names and the renewed certificate's, listed, if they are not the
+/// same set; `None` if they are.
+fn names_differ(csr: &Names, certificate: &Names) -> Option<(String, String)> {
+    let set = |names: &Names| names.to_strings().into_iter().collect::<BTreeSet<_>>();
+    let (asked, kept) = (set(csr), set(certificate));
+    let list = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
+    (asked != kept).then(|| (list(&asked), list(&kept)))
+}
+
+/// Now, in Unix seconds.
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// What a response says about the certificate it carries, for the log.
+trait Logged {
+    /// The serial of the certificate issued or returned, if one.
+    fn serial(&self) -> Option<&str>;
+}
+
+impl Logged for v1::IssueResponse {
+    fn serial(&self) -> Option<&str> {
+        self.certificate.as_ref().map(|c| c.serial.as_str())
+    }
+}
+
+impl Logged for v1::Certificate {
+    fn serial(&self) -> Option<&str> {
+        Some(&self.serial)
+    }
+}
+
+impl Logged for v1::ListCertificatesResponse {
+    fn serial(&self) -> Option<&str> {
+        None
+    }
+}
+
+impl Logged for v1::ChainResponse {
+    fn serial(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// Logs one finished call and maps its failure to a status.
+///
+/// `asked` is the serial named in the request (Get, Renew), as sent (quoted
+/// and bounded); the response's serial is the one issued or returned. Never
+/// logs keys, CSRs or certificates.
+fn finish<T: Logged>(
+    method: &'static str,
+    requester: &str,
+    asked: Option<&str>,
+    result: Result<T, Failure>,
+) -> Result<Response<T>, Status> {
+    let asked = asked.map(quoted);
+    let asked = asked.as_deref().unwrap_or("-");
+    match result {
+        Ok(response) => {
+            tracing::info!(
+                method,
+                requester,
+                asked,
+                serial = response.serial().unwrap_or("-"),
+                outcome = "ok",
+                "gRPC request"
+            );
+            Ok(Response::new(response))
+        }
+        Err(failure) => {
+            let status = Status::from(failure);
+            let code = status.code();
+            let server_side = matches!(
+                code,
+                tonic::Code::Internal | tonic::Code::Unavailable | tonic::Code::Unknown
+            );
+            if server_side {
+                tracing::warn!(
+                    method,
+                    requester,
+                    asked,
+                    outcome = ?code,
+                    error = status.message(),
+                    "gRPC request failed"
+                );
+            } else {
+                tracing::info!(
+                    method,
+                    requester,
+                    asked,
+                    outcome = ?code,
+                    error = status.message(),
+                    "gRPC request refused"
+                );
+            }
+            Err(status)
+        }
+    }
+}
+
+/// The requester logged when the caller's identity could not be established.
+const UNKNOWN: &str = "-";
+
+#[tonic::async_trait]
+impl Ca for CaService {
+    async fn issue_from_csr(
+        &self,
+        request: Request<v1::IssueFromCsrRequest>,
+    ) -> Result<Response<v1::IssueResponse>, Status> {
+        let (who, result) = match requester(&request) {
+            Ok(caller) => (
+                caller.clone(),
+                self.issue_csr(caller, request.into_inner()).await,
+            ),
+            Err(failure) => (UNKNOWN.into(), Err(failure)),
+        };
+        finish("IssueFromCsr", &who, None, result)
+    }
+
+    async fn issue_with_key(
+        &self,
+        request: Request<v1::IssueWithKeyRequest>,
+    ) -> Result<Response<v1::IssueResponse>, Status> {
+        let (who, result) = match requester(&request) {
+            Ok(caller) => (
+                caller.clone(),
+                self.issue_key(caller, request.into_inner()).await,
+            ),
+            Err(failure) => (UNKNOWN.into(), Err(failure)),
+        };
+        finish("IssueWithKey", &who, None, result)
+    }
+
+    async fn renew(
+        &self,
+        request: Request<v1::RenewRequest>,
+    ) -> Result<Response<v1::IssueResponse>, Status> {
+        let caller = requester(&request);
+        let request = request.into_inner();
+        let asked = request.serial.clone();
+        let (who, result) = match caller {
+            Ok(caller) => (caller.clone(), self.renewal(caller, request).await),
+            Err(failure) => (UNKNOWN.into(), Err(failure)),
+        };
+        finish("Renew", &who, Some(&asked), result)
+    }
+
+    async fn get_certificate(
+        &self,
+        request: Request<v1::GetCertificateRequest>,
+    ) -> Result<Response<v1::Certificate>, Status> {
+        let caller = requester(&request);
+        let request = request.into_inner();
+        let asked = request.serial.clone();
+        let (who, result) = match caller {
+            Ok(caller) => (caller, self.get(request).await),
+            Err(failure) => (UNKNOWN.into(), Err(failure)),
+        };
+        finish("GetCertificate", &who, Some(&asked), result)
+    }
+
+    async fn list_certificates(
+        &self,
+        request: Request<v1::ListCertificatesRequest>,
+    ) -> Result<Response<v1::ListCertificatesResponse>, Status> {
+        let (who, result) = match requester(&request) {
+            Ok(caller) => (caller, self.list(request.into_inner()).await),
+            Err(failure) => (UNKNOWN.into(), Err(failure)),
+        };
+        finish("ListCertificates", &who, None, result)
+    }
+
+    async fn get_chain(
+        &self,
+        request: Request<v1::GetChainRequest>,
+    ) -> Result<Response<v1::ChainResponse>, Status> {
+        let (who, result) = match requester(&request) {
+            Ok(caller) => (caller, Ok(self.chain())),
+            Err(failure) => (UNKNOWN.into(), Err(failure)),
+        };
+        finish("GetChain", &who, None, result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renewal_names_compare_as_sets() {
+        let a = Names {
+            dns: vec!["a.test".into(), "b.test".into()],
+            ..Names::default()
+        };
+        let b = Names {
+            dns: vec!["b.test".into(), "a.test".into()],
+            ..Names::default()
+        };
+        assert_eq!(names_differ(&a, &b), None);
+        let c = Names {
+            dns: vec!["a.test".into()],
+            ..Names::default()
+        };
+        let (asked, kept) = names_differ(&a, &c).expect("differs");
+        assert_eq!(asked, "DNS:a.test, DNS:b.test");
+        assert_eq!(kept, "DNS:a.test");
+    }
+
+    #[test]
+    fn rsa_keys_are_not_generated() {
+        assert!(not_generated(KeySpec::Rsa { bits: 2048 }).is_some());
+        assert!(not_generated(KeySpec::EcP256).is_none());
+        assert!(not_generated(KeySpec::Ed25519).is_none());
+    }
+}

@@ -1,0 +1,226 @@
+//! The appliance's servers: gRPC (Ca, Sys, health, reflection) over TLS and
+//! plain HTTP for CA certificates.
+//!
+//! - [`run`] is `strongroom server --config FILE`: it loads the configuration
+//!   and the appliance (token login, issuer check, store) before the async
+//!   runtime starts, binds both listeners, and serves until Ctrl-C or SIGTERM.
+//! - [`serve`] runs both servers on listeners it is given, until a shutdown
+//!   future completes; `strongroom dev` calls it too.
+//!
+//! Inside:
+//! - [`ca_service`] and [`sys_service`] implement the `strongroom.v1`
+//!   services; [`convert`] turns wire requests into domain values (and
+//!   records into wire messages) at the edge; [`status`] is the one mapping
+//!   from errors to gRPC statuses; [`peer`] names the caller.
+//! - [`blocking`] runs every HSM and store call on tokio's blocking threads,
+//!   at most as many at once as the HSM has sessions.
+//! - [`limit`] makes an oversized request fail with `INVALID_ARGUMENT`.
+//! - [`http`] serves the CA certificates over HTTP/1.1.
+//!
+//! Every gRPC service (including health and reflection) refuses requests
+//! larger than `limits.max_request_bytes`.
+
+mod blocking;
+mod ca_service;
+mod convert;
+mod http;
+mod limit;
+mod peer;
+mod status;
+mod sys_service;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use strongroom_proto::v1::ca_server::CaServer;
+use strongroom_proto::v1::sys_server::SysServer;
+use tokio::sync::watch;
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use zeroize::Zeroizing;
+
+use self::blocking::BlockingPool;
+use self::ca_service::CaService;
+use self::limit::SizeLimited;
+use self::sys_service::SysService;
+use crate::appliance::Appliance;
+use crate::config::Config;
+
+/// Options of `strongroom server`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct ServerArgs {
+    /// The configuration file.
+    #[arg(long, short)]
+    pub(crate) config: PathBuf,
+}
+
+/// The gRPC server's TLS identity, PEM.
+pub(crate) struct TlsIdentity {
+    /// Certificate chain, leaf first.
+    pub(crate) cert_pem: String,
+    /// PKCS#8 private key.
+    pub(crate) key_pem: zeroize::Zeroizing<String>,
+    /// CAs that client certificates must chain to (optional client auth).
+    pub(crate) client_ca_pem: Option<String>,
+}
+
+impl TlsIdentity {
+    /// Reads the files named in the `[tls]` section.
+    fn load(config: &crate::config::TlsConfig) -> anyhow::Result<TlsIdentity> {
+        let read = |path: &PathBuf, what: &str| {
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the TLS {what} {}", path.display()))
+        };
+        Ok(TlsIdentity {
+            cert_pem: read(&config.cert, "certificate")?,
+            key_pem: Zeroizing::new(read(&config.key, "key")?),
+            client_ca_pem: config
+                .client_ca
+                .as_ref()
+                .map(|path| read(path, "client CA"))
+                .transpose()?,
+        })
+    }
+}
+
+/// `strongroom server --config FILE`: loads the appliance and serves until Ctrl-C.
+pub(crate) fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&args.config)?;
+    // Blocking: token login, issuer key check, store migrations. Done before
+    // the runtime exists, so no async thread ever blocks on them.
+    let appliance = Arc::new(Appliance::load(&config)?);
+    let tls = TlsIdentity::load(&config.tls)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let grpc = tokio::net::TcpListener::bind(config.listen.grpc)
+            .await
+            .with_context(|| format!("cannot listen for gRPC on {}", config.listen.grpc))?;
+        let http = tokio::net::TcpListener::bind(config.listen.http)
+            .await
+            .with_context(|| format!("cannot listen for HTTP on {}", config.listen.http))?;
+        eprintln!("strongroom: gRPC on https://{}", grpc.local_addr()?);
+        eprintln!("strongroom: HTTP on http://{}", http.local_addr()?);
+        serve(appliance, grpc, http, tls, shutdown_signal()).await
+    })?;
+    eprintln!("strongroom: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch for SIGTERM; stop with Ctrl-C");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot watch for Ctrl-C; stop with SIGTERM");
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = terminate => {}
+        () = interrupt => {}
+    }
+    tracing::info!("shutting down");
+}
+
+/// A reflection service builder knowing every service we serve.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(strongroom_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// Serves gRPC on `grpc` and HTTP on `http` until `shutdown` completes.
+pub(crate) async fn serve(
+    appliance: Arc<Appliance>,
+    grpc: tokio::net::TcpListener,
+    http: tokio::net::TcpListener,
+    tls: TlsIdentity,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let limit = appliance.limits.max_request_bytes;
+    let pool = BlockingPool::new(appliance.token.pool_config().sessions);
+
+    let mut tls_config =
+        ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, tls.key_pem.as_bytes()));
+    if let Some(client_ca) = &tls.client_ca_pem {
+        tls_config = tls_config
+            .client_ca_root(Certificate::from_pem(client_ca))
+            .client_auth_optional(true);
+    }
+    drop(tls);
+
+    let ca = CaServer::new(CaService::new(Arc::clone(&appliance), pool.clone()))
+        .max_decoding_message_size(limit);
+    let sys = SysServer::new(SysService::new(Arc::clone(&appliance), pool))
+        .max_decoding_message_size(limit);
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter.set_serving::<CaServer<CaService>>().await;
+    health_reporter.set_serving::<SysServer<SysService>>().await;
+    let health = health.max_decoding_message_size(limit);
+    let reflection_v1 = reflection()
+        .build_v1()
+        .context("cannot build the gRPC reflection service")?
+        .max_decoding_message_size(limit);
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .context("cannot build the gRPC reflection service")?
+        .max_decoding_message_size(limit);
+
+    let router = Server::builder()
+        .tls_config(tls_config)
+        .context("the TLS certificate or key is unusable")?
+        .add_service(SizeLimited::new(ca, limit))
+        .add_service(SizeLimited::new(sys, limit))
+        .add_service(SizeLimited::new(health, limit))
+        .add_service(SizeLimited::new(reflection_v1, limit))
+        .add_service(SizeLimited::new(reflection_v1alpha, limit));
+
+    // One stop signal for both servers. The trigger owns the sender: when it
+    // is aborted (gRPC ended on its own), the dropped sender stops HTTP too.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let trigger = tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let files = http::CaFiles::new(
+        appliance.authority.chain_der(),
+        appliance.authority.chain_pem(),
+    );
+    let http_task = tokio::spawn(http::serve(http, files, stop_rx.clone()));
+
+    // tonic ignores its tcp_nodelay setting for a given listener; without it,
+    // a response written in several pieces waits for the client's delayed ACK.
+    let incoming = TcpListenerStream::new(grpc).map(|accepted| {
+        if let Ok(stream) = &accepted {
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        }
+        accepted
+    });
+    let served = router
+        .serve_with_incoming_shutdown(incoming, http::stopped(stop_rx))
+        .await;
+    trigger.abort();
+    let http_done = http_task.await;
+    served.context("the gRPC server failed")?;
+    http_done.context("the HTTP server failed")?;
+    Ok(())
+}
