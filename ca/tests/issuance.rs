@@ -95,11 +95,13 @@ fn token() -> &'static Token {
         .1
 }
 
+/// A tool from the test venv (`STRONGROOM_TEST_VENV`, set by the test command).
 fn pkilint_bin(tool: &str) -> PathBuf {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pkilint-venv/bin");
-    let path = std::env::var_os("PKILINT_BIN")
+    let default = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-venv");
+    let path = std::env::var_os("STRONGROOM_TEST_VENV")
         .map(PathBuf::from)
-        .unwrap_or(venv)
+        .unwrap_or(default)
+        .join("bin")
         .join(tool);
     assert!(
         path.exists(),

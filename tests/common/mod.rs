@@ -1,0 +1,169 @@
+//! Shared helpers for the end-to-end tests: a running dev appliance and the
+//! independent tools that check what it produces.
+
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_strongroom");
+
+/// The running dev appliance; killed when dropped, even if the test panics.
+pub struct Dev {
+    child: Child,
+    pub addr: String,
+    pub cacert: String,
+}
+
+impl Dev {
+    pub fn start(data: &Path) -> Dev {
+        let mut child = Command::new(BIN)
+            .args(["dev", "--data-dir"])
+            .arg(data)
+            .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start strongroom dev");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let (mut addr, mut cacert) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while addr.is_none() || cacert.is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "dev appliance did not print its exports"
+            );
+            let line = lines
+                .next()
+                .expect("dev appliance exited before printing its exports")
+                .expect("read stdout");
+            if let Some(v) = line.strip_prefix("export STRONGROOM_ADDR=") {
+                addr = Some(v.to_string());
+            }
+            if let Some(v) = line.strip_prefix("export STRONGROOM_CACERT=") {
+                cacert = Some(v.to_string());
+            }
+        }
+        // Keep draining stdout so the appliance never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let dev = Dev {
+            child,
+            addr: addr.expect("addr"),
+            cacert: cacert.expect("cacert"),
+        };
+        dev.wait_ready();
+        dev
+    }
+
+    /// Waits until the gRPC listener answers a real RPC.
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = self.cli(&["ca", "chain"]);
+            if out.status.success() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "appliance not ready: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .env("STRONGROOM_ADDR", &self.addr)
+            .env("STRONGROOM_CACERT", &self.cacert)
+            .output()
+            .expect("run strongroom")
+    }
+
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "strongroom {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn stop(mut self) {
+        // SIGTERM: the appliance shuts down cleanly.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "dev appliance exited with {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("dev appliance did not stop on SIGTERM");
+    }
+}
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn openssl(args: &[&str]) -> Output {
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl")
+}
+
+pub fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8")
+}
+
+pub fn serial_of(cert: &Path) -> String {
+    let out = openssl(&["x509", "-in", p(cert), "-noout", "-serial"]);
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_start_matches("serial=")
+        .to_ascii_lowercase()
+}
+
+/// A program from the test venv (`STRONGROOM_TEST_VENV`, set by the test command).
+pub fn venv_tool(tool: &str) -> PathBuf {
+    let bin = std::env::var_os("STRONGROOM_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-venv"))
+        .join("bin")
+        .join(tool);
+    assert!(
+        bin.exists(),
+        "{} missing: run ./scripts/test",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs a pkilint linter; panics on any ERROR or FATAL finding.
+pub fn pkilint(tool: &str, files: &[&Path]) {
+    let out = Command::new(venv_tool(tool))
+        .args(["lint", "-s", "ERROR"])
+        .args(files)
+        .output()
+        .expect("pkilint");
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+        "{tool} {files:?} ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
