@@ -71,6 +71,13 @@ pub(crate) fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         return reexec_with_conf(&conf);
     }
     if args.fresh && data_dir.exists() {
+        // Only ever delete what a dev appliance created.
+        if !is_dev_data_dir(&data_dir) && std::fs::read_dir(&data_dir)?.next().is_some() {
+            bail!(
+                "{} is not a dev appliance's data directory; --fresh deletes only those",
+                data_dir.display()
+            );
+        }
         std::fs::remove_dir_all(&data_dir)
             .with_context(|| format!("cannot delete {}", data_dir.display()))?;
     }
@@ -119,6 +126,13 @@ pub(crate) fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     })?;
     eprintln!("strongroom: dev appliance stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `dir` looks like a data directory `strongroom dev` created.
+fn is_dev_data_dir(dir: &Path) -> bool {
+    dir.join("strongroom.toml").is_file()
+        && dir.join("softhsm/softhsm2.conf").is_file()
+        && dir.join("hsm.pin").is_file()
 }
 
 /// Creates the token, keys, CA certificates and configuration of a new dev appliance.

@@ -129,7 +129,11 @@ fn dev_appliance_issues_renews_and_survives_a_restart() {
         "--out-key",
         p(&work.join("e.key")),
     ]);
-    assert!(!refused.status.success());
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "a refused request exits with 1"
+    );
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("evil.example.com"), "{stderr}");
@@ -180,12 +184,43 @@ fn dev_appliance_issues_renews_and_survives_a_restart() {
     ]);
     assert_eq!(serial_of(&cert), after, "the agent renewed needlessly");
 
-    // A restart keeps the CA and the inventory.
-    let root_before = std::fs::read(&root).expect("root");
+    // A restart keeps the CA and the inventory: what it issues afterwards
+    // chains to the root saved before the restart.
+    let saved_root = work.join("root-before-restart.pem");
+    let saved_issuing = work.join("issuing-before-restart.pem");
+    std::fs::copy(&root, &saved_root).expect("save root");
+    std::fs::copy(&issuing, &saved_issuing).expect("save issuing");
     dev.stop();
     let dev = Dev::start(&data);
-    assert_eq!(std::fs::read(&root).expect("root"), root_before);
     let shown = dev.cli_ok(&["cert", "show", "--serial", &serial]);
     assert!(shown.contains("api.test"), "{shown}");
+    let (after_cert, after_key) = (work.join("after.pem"), work.join("after.key"));
+    dev.cli_ok(&[
+        "cert",
+        "issue",
+        "--profile",
+        "server",
+        "--cn",
+        "after.test",
+        "--san",
+        "after.test",
+        "--out-cert",
+        p(&after_cert),
+        "--out-key",
+        p(&after_key),
+    ]);
+    let verify = openssl(&[
+        "verify",
+        "-CAfile",
+        p(&saved_root),
+        "-untrusted",
+        p(&saved_issuing),
+        p(&after_cert),
+    ]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
     dev.stop();
 }

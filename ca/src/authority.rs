@@ -171,6 +171,12 @@ impl Authority {
         let ttl = request.ttl.unwrap_or(profile.default_ttl());
         let mut violations = profile.violations(&request.names, request.public_key.spec(), ttl);
         if let Some(cn) = &request.common_name {
+            if cn.chars().count() > 64 {
+                violations.push(format!(
+                    "common name {} is longer than 64 characters (RFC 5280 ub-common-name)",
+                    crate::names::quoted(cn)
+                ));
+            }
             let listed = request.names.dns.iter().any(|d| d.eq_ignore_ascii_case(cn))
                 || request.names.ips.iter().any(|ip| &ip.to_string() == cn);
             if !listed {
@@ -243,9 +249,7 @@ impl Authority {
             if !findings.is_empty() {
                 return Err(CaError::Lint(findings));
             }
-            let tbs_der = tbs
-                .to_der()
-                .map_err(|e| CaError::BadRequest(e.to_string()))?;
+            let tbs_der = tbs.to_der().map_err(|e| CaError::Internal(e.to_string()))?;
             let record = CertRecord {
                 issuer_id: self.issuer.id().to_string(),
                 serial: serial.clone(),
@@ -277,10 +281,10 @@ impl Authority {
     pub fn issue(&self, prepared: Prepared) -> Result<Issued, CaError> {
         let Prepared { mut record, tbs } = prepared;
         let signature = self.issuer.sign_verified(&record.tbs_der)?;
-        let certificate = assemble(tbs, &signature).map_err(CaError::BadRequest)?;
+        let certificate = assemble(tbs, &signature).map_err(CaError::Internal)?;
         let der = certificate
             .to_der()
-            .map_err(|e| CaError::BadRequest(e.to_string()))?;
+            .map_err(|e| CaError::Internal(e.to_string()))?;
         let issued_at = unix(self.clock.now());
         self.store
             .complete(&record.issuer_id, &record.serial, &der, issued_at)?;
@@ -320,7 +324,8 @@ impl Authority {
     }
 
     /// A request that renews `serial`: same profile, names and subject, and the
-    /// same key unless `new_key` is given.
+    /// same key unless `new_key` is given. Only an issued, unexpired
+    /// certificate can be renewed, and only by the identity that requested it.
     pub fn renewal_request(
         &self,
         serial: &Serial,
@@ -335,35 +340,46 @@ impl Authority {
                 status: record.status.as_str(),
             });
         }
+        if record.not_after <= unix(self.clock.now()) {
+            return Err(CaError::NotRenewable {
+                serial: serial.clone(),
+                status: "expired",
+            });
+        }
+        if record.requester != requester {
+            return Err(CaError::NotPermitted {
+                serial: serial.clone(),
+            });
+        }
         let der = record
             .cert_der
             .as_deref()
-            .ok_or_else(|| CaError::BadRequest("issued record without a certificate".into()))?;
+            .ok_or_else(|| CaError::Internal("issued record without a certificate".into()))?;
         let cert = x509_cert::Certificate::from_der(der)
-            .map_err(|e| CaError::BadRequest(format!("stored certificate is unreadable: {e}")))?;
+            .map_err(|e| CaError::Internal(format!("stored certificate is unreadable: {e}")))?;
         let tbs = &cert.tbs_certificate;
         let public_key = match new_key {
             Some(key) => key,
             None => PublicKey::from_der(
                 &tbs.subject_public_key_info
                     .to_der()
-                    .map_err(|e| CaError::BadRequest(e.to_string()))?,
+                    .map_err(|e| CaError::Internal(e.to_string()))?,
             )?,
         };
         let mut names = Names::default();
         if let Some((_, san)) = tbs
             .get::<x509_cert::ext::pkix::SubjectAltName>()
-            .map_err(|e| CaError::BadRequest(e.to_string()))?
+            .map_err(|e| CaError::Internal(e.to_string()))?
         {
             for name in &san.0 {
-                crate::x509::general_name_into(name, &mut names).map_err(CaError::BadRequest)?;
+                crate::x509::general_name_into(name, &mut names).map_err(CaError::Internal)?;
             }
         }
         Ok(IssueRequest {
             profile: record.profile,
             requester: requester.to_string(),
             public_key,
-            common_name: crate::x509::common_name(&tbs.subject).map_err(CaError::BadRequest)?,
+            common_name: crate::x509::common_name(&tbs.subject).map_err(CaError::Internal)?,
             names,
             ttl,
             renewal_of: Some(serial.clone()),
@@ -376,7 +392,7 @@ impl Authority {
         self.random.fill(&mut bytes)?;
         // Positive, and no leading zero byte, so DER keeps all 16 bytes.
         bytes[0] = (bytes[0] & 0x7f) | 0x40;
-        Serial::from_bytes(bytes).map_err(CaError::BadRequest)
+        Serial::from_bytes(bytes).map_err(CaError::Internal)
     }
 }
 

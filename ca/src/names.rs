@@ -60,12 +60,18 @@ impl Names {
 /// whole leftmost label of a name with at least two more labels.
 pub fn dns_name_problem(name: &str) -> Option<String> {
     if name.is_empty() || name.len() > 253 {
-        return Some(format!("DNS name '{name}' must be 1 to 253 characters"));
+        return Some(format!("DNS name {} must be 1 to 253 characters", quoted(name)));
     }
     if name.ends_with('.') {
-        return Some(format!("DNS name '{name}' must not end with a dot"));
+        return Some(format!("DNS name {} must not end with a dot", quoted(name)));
     }
     let labels: Vec<&str> = name.split('.').collect();
+    if labels.last().is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit())) {
+        return Some(format!(
+            "DNS name {} ends in a numeric label (an IP address belongs in an IP SAN)",
+            quoted(name)
+        ));
+    }
     for (i, label) in labels.iter().enumerate() {
         if *label == "*" {
             if i != 0 || labels.len() < 3 {
@@ -170,18 +176,51 @@ fn label_matches(pattern: &str, label: &str) -> bool {
 }
 
 /// `*` matches any run of bytes; everything else matches itself.
+///
+/// Linear in `pattern.len() * text.len()` (the classic two-pointer matcher
+/// with one backtrack point), so hostile input cannot make it slow.
 pub(crate) fn glob(pattern: &[u8], text: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => text.is_empty(),
-        Some((b'*', rest)) => (0..=text.len()).any(|i| glob(rest, &text[i..])),
-        Some((c, rest)) => text.first() == Some(c) && glob(rest, &text[1..]),
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((sp, st)) = star {
+            p = sp + 1;
+            t = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
     }
+    pattern[p..].iter().all(|b| *b == b'*')
+}
+
+/// Whether `uri` matches a URI pattern: both are split at `/`, and `*` matches
+/// within one segment only, so `spiffe://example.test/ns/*` allows
+/// `spiffe://example.test/ns/a` but not `spiffe://example.test/ns/a/b`.
+pub(crate) fn uri_matches(pattern: &str, uri: &str) -> bool {
+    let (ps, us): (Vec<&str>, Vec<&str>) = (pattern.split('/').collect(), uri.split('/').collect());
+    ps.len() == us.len()
+        && ps
+            .iter()
+            .zip(&us)
+            .all(|(p, u)| glob(p.as_bytes(), u.as_bytes()))
 }
 
 /// Why a URI is not an absolute URI we accept, or `None` if it is.
+///
+/// Besides a scheme and printable ASCII, it refuses what lets one path pass
+/// for another: `.` and `..` segments, empty segments after the authority,
+/// percent-escapes, queries, fragments and user information.
 pub fn uri_problem(uri: &str) -> Option<String> {
+    let shown = quoted(uri);
     let Some((scheme, rest)) = uri.split_once(':') else {
-        return Some(format!("URI '{uri}' has no scheme"));
+        return Some(format!("URI {shown} has no scheme"));
     };
     let scheme_ok = scheme
         .bytes()
@@ -190,15 +229,35 @@ pub fn uri_problem(uri: &str) -> Option<String> {
         && scheme
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.');
-    if !scheme_ok || rest.is_empty() || uri.len() > 2048 {
-        return Some(format!("URI '{uri}' is not an absolute URI"));
+    if !scheme_ok || rest.is_empty() || uri.len() > 512 {
+        return Some(format!("URI {shown} is not an absolute URI of at most 512 characters"));
     }
     if uri.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
+        return Some(format!("URI {shown} contains spaces or non-ASCII characters"));
+    }
+    if uri.bytes().any(|b| matches!(b, b'%' | b'?' | b'#' | b'@' | b'\\')) {
         return Some(format!(
-            "URI '{uri}' contains spaces or non-ASCII characters"
+            "URI {shown} contains '%', '?', '#', '@' or '\\', which are not accepted"
         ));
     }
+    let path = rest.strip_prefix("//").map_or(rest, |r| r.split_once('/').map_or("", |(_, p)| p));
+    if path
+        .split('/')
+        .enumerate()
+        .any(|(i, seg)| seg == "." || seg == ".." || (seg.is_empty() && i > 0))
+    {
+        return Some(format!("URI {shown} has '.', '..' or empty path segments"));
+    }
     None
+}
+
+/// Caller input for an error message: quoted, at most 64 characters.
+pub(crate) fn quoted(text: &str) -> String {
+    let mut shown: String = text.chars().take(64).collect();
+    if shown.len() < text.len() {
+        shown.push('…');
+    }
+    format!("'{shown}'")
 }
 
 #[cfg(test)]
@@ -254,5 +313,32 @@ mod tests {
         assert!(uri_problem("spiffe://example.org/ns/a").is_none());
         assert!(uri_problem("no-scheme").is_some());
         assert!(uri_problem("https://a b").is_some());
+        for bad in [
+            "spiffe://ex.org/ns/a/../b",
+            "spiffe://ex.org/ns/./a",
+            "spiffe://ex.org/ns//a",
+            "spiffe://ex.org/ns/%2e%2e/a",
+            "https://user@ex.org/a",
+            "https://ex.org/a?b=c",
+            "https://ex.org/a#f",
+        ] {
+            assert!(uri_problem(bad).is_some(), "{bad} should be refused");
+        }
+        assert!(dns_name_problem("10.0.0.1").is_some());
+        assert!(dns_name_problem("host.123").is_some());
+    }
+
+    #[test]
+    fn uri_patterns_match_one_segment_per_star_in_linear_time() {
+        assert!(uri_matches("spiffe://ex.org/ns/*", "spiffe://ex.org/ns/a"));
+        assert!(!uri_matches("spiffe://ex.org/ns/*", "spiffe://ex.org/ns/a/b"));
+        assert!(uri_matches("spiffe://ex.org/ns/*/sa/*", "spiffe://ex.org/ns/x/sa/y"));
+        assert!(glob(b"a*b*c", b"axxbyyc"));
+        assert!(!glob(b"a*b*c", b"axxbyy"));
+        // Many stars against a long non-matching text: a backtracking matcher
+        // would not return from this in any reasonable time.
+        let pattern = "*a".repeat(20);
+        let text = "b".repeat(5000);
+        assert!(!glob(pattern.as_bytes(), text.as_bytes()));
     }
 }

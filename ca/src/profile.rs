@@ -10,7 +10,10 @@ use serde::Deserialize;
 use strongroom_hsm::KeySpec;
 use x509_cert::ext::pkix::KeyUsages;
 
-use crate::names::{DomainPattern, Names, dns_name_problem, glob, uri_problem};
+use crate::names::{DomainPattern, Names, dns_name_problem, quoted, uri_matches, uri_problem};
+
+/// Most names (DNS, IP and URI together) one certificate may carry.
+pub const MAX_NAMES: usize = 100;
 
 /// Longest TTL a profile allows unless configured otherwise.
 pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -164,6 +167,11 @@ impl Profile {
         if key_usage.is_empty() {
             return Err(bad("key_usage is empty".into()));
         }
+        if config.ext_key_usage.is_empty() {
+            return Err(bad(
+                "ext_key_usage is empty; name serverAuth and/or clientAuth (a certificate without EKU is valid for any purpose)".into(),
+            ));
+        }
         let ext_key_usage = config
             .ext_key_usage
             .iter()
@@ -229,6 +237,13 @@ impl Profile {
         if names.is_empty() {
             out.push("the request names no DNS name, IP address or URI".to_string());
         }
+        let count = names.dns.len() + names.ips.len() + names.uris.len();
+        if count > MAX_NAMES {
+            // Checking each would only make an unbounded message.
+            return vec![format!(
+                "the request names {count} names; at most {MAX_NAMES} are allowed"
+            )];
+        }
         for name in &names.dns {
             if let Some(problem) = dns_name_problem(name) {
                 out.push(problem);
@@ -236,14 +251,16 @@ impl Profile {
             }
             if name.starts_with("*.") && !self.allow_wildcard_names {
                 out.push(format!(
-                    "wildcard name '{name}' is not allowed by profile '{}'",
+                    "wildcard name {} is not allowed by profile '{}'",
+                    quoted(name),
                     self.name
                 ));
                 continue;
             }
             if !self.domains.iter().any(|p| p.matches(name)) {
                 out.push(format!(
-                    "DNS name '{name}' is not allowed by profile '{}' (allowed: {})",
+                    "DNS name {} is not allowed by profile '{}' (allowed: {})",
+                    quoted(name),
                     self.name,
                     list_or_none(self.domains.iter().map(|d| d.to_string()))
                 ));
@@ -261,13 +278,10 @@ impl Profile {
         for uri in &names.uris {
             if let Some(problem) = uri_problem(uri) {
                 out.push(problem);
-            } else if !self
-                .uri_patterns
-                .iter()
-                .any(|p| glob(p.as_bytes(), uri.as_bytes()))
-            {
+            } else if !self.uri_patterns.iter().any(|p| uri_matches(p, uri)) {
                 out.push(format!(
-                    "URI '{uri}' is not allowed by profile '{}' (allowed: {})",
+                    "URI {} is not allowed by profile '{}' (allowed: {})",
+                    quoted(uri),
                     self.name,
                     list_or_none(self.uri_patterns.iter().cloned())
                 ));
@@ -385,6 +399,7 @@ mod tests {
         let p = profile(
             r#"
             domains = ["**.test", "localhost"]
+            ext_key_usage = ["serverAuth"]
             ip_ranges = ["10.0.0.0/8"]
             key_types = ["ec-p256", "rsa"]
             max_ttl = "30d"
@@ -445,8 +460,15 @@ mod tests {
             "unknown_key = 1",
             "domains = [\"*\"]",
             "max_ttl = \"1d\"\ndefault_ttl = \"2d\"",
+            "ext_key_usage = []",
         ] {
-            let parsed: Result<ProfileConfig, _> = toml::from_str(bad);
+            // Otherwise valid, so each line is refused for its own reason.
+            let text = if bad.starts_with("ext_key_usage") {
+                bad.to_string()
+            } else {
+                format!("ext_key_usage = [\"serverAuth\"]\n{bad}")
+            };
+            let parsed: Result<ProfileConfig, _> = toml::from_str(&text);
             let result = parsed
                 .map_err(|e| e.to_string())
                 .and_then(|c| Profile::new("p", &c));

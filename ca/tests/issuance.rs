@@ -594,3 +594,130 @@ fn pem_to_der(pem_text: &str) -> Vec<u8> {
     let (_, der) = der::pem::decode_vec(pem_text.as_bytes()).expect("pem");
     der
 }
+
+#[test]
+fn too_many_names_and_a_long_common_name_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (root_der, issuer) = hierarchy(
+        "limits",
+        KeySpec::EcP256,
+        SignatureAlgorithm::EcdsaP256Sha256,
+    );
+    let store = Arc::new(MemoryStore::default());
+    let ca = authority(root_der, issuer, Arc::clone(&store));
+
+    let many: Vec<String> = (0..=strongroom_ca::MAX_NAMES)
+        .map(|i| format!("DNS:h{i}.test"))
+        .collect();
+    let csr = openssl_csr(
+        dir.path(),
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        "/CN=h0.test",
+        &many.join(","),
+    );
+    let request = IssueRequest::from_csr("server", "t", Csr::parse(&csr).expect("parses"), None);
+    match ca.prepare(request) {
+        Err(CaError::Policy(v)) => {
+            assert_eq!(v.len(), 1, "{v:?}");
+            assert!(v[0].contains("at most 100"), "{v:?}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+
+    // OpenSSL will not even write such a CSR; build the request directly, as
+    // the gRPC IssueWithKey path does.
+    let long = format!("{}.test", "a".repeat(62));
+    let csr = openssl_csr(
+        dir.path(),
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        "/CN=short.test",
+        "DNS:short.test",
+    );
+    let mut request =
+        IssueRequest::from_csr("server", "t", Csr::parse(&csr).expect("parses"), None);
+    request.common_name = Some(long.clone());
+    request.names.dns = vec![long];
+    match ca.prepare(request) {
+        Err(CaError::Policy(v)) => assert!(v.join(" ").contains("longer than 64"), "{v:?}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(store.0.lock().expect("lock").is_empty());
+}
+
+#[test]
+fn validity_is_backdated_and_capped_and_renewal_is_guarded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (root_der, issuer) = hierarchy(
+        "clock",
+        KeySpec::EcP256,
+        SignatureAlgorithm::EcdsaP256Sha256,
+    );
+    let issuer_not_after = issuer.not_after();
+    let start = SystemTime::now() + Duration::from_secs(86_400);
+    let clock = Arc::new(strongroom_ca::ManualClock::new(start));
+    let ca = Authority::new(
+        issuer,
+        vec![root_der],
+        vec![server_profile()],
+        urls(),
+        Arc::new(MemoryStore::default()),
+        Arc::clone(&clock) as Arc<dyn strongroom_ca::Clock>,
+        Arc::new(token().clone()),
+    );
+    let unix = |t: SystemTime| {
+        i64::try_from(
+            t.duration_since(SystemTime::UNIX_EPOCH)
+                .expect("after epoch")
+                .as_secs(),
+        )
+        .expect("fits")
+    };
+    let csr_bytes = openssl_csr(
+        dir.path(),
+        &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        "/CN=clock.test",
+        "DNS:clock.test",
+    );
+    let issue = |requester: &str, ttl: Duration| {
+        let csr = Csr::parse(&csr_bytes).expect("csr");
+        ca.prepare(IssueRequest::from_csr("server", requester, csr, Some(ttl)))
+            .and_then(|p| ca.issue(p))
+            .expect("issued")
+    };
+
+    // Backdated by five minutes, valid for exactly the TTL after "now".
+    let issued = issue("alice", Duration::from_secs(30 * 86_400));
+    assert_eq!(issued.record.not_before, unix(start) - 300);
+    assert_eq!(issued.record.not_after, unix(start) + 30 * 86_400);
+
+    // Close to the issuer's end, validity stops where the issuer's does.
+    let near_end = SystemTime::UNIX_EPOCH
+        + Duration::from_secs(u64::try_from(issuer_not_after).expect("positive"))
+        - Duration::from_secs(10 * 86_400);
+    clock.advance(near_end.duration_since(start).expect("later"));
+    let capped = issue("alice", Duration::from_secs(30 * 86_400));
+    assert_eq!(capped.record.not_after, issuer_not_after);
+
+    // Only the requester renews, and only before expiry.
+    let serial = &capped.record.serial;
+    let err = ca
+        .renewal_request(serial, "mallory", None, None)
+        .expect_err("not hers");
+    assert!(matches!(err, CaError::NotPermitted { .. }), "{err}");
+    ca.renewal_request(serial, "alice", None, None)
+        .expect("alice may renew");
+    clock.advance(Duration::from_secs(11 * 86_400));
+    let err = ca
+        .renewal_request(serial, "alice", None, None)
+        .expect_err("expired");
+    assert!(
+        matches!(
+            err,
+            CaError::NotRenewable {
+                status: "expired",
+                ..
+            }
+        ),
+        "{err}"
+    );
+}

@@ -550,10 +550,17 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
     let mut reload_pending = false;
     loop {
         let result: anyhow::Result<()> = async {
+            // A reload that keeps failing must not stop the renewal checks:
+            // report it and go on, retrying it on every round.
+            let mut reload_error = None;
             if let (true, Some(cmd)) = (reload_pending, &args.reload_cmd) {
-                run_reload(cmd).await?;
-                reload_pending = false;
-                report_reload(cmd, format, SystemTime::now())?;
+                match run_reload(cmd).await {
+                    Ok(()) => {
+                        reload_pending = false;
+                        report_reload(cmd, format, SystemTime::now())?;
+                    }
+                    Err(e) => reload_error = Some(e),
+                }
             }
             let now = SystemTime::now();
             let outcome = check_once(&mut renewer, &config, now).await?;
@@ -563,7 +570,10 @@ async fn agent(args: AgentArgs) -> anyhow::Result<()> {
                 run_reload(cmd).await?;
                 reload_pending = false;
             }
-            Ok(())
+            match reload_error {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
         }
         .await;
         let delay = match result {

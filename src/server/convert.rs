@@ -26,8 +26,8 @@ pub(crate) const MAX_PROFILE_LEN: usize = 64;
 /// Longest common name accepted (X.520 `ub-common-name`).
 pub(crate) const MAX_COMMON_NAME_LEN: usize = 64;
 
-/// Most subject alternative names (DNS, IP and URI together) in one request.
-pub(crate) const MAX_NAMES: usize = 100;
+/// Most subject alternative names one request may carry (the profile limit).
+pub(crate) use strongroom_ca::MAX_NAMES;
 
 /// Longest URI accepted in a subject alternative name.
 const MAX_URI_LEN: usize = 2048;

@@ -8,6 +8,7 @@
 //! | `StoreError::BadPageToken`                         | `INVALID_ARGUMENT`   |
 //! | `CaError::NotFound`, `StoreError::NotFound`        | `NOT_FOUND`          |
 //! | `CaError::NotRenewable`                            | `FAILED_PRECONDITION`|
+//! | `CaError::NotPermitted`                            | `PERMISSION_DENIED`  |
 //! | HSM `Unavailable`/`PoolTimeout`, store unavailable | `UNAVAILABLE`        |
 //! | an unreadable client certificate                   | `UNAUTHENTICATED`    |
 //! | everything else (lints, signature check, HSM, …)   | `INTERNAL`           |
@@ -74,6 +75,7 @@ fn ca_status(error: &CaError) -> Status {
         }
         CaError::NotFound(_) => Status::not_found(error.to_string()),
         CaError::NotRenewable { .. } => Status::failed_precondition(error.to_string()),
+        CaError::NotPermitted { .. } => Status::permission_denied(error.to_string()),
         CaError::Hsm(
             strongroom_hsm::Error::Unavailable { .. } | strongroom_hsm::Error::PoolTimeout { .. },
         ) => Status::unavailable(error.to_string()),
