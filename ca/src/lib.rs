@@ -27,5 +27,7 @@ pub use csr::{Csr, MAX_CSR_LEN};
 pub use error::CaError;
 pub use issuer::{CaCertificateRequest, Issuer, pem, self_signed_root};
 pub use names::{DomainPattern, Names, dns_name_problem, uri_problem};
-pub use profile::{DEFAULT_MAX_TTL, MAX_NAMES, Profile, ProfileConfig, format_duration, parse_duration};
+pub use profile::{
+    DEFAULT_MAX_TTL, MAX_NAMES, Profile, ProfileConfig, format_duration, parse_duration,
+};
 pub use store::{CertFilter, CertPage, CertRecord, CertStatus, CertStore, Serial, StoreError};

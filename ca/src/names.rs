@@ -60,13 +60,19 @@ impl Names {
 /// whole leftmost label of a name with at least two more labels.
 pub fn dns_name_problem(name: &str) -> Option<String> {
     if name.is_empty() || name.len() > 253 {
-        return Some(format!("DNS name {} must be 1 to 253 characters", quoted(name)));
+        return Some(format!(
+            "DNS name {} must be 1 to 253 characters",
+            quoted(name)
+        ));
     }
     if name.ends_with('.') {
         return Some(format!("DNS name {} must not end with a dot", quoted(name)));
     }
     let labels: Vec<&str> = name.split('.').collect();
-    if labels.last().is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit())) {
+    if labels
+        .last()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+    {
         return Some(format!(
             "DNS name {} ends in a numeric label (an IP address belongs in an IP SAN)",
             quoted(name)
@@ -230,17 +236,26 @@ pub fn uri_problem(uri: &str) -> Option<String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'-' || b == b'.');
     if !scheme_ok || rest.is_empty() || uri.len() > 512 {
-        return Some(format!("URI {shown} is not an absolute URI of at most 512 characters"));
+        return Some(format!(
+            "URI {shown} is not an absolute URI of at most 512 characters"
+        ));
     }
     if uri.bytes().any(|b| !(0x21..0x7f).contains(&b)) {
-        return Some(format!("URI {shown} contains spaces or non-ASCII characters"));
+        return Some(format!(
+            "URI {shown} contains spaces or non-ASCII characters"
+        ));
     }
-    if uri.bytes().any(|b| matches!(b, b'%' | b'?' | b'#' | b'@' | b'\\')) {
+    if uri
+        .bytes()
+        .any(|b| matches!(b, b'%' | b'?' | b'#' | b'@' | b'\\'))
+    {
         return Some(format!(
             "URI {shown} contains '%', '?', '#', '@' or '\\', which are not accepted"
         ));
     }
-    let path = rest.strip_prefix("//").map_or(rest, |r| r.split_once('/').map_or("", |(_, p)| p));
+    let path = rest
+        .strip_prefix("//")
+        .map_or(rest, |r| r.split_once('/').map_or("", |(_, p)| p));
     if path
         .split('/')
         .enumerate()
@@ -331,8 +346,14 @@ mod tests {
     #[test]
     fn uri_patterns_match_one_segment_per_star_in_linear_time() {
         assert!(uri_matches("spiffe://ex.org/ns/*", "spiffe://ex.org/ns/a"));
-        assert!(!uri_matches("spiffe://ex.org/ns/*", "spiffe://ex.org/ns/a/b"));
-        assert!(uri_matches("spiffe://ex.org/ns/*/sa/*", "spiffe://ex.org/ns/x/sa/y"));
+        assert!(!uri_matches(
+            "spiffe://ex.org/ns/*",
+            "spiffe://ex.org/ns/a/b"
+        ));
+        assert!(uri_matches(
+            "spiffe://ex.org/ns/*/sa/*",
+            "spiffe://ex.org/ns/x/sa/y"
+        ));
         assert!(glob(b"a*b*c", b"axxbyyc"));
         assert!(!glob(b"a*b*c", b"axxbyy"));
         // Many stars against a long non-matching text: a backtracking matcher

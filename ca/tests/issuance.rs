@@ -329,6 +329,11 @@ fn every_issuer_algorithm_issues_what_openssl_and_pkilint_accept() {
             SignatureAlgorithm::RsaPssSha256,
         ),
         (
+            "rsa4096",
+            KeySpec::Rsa { bits: 4096 },
+            SignatureAlgorithm::RsaPkcs1Sha384,
+        ),
+        (
             "rsa4096pss",
             KeySpec::Rsa { bits: 4096 },
             SignatureAlgorithm::RsaPssSha384,
