@@ -2,11 +2,23 @@
 //! async threads.
 //!
 //! Every call into the HSM or the store blocks, so it runs on tokio's
-//! blocking threads. A semaphore with as many permits as the HSM has working
-//! sessions bounds how many run at once: more would only queue inside the
-//! token's session pool while holding a thread each. A permit is held until
-//! the work finishes, even if the caller has gone away, because the HSM
-//! session stays busy until then.
+//! blocking threads. A semaphore bounds how many run at once:
+//! [`CALLS_PER_SESSION`] per HSM working session. A permit is held until the
+//! work finishes, even if the caller has gone away, because the HSM session
+//! or the store write stays busy until then.
+//!
+//! Why more calls than sessions: an issuance holds its permit for its whole
+//! `prepare` + `issue`, and most of that time it is not in the HSM but waiting
+//! for the store's group commit (two durable commits per certificate, see
+//! `store::sqlite`). Those waiting calls are what a commit batch is made of.
+//! With one call per session (2 on a 2-CPU machine) a batch held at most two
+//! writes and `cargo bench -p strongroom --bench issuance` stayed near 1,500
+//! certificates/s. More calls per session raised it until the CPU became the
+//! limit: with 32 clients, about 2,400/s at 4 per session, 3,150/s at 8 and
+//! 3,650/s at 16; with 64 clients, 3,600 to 3,900/s at 16 per session, 4,100
+//! to 4,250/s at 32, and no more at 64 (see `BENCHMARKS.md`). The HSM stays
+//! bounded by its own session pool: calls beyond its sessions wait there for
+//! a session (up to its `acquire_timeout`), holding only a parked thread.
 
 use std::sync::Arc;
 
@@ -14,14 +26,23 @@ use tokio::sync::Semaphore;
 
 use super::status::Failure;
 
+/// Blocking calls allowed at once per HSM working session; see the module docs.
+pub(crate) const CALLS_PER_SESSION: usize = 32;
+
 /// Runs blocking closures, at most `size` at a time.
 #[derive(Debug, Clone)]
 pub(crate) struct BlockingPool {
-    /// One permit per HSM session.
+    /// One permit per call allowed at once.
     permits: Arc<Semaphore>,
 }
 
 impl BlockingPool {
+    /// The pool for an HSM with `sessions` working sessions:
+    /// [`CALLS_PER_SESSION`] calls per session.
+    pub(crate) fn for_sessions(sessions: usize) -> Self {
+        BlockingPool::new(sessions.max(1).saturating_mul(CALLS_PER_SESSION))
+    }
+
     /// A pool running at most `size` closures at once (at least one).
     pub(crate) fn new(size: usize) -> Self {
         BlockingPool {
@@ -84,6 +105,17 @@ mod tests {
             task.await.expect("task").expect("ran");
         }
         assert_eq!(most.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn the_pool_allows_calls_per_session() {
+        let permits = |sessions| {
+            BlockingPool::for_sessions(sessions)
+                .permits
+                .available_permits()
+        };
+        assert_eq!(permits(2), 2 * CALLS_PER_SESSION);
+        assert_eq!(permits(0), CALLS_PER_SESSION, "at least one session");
     }
 
     #[tokio::test]

@@ -13,7 +13,7 @@
 //!   records into wire messages) at the edge; [`status`] is the one mapping
 //!   from errors to gRPC statuses; [`peer`] names the caller.
 //! - [`blocking`] runs every HSM and store call on tokio's blocking threads,
-//!   at most as many at once as the HSM has sessions.
+//!   at most [`blocking::CALLS_PER_SESSION`] per HSM session at once.
 //! - [`limit`] makes an oversized request fail with `INVALID_ARGUMENT`.
 //! - [`http`] serves the CA certificates over HTTP/1.1.
 //!
@@ -155,7 +155,7 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let limit = appliance.limits.max_request_bytes;
-    let pool = BlockingPool::new(appliance.token.pool_config().sessions);
+    let pool = BlockingPool::for_sessions(appliance.token.pool_config().sessions);
 
     let mut tls_config =
         ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, tls.key_pem.as_bytes()));

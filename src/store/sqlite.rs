@@ -9,13 +9,52 @@
 //! files SQLite derives from it) is created with mode 0600, its directory with
 //! 0700.
 //!
-//! # Concurrency
+//! # Concurrency and group commit
 //!
 //! SQLite admits one writer at a time, so writes go through one connection
 //! behind a mutex. Reads use a small fixed pool of read-only connections; in WAL
-//! mode readers block neither the writer nor each other. Every operation is a
-//! single statement (plus, for a failed [`CertStore::complete`], a follow-up
-//! read under the same writer lock), so each sees one consistent snapshot.
+//! mode readers block neither the writer nor each other, and each read is one
+//! statement, so it sees one consistent snapshot.
+//!
+//! Writes ([`CertStore::insert_pending`], [`CertStore::complete`]) are
+//! *group-committed*. A durable commit costs an `fsync` and a WAL append of
+//! every page it touched; one commit per write capped issuance (two writes per
+//! certificate) at a fraction of the disk's fsync rate. Instead, each caller
+//! appends its write to a queue. If nobody is committing, it becomes the
+//! *leader*: it takes the writer connection, then everything queued by then
+//! (at most [`MAX_BATCH`] writes, its own first among them), and applies it
+//! in queue order in **one** `BEGIN IMMEDIATE` … `COMMIT`: one WAL append and
+//! one `fsync` for the whole batch. Everyone else sleeps on a condition
+//! variable until a commit ends, then either finds its result or, if its
+//! write is still queued and nobody is committing, leads the next batch.
+//! Nobody waits to fill a batch: writes that arrive during a commit form the
+//! next one, so a lone caller pays one commit, as before. The callers stay
+//! synchronous; [`CertStore`] is unchanged.
+//!
+//! - **Durable acknowledgements.** A result is filled in only after the
+//!   `COMMIT` holding the write has returned (`synchronous=FULL`: the WAL is
+//!   on stable storage). No caller learns of success before its write is
+//!   durable.
+//! - **Each write has its own result.** A write can be refused on its own
+//!   merits (a duplicate serial, a `complete` of a record that is missing or
+//!   not pending) only by one statement: the `INSERT` of its row, or the
+//!   `UPDATE` (a `complete` that changed nothing then reads why). SQLite
+//!   undoes a statement that breaks a constraint while keeping the
+//!   transaction (`ON CONFLICT ABORT`), so a refused write leaves no trace
+//!   and fails alone; the rest of the batch commits. (A `SAVEPOINT` per write
+//!   would guarantee no more, and would make FTS5 flush its index once per
+//!   write instead of once per commit.)
+//! - **Shared failures fail everyone.** Any other error (an I/O error, a full
+//!   disk, a failed `COMMIT`, a failure between a row and its name-index row)
+//!   rolls the whole transaction back and fails every write in it that had
+//!   not already failed on its own: none of them is stored, and all say so.
+//! - **Order.** Writes apply in the order they were queued, so a `complete`
+//!   queued after the `insert_pending` of the same serial sees that insert,
+//!   even within one batch.
+//! - **Panics.** If applying a batch panics, the open transaction rolls back
+//!   (rusqlite rolls back on drop), every write of the batch is failed, and
+//!   the lead is released, so no caller waits for a commit that will never
+//!   come.
 //!
 //! # Migrations
 //!
@@ -37,7 +76,9 @@
 //!   range cannot also give id order, so these matches are sorted for each
 //!   page: the work grows with the matching rows, never with the table;
 //! - `name_contains` of three or more characters: an FTS5 table with the
-//!   `trigram` tokenizer over subject and SANs, kept in step by triggers;
+//!   `trigram` tokenizer over subject and SANs. The store adds a new
+//!   record's names in the same transaction as its row (migration 0002 says
+//!   why not by trigger); triggers follow updates and deletes;
 //! - the page token: the row id itself (the integer primary key).
 //!
 //! [`CertStore::count`] by status reads only the `(status, id)` index.
@@ -60,12 +101,13 @@
 //! reads the whole table. That `LIKE` is case-insensitive for ASCII only, while
 //! the trigram index folds case across Unicode.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::fs::{DirBuilder, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
 
 use rusqlite::types::{Type, Value};
@@ -86,17 +128,29 @@ struct Migration {
 
 /// Every migration, in the order they apply. The last version is the newest
 /// schema this binary understands.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "0001_certificates",
-    sql: include_str!("migrations/0001_certificates.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "0001_certificates",
+        sql: include_str!("migrations/0001_certificates.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "0002_index_names_in_the_store",
+        sql: include_str!("migrations/0002_index_names_in_the_store.sql"),
+    },
+];
 
 /// How long a statement waits for a lock held by another connection or process.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Read-only connections kept open for concurrent reads.
 const READERS: usize = 4;
+
+/// The most writes one transaction applies (see "Concurrency and group
+/// commit" in the module docs). Bounds the work, and the time the writer
+/// lock is held, per commit.
+const MAX_BATCH: usize = 256;
 
 /// Records per page when the filter asks for 0.
 const DEFAULT_PAGE_SIZE: usize = 100;
@@ -117,10 +171,95 @@ pub(crate) struct SqliteStore {
     path: PathBuf,
     /// The only connection that writes.
     writer: Mutex<Connection>,
+    /// Writes waiting for a transaction, and whether one is being committed.
+    group: Mutex<Group>,
+    /// Signalled each time a commit has given its writes their results.
+    committed: Condvar,
+    /// Transactions committed by [`SqliteStore::submit`], for tests and metrics.
+    commits: AtomicU64,
     /// Read-only connections, each lent to one query at a time.
     readers: Vec<Mutex<Connection>>,
     /// Where the next read starts looking for an idle reader.
     next_reader: AtomicUsize,
+}
+
+/// One write to the inventory, owned so that whichever caller commits the
+/// batch can apply it.
+#[derive(Debug)]
+enum Write {
+    /// [`CertStore::insert_pending`] of a record already checked to be pending,
+    /// with its SANs joined for storage.
+    Insert {
+        record: Box<CertRecord>,
+        sans: String,
+    },
+    /// [`CertStore::complete`].
+    Complete {
+        issuer_id: String,
+        serial: Serial,
+        cert_der: Vec<u8>,
+        issued_at: i64,
+    },
+}
+
+/// The result of one queued write, filled in by the caller that committed
+/// (or failed) the transaction holding it, once that transaction has ended.
+#[derive(Debug, Default)]
+struct Outcome(Mutex<Option<Result<(), StoreError>>>);
+
+impl Outcome {
+    fn set(&self, result: Result<(), StoreError>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+    }
+
+    fn take(&self) -> Option<Result<(), StoreError>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+/// Group-commit state, behind one mutex.
+#[derive(Debug, Default)]
+struct Group {
+    /// Writes waiting for a transaction, oldest first.
+    queue: VecDeque<Queued>,
+    /// Whether a caller is committing a batch now.
+    committing: bool,
+}
+
+/// A write in the queue and where its result goes.
+#[derive(Debug)]
+struct Queued {
+    write: Write,
+    outcome: Arc<Outcome>,
+}
+
+/// The writes one transaction applies. Dropping it before
+/// [`Batch::deliver`] (a panic while applying it) fails every write in it, so
+/// no caller waits for a result that will never come.
+struct Batch(Vec<Queued>);
+
+impl Batch {
+    /// Gives each write its result, in order.
+    fn deliver(mut self, results: Vec<Result<(), StoreError>>) {
+        let mut results = results.into_iter();
+        for queued in self.0.drain(..) {
+            queued.outcome.set(results.next().unwrap_or_else(|| {
+                Err(StoreError::Unavailable(
+                    "the transaction holding this write gave it no result".into(),
+                ))
+            }));
+        }
+    }
+}
+
+impl Drop for Batch {
+    fn drop(&mut self) {
+        for queued in self.0.drain(..) {
+            queued.outcome.set(Err(StoreError::Unavailable(
+                "the transaction holding this write failed unexpectedly; it was rolled back".into(),
+            )));
+        }
+    }
 }
 
 impl fmt::Debug for SqliteStore {
@@ -149,16 +288,124 @@ impl SqliteStore {
         Ok(SqliteStore {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
+            group: Mutex::new(Group::default()),
+            committed: Condvar::new(),
+            commits: AtomicU64::new(0),
             readers,
             next_reader: AtomicUsize::new(0),
         })
     }
 
-    /// The writer connection. Every write after [`SqliteStore::open`] is one
-    /// autocommit statement, so a panic while the lock was held leaves no
-    /// transaction open: poisoning is ignored.
+    /// The writer connection. A panic while the lock was held rolled back the
+    /// transaction it had open and failed the writes of its batch (see
+    /// [`Batch`]), so poisoning is ignored.
     fn writer(&self) -> MutexGuard<'_, Connection> {
         self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The group-commit state: the queue and whether someone is committing.
+    fn group(&self) -> MutexGuard<'_, Group> {
+        self.group.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many transactions [`SqliteStore::submit`] has committed.
+    pub(crate) fn commits(&self) -> u64 {
+        self.commits.load(Ordering::Relaxed)
+    }
+
+    /// Queues `write` and returns its result once the transaction holding it
+    /// has committed (or failed): group commit, see the module docs.
+    fn submit(&self, write: Write) -> Result<(), StoreError> {
+        let outcome = Arc::new(Outcome::default());
+        let mut group = self.group();
+        group.queue.push_back(Queued {
+            write,
+            outcome: Arc::clone(&outcome),
+        });
+        loop {
+            // Set by the caller that committed our write, after its COMMIT
+            // returned.
+            if let Some(result) = outcome.take() {
+                return result;
+            }
+            if group.committing {
+                // Our write may be in that commit; or else it is still queued
+                // and we may lead the next one.
+                group = self
+                    .committed
+                    .wait(group)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            // Nobody is committing and our write is still queued: lead.
+            group.committing = true;
+            drop(group);
+            self.lead();
+            group = self.group();
+        }
+    }
+
+    /// Commits what is queued (at most [`MAX_BATCH`] writes, oldest first) in
+    /// one transaction, gives each write its result, and wakes the waiting
+    /// callers. Called with `committing` set; clears it, even on a panic.
+    fn lead(&self) {
+        /// Clears `committing` and wakes every waiting caller when dropped,
+        /// after the batch (declared later, so dropped first) has results.
+        struct Leading<'a>(&'a SqliteStore);
+        impl Drop for Leading<'_> {
+            fn drop(&mut self) {
+                self.0.group().committing = false;
+                self.0.committed.notify_all();
+            }
+        }
+        let _leading = Leading(self);
+        let mut writer = self.writer();
+        // Taken only now that the writer is ours, so the batch holds every
+        // write that queued while the previous commit was running.
+        let batch = {
+            let mut group = self.group();
+            let n = group.queue.len().min(MAX_BATCH);
+            Batch(group.queue.drain(..n).collect())
+        };
+        let results = self.apply(&mut writer, &batch);
+        batch.deliver(results);
+    }
+
+    /// Applies `batch` in one transaction; one result per write, in order.
+    fn apply(&self, conn: &mut Connection, batch: &Batch) -> Vec<Result<(), StoreError>> {
+        let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                let why = rolled_back(unavailable("starting a write transaction", e));
+                return batch.0.iter().map(|_| Err(why.clone_error())).collect();
+            }
+        };
+        let mut results = Vec::with_capacity(batch.0.len());
+        for queued in &batch.0 {
+            match apply_one(&tx, &queued.write) {
+                Ok(result) => results.push(result),
+                Err(e) => {
+                    // `tx` rolls back as it drops: every write of the batch,
+                    // including those applied before this one, is undone.
+                    let why = rolled_back(e);
+                    return batch.0.iter().map(|_| Err(why.clone_error())).collect();
+                }
+            }
+        }
+        match tx.commit() {
+            Ok(()) => {
+                self.commits.fetch_add(1, Ordering::Relaxed);
+                results
+            }
+            Err(e) => {
+                // rusqlite rolled back the transaction the failed COMMIT left open.
+                let why = rolled_back(unavailable("committing a write transaction", e));
+                results
+                    .into_iter()
+                    .map(|own| own.and_then(|()| Err(why.clone_error())))
+                    .collect()
+            }
+        }
     }
 
     /// An idle reader connection, or else waits for one.
@@ -195,38 +442,10 @@ impl CertStore for SqliteStore {
             });
         }
         let sans = join_sans(record)?;
-        let writer = self.writer();
-        let inserted = writer
-            .prepare_cached(
-                "INSERT INTO certificates (issuer_id, serial, profile, requester, subject, sans, \
-                 not_before, not_after, status, tbs_der, created_at, renewal_of) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10, ?11)",
-            )
-            .and_then(|mut insert| {
-                insert.execute(params![
-                    record.issuer_id,
-                    record.serial.as_bytes(),
-                    record.profile,
-                    record.requester,
-                    record.subject,
-                    sans,
-                    record.not_before,
-                    record.not_after,
-                    record.tbs_der,
-                    record.created_at,
-                    record.renewal_of.as_ref().map(Serial::as_bytes),
-                ])
-            });
-        match inserted {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::DuplicateSerial {
-                serial: record.serial.clone(),
-            }),
-            Err(e) => Err(unavailable(
-                &format!("recording certificate {}", record.serial),
-                e,
-            )),
-        }
+        self.submit(Write::Insert {
+            record: Box::new(record.clone()),
+            sans,
+        })
     }
 
     fn complete(
@@ -236,44 +455,12 @@ impl CertStore for SqliteStore {
         cert_der: &[u8],
         issued_at: i64,
     ) -> Result<(), StoreError> {
-        let doing = || format!("completing certificate {serial}");
-        let writer = self.writer();
-        let updated = writer
-            .prepare_cached(
-                "UPDATE certificates SET status = 'issued', cert_der = ?3, issued_at = ?4 \
-                 WHERE issuer_id = ?1 AND serial = ?2 AND status = 'pending'",
-            )
-            .and_then(|mut update| {
-                update.execute(params![issuer_id, serial.as_bytes(), cert_der, issued_at])
-            })
-            .map_err(|e| unavailable(&doing(), e))?;
-        if updated > 0 {
-            return Ok(());
-        }
-        // Nothing pending under that key: say whether it is missing or in
-        // another state. The writer lock is still held, so nothing changed it.
-        let status: Option<String> = writer
-            .prepare_cached("SELECT status FROM certificates WHERE issuer_id = ?1 AND serial = ?2")
-            .and_then(|mut select| {
-                select
-                    .query_row(params![issuer_id, serial.as_bytes()], |row| row.get(0))
-                    .optional()
-            })
-            .map_err(|e| unavailable(&doing(), e))?;
-        match status {
-            None => Err(StoreError::NotFound {
-                serial: serial.clone(),
-            }),
-            Some(status) => Err(StoreError::WrongStatus {
-                serial: serial.clone(),
-                status: CertStatus::parse(&status)
-                    .map(CertStatus::as_str)
-                    .ok_or_else(|| {
-                        StoreError::Unavailable(format!("{}: unknown status stored", doing()))
-                    })?,
-                operation: "complete",
-            }),
-        }
+        self.submit(Write::Complete {
+            issuer_id: issuer_id.to_owned(),
+            serial: serial.clone(),
+            cert_der: cert_der.to_vec(),
+            issued_at,
+        })
     }
 
     fn get(&self, issuer_id: &str, serial: &Serial) -> Result<Option<CertRecord>, StoreError> {
@@ -328,6 +515,182 @@ impl CertStore for SqliteStore {
             ))
         })
     }
+}
+
+/// Applies one write inside the batch's transaction.
+///
+/// `Ok(result)` is the write's own outcome: `Ok(())`, or a refusal that
+/// concerns this write alone and left no trace (the transaction goes on).
+/// `Err` is a failure of the transaction itself, which the caller rolls back
+/// whole.
+///
+/// A write refused on its own merits fails in the one statement that can
+/// refuse it, which SQLite undoes while keeping the transaction open (`ON
+/// CONFLICT ABORT`, the default), so it leaves nothing behind for the rest of
+/// the batch to commit. Every later step of a write that could fail is a
+/// [`Refusal::Shared`]. A `SAVEPOINT` per write would add nothing to that,
+/// and FTS5 flushes its pending index data whenever a savepoint or statement
+/// journal opens, so each write would pay a flush of its own.
+fn apply_one(conn: &Connection, write: &Write) -> Result<Result<(), StoreError>, StoreError> {
+    let result = match write {
+        Write::Insert { record, sans } => insert_row(conn, record, sans),
+        Write::Complete {
+            issuer_id,
+            serial,
+            cert_der,
+            issued_at,
+        } => complete_row(conn, issuer_id, serial, cert_der, *issued_at),
+    };
+    match result {
+        Ok(()) => Ok(Ok(())),
+        Err(Refusal::Own(refused)) if !conn.is_autocommit() => Ok(Err(refused)),
+        // SQLite ended the transaction itself: nothing of it stands.
+        Err(Refusal::Own(refused)) => Err(StoreError::Unavailable(format!(
+            "{}; SQLite ended the write transaction",
+            match refused {
+                StoreError::Unavailable(message) => message,
+                other => other.to_string(),
+            }
+        ))),
+        Err(Refusal::Shared(e)) => Err(e),
+    }
+}
+
+/// The failure of a whole write transaction, for each write it held.
+struct RolledBack(String);
+
+impl RolledBack {
+    /// One more copy of the error, for one more write of the batch.
+    fn clone_error(&self) -> StoreError {
+        StoreError::Unavailable(self.0.clone())
+    }
+}
+
+/// Says that `e` ended the whole transaction, so none of its writes is stored.
+fn rolled_back(e: StoreError) -> RolledBack {
+    let why = match e {
+        StoreError::Unavailable(message) => message,
+        other => other.to_string(),
+    };
+    RolledBack(format!(
+        "{why}; the write transaction was rolled back and none of its writes is stored"
+    ))
+}
+
+/// Why a write did not apply.
+enum Refusal {
+    /// Because of this write alone (a constraint it breaks, a record in the
+    /// wrong state): it fails, the batch goes on.
+    Own(StoreError),
+    /// Because the store failed (I/O, full disk, lock): the batch fails.
+    Shared(StoreError),
+}
+
+/// Sorts a SQLite error: constraint failures concern the statement alone
+/// (SQLite undoes the statement and keeps the transaction), anything else the
+/// whole transaction.
+fn refusal(doing: &str, e: rusqlite::Error) -> Refusal {
+    let constraint = e
+        .sqlite_error()
+        .is_some_and(|e| e.code == rusqlite::ErrorCode::ConstraintViolation);
+    if constraint {
+        Refusal::Own(unavailable(doing, e))
+    } else {
+        Refusal::Shared(unavailable(doing, e))
+    }
+}
+
+/// Inserts a pending record and indexes its names.
+fn insert_row(conn: &Connection, record: &CertRecord, sans: &str) -> Result<(), Refusal> {
+    conn.prepare_cached(
+        "INSERT INTO certificates (issuer_id, serial, profile, requester, subject, sans, \
+         not_before, not_after, status, tbs_der, created_at, renewal_of) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10, ?11)",
+    )
+    .and_then(|mut insert| {
+        insert.execute(params![
+            record.issuer_id,
+            record.serial.as_bytes(),
+            record.profile,
+            record.requester,
+            record.subject,
+            sans,
+            record.not_before,
+            record.not_after,
+            record.tbs_der,
+            record.created_at,
+            record.renewal_of.as_ref().map(Serial::as_bytes),
+        ])
+    })
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            Refusal::Own(StoreError::DuplicateSerial {
+                serial: record.serial.clone(),
+            })
+        } else {
+            refusal(&format!("recording certificate {}", record.serial), e)
+        }
+    })?;
+    // Its names, for `name_contains`. The row above is already in the
+    // transaction, so any failure here must end the whole transaction (a
+    // `Shared` refusal), never leave the row without its names.
+    let id = conn.last_insert_rowid();
+    conn.prepare_cached("INSERT INTO certificate_names (rowid, subject, sans) VALUES (?1, ?2, ?3)")
+        .and_then(|mut index| index.execute(params![id, record.subject, sans]))
+        .map(drop)
+        .map_err(|e| {
+            Refusal::Shared(unavailable(
+                &format!("indexing the names of certificate {}", record.serial),
+                e,
+            ))
+        })
+}
+
+/// Marks a pending record issued with its certificate; says why not if the
+/// record is missing or not pending.
+fn complete_row(
+    conn: &Connection,
+    issuer_id: &str,
+    serial: &Serial,
+    cert_der: &[u8],
+    issued_at: i64,
+) -> Result<(), Refusal> {
+    let doing = || format!("completing certificate {serial}");
+    let updated = conn
+        .prepare_cached(
+            "UPDATE certificates SET status = 'issued', cert_der = ?3, issued_at = ?4 \
+             WHERE issuer_id = ?1 AND serial = ?2 AND status = 'pending'",
+        )
+        .and_then(|mut update| {
+            update.execute(params![issuer_id, serial.as_bytes(), cert_der, issued_at])
+        })
+        .map_err(|e| refusal(&doing(), e))?;
+    if updated > 0 {
+        return Ok(());
+    }
+    // Nothing pending under that key: say whether it is missing or in
+    // another state. The transaction is still open, so nothing changed it.
+    let status: Option<String> = conn
+        .prepare_cached("SELECT status FROM certificates WHERE issuer_id = ?1 AND serial = ?2")
+        .and_then(|mut select| {
+            select
+                .query_row(params![issuer_id, serial.as_bytes()], |row| row.get(0))
+                .optional()
+        })
+        .map_err(|e| refusal(&doing(), e))?;
+    Err(Refusal::Own(match status {
+        None => StoreError::NotFound {
+            serial: serial.clone(),
+        },
+        Some(status) => match CertStatus::parse(&status) {
+            Some(status) => StoreError::WrongStatus {
+                serial: serial.clone(),
+                status: status.as_str(),
+                operation: "complete",
+            },
+            None => StoreError::Unavailable(format!("{}: unknown status stored", doing())),
+        },
+    }))
 }
 
 /// Counts the records in one status; answered from the `(status, id)` index.
@@ -1298,7 +1661,78 @@ mod tests {
             .expect("query")
             .collect::<Result<_, _>>()
             .expect("rows");
-        assert_eq!(applied, vec![(1, "0001_certificates".to_owned(), 42)]);
+        let expected: Vec<(i64, String, i64)> = MIGRATIONS
+            .iter()
+            .map(|m| (m.version, m.name.to_owned(), 42))
+            .collect();
+        assert_eq!(applied, expected);
+    }
+
+    #[test]
+    fn a_version_1_database_migrates_and_keeps_its_names_indexed() {
+        let dir = TempDir::new().expect("temp dir");
+        let path = dir.path().join("store.db");
+        // A database as the first release left it: migration 1 only, with a
+        // row indexed by the insert trigger.
+        {
+            let conn = Connection::open(&path).expect("raw open");
+            conn.execute_batch(
+                "CREATE TABLE schema_migrations (
+                     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL
+                 ) STRICT;",
+            )
+            .expect("schema_migrations");
+            conn.execute_batch(MIGRATIONS[0].sql).expect("migration 1");
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (1, '0001_certificates', 0)",
+                [],
+            )
+            .expect("record migration 1");
+            conn.execute(
+                "INSERT INTO certificates (issuer_id, serial, profile, requester, subject, sans, \
+                 not_before, not_after, status, tbs_der, created_at) \
+                 VALUES (?1, ?2, 'server', 'alice', 'CN=old.test', 'DNS:old.test', 1, 2, \
+                 'pending', x'30', 1)",
+                params![ISSUER, serial(1).as_bytes()],
+            )
+            .expect("old row");
+        }
+        let store = SqliteStore::open(&path).expect("open migrates");
+        let mut new = pending(ISSUER, 2);
+        new.subject = "CN=new.test".into();
+        store.insert_pending(&new).expect("insert");
+        let found = |text: &str| -> Vec<Serial> {
+            all(
+                &store,
+                CertFilter {
+                    name_contains: Some(text.into()),
+                    ..CertFilter::default()
+                },
+            )
+            .into_iter()
+            .map(|r| r.serial)
+            .collect()
+        };
+        assert_eq!(found("old.test"), vec![serial(1)]);
+        assert_eq!(found("new.test"), vec![serial(2)]);
+        let writer = store.writer();
+        let triggers: Vec<String> = writer
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' ORDER BY name")
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        assert_eq!(
+            triggers,
+            ["certificate_names_delete", "certificate_names_update"]
+        );
+        writer
+            .execute(
+                "INSERT INTO certificate_names (certificate_names, rank) VALUES ('integrity-check', 1)",
+                [],
+            )
+            .expect("FTS index in step with certificates");
     }
 
     #[test]
@@ -1364,6 +1798,223 @@ mod tests {
             },
         );
         assert_eq!(issued.len(), 100);
+    }
+
+    /// Waits until `n` writes are queued (their callers then wait for the
+    /// writer lock the test holds).
+    fn wait_for_queue(store: &SqliteStore, n: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while store.group().queue.len() < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {} of {n} writes queued",
+                store.group().queue.len()
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// How many rows hold `serial` of `ISSUER`.
+    fn rows_with(store: &SqliteStore, n: u64) -> i64 {
+        store
+            .reader()
+            .query_row(
+                "SELECT COUNT(*) FROM certificates WHERE issuer_id = ?1 AND serial = ?2",
+                params![ISSUER, serial(n).as_bytes()],
+                |row| row.get(0),
+            )
+            .expect("count")
+    }
+
+    #[test]
+    fn concurrent_inserts_from_many_threads_all_land_exactly_once() {
+        let (_dir, store) = temp_store();
+        let (threads, each) = (16u64, 40u64);
+        std::thread::scope(|scope| {
+            for t in 0..threads {
+                let store = &store;
+                scope.spawn(move || {
+                    for i in 0..each {
+                        let n = t * 1_000 + i + 1;
+                        store.insert_pending(&pending(ISSUER, n)).expect("insert");
+                        store
+                            .complete(ISSUER, &serial(n), b"cert", 2)
+                            .expect("complete");
+                    }
+                });
+            }
+        });
+        let (rows, distinct): (i64, i64) = store
+            .reader()
+            .query_row(
+                "SELECT COUNT(*), COUNT(DISTINCT serial) FROM certificates WHERE status = 'issued'",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .expect("count");
+        let writes = threads * each;
+        assert_eq!(rows, i64::try_from(writes).expect("small"));
+        assert_eq!(distinct, rows);
+        for t in 0..threads {
+            for i in 0..each {
+                assert_eq!(rows_with(&store, t * 1_000 + i + 1), 1);
+            }
+        }
+        // Never more transactions than writes; usually far fewer.
+        assert!(store.commits() <= 2 * writes, "{}", store.commits());
+        store
+            .writer()
+            .execute(
+                "INSERT INTO certificate_names (certificate_names, rank) VALUES ('integrity-check', 1)",
+                [],
+            )
+            .expect("FTS index in step with certificates");
+    }
+
+    #[test]
+    fn writes_queued_together_commit_in_one_transaction() {
+        let (_dir, store) = temp_store();
+        let before = store.commits();
+        let writers = 24u64;
+        let held = store.writer();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (1..=writers)
+                .map(|n| {
+                    let store = &store;
+                    scope.spawn(move || store.insert_pending(&pending(ISSUER, n)))
+                })
+                .collect();
+            wait_for_queue(&store, usize::try_from(writers).expect("small"));
+            drop(held);
+            for handle in handles {
+                handle.join().expect("thread").expect("insert");
+            }
+        });
+        assert_eq!(store.commits(), before + 1, "one transaction for the batch");
+        for n in 1..=writers {
+            assert_eq!(rows_with(&store, n), 1);
+        }
+    }
+
+    #[test]
+    fn a_duplicate_inside_a_batch_fails_only_itself() {
+        let (_dir, store) = temp_store();
+        let before = store.commits();
+        let held = store.writer();
+        std::thread::scope(|scope| {
+            // Queued one after the other: 1, 1 again, 2.
+            let mut handles = Vec::new();
+            for (i, n) in [1u64, 1, 2].into_iter().enumerate() {
+                let store = &store;
+                handles.push(scope.spawn(move || store.insert_pending(&pending(ISSUER, n))));
+                wait_for_queue(store, i + 1);
+            }
+            drop(held);
+            let results: Vec<_> = handles
+                .into_iter()
+                .map(|h| h.join().expect("thread"))
+                .collect();
+            assert!(results[0].is_ok(), "{:?}", results[0]);
+            match &results[1] {
+                Err(StoreError::DuplicateSerial { serial: s }) => assert_eq!(s, &serial(1)),
+                other => panic!("expected DuplicateSerial, got {other:?}"),
+            }
+            assert!(results[2].is_ok(), "{:?}", results[2]);
+        });
+        assert_eq!(store.commits(), before + 1, "one transaction for the batch");
+        assert_eq!(rows_with(&store, 1), 1);
+        assert_eq!(rows_with(&store, 2), 1);
+        let stored = store.get(ISSUER, &serial(1)).expect("get").expect("found");
+        assert_eq!(stored, pending(ISSUER, 1));
+        store
+            .writer()
+            .execute(
+                "INSERT INTO certificate_names (certificate_names, rank) VALUES ('integrity-check', 1)",
+                [],
+            )
+            .expect("FTS index in step with certificates");
+    }
+
+    #[test]
+    fn a_complete_queued_after_its_insert_in_the_same_batch_sees_it() {
+        let (_dir, store) = temp_store();
+        let before = store.commits();
+        let held = store.writer();
+        std::thread::scope(|scope| {
+            let store = &store;
+            let insert = scope.spawn(move || store.insert_pending(&pending(ISSUER, 7)));
+            wait_for_queue(store, 1);
+            let complete = scope.spawn(move || store.complete(ISSUER, &serial(7), b"signed", 9));
+            wait_for_queue(store, 2);
+            let missing = scope.spawn(move || store.complete(ISSUER, &serial(8), b"x", 9));
+            wait_for_queue(store, 3);
+            drop(held);
+            insert.join().expect("thread").expect("insert");
+            complete.join().expect("thread").expect("complete");
+            assert!(matches!(
+                missing.join().expect("thread"),
+                Err(StoreError::NotFound { .. })
+            ));
+        });
+        assert_eq!(store.commits(), before + 1, "one transaction for the batch");
+        let record = store.get(ISSUER, &serial(7)).expect("get").expect("found");
+        assert_eq!(record.status, CertStatus::Issued);
+        assert_eq!(record.cert_der.as_deref(), Some(&b"signed"[..]));
+        assert_eq!(record.issued_at, Some(9));
+        assert_eq!(rows_with(&store, 8), 0);
+    }
+
+    #[test]
+    fn a_failed_transaction_fails_every_write_in_it_and_stores_none() {
+        let (_dir, store) = temp_store();
+        store.insert_pending(&pending(ISSUER, 1)).expect("insert");
+        let held = store.writer();
+        // Inserting serial 3 fails with an error that is not the record's own
+        // (SQLITE_ERROR, "integer overflow"), after the writes before it applied.
+        held.execute_batch(
+            "CREATE TEMP TRIGGER fail_on_3 BEFORE INSERT ON main.certificates \
+             WHEN new.subject = 'CN=host3.test' \
+             BEGIN SELECT abs(-9223372036854775807 - 1); END;",
+        )
+        .expect("trigger");
+        std::thread::scope(|scope| {
+            let store = &store;
+            let mut handles = Vec::new();
+            handles.push(scope.spawn(move || store.complete(ISSUER, &serial(1), b"c", 5)));
+            wait_for_queue(store, 1);
+            handles.push(scope.spawn(move || store.insert_pending(&pending(ISSUER, 2))));
+            wait_for_queue(store, 2);
+            handles.push(scope.spawn(move || store.insert_pending(&pending(ISSUER, 3))));
+            wait_for_queue(store, 3);
+            handles.push(scope.spawn(move || store.insert_pending(&pending(ISSUER, 4))));
+            wait_for_queue(store, 4);
+            drop(held);
+            for handle in handles {
+                match handle.join().expect("thread") {
+                    Err(StoreError::Unavailable(message)) => {
+                        assert!(message.contains("recording certificate 03"), "{message}");
+                        assert!(message.contains("rolled back"), "{message}");
+                    }
+                    other => panic!("expected Unavailable, got {other:?}"),
+                }
+            }
+        });
+        // Nothing of the batch stands, not even the writes applied before the failure.
+        let first = store.get(ISSUER, &serial(1)).expect("get").expect("found");
+        assert_eq!(first.status, CertStatus::Pending);
+        for n in 2..=4 {
+            assert_eq!(rows_with(&store, n), 0);
+        }
+        // The store goes on once the cause is gone.
+        store
+            .writer()
+            .execute_batch("DROP TRIGGER temp.fail_on_3")
+            .expect("drop trigger");
+        store.insert_pending(&pending(ISSUER, 3)).expect("insert");
+        store
+            .complete(ISSUER, &serial(1), b"c", 5)
+            .expect("complete");
+        assert_eq!(rows_with(&store, 3), 1);
     }
 
     #[test]

@@ -1,0 +1,15 @@
+-- 0002: a new certificate's names enter the trigram index from the store's
+-- own INSERT, in the same transaction as its row, instead of from a trigger.
+--
+-- Why: src/store/sqlite.rs group-commits many writes in one transaction. An
+-- INSERT that fires a trigger opens a statement journal, and at the start of
+-- every such statement FTS5 flushes its pending index data to a new segment:
+-- one segment (and its merges) per certificate instead of one per commit.
+-- A plain single-row INSERT into certificate_names opens no statement
+-- journal, so FTS5 writes each batch's names once, at COMMIT.
+--
+-- The index stays in step with `certificates` exactly as before: the store
+-- adds both rows in one transaction or neither (a failure between them rolls
+-- the whole transaction back). Updates and deletes, which are rare, keep
+-- their triggers from 0001.
+DROP TRIGGER certificate_names_insert;
