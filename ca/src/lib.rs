@@ -17,6 +17,7 @@ mod issuer;
 mod lint;
 mod names;
 mod profile;
+mod revocation;
 mod store;
 mod x509;
 
@@ -30,4 +31,5 @@ pub use names::{DomainPattern, Names, dns_name_problem, uri_problem};
 pub use profile::{
     DEFAULT_MAX_TTL, MAX_NAMES, Profile, ProfileConfig, format_duration, parse_duration,
 };
+pub use revocation::{RevocationReason, RevokedEntry};
 pub use store::{CertFilter, CertPage, CertRecord, CertStatus, CertStore, Serial, StoreError};

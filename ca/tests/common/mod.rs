@@ -1,0 +1,280 @@
+//! Shared by the `ca` crate's integration tests: a SoftHSM2 token, CA
+//! hierarchies in it, an in-memory inventory, and the independent checkers
+//! (`openssl`, pkilint).
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use secrecy::ExposeSecret;
+use strongroom_ca::{
+    Authority, CaCertificateRequest, CertFilter, CertPage, CertRecord, CertStatus, CertStore,
+    DistributionUrls, Issuer, Profile, ProfileConfig, Serial, StoreError, SystemClock,
+    self_signed_root,
+};
+use strongroom_hsm::{KeySpec, Pin, PoolConfig, SignatureAlgorithm, Token};
+use strongroom_softhsm::TestToken;
+
+/// A minimal in-memory inventory for these tests; the SQLite store has its own tests.
+#[derive(Default)]
+pub struct MemoryStore(pub Mutex<Vec<CertRecord>>);
+
+impl CertStore for MemoryStore {
+    fn insert_pending(&self, record: &CertRecord) -> Result<(), StoreError> {
+        let mut all = self.0.lock().expect("lock");
+        if all
+            .iter()
+            .any(|r| r.issuer_id == record.issuer_id && r.serial == record.serial)
+        {
+            return Err(StoreError::DuplicateSerial {
+                serial: record.serial.clone(),
+            });
+        }
+        all.push(record.clone());
+        Ok(())
+    }
+
+    fn complete(
+        &self,
+        issuer: &str,
+        serial: &Serial,
+        der: &[u8],
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let mut all = self.0.lock().expect("lock");
+        let r = all
+            .iter_mut()
+            .find(|r| r.issuer_id == issuer && &r.serial == serial)
+            .ok_or(StoreError::NotFound {
+                serial: serial.clone(),
+            })?;
+        r.status = CertStatus::Issued;
+        r.cert_der = Some(der.to_vec());
+        r.issued_at = Some(at);
+        Ok(())
+    }
+
+    fn get(&self, issuer: &str, serial: &Serial) -> Result<Option<CertRecord>, StoreError> {
+        let all = self.0.lock().expect("lock");
+        Ok(all
+            .iter()
+            .find(|r| r.issuer_id == issuer && &r.serial == serial)
+            .cloned())
+    }
+
+    fn list(&self, _filter: &CertFilter) -> Result<CertPage, StoreError> {
+        Ok(CertPage {
+            records: self.0.lock().expect("lock").clone(),
+            next_page_token: None,
+        })
+    }
+
+    fn count(&self, status: CertStatus) -> Result<u64, StoreError> {
+        let all = self.0.lock().expect("lock");
+        Ok(all.iter().filter(|r| r.status == status).count() as u64)
+    }
+}
+
+pub fn token() -> &'static Token {
+    static TOKEN: OnceLock<(TestToken, Token)> = OnceLock::new();
+    &TOKEN
+        .get_or_init(|| {
+            let created = TestToken::create("ca-issue").unwrap_or_else(|e| panic!("{e}"));
+            let token = Token::open(
+                &created.module,
+                &created.label,
+                Pin::new(created.user_pin.expose_secret()),
+                PoolConfig::default(),
+            )
+            .expect("open token");
+            (created, token)
+        })
+        .1
+}
+
+/// A tool from the test venv (`STRONGROOM_TEST_VENV`, set by the test command).
+pub fn pkilint_bin(tool: &str) -> PathBuf {
+    let default = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-venv");
+    let path = std::env::var_os("STRONGROOM_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or(default)
+        .join("bin")
+        .join(tool);
+    assert!(
+        path.exists(),
+        "{} is missing: run ./scripts/test, which installs pkilint",
+        path.display()
+    );
+    path
+}
+
+/// Runs a pkilint tool on PEM files; panics with its report on any ERROR or
+/// FATAL finding whose code is not in `tolerated`.
+pub fn pkilint(tool: &str, files: &[&Path], tolerated: &[&str]) {
+    let out = Command::new(pkilint_bin(tool))
+        .args(["lint", "-s", "ERROR"])
+        .args(files)
+        .output()
+        .expect("run pkilint");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Findings are indented lines "code (SEVERITY)[: message]".
+    let findings: Vec<&str> = report
+        .lines()
+        .filter(|l| l.starts_with("    "))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    let unexpected: Vec<&&str> = findings.iter().filter(|f| !tolerated.contains(f)).collect();
+    assert!(
+        unexpected.is_empty() && (out.status.success() || !findings.is_empty()),
+        "{tool} found problems in {files:?}:\n{report}"
+    );
+}
+
+/// pkilint (0.13.3, the version the test command installs) checks chain signatures without passing the
+/// signature algorithm to `verify_signature` (`pkilint/pkix/key.py`), so RSA
+/// falls back to PKCS#1 v1.5 padding and every RSASSA-PSS signature is
+/// reported as failing. OpenSSL and python-cryptography verify the same chain;
+/// this one finding is tolerated for PSS issuers only.
+pub const PKILINT_PSS_FALSE_POSITIVE: &str = "pkix.signature_verification_failed";
+
+pub fn openssl(args: &[&str]) -> std::process::Output {
+    Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl is installed")
+}
+
+pub fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("write");
+    path
+}
+
+pub fn p(path: &Path) -> &str {
+    path.to_str().expect("utf-8")
+}
+
+pub fn urls() -> DistributionUrls {
+    DistributionUrls {
+        crl: Some("http://127.0.0.1:8200/crl/dev.crl".into()),
+        ocsp: Some("http://127.0.0.1:8200/ocsp".into()),
+        ca_issuers: Some("http://127.0.0.1:8200/ca/issuing.crt".into()),
+    }
+}
+
+pub fn server_profile() -> Profile {
+    let config: ProfileConfig = toml::from_str(
+        r#"
+        domains = ["localhost", "**.test"]
+        ip_ranges = ["127.0.0.0/8", "10.0.0.0/8"]
+        ext_key_usage = ["serverAuth"]
+        max_ttl = "90d"
+        subject = { O = "Strongroom Tests", C = "DE" }
+        "#,
+    )
+    .expect("profile toml");
+    Profile::new("server", &config).expect("profile")
+}
+
+/// A root and an intermediate for `algorithm`, both keys in the token.
+pub fn hierarchy(label: &str, spec: KeySpec, algorithm: SignatureAlgorithm) -> (Vec<u8>, Issuer) {
+    let now = SystemTime::now();
+    let year = Duration::from_secs(365 * 86_400);
+    let root_key = token()
+        .generate_key_pair(&format!("{label}-root"), spec)
+        .expect("root key");
+    let root_signer = root_key.signer(algorithm).expect("root signer");
+    let serial = |n: u8| {
+        let mut s = token().random(16).expect("random");
+        s[0] = 0x40 | n;
+        s
+    };
+    let root_der = self_signed_root(
+        &root_signer,
+        &CaCertificateRequest {
+            subject: &[
+                ("C".into(), "DE".into()),
+                ("O".into(), "Strongroom Tests".into()),
+                ("CN".into(), format!("{label} Root")),
+            ],
+            public_key: root_key.public_key(),
+            not_before: now - Duration::from_secs(60),
+            not_after: now + 10 * year,
+            path_len: Some(1),
+            serial: &serial(1),
+            urls: &DistributionUrls::default(),
+        },
+    )
+    .expect("root certificate");
+    let root = Issuer::new(&root_der, Arc::new(root_signer)).expect("root issuer");
+    let inter_key = token()
+        .generate_key_pair(&format!("{label}-inter"), spec)
+        .expect("intermediate key");
+    let inter_der = root
+        .sign_ca(&CaCertificateRequest {
+            subject: &[
+                ("C".into(), "DE".into()),
+                ("O".into(), "Strongroom Tests".into()),
+                ("CN".into(), format!("{label} Issuing CA")),
+            ],
+            public_key: inter_key.public_key(),
+            not_before: now - Duration::from_secs(60),
+            not_after: now + 5 * year,
+            path_len: Some(0),
+            serial: &serial(2),
+            urls: &DistributionUrls::default(),
+        })
+        .expect("intermediate certificate");
+    let issuer = Issuer::new(
+        &inter_der,
+        Arc::new(inter_key.signer(algorithm).expect("signer")),
+    )
+    .expect("intermediate issuer");
+    (root_der, issuer)
+}
+
+pub fn authority(root_der: Vec<u8>, issuer: Issuer, store: Arc<MemoryStore>) -> Authority {
+    Authority::new(
+        issuer,
+        vec![root_der],
+        vec![server_profile()],
+        urls(),
+        store,
+        Arc::new(SystemClock),
+        Arc::new(token().clone()),
+    )
+}
+
+pub fn openssl_csr(dir: &Path, key_alg: &[&str], subj: &str, san: &str) -> Vec<u8> {
+    let key = dir.join("leaf.key");
+    let csr = dir.join("leaf.csr");
+    let mut args = vec![
+        "req",
+        "-new",
+        "-nodes",
+        "-keyout",
+        p(&key),
+        "-out",
+        p(&csr),
+        "-subj",
+        subj,
+    ];
+    let ext = format!("subjectAltName={san}");
+    if !san.is_empty() {
+        args.extend(["-addext", &ext]);
+    }
+    args.extend_from_slice(key_alg);
+    let out = openssl(&args);
+    assert!(
+        out.status.success(),
+        "openssl req: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read(&csr).expect("csr")
+}
