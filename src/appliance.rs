@@ -8,11 +8,13 @@ use std::time::SystemTime;
 use anyhow::{Context, bail};
 use ring::rand::SystemRandom;
 use ring::signature::{self as ring_sig, KeyPair as _};
-use strongroom_ca::{Authority, DistributionUrls, Issuer, Profile, SystemClock};
+use strongroom_ca::{Authority, DistributionUrls, Issuer, OcspResponder, Profile, SystemClock};
 use strongroom_hsm::{KeySpec, Pin, Pkcs11Uri, PoolConfig, PublicKey, SignatureAlgorithm, Token};
 use zeroize::Zeroizing;
 
-use crate::config::{Config, Limits};
+use crate::config::{Config, CrlConfig, Limits};
+use crate::server::crl::Crls;
+use crate::server::ocsp::Ocsp;
 use crate::store::sqlite::SqliteStore;
 
 /// Everything the services need, built once at start.
@@ -25,6 +27,12 @@ pub(crate) struct Appliance {
     pub(crate) started_at: SystemTime,
     /// Client request limits.
     pub(crate) limits: Limits,
+    /// How CRLs are published.
+    pub(crate) crl: CrlConfig,
+    /// The published CRLs and the changes waiting for them.
+    pub(crate) crls: Arc<Crls>,
+    /// The OCSP responder, when `ca.ocsp_url` is set.
+    pub(crate) ocsp: Option<Arc<Ocsp>>,
 }
 
 impl Appliance {
@@ -89,12 +97,25 @@ impl Appliance {
             Arc::new(store),
             Arc::new(SystemClock),
             Arc::new(token.clone()),
-        );
+        )
+        .with_crl_partitions(config.crl.partitions)?;
+        let ocsp = match &config.ca.ocsp_url {
+            Some(url) => {
+                let responder = OcspResponder::new(authority.issuer().clone(), None)?;
+                Some(Arc::new(
+                    Ocsp::new(url, responder, config.ocsp.validity).map_err(anyhow::Error::msg)?,
+                ))
+            }
+            None => None,
+        };
         Ok(Appliance {
             authority,
             token,
             started_at: SystemTime::now(),
             limits: config.limits,
+            crl: config.crl.clone(),
+            crls: Arc::new(Crls::default()),
+            ocsp,
         })
     }
 }

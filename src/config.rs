@@ -31,6 +31,80 @@ pub(crate) struct Config {
     /// Limits on what clients may send.
     #[serde(default)]
     pub(crate) limits: Limits,
+    /// How CRLs are published.
+    #[serde(default)]
+    pub(crate) crl: CrlConfig,
+    /// How the OCSP responder answers.
+    #[serde(default)]
+    pub(crate) ocsp: OcspConfig,
+}
+
+/// How the OCSP responder answers (at the path of `ca.ocsp_url`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OcspConfig {
+    /// nextUpdate − thisUpdate of each response, e.g. "12h". Cached
+    /// responses are replaced halfway through.
+    #[serde(default = "default_ocsp_validity", with = "duration_text")]
+    pub(crate) validity: std::time::Duration,
+}
+
+impl Default for OcspConfig {
+    fn default() -> Self {
+        OcspConfig {
+            validity: default_ocsp_validity(),
+        }
+    }
+}
+
+fn default_ocsp_validity() -> std::time::Duration {
+    std::time::Duration::from_secs(12 * 3_600)
+}
+
+/// How CRLs are published.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CrlConfig {
+    /// Partitions to spread new certificates over (0: one CRL). With
+    /// partitions, `ca.crl_url` must contain `{partition}`.
+    #[serde(default)]
+    pub(crate) partitions: u32,
+    /// nextUpdate − thisUpdate, e.g. "7d". A CRL is rebuilt halfway through.
+    #[serde(default = "default_crl_validity", with = "duration_text")]
+    pub(crate) validity: std::time::Duration,
+    /// The longest a revocation waits before the CRLs show it, e.g. "60s".
+    #[serde(default = "default_crl_rebuild_within", with = "duration_text")]
+    pub(crate) rebuild_within: std::time::Duration,
+}
+
+impl Default for CrlConfig {
+    fn default() -> Self {
+        CrlConfig {
+            partitions: 0,
+            validity: default_crl_validity(),
+            rebuild_within: default_crl_rebuild_within(),
+        }
+    }
+}
+
+fn default_crl_validity() -> std::time::Duration {
+    std::time::Duration::from_secs(7 * 86_400)
+}
+
+fn default_crl_rebuild_within() -> std::time::Duration {
+    std::time::Duration::from_secs(60)
+}
+
+/// Durations written as text ("7d", "12h", "90s"), as profiles write TTLs.
+mod duration_text {
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<std::time::Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        strongroom_ca::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Listening addresses.
@@ -39,7 +113,7 @@ pub(crate) struct Config {
 pub(crate) struct ListenConfig {
     /// gRPC (TLS), e.g. `127.0.0.1:8443`.
     pub(crate) grpc: SocketAddr,
-    /// Plain HTTP for CA certificates (and CRLs and OCSP later), e.g. `127.0.0.1:8080`.
+    /// Plain HTTP for CA certificates, CRLs and OCSP, e.g. `127.0.0.1:8080`.
     pub(crate) http: SocketAddr,
 }
 
@@ -134,7 +208,31 @@ impl Config {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."));
         config.resolve(&base);
+        config
+            .check()
+            .with_context(|| format!("configuration {} is invalid", path.display()))?;
         Ok(config)
+    }
+
+    /// Refuses durations that cannot work.
+    fn check(&self) -> anyhow::Result<()> {
+        use std::time::Duration;
+        let minute = Duration::from_secs(60);
+        let year = Duration::from_secs(366 * 86_400);
+        if self.crl.validity < minute || self.crl.validity > year {
+            anyhow::bail!("crl.validity must be between 1m and 366d");
+        }
+        if self.crl.rebuild_within < Duration::from_secs(1)
+            || self.crl.rebuild_within > self.crl.validity / 2
+        {
+            anyhow::bail!(
+                "crl.rebuild_within must be at least 1s and at most half of crl.validity"
+            );
+        }
+        if self.ocsp.validity < minute || self.ocsp.validity > Duration::from_secs(31 * 86_400) {
+            anyhow::bail!("ocsp.validity must be between 1m and 31d");
+        }
+        Ok(())
     }
 
     fn resolve(&mut self, base: &Path) {
@@ -174,5 +272,24 @@ mod tests {
         let text = std::fs::read_to_string(&example).expect("read");
         let bad = text.replace("[listen]", "[listen]\nbogus = 1");
         assert!(toml::from_str::<Config>(&bad).is_err());
+    }
+
+    #[test]
+    fn durations_that_cannot_work_are_refused() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("strongroom.example.toml");
+        let text = std::fs::read_to_string(&example).expect("read");
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (from, to) in [
+            ("validity = \"7d\"", "validity = \"0s\""),
+            ("rebuild_within = \"60s\"", "rebuild_within = \"4d\""),
+            ("rebuild_within = \"60s\"", "rebuild_within = \"0s\""),
+            ("validity = \"12h\"", "validity = \"400d\""),
+        ] {
+            assert!(text.contains(from), "{from}");
+            let path = dir.path().join("bad.toml");
+            std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
+            let error = format!("{:#}", Config::load(&path).expect_err(to));
+            assert!(error.contains("must be"), "{to}: {error}");
+        }
     }
 }

@@ -332,6 +332,9 @@ fn print_banner(
         "  gRPC          https://{grpc}  (Ca, Sys, health, reflection)"
     )?;
     writeln!(out, "  HTTP          http://{http}/ca/issuing.crt")?;
+    if let Some(url) = &config.ca.crl_url {
+        writeln!(out, "  CRL           {url}")?;
+    }
     writeln!(
         out,
         "  database      {}",

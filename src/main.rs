@@ -38,6 +38,8 @@ enum Command {
     Cert(cli::CertArgs),
     /// The certificate authority: chain.
     Ca(cli::CaArgs),
+    /// Fetch CRLs from a running appliance.
+    Crl(cli::CrlArgs),
     /// Keep a certificate and key renewed before they expire.
     Agent(cli::agent::AgentArgs),
 }
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         Command::Server(args) => server::run(args),
         Command::Cert(args) => cli::run_cert(args),
         Command::Ca(args) => cli::run_ca(args),
+        Command::Crl(args) => cli::run_crl(args),
         Command::Agent(args) => cli::agent::run(args),
     };
     match result {

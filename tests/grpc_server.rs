@@ -130,6 +130,59 @@ impl CertStore for MemoryStore {
         let all = self.0.lock().expect("lock");
         Ok(all.iter().filter(|r| r.status == status).count() as u64)
     }
+
+    // This inventory only backs the TLS certificate issued before the server
+    // starts; revocation and CRLs are tested against the real store.
+    fn revoke(
+        &self,
+        _issuer: &str,
+        _serial: &Serial,
+        _reason: strongroom_ca::RevocationReason,
+        _at: i64,
+    ) -> Result<strongroom_ca::RevokeOutcome, StoreError> {
+        Err(not_here())
+    }
+
+    fn for_each_revoked(
+        &self,
+        _issuer: &str,
+        _series: strongroom_ca::CrlSeries,
+        _since: Option<u64>,
+        _now: i64,
+        _each: &mut dyn FnMut(strongroom_ca::RevokedEntry) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        Err(not_here())
+    }
+
+    fn crl_partitions(&self, _issuer: &str) -> Result<Vec<u32>, StoreError> {
+        Err(not_here())
+    }
+
+    fn next_crl_number(
+        &self,
+        _issuer: &str,
+        _series: strongroom_ca::CrlSeries,
+    ) -> Result<u64, StoreError> {
+        Err(not_here())
+    }
+
+    fn save_crl(&self, _crl: &strongroom_ca::StoredCrl) -> Result<(), StoreError> {
+        Err(not_here())
+    }
+
+    fn latest_crl(
+        &self,
+        _issuer: &str,
+        _series: strongroom_ca::CrlSeries,
+        _delta: bool,
+    ) -> Result<Option<strongroom_ca::StoredCrl>, StoreError> {
+        Err(not_here())
+    }
+}
+
+/// What the TLS certificate's inventory says to anything but issuance.
+fn not_here() -> StoreError {
+    StoreError::Unavailable("the test's TLS inventory does no revocation".into())
 }
 
 fn openssl(args: &[&str]) -> Output {

@@ -21,13 +21,18 @@ use x509_cert::TbsCertificate;
 
 use crate::certificate::{DistributionUrls, Kind, Template, assemble, build_tbs};
 use crate::clock::Clock;
+use crate::crl::{CrlBuilder, CrlRequest, CrlScope};
 use crate::csr::Csr;
 use crate::error::CaError;
 use crate::issuer::{Issuer, pem};
 use crate::lint::lint;
 use crate::names::{Names, dns_name_problem};
 use crate::profile::Profile;
-use crate::store::{CertFilter, CertPage, CertRecord, CertStatus, CertStore, Serial, StoreError};
+use crate::revocation::RevocationReason;
+use crate::store::{
+    CertFilter, CertPage, CertRecord, CertStatus, CertStore, CrlSeries, Revocation, RevokeOutcome,
+    Serial, StoreError, StoredCrl,
+};
 use crate::x509::{build_name, unix};
 
 /// How far not-before is set in the past, so clients with slightly slow clocks accept new certificates.
@@ -114,7 +119,15 @@ pub struct Authority {
     clock: Arc<dyn Clock>,
     random: Arc<dyn RandomSource>,
     urls: DistributionUrls,
+    crl_partitions: u32,
 }
+
+/// What a CRL Distribution Point URL must contain when CRLs are partitioned:
+/// it is replaced by the certificate's partition number.
+pub const PARTITION_PLACEHOLDER: &str = "{partition}";
+
+/// The most CRL partitions an issuer may have.
+pub const MAX_CRL_PARTITIONS: u32 = 4096;
 
 impl Authority {
     /// An authority issuing as `issuer`.
@@ -139,7 +152,70 @@ impl Authority {
             clock,
             random,
             urls,
+            crl_partitions: 0,
         }
+    }
+
+    /// Partitions CRLs into `count` shards (0: one CRL for everything).
+    ///
+    /// Each new certificate is assigned a partition from its serial, once, at
+    /// issuance; the CRL Distribution Point URL (which must then contain
+    /// [`PARTITION_PLACEHOLDER`]) is written into it with that number. The
+    /// count may change later: certificates keep the partition they were
+    /// issued with.
+    pub fn with_crl_partitions(mut self, count: u32) -> Result<Self, CaError> {
+        if count > MAX_CRL_PARTITIONS {
+            return Err(CaError::BadIssuer(format!(
+                "at most {MAX_CRL_PARTITIONS} CRL partitions, not {count}"
+            )));
+        }
+        let templated = self
+            .urls
+            .crl
+            .as_deref()
+            .is_some_and(|url| url.contains(PARTITION_PLACEHOLDER));
+        if count > 0 && !templated {
+            return Err(CaError::BadIssuer(format!(
+                "partitioned CRLs need a CRL URL containing {PARTITION_PLACEHOLDER}"
+            )));
+        }
+        if count == 0 && templated {
+            return Err(CaError::BadIssuer(format!(
+                "the CRL URL contains {PARTITION_PLACEHOLDER} but CRLs are not partitioned"
+            )));
+        }
+        self.crl_partitions = count;
+        Ok(self)
+    }
+
+    /// How many CRL partitions new certificates are spread over (0: none).
+    pub fn crl_partitions(&self) -> u32 {
+        self.crl_partitions
+    }
+
+    /// The CRL Distribution Point URL of `partition`, or of the whole
+    /// issuer with `None`.
+    pub fn crl_url(&self, partition: Option<u32>) -> Option<String> {
+        let url = self.urls.crl.as_deref()?;
+        Some(match partition {
+            Some(n) => url.replace(PARTITION_PLACEHOLDER, &n.to_string()),
+            None => url.to_string(),
+        })
+    }
+
+    /// The distribution URLs configured for this issuer.
+    pub fn urls(&self) -> &DistributionUrls {
+        &self.urls
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn CertStore> {
+        &self.store
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// The issuer.
@@ -231,6 +307,11 @@ impl Authority {
         // uniqueness, so draw again rather than fail.
         for _ in 0..3 {
             let serial = self.random_serial()?;
+            let crl_partition = self.partition_of(&serial);
+            let urls = DistributionUrls {
+                crl: self.crl_url(crl_partition),
+                ..self.urls.clone()
+            };
             let tbs = build_tbs(&Template {
                 serial: serial.as_bytes(),
                 signature: self.issuer.signature().clone(),
@@ -242,12 +323,17 @@ impl Authority {
                 not_before,
                 not_after,
                 kind: kind.clone(),
-                urls: &self.urls,
+                urls: &urls,
             })
             .map_err(CaError::BadRequest)?;
             let findings = lint(&tbs, &self.issuer.facts());
             if !findings.is_empty() {
-                return Err(CaError::Lint(findings));
+                return Err(CaError::Lint(
+                    findings
+                        .into_iter()
+                        .map(|f| format!("certificate: {f}"))
+                        .collect(),
+                ));
             }
             let tbs_der = tbs.to_der().map_err(|e| CaError::Internal(e.to_string()))?;
             let record = CertRecord {
@@ -265,6 +351,8 @@ impl Authority {
                 created_at: unix(now),
                 issued_at: None,
                 renewal_of: request.renewal_of.clone(),
+                revocation: None,
+                crl_partition,
             };
             match self.store.insert_pending(&record) {
                 Ok(()) => return Ok(Prepared { record, tbs }),
@@ -349,6 +437,7 @@ impl Authority {
         if record.requester != requester {
             return Err(CaError::NotPermitted {
                 serial: serial.clone(),
+                action: "renew",
             });
         }
         let der = record
@@ -384,6 +473,181 @@ impl Authority {
             ttl,
             renewal_of: Some(serial.clone()),
         })
+    }
+
+    /// Revokes one of this issuer's certificates, lifts a hold
+    /// (`RemoveFromCrl`), or confirms an identical revocation; see
+    /// [`CertStore::revoke`] for the rules. Returns what happened and the
+    /// record as it now stands.
+    ///
+    /// Only the identity that requested the certificate may revoke it or lift
+    /// its hold ([`CaError::NotPermitted`]). The revocation time is now unless
+    /// `at` says otherwise; it may not lie in the future nor before the
+    /// certificate's validity began. `AaCompromise` is refused: this CA issues
+    /// no attribute certificates.
+    pub fn revoke(
+        &self,
+        serial: &Serial,
+        reason: RevocationReason,
+        at: Option<SystemTime>,
+        requester: &str,
+    ) -> Result<(RevokeOutcome, CertRecord), CaError> {
+        if reason == RevocationReason::AaCompromise {
+            return Err(CaError::BadRequest(
+                "reason aACompromise is for attribute certificates, which this CA does not issue"
+                    .into(),
+            ));
+        }
+        let now = unix(self.clock.now());
+        let revoked_at = at.map(unix).unwrap_or(now);
+        if revoked_at > now {
+            return Err(CaError::BadRequest(format!(
+                "revocation time {revoked_at} lies in the future (now is {now})"
+            )));
+        }
+        let mut record = self.get(serial)?;
+        if record.requester != requester {
+            return Err(CaError::NotPermitted {
+                serial: serial.clone(),
+                action: "revoke",
+            });
+        }
+        if revoked_at < record.not_before {
+            return Err(CaError::BadRequest(format!(
+                "revocation time {revoked_at} is before certificate {serial} became valid ({})",
+                record.not_before
+            )));
+        }
+        let outcome = match self
+            .store
+            .revoke(self.issuer.id(), serial, reason, revoked_at)
+        {
+            Ok(outcome) => outcome,
+            Err(StoreError::NotFound { serial }) => return Err(CaError::NotFound(serial)),
+            Err(e) => return Err(e.into()),
+        };
+        match &outcome {
+            RevokeOutcome::Revoked(entry) | RevokeOutcome::Unchanged(entry) => {
+                if matches!(outcome, RevokeOutcome::Revoked(_)) {
+                    tracing::info!(
+                        serial = %entry.serial,
+                        reason = %entry.reason,
+                        revoked_at = entry.revoked_at,
+                        "revoked certificate"
+                    );
+                }
+                record.status = CertStatus::Revoked;
+                record.revocation = Some(Revocation {
+                    revoked_at: entry.revoked_at,
+                    reason: entry.reason,
+                });
+            }
+            RevokeOutcome::Released => {
+                tracing::info!(serial = %serial, "lifted certificate hold");
+                record.status = CertStatus::Issued;
+                record.revocation = None;
+            }
+        }
+        Ok((outcome, record))
+    }
+
+    /// Builds, signs and saves a complete CRL of `series`, valid for
+    /// `validity` from now.
+    ///
+    /// Its number is taken (durably) first, so numbers only grow even when a
+    /// build fails. Entries stream from the store into the builder: the
+    /// revoked certificates are never all in memory at once, only the CRL
+    /// being encoded. A revoked certificate stays listed until it has
+    /// appeared on a CRL issued after it expired (RFC 5280 3.3): entries
+    /// drop off once they expired more than one `validity` ago. A
+    /// partition's CRL carries a critical Issuing Distribution Point naming
+    /// the URL written into that partition's certificates. thisUpdate grows
+    /// strictly within a series, so HTTP `Last-Modified` always changes.
+    pub fn publish_crl(&self, series: CrlSeries, validity: Duration) -> Result<StoredCrl, CaError> {
+        let mut now = self.clock.now();
+        if let Some(previous) = self.store.latest_crl(self.issuer.id(), series, false)? {
+            let after = SystemTime::UNIX_EPOCH
+                + Duration::from_secs(
+                    u64::try_from(previous.this_update.saturating_add(1)).unwrap_or(0),
+                );
+            now = now.max(after);
+        }
+        let validity_secs = i64::try_from(validity.as_secs()).unwrap_or(i64::MAX);
+        let drop_before = unix(now).saturating_sub(validity_secs);
+        let url = match series {
+            CrlSeries::All => None,
+            CrlSeries::Partition(n) => Some(
+                self.crl_url(Some(n))
+                    .ok_or_else(|| CaError::BadIssuer("partitioned CRLs need a CRL URL".into()))?,
+            ),
+        };
+        let scope = match &url {
+            Some(url) => CrlScope::Partition { url },
+            None => CrlScope::Full,
+        };
+        let number = self.store.next_crl_number(self.issuer.id(), series)?;
+        let next_update = now + validity;
+        let request = CrlRequest {
+            number,
+            this_update: now,
+            next_update,
+            scope,
+            delta_of: None,
+            freshest: None,
+        };
+        let mut builder = CrlBuilder::new(&self.issuer, &request)?;
+        let mut refused = None;
+        let scanned = self.store.for_each_revoked(
+            self.issuer.id(),
+            series,
+            None,
+            drop_before,
+            &mut |entry| {
+                builder.push(&entry).map_err(|e| {
+                    let why = e.to_string();
+                    refused = Some(e);
+                    StoreError::Unavailable(why)
+                })
+            },
+        );
+        if let Some(e) = refused {
+            return Err(e);
+        }
+        let revocation_seq = scanned?;
+        let entries = builder.len();
+        let der = builder.finish()?;
+        let crl = StoredCrl {
+            issuer_id: self.issuer.id().to_string(),
+            series,
+            delta_of: None,
+            number,
+            revocation_seq,
+            this_update: unix(now),
+            next_update: unix(next_update),
+            der,
+        };
+        self.store.save_crl(&crl)?;
+        tracing::info!(
+            series = %series.key(),
+            number,
+            entries,
+            bytes = crl.der.len(),
+            "published CRL"
+        );
+        Ok(crl)
+    }
+
+    /// The CRL partition of a new certificate with `serial`, if partitioned.
+    fn partition_of(&self, serial: &Serial) -> Option<u32> {
+        if self.crl_partitions == 0 {
+            return None;
+        }
+        // Serials are random: their last bytes spread evenly.
+        let bytes = serial.as_bytes();
+        let mut word = [0u8; 4];
+        let n = bytes.len().min(4);
+        word[4 - n..].copy_from_slice(&bytes[bytes.len() - n..]);
+        Some(u32::from_be_bytes(word) % self.crl_partitions)
     }
 
     /// A positive 16-byte serial from the HSM's random generator (at least 126 random bits).

@@ -3,7 +3,8 @@
 use std::time::SystemTime;
 
 use const_oid::AssociatedOid;
-use const_oid::db::rfc5280::{ID_AD_CA_ISSUERS, ID_AD_OCSP};
+use const_oid::db::rfc5280::{ID_AD_CA_ISSUERS, ID_AD_OCSP, ID_KP_OCSP_SIGNING};
+use const_oid::db::rfc6960::ID_PKIX_OCSP_NOCHECK;
 use der::Encode;
 use der::asn1::{BitString, OctetString};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
@@ -44,6 +45,9 @@ pub(crate) enum Kind {
     },
     /// A CA certificate, with an optional path length constraint.
     Ca { path_len: Option<u8> },
+    /// A delegated OCSP responder (RFC 6960 4.2.2.2): `digitalSignature`,
+    /// EKU `id-kp-OCSPSigning` only, `id-pkix-ocsp-nocheck`, no CDP or AIA.
+    OcspSigner,
 }
 
 /// Everything that goes into a to-be-signed certificate.
@@ -77,7 +81,7 @@ pub(crate) fn build_tbs(t: &Template<'_>) -> Result<TbsCertificate, String> {
 
     let (ca, path_len) = match &t.kind {
         Kind::Ca { path_len } => (true, *path_len),
-        Kind::Leaf { .. } => (false, None),
+        Kind::Leaf { .. } | Kind::OcspSigner => (false, None),
     };
     extensions.push(ext(
         &BasicConstraints {
@@ -93,6 +97,7 @@ pub(crate) fn build_tbs(t: &Template<'_>) -> Result<TbsCertificate, String> {
             KeyUsages::CRLSign,
         ],
         Kind::Leaf { key_usage, .. } => key_usage.clone(),
+        Kind::OcspSigner => vec![KeyUsages::DigitalSignature],
     };
     let mut flags = der::flagset::FlagSet::<KeyUsages>::default();
     for usage in usages {
@@ -103,6 +108,16 @@ pub(crate) fn build_tbs(t: &Template<'_>) -> Result<TbsCertificate, String> {
         if !ext_key_usage.is_empty() {
             extensions.push(ext(&ExtendedKeyUsage(ext_key_usage.clone()), false)?);
         }
+    }
+    if t.kind == Kind::OcspSigner {
+        extensions.push(ext(&ExtendedKeyUsage(vec![ID_KP_OCSP_SIGNING]), false)?);
+        // id-pkix-ocsp-nocheck: clients need not check this certificate's status.
+        extensions.push(Extension {
+            extn_id: ID_PKIX_OCSP_NOCHECK,
+            critical: false,
+            extn_value: OctetString::new(der::asn1::Null.to_der().map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?,
+        });
     }
     extensions.push(ext(
         &SubjectKeyIdentifier(OctetString::new(subject_key_id).map_err(|e| e.to_string())?),
@@ -121,7 +136,12 @@ pub(crate) fn build_tbs(t: &Template<'_>) -> Result<TbsCertificate, String> {
         let critical = t.subject.0.is_empty();
         extensions.push(ext(&SubjectAltName(general_names(t.names)?), critical)?);
     }
-    if let Some(crl) = &t.urls.crl {
+    // A delegated OCSP signer is not itself checked for revocation (nocheck).
+    let urls = match t.kind {
+        Kind::OcspSigner => &DistributionUrls::default(),
+        _ => t.urls,
+    };
+    if let Some(crl) = &urls.crl {
         extensions.push(ext(
             &CrlDistributionPoints(vec![DistributionPoint {
                 distribution_point: Some(DistributionPointName::FullName(vec![uri_name(crl)?])),
@@ -132,13 +152,13 @@ pub(crate) fn build_tbs(t: &Template<'_>) -> Result<TbsCertificate, String> {
         )?);
     }
     let mut access = Vec::new();
-    if let Some(ocsp) = &t.urls.ocsp {
+    if let Some(ocsp) = &urls.ocsp {
         access.push(AccessDescription {
             access_method: ID_AD_OCSP,
             access_location: uri_name(ocsp)?,
         });
     }
-    if let Some(ca_issuers) = &t.urls.ca_issuers {
+    if let Some(ca_issuers) = &urls.ca_issuers {
         access.push(AccessDescription {
             access_method: ID_AD_CA_ISSUERS,
             access_location: uri_name(ca_issuers)?,

@@ -21,8 +21,9 @@ pub enum CaError {
     /// The request breaks its profile; every violation is listed.
     #[error("request refused: {}", .0.join("; "))]
     Policy(Vec<String>),
-    /// Our lints found a problem in the to-be-signed certificate; nothing was signed.
-    #[error("certificate failed lints before signing: {}", .0.join("; "))]
+    /// Our lints found a problem in what was about to be signed (a certificate,
+    /// CRL or OCSP response; each finding names which); nothing was signed.
+    #[error("failed lints before signing: {}", .0.join("; "))]
     Lint(Vec<String>),
     /// The HSM key does not match the issuer certificate's public key.
     #[error("the HSM key does not match the issuer certificate's public key")]
@@ -45,11 +46,15 @@ pub enum CaError {
     /// No certificate with this serial.
     #[error("no certificate with serial {0}")]
     NotFound(Serial),
-    /// Only the original requester may renew a certificate.
-    #[error("certificate {serial} was requested by someone else; only its requester may renew it")]
+    /// Only the original requester may renew or revoke a certificate.
+    #[error(
+        "certificate {serial} was requested by someone else; only its requester may {action} it"
+    )]
     NotPermitted {
         /// The serial.
         serial: Serial,
+        /// What was refused: `renew` or `revoke`.
+        action: &'static str,
     },
     /// Something on the server side failed after the request was accepted
     /// (encoding, a stored record that cannot be read); nothing was handed out.

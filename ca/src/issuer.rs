@@ -140,6 +140,23 @@ impl Issuer {
         Ok(signature)
     }
 
+    /// Signs a delegated OCSP responder certificate for `public_key`.
+    ///
+    /// Subject: this issuer's, with the common name `<issuer CN> OCSP
+    /// Responder`. Extensions: critical KU `digitalSignature`, EKU
+    /// `id-kp-OCSPSigning` only, non-critical NULL `id-pkix-ocsp-nocheck`,
+    /// SKI and AKI; no SAN, CRL distribution point or AIA. Validity is capped
+    /// to this issuer's. Linted before signing, signature verified after.
+    pub fn sign_ocsp_signer(
+        &self,
+        public_key: &PublicKey,
+        serial: &[u8],
+        not_before: SystemTime,
+        not_after: SystemTime,
+    ) -> Result<Vec<u8>, CaError> {
+        crate::ocsp::issue_signer_certificate(self, public_key, serial, not_before, not_after)
+    }
+
     /// Signs a subordinate CA certificate for `subject_spki_der`.
     ///
     /// The certificate is linted before signing and its signature verified
@@ -241,7 +258,12 @@ fn build_ca_certificate(
     .map_err(CaError::BadIssuer)?;
     let findings = lint(&tbs, facts);
     if !findings.is_empty() {
-        return Err(CaError::Lint(findings));
+        return Err(CaError::Lint(
+            findings
+                .into_iter()
+                .map(|f| format!("certificate: {f}"))
+                .collect(),
+        ));
     }
     let tbs_der = tbs
         .to_der()

@@ -11,25 +11,38 @@
 mod authority;
 mod certificate;
 mod clock;
+mod crl;
 mod csr;
 mod error;
 mod issuer;
 mod lint;
 mod names;
+mod ocsp;
 mod profile;
 mod revocation;
 mod store;
 mod x509;
 
-pub use authority::{Authority, BACKDATE, IssueRequest, Issued, Prepared};
+pub use authority::{
+    Authority, BACKDATE, IssueRequest, Issued, MAX_CRL_PARTITIONS, PARTITION_PLACEHOLDER, Prepared,
+};
 pub use certificate::DistributionUrls;
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use crl::{CrlBuilder, CrlRequest, CrlScope, build_crl};
 pub use csr::{Csr, MAX_CSR_LEN};
 pub use error::CaError;
 pub use issuer::{CaCertificateRequest, Issuer, pem, self_signed_root};
 pub use names::{DomainPattern, Names, dns_name_problem, uri_problem};
+pub use ocsp::{
+    CertIdHash, CertState, DelegatedSigner, MAX_CERT_IDS, MAX_NONCE_LEN, MAX_OCSP_REQUEST_LEN,
+    OcspErrorStatus, OcspRequest, OcspRequestError, OcspResponder, OcspTimes, RequestedCert,
+    error_response,
+};
 pub use profile::{
     DEFAULT_MAX_TTL, MAX_NAMES, Profile, ProfileConfig, format_duration, parse_duration,
 };
 pub use revocation::{RevocationReason, RevokedEntry};
-pub use store::{CertFilter, CertPage, CertRecord, CertStatus, CertStore, Serial, StoreError};
+pub use store::{
+    CertFilter, CertPage, CertRecord, CertStatus, CertStore, CrlSeries, Revocation,
+    RevocationChange, RevokeOutcome, Serial, StoreError, StoredCrl, revocation_change,
+};

@@ -8,8 +8,10 @@ use std::collections::HashSet;
 
 use const_oid::db::rfc5280::{
     ANY_EXTENDED_KEY_USAGE, ID_CE_AUTHORITY_KEY_IDENTIFIER, ID_CE_BASIC_CONSTRAINTS,
-    ID_CE_KEY_USAGE, ID_CE_SUBJECT_ALT_NAME, ID_CE_SUBJECT_KEY_IDENTIFIER,
+    ID_CE_CRL_DISTRIBUTION_POINTS, ID_CE_KEY_USAGE, ID_CE_SUBJECT_ALT_NAME,
+    ID_CE_SUBJECT_KEY_IDENTIFIER, ID_KP_OCSP_SIGNING, ID_PE_AUTHORITY_INFO_ACCESS,
 };
+use const_oid::db::rfc6960::ID_PKIX_OCSP_NOCHECK;
 use der::Decode;
 use x509_cert::TbsCertificate;
 use x509_cert::certificate::Version;
@@ -125,11 +127,17 @@ pub(crate) fn lint(tbs: &TbsCertificate, issuer: &IssuerFacts<'_>) -> Vec<String
         },
         None => f.push("keyUsage is missing".into()),
     }
+    // A delegated OCSP responder certificate (RFC 6960 4.2.2.2) has no SAN.
+    let mut ocsp_signer = false;
     if let Some(e) = extensions
         .iter()
         .find(|e| e.extn_id == <ExtendedKeyUsage as const_oid::AssociatedOid>::OID)
     {
-        match ExtendedKeyUsage::from_der(e.extn_value.as_bytes()) {
+        let decoded = ExtendedKeyUsage::from_der(e.extn_value.as_bytes());
+        ocsp_signer = decoded
+            .as_ref()
+            .is_ok_and(|eku| eku.0.contains(&ID_KP_OCSP_SIGNING));
+        match decoded {
             Ok(eku) if eku.0.contains(&ANY_EXTENDED_KEY_USAGE) => {
                 f.push("anyExtendedKeyUsage is not issued".into());
             }
@@ -187,10 +195,14 @@ pub(crate) fn lint(tbs: &TbsCertificate, issuer: &IssuerFacts<'_>) -> Vec<String
             }
             Err(_) => f.push("subjectAltName cannot be decoded".into()),
         },
-        None if !is_ca => f.push("end-entity certificate without subjectAltName".into()),
+        None if !is_ca && !ocsp_signer => {
+            f.push("end-entity certificate without subjectAltName".into());
+        }
         None => {}
     }
-    if !is_ca {
+    if ocsp_signer || find(ID_PKIX_OCSP_NOCHECK).is_some() {
+        lint_ocsp_signer(tbs, is_ca, &mut f);
+    } else if !is_ca {
         match common_name(&tbs.subject) {
             Ok(Some(cn)) => {
                 let in_sans = names.dns.iter().any(|d| d.eq_ignore_ascii_case(&cn))
@@ -209,4 +221,39 @@ pub(crate) fn lint(tbs: &TbsCertificate, issuer: &IssuerFacts<'_>) -> Vec<String
         f.push("CA certificate with an empty subject".into());
     }
     f
+}
+
+/// What a delegated OCSP responder certificate must be (RFC 6960 4.2.2.2 and
+/// our profile): an end entity for `digitalSignature` and `id-kp-OCSPSigning`
+/// only, carrying a NULL non-critical `id-pkix-ocsp-nocheck`, with no CRL
+/// distribution point or AIA (nothing checks its status).
+fn lint_ocsp_signer(tbs: &TbsCertificate, is_ca: bool, f: &mut Vec<String>) {
+    let extensions = tbs.extensions.as_deref().unwrap_or_default();
+    let find = |oid| extensions.iter().find(|e| e.extn_id == oid);
+    if is_ca {
+        f.push("OCSP signer certificate is a CA".into());
+    }
+    let eku = find(<ExtendedKeyUsage as const_oid::AssociatedOid>::OID)
+        .and_then(|e| ExtendedKeyUsage::from_der(e.extn_value.as_bytes()).ok());
+    if eku.is_none_or(|eku| eku.0 != [ID_KP_OCSP_SIGNING]) {
+        f.push(
+            "OCSP signer certificate's extended key usage is not exactly id-kp-OCSPSigning".into(),
+        );
+    }
+    let ku = find(ID_CE_KEY_USAGE).and_then(|e| KeyUsage::from_der(e.extn_value.as_bytes()).ok());
+    if ku.is_none_or(|ku| ku.0 != der::flagset::FlagSet::from(KeyUsages::DigitalSignature)) {
+        f.push("OCSP signer certificate's key usage is not exactly digitalSignature".into());
+    }
+    match find(ID_PKIX_OCSP_NOCHECK) {
+        Some(e) if e.critical => f.push("id-pkix-ocsp-nocheck must not be critical".into()),
+        Some(e) if der::asn1::Null::from_der(e.extn_value.as_bytes()).is_err() => {
+            f.push("id-pkix-ocsp-nocheck is not NULL".into());
+        }
+        Some(_) => {}
+        None => f.push("OCSP signer certificate lacks id-pkix-ocsp-nocheck".into()),
+    }
+    if find(ID_CE_CRL_DISTRIBUTION_POINTS).is_some() || find(ID_PE_AUTHORITY_INFO_ACCESS).is_some()
+    {
+        f.push("OCSP signer certificate has a CRL distribution point or AIA".into());
+    }
 }

@@ -8,6 +8,8 @@
 
 use std::fmt;
 
+use crate::revocation::{RevocationReason, RevokedEntry};
+
 /// A certificate serial number: the big-endian bytes of a positive DER INTEGER.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Serial(Vec<u8>);
@@ -128,6 +130,148 @@ pub struct CertRecord {
     pub issued_at: Option<i64>,
     /// The serial of the certificate this one renews, if any.
     pub renewal_of: Option<Serial>,
+    /// When and why it was revoked; `Some` exactly when `status` is `Revoked`.
+    pub revocation: Option<Revocation>,
+    /// The CRL partition it was assigned at issuance (written into its CRL
+    /// Distribution Point); `None` when CRLs are not partitioned.
+    pub crl_partition: Option<u32>,
+}
+
+/// When and why a certificate was revoked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revocation {
+    /// When, Unix seconds.
+    pub revoked_at: i64,
+    /// Why; never `RemoveFromCrl` (that lifts a hold instead).
+    pub reason: RevocationReason,
+}
+
+/// What [`CertStore::revoke`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevokeOutcome {
+    /// The certificate is now revoked, or its hold became a final revocation.
+    Revoked(RevokedEntry),
+    /// It already was revoked for this reason; nothing changed.
+    Unchanged(RevokedEntry),
+    /// Its `certificateHold` was lifted: it is valid again.
+    Released,
+}
+
+/// The change a revocation request makes to a record; see
+/// [`revocation_change`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationChange {
+    /// Record this revocation (new, or a hold made final).
+    Revoke(Revocation),
+    /// Nothing: already revoked like this.
+    Unchanged(Revocation),
+    /// Lift the hold: the certificate is issued again.
+    Release,
+}
+
+/// The rules of [`CertStore::revoke`], in one place for every store: what a
+/// request for `reason` at `at` does to a record of `serial` in `status`,
+/// revoked as `current`.
+pub fn revocation_change(
+    serial: &Serial,
+    status: CertStatus,
+    current: Option<Revocation>,
+    reason: RevocationReason,
+    at: i64,
+) -> Result<RevocationChange, StoreError> {
+    let wrong = |operation| StoreError::WrongStatus {
+        serial: serial.clone(),
+        status: status.as_str(),
+        operation,
+    };
+    match (status, current) {
+        (CertStatus::Pending, _) => Err(wrong("revoke")),
+        (CertStatus::Issued, _) if reason == RevocationReason::RemoveFromCrl => {
+            Err(wrong("remove from CRL (it is not on hold)"))
+        }
+        (CertStatus::Issued, _) => Ok(RevocationChange::Revoke(Revocation {
+            revoked_at: at,
+            reason,
+        })),
+        (CertStatus::Revoked, None) => Err(StoreError::Unavailable(format!(
+            "certificate {serial} is revoked without a revocation time and reason"
+        ))),
+        (CertStatus::Revoked, Some(current)) if current.reason == reason => {
+            Ok(RevocationChange::Unchanged(current))
+        }
+        (CertStatus::Revoked, Some(current))
+            if current.reason == RevocationReason::CertificateHold =>
+        {
+            if reason == RevocationReason::RemoveFromCrl {
+                Ok(RevocationChange::Release)
+            } else {
+                Ok(RevocationChange::Revoke(Revocation {
+                    revoked_at: current.revoked_at,
+                    reason,
+                }))
+            }
+        }
+        (CertStatus::Revoked, Some(current)) => Err(StoreError::RevokedFinally {
+            serial: serial.clone(),
+            reason: current.reason,
+        }),
+    }
+}
+
+/// Which series of CRLs a CRL belongs to: one per issuer for the whole
+/// certificate population, or one per partition. A complete CRL and the
+/// delta CRLs of the same scope share one numbering sequence (RFC 5280 5.2.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CrlSeries {
+    /// Every certificate of the issuer.
+    All,
+    /// The certificates assigned to this partition.
+    Partition(u32),
+}
+
+impl CrlSeries {
+    /// A short stable name for storage and file names: `all`, `p7`.
+    pub fn key(self) -> String {
+        match self {
+            CrlSeries::All => "all".into(),
+            CrlSeries::Partition(n) => format!("p{n}"),
+        }
+    }
+
+    /// Parses [`CrlSeries::key`]'s output.
+    pub fn from_key(key: &str) -> Option<Self> {
+        if key == "all" {
+            return Some(CrlSeries::All);
+        }
+        let digits = key.strip_prefix('p')?;
+        if digits.is_empty() || (digits.len() > 1 && digits.starts_with('0')) {
+            return None;
+        }
+        digits.parse().ok().map(CrlSeries::Partition)
+    }
+}
+
+/// A signed CRL kept by the store, so it survives restarts and can be served
+/// by a responder that holds no key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCrl {
+    /// The issuer it belongs to.
+    pub issuer_id: String,
+    /// Its series.
+    pub series: CrlSeries,
+    /// `Some(base CRL number)` for a delta CRL.
+    pub delta_of: Option<u64>,
+    /// Its CRL number.
+    pub number: u64,
+    /// The revocation change counter it reflects: every change up to and
+    /// including this one is in it (see [`CertStore::for_each_revoked`]).
+    pub revocation_seq: u64,
+    /// thisUpdate, Unix seconds.
+    pub this_update: i64,
+    /// nextUpdate, Unix seconds.
+    pub next_update: i64,
+    /// The DER CRL.
+    pub der: Vec<u8>,
 }
 
 /// A query over the inventory; every field narrows it, `None` means any.
@@ -192,6 +336,15 @@ pub enum StoreError {
     /// A page token that this store did not hand out.
     #[error("invalid page token")]
     BadPageToken,
+    /// The certificate is already revoked for another reason, and only a
+    /// `certificateHold` can change.
+    #[error("certificate {serial} is already revoked ({reason}); that revocation is final")]
+    RevokedFinally {
+        /// The serial.
+        serial: Serial,
+        /// The reason it is revoked for.
+        reason: RevocationReason,
+    },
     /// The store cannot be reached or written (disk full, locked, I/O error).
     #[error("certificate store unavailable: {0}")]
     Unavailable(String),
@@ -226,6 +379,68 @@ pub trait CertStore: Send + Sync {
     /// How many records have `status`, over every issuer, counted from an
     /// index (never by loading the records).
     fn count(&self, status: CertStatus) -> Result<u64, StoreError>;
+
+    /// Revokes an issued certificate, durably, in one atomic step:
+    ///
+    /// - issued, any reason but `RemoveFromCrl` → revoked at `at`;
+    /// - revoked for the same reason → [`RevokeOutcome::Unchanged`] (the
+    ///   first revocation time stands);
+    /// - on `CertificateHold`, `RemoveFromCrl` → issued again
+    ///   ([`RevokeOutcome::Released`]); another reason → revoked for good,
+    ///   keeping the hold's time;
+    /// - revoked for another reason → [`StoreError::RevokedFinally`];
+    /// - pending, or `RemoveFromCrl` on a certificate not on hold →
+    ///   [`StoreError::WrongStatus`]; unknown → [`StoreError::NotFound`].
+    ///
+    /// Every change takes the next value of the store's revocation change
+    /// counter, which delta CRLs are built from.
+    fn revoke(
+        &self,
+        issuer_id: &str,
+        serial: &Serial,
+        reason: RevocationReason,
+        at: i64,
+    ) -> Result<RevokeOutcome, StoreError>;
+
+    /// Streams the revocations of `issuer_id` in `series` to `each`, from one
+    /// consistent snapshot, and returns the revocation change counter of that
+    /// snapshot. Certificates whose `not_after` is at or before `now` are
+    /// left out (a caller keeping entries past expiry passes an earlier time).
+    ///
+    /// With `since: None`, every revoked certificate (for a complete CRL).
+    /// With `since: Some(seq)`, only changes after `seq` (for a delta CRL):
+    /// certificates revoked since, and holds lifted since, the latter as
+    /// `RemoveFromCrl` entries. An error from `each` stops the scan and is
+    /// returned.
+    fn for_each_revoked(
+        &self,
+        issuer_id: &str,
+        series: CrlSeries,
+        since: Option<u64>,
+        now: i64,
+        each: &mut dyn FnMut(RevokedEntry) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError>;
+
+    /// The partitions that hold certificates of `issuer_id`, ascending.
+    fn crl_partitions(&self, issuer_id: &str) -> Result<Vec<u32>, StoreError>;
+
+    /// Takes the next CRL number of `series`, durably, before the CRL is
+    /// signed: numbers only grow, across restarts, and one that was taken is
+    /// never handed out again even if signing then fails.
+    fn next_crl_number(&self, issuer_id: &str, series: CrlSeries) -> Result<u64, StoreError>;
+
+    /// Keeps a signed CRL as the newest of its series and kind (complete or
+    /// delta), replacing the previous one.
+    fn save_crl(&self, crl: &StoredCrl) -> Result<(), StoreError>;
+
+    /// The newest saved CRL of `series`: the complete one, or with `delta` the
+    /// delta one.
+    fn latest_crl(
+        &self,
+        issuer_id: &str,
+        series: CrlSeries,
+        delta: bool,
+    ) -> Result<Option<StoredCrl>, StoreError>;
 }
 
 #[cfg(test)]
@@ -246,5 +461,77 @@ mod tests {
         assert!(Serial::from_bytes(vec![1; 21]).is_err());
         assert!(Serial::from_hex("abc").is_err());
         assert!(Serial::from_hex("zz").is_err());
+    }
+
+    #[test]
+    fn revocation_rules() {
+        use RevocationReason::*;
+        let s = Serial::from_hex("01").expect("serial");
+        let held = Some(Revocation {
+            revoked_at: 10,
+            reason: CertificateHold,
+        });
+        let compromise = Revocation {
+            revoked_at: 10,
+            reason: KeyCompromise,
+        };
+        let compromised = Some(compromise);
+        let change = |status, current, reason| revocation_change(&s, status, current, reason, 20);
+        assert_eq!(
+            change(CertStatus::Issued, None, KeyCompromise).expect("revoke"),
+            RevocationChange::Revoke(Revocation {
+                revoked_at: 20,
+                reason: KeyCompromise
+            })
+        );
+        assert!(matches!(
+            change(CertStatus::Pending, None, KeyCompromise),
+            Err(StoreError::WrongStatus { .. })
+        ));
+        assert!(matches!(
+            change(CertStatus::Issued, None, RemoveFromCrl),
+            Err(StoreError::WrongStatus { .. })
+        ));
+        assert_eq!(
+            change(CertStatus::Revoked, compromised, KeyCompromise).expect("same"),
+            RevocationChange::Unchanged(compromise)
+        );
+        assert!(matches!(
+            change(CertStatus::Revoked, compromised, Superseded),
+            Err(StoreError::RevokedFinally {
+                reason: KeyCompromise,
+                ..
+            })
+        ));
+        assert!(matches!(
+            change(CertStatus::Revoked, compromised, RemoveFromCrl),
+            Err(StoreError::RevokedFinally { .. })
+        ));
+        assert_eq!(
+            change(CertStatus::Revoked, held, RemoveFromCrl).expect("release"),
+            RevocationChange::Release
+        );
+        assert_eq!(
+            change(CertStatus::Revoked, held, Superseded).expect("final"),
+            RevocationChange::Revoke(Revocation {
+                revoked_at: 10,
+                reason: Superseded
+            }),
+            "a hold made final keeps the hold's time"
+        );
+    }
+
+    #[test]
+    fn crl_series_keys_round_trip() {
+        for scope in [
+            CrlSeries::All,
+            CrlSeries::Partition(0),
+            CrlSeries::Partition(4096),
+        ] {
+            assert_eq!(CrlSeries::from_key(&scope.key()), Some(scope));
+        }
+        for bad in ["", "p", "p01", "px", "all ", "P1"] {
+            assert_eq!(CrlSeries::from_key(bad), None, "{bad:?}");
+        }
     }
 }

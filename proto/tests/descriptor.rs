@@ -54,6 +54,8 @@ fn services_and_rpcs_are_present() {
                     "ListCertificatesResponse",
                 ),
                 ("GetChain", "GetChainRequest", "ChainResponse"),
+                ("Revoke", "RevokeRequest", "RevokeResponse"),
+                ("GetCrl", "GetCrlRequest", "CrlResponse"),
             ],
         ),
         ("Sys", vec![("Status", "StatusRequest", "StatusResponse")]),

@@ -126,16 +126,16 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use strongroom_proto::v1::ca_client::CaClient;
 use strongroom_proto::v1::{
-    CertificateStatus, GetCertificateRequest, GetChainRequest, IssueFromCsrRequest, IssueResponse,
-    IssueWithKeyRequest, ListCertificatesRequest, RenewRequest,
+    CertificateStatus, GetCertificateRequest, GetChainRequest, GetCrlRequest, IssueFromCsrRequest,
+    IssueResponse, IssueWithKeyRequest, ListCertificatesRequest, RenewRequest, RevokeRequest,
 };
 use zeroize::Zeroizing;
 
 use client::{ConnectionArgs, OutputFormat, rpc_error};
 use files::{CERT_MODE, KEY_MODE, check_outputs, write_atomic};
 use output::{
-    CertificateJson, ChainJson, IssueJson, ListJson, certificate_text, list_lines, path_string,
-    pem_text, print_json,
+    CertificateJson, ChainJson, CrlJson, IssueJson, ListJson, RevokeJson, certificate_text,
+    list_lines, path_string, pem_text, print_json,
 };
 
 /// Exit code of usage errors, as clap uses.
@@ -161,6 +161,77 @@ enum CertCommand {
     Show(ShowArgs),
     /// List or search the certificate inventory.
     List(ListArgs),
+    /// Revoke a certificate, or lift a hold with --reason removeFromCRL.
+    Revoke(RevokeArgs),
+}
+
+/// `strongroom crl <verb>`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CrlArgs {
+    /// What to do.
+    #[command(subcommand)]
+    command: CrlCommand,
+}
+
+/// The verbs of `strongroom crl`.
+#[derive(Debug, clap::Subcommand)]
+enum CrlCommand {
+    /// Fetch the newest CRL the appliance has published.
+    Get(CrlGetArgs),
+}
+
+/// Options of `strongroom cert revoke`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Reasons (RFC 5280): unspecified, keyCompromise, cACompromise, \
+    affiliationChanged, superseded, cessationOfOperation, certificateHold, removeFromCRL \
+    (lifts a hold), privilegeWithdrawn.\n\nExamples:\n  \
+    strongroom cert revoke --serial 3f9a0c… --reason keyCompromise\n  \
+    strongroom cert revoke --serial 3f9a0c… --reason certificateHold\n  \
+    strongroom cert revoke --serial 3f9a0c… --reason removeFromCRL"
+)]
+struct RevokeArgs {
+    /// Serial number of the certificate to revoke (hex).
+    #[arg(long, value_name = "HEX", value_parser = parse_serial_arg)]
+    serial: String,
+
+    /// Why, as RFC 5280 names it (camelCase, case-insensitive).
+    #[arg(long, value_name = "REASON", value_parser = parse_reason_arg)]
+    reason: strongroom_ca::RevocationReason,
+
+    #[command(flatten)]
+    conn: ConnectionArgs,
+}
+
+/// Options of `strongroom crl get`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  \
+    strongroom crl get > issuing.crl.pem\n  \
+    strongroom crl get --der --out issuing.crl\n  \
+    strongroom crl get --partition 3 --out p3.crl.pem")]
+struct CrlGetArgs {
+    /// The CRL of this partition (default: the whole issuer's).
+    #[arg(long, value_name = "N")]
+    partition: Option<u32>,
+
+    /// The newest delta CRL instead of the complete one.
+    #[arg(long)]
+    delta: bool,
+
+    /// Write DER instead of PEM.
+    #[arg(long)]
+    der: bool,
+
+    /// Write to FILE instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+
+    /// Replace --out if it already exists.
+    #[arg(long)]
+    force: bool,
+
+    #[command(flatten)]
+    conn: ConnectionArgs,
 }
 
 /// `strongroom ca <verb>`.
@@ -457,6 +528,14 @@ pub(crate) fn run_cert(args: CertArgs) -> anyhow::Result<ExitCode> {
         CertCommand::Renew(a) => run_async(renew(a)),
         CertCommand::Show(a) => run_async(show(a)),
         CertCommand::List(a) => run_async(list(a)),
+        CertCommand::Revoke(a) => run_async(revoke(a)),
+    }
+}
+
+/// Runs a `crl` command.
+pub(crate) fn run_crl(args: CrlArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        CrlCommand::Get(a) => run_async(crl_get(a)),
     }
 }
 
@@ -500,6 +579,12 @@ pub(crate) fn parse_duration_arg(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(d)
+}
+
+/// Parses `--reason`: an RFC 5280 reason name.
+fn parse_reason_arg(text: &str) -> Result<strongroom_ca::RevocationReason, String> {
+    strongroom_ca::RevocationReason::from_name(text)
+        .ok_or_else(|| format!("'{text}' is not an RFC 5280 reason; see --help for the names"))
 }
 
 /// Parses a serial number (hex, either case, `:` separators and `0x`
@@ -730,6 +815,85 @@ async fn show(args: ShowArgs) -> anyhow::Result<()> {
         OutputFormat::Json => print_json(&CertificateJson::from(&certificate)),
         OutputFormat::Text => {
             print!("{}", certificate_text(&certificate));
+            Ok(())
+        }
+    }
+}
+
+/// `strongroom cert revoke`.
+async fn revoke(args: RevokeArgs) -> anyhow::Result<()> {
+    let url = args.conn.url();
+    let mut client = CaClient::new(args.conn.connect().await?);
+    let response = client
+        .revoke(RevokeRequest {
+            serial: args.serial.clone(),
+            reason: i32::from(args.reason.code()),
+            revoked_at: None,
+        })
+        .await
+        .map_err(|s| rpc_error(&format!("revoke certificate {}", args.serial), &url, &s))?
+        .into_inner();
+    let certificate = response
+        .certificate
+        .ok_or_else(|| anyhow!("the appliance answered without the certificate"))?;
+    match args.conn.output {
+        OutputFormat::Json => print_json(&RevokeJson {
+            changed: response.changed,
+            certificate: CertificateJson::from(&certificate),
+        }),
+        OutputFormat::Text => {
+            let json = CertificateJson::from(&certificate);
+            let what = match (response.changed, json.status) {
+                (false, _) => "was already revoked",
+                (true, "revoked") => "is revoked",
+                (true, _) => "is valid again (hold lifted)",
+            };
+            println!(
+                "certificate {} {what}{}",
+                json.serial,
+                json.revocation_reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// `strongroom crl get`.
+async fn crl_get(args: CrlGetArgs) -> anyhow::Result<()> {
+    let url = args.conn.url();
+    check_outputs(&[args.out.as_deref()], args.force)?;
+    let mut client = CaClient::new(args.conn.connect().await?);
+    let crl = client
+        .get_crl(GetCrlRequest {
+            partition: args.partition.map_or(0, |p| p.saturating_add(1)),
+            delta: args.delta,
+        })
+        .await
+        .map_err(|s| rpc_error("get CRL", &url, &s))?
+        .into_inner();
+    let bytes = if args.der {
+        crl.der.clone()
+    } else {
+        strongroom_ca::pem("X509 CRL", &crl.der).into_bytes()
+    };
+    if let Some(path) = &args.out {
+        write_atomic(path, &bytes, CERT_MODE, args.force)?;
+    }
+    match args.conn.output {
+        OutputFormat::Json => print_json(&CrlJson::new(&crl, args.out.as_deref())),
+        OutputFormat::Text if args.out.is_none() => {
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(&bytes)
+                .context("cannot write the CRL to stdout")
+        }
+        OutputFormat::Text => {
+            if let Some(path) = &args.out {
+                println!("wrote {} (CRL number {})", path.display(), crl.number);
+            }
             Ok(())
         }
     }

@@ -35,6 +35,10 @@ pub(crate) struct CertificateJson {
     pub(crate) requester: String,
     /// Serial this certificate renewed, or "".
     pub(crate) renewal_of: String,
+    /// When it was revoked, RFC 3339 UTC, or null.
+    pub(crate) revoked_at: Option<String>,
+    /// Why it was revoked (RFC 5280 name), or null.
+    pub(crate) revocation_reason: Option<String>,
     /// The certificate, PEM ("" while pending).
     pub(crate) pem: String,
 }
@@ -52,7 +56,57 @@ impl From<&Certificate> for CertificateJson {
             issued_at: c.issued_at.as_ref().and_then(timestamp),
             requester: c.requester.clone(),
             renewal_of: c.renewal_of.clone(),
+            revoked_at: c.revoked_at.as_ref().and_then(timestamp),
+            revocation_reason: c.revoked_at.as_ref().map(|_| {
+                u8::try_from(c.revocation_reason)
+                    .ok()
+                    .and_then(strongroom_ca::RevocationReason::from_code)
+                    .map_or_else(
+                        || format!("reason {}", c.revocation_reason),
+                        |r| r.name().to_string(),
+                    )
+            }),
             pem: c.pem.clone(),
+        }
+    }
+}
+
+/// The JSON result of `cert revoke`.
+#[derive(Debug, Serialize)]
+pub(crate) struct RevokeJson {
+    /// False when it was already revoked for this reason.
+    pub(crate) changed: bool,
+    /// The certificate after the call.
+    pub(crate) certificate: CertificateJson,
+}
+
+/// The JSON result of `crl get`: the CRL's facts and where it went.
+#[derive(Debug, Serialize)]
+pub(crate) struct CrlJson {
+    /// CRL number.
+    pub(crate) number: u64,
+    /// thisUpdate, RFC 3339 UTC.
+    pub(crate) this_update: Option<String>,
+    /// nextUpdate, RFC 3339 UTC.
+    pub(crate) next_update: Option<String>,
+    /// For a delta CRL, its base CRL number; null otherwise.
+    pub(crate) base_number: Option<u64>,
+    /// Where the CRL was written, or null.
+    pub(crate) file: Option<String>,
+    /// The CRL as PEM.
+    pub(crate) pem: String,
+}
+
+impl CrlJson {
+    /// The JSON for `crl`, written to `file` if any.
+    pub(crate) fn new(crl: &strongroom_proto::v1::CrlResponse, file: Option<&Path>) -> Self {
+        CrlJson {
+            number: crl.number,
+            this_update: crl.this_update.as_ref().and_then(timestamp),
+            next_update: crl.next_update.as_ref().and_then(timestamp),
+            base_number: (crl.base_number != 0).then_some(crl.base_number),
+            file: path_string(file),
+            pem: strongroom_ca::pem("X509 CRL", &crl.der),
         }
     }
 }
@@ -165,6 +219,10 @@ pub(crate) fn certificate_text(c: &Certificate) -> String {
     line("issued at:", &time(&j.issued_at));
     line("requester:", or_dash(&j.requester));
     line("renewal of:", or_dash(&j.renewal_of));
+    if let Some(at) = &j.revoked_at {
+        let reason = j.revocation_reason.as_deref().unwrap_or("-");
+        line("revoked:", &format!("{at} ({reason})"));
+    }
     out.push_str(&pem_text(&j.pem));
     out
 }
@@ -227,6 +285,9 @@ mod tests {
             requester: "CN=ops".into(),
             issued_at: None,
             renewal_of: String::new(),
+            revoked_at: None,
+            revocation_reason: 0,
+            crl_partition: 0,
         }
     }
 
@@ -244,9 +305,26 @@ mod tests {
             "issued_at": null,
             "requester": "CN=ops",
             "renewal_of": "",
+            "revoked_at": null,
+            "revocation_reason": null,
             "pem": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
         });
         assert_eq!(value, expected);
+        let revoked = Certificate {
+            status: CertificateStatus::Revoked as i32,
+            revoked_at: Some(prost_types::Timestamp {
+                seconds: 1_767_225_600,
+                nanos: 0,
+            }),
+            revocation_reason: 1,
+            ..sample()
+        };
+        let json = CertificateJson::from(&revoked);
+        assert_eq!(json.revoked_at.as_deref(), Some("2026-01-01T00:00:00Z"));
+        assert_eq!(json.revocation_reason.as_deref(), Some("keyCompromise"));
+        assert!(
+            certificate_text(&revoked).contains("revoked:    2026-01-01T00:00:00Z (keyCompromise)")
+        );
         // Field order is the proto's reading order, for people reading JSON.
         let text = serde_json::to_string(&CertificateJson::from(&sample())).expect("to string");
         let pos = |k: &str| text.find(&format!("\"{k}\"")).expect("find");

@@ -15,7 +15,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use strongroom_ca::{Authority, CaError, IssueRequest, Issued, Names, pem};
+use strongroom_ca::{
+    Authority, CaError, CrlSeries, IssueRequest, Issued, Names, RevokeOutcome, pem,
+};
 use strongroom_hsm::KeySpec;
 use strongroom_proto::v1;
 use strongroom_proto::v1::ca_server::Ca;
@@ -23,7 +25,9 @@ use tonic::{Request, Response, Status};
 use zeroize::Zeroizing;
 
 use super::blocking::BlockingPool;
-use super::convert::{self, CsrIssue, KeyIssue, ListQuery, RenewKey, Renewal, certificate, quoted};
+use super::convert::{
+    self, CsrIssue, KeyIssue, ListQuery, RenewKey, Renewal, RevokeCall, certificate, quoted,
+};
 use super::peer::requester;
 use super::status::Failure;
 use crate::appliance::{Appliance, generate_key};
@@ -203,6 +207,69 @@ impl CaService {
         })
     }
 
+    /// Ca.Revoke. The OCSP cache and the CRL publisher learn of the change
+    /// on the blocking thread, right after the store commits it, whatever
+    /// happens to the caller afterwards (and again on a repeated call, so a
+    /// retry after a lost reply still reaches them).
+    async fn revoke(
+        &self,
+        requester: String,
+        request: v1::RevokeRequest,
+    ) -> Result<v1::RevokeResponse, Failure> {
+        let call = RevokeCall::try_from(&request)?;
+        let appliance = Arc::clone(&self.appliance);
+        let (outcome, record) = self
+            .pool
+            .run(move || {
+                let (outcome, record) =
+                    appliance
+                        .authority
+                        .revoke(&call.serial, call.reason, call.at, &requester)?;
+                if let Some(ocsp) = &appliance.ocsp {
+                    ocsp.forget(&record.serial);
+                }
+                appliance.crls.changed(record.crl_partition);
+                Ok::<_, CaError>((outcome, record))
+            })
+            .await??;
+        Ok(v1::RevokeResponse {
+            certificate: Some(certificate(&record)),
+            changed: !matches!(outcome, RevokeOutcome::Unchanged(_)),
+        })
+    }
+
+    /// Ca.GetCrl: the newest saved CRL.
+    async fn crl(&self, request: v1::GetCrlRequest) -> Result<v1::CrlResponse, Failure> {
+        let (series, delta) = convert::get_crl(&request)?;
+        let appliance = Arc::clone(&self.appliance);
+        let crl = self
+            .pool
+            .run(move || {
+                let authority = &appliance.authority;
+                authority
+                    .store()
+                    .latest_crl(authority.issuer().id(), series, delta)
+            })
+            .await??;
+        let kind = if delta { "delta CRL" } else { "CRL" };
+        let crl = crl.ok_or_else(|| {
+            Failure::NotFound(format!(
+                "no {kind} of {} has been published yet",
+                match series {
+                    CrlSeries::All => "the issuer".to_string(),
+                    CrlSeries::Partition(n) => format!("partition {n}"),
+                }
+            ))
+        })?;
+        Ok(v1::CrlResponse {
+            number: crl.number,
+            this_update: Some(convert::timestamp(crl.this_update)),
+            next_update: Some(convert::timestamp(crl.next_update)),
+            base_number: crl.delta_of.unwrap_or(0),
+            der: crl.der,
+        })
+    }
+
     /// Ca.GetChain (from memory: no HSM or store call).
     fn chain(&self) -> v1::ChainResponse {
         let authority = &self.appliance.authority;
@@ -273,6 +340,18 @@ impl Logged for v1::Certificate {
 }
 
 impl Logged for v1::ListCertificatesResponse {
+    fn serial(&self) -> Option<&str> {
+        None
+    }
+}
+
+impl Logged for v1::RevokeResponse {
+    fn serial(&self) -> Option<&str> {
+        self.certificate.as_ref().map(|c| c.serial.as_str())
+    }
+}
+
+impl Logged for v1::CrlResponse {
     fn serial(&self) -> Option<&str> {
         None
     }
@@ -410,6 +489,31 @@ impl Ca for CaService {
             Err(failure) => (UNKNOWN.into(), Err(failure)),
         };
         finish("ListCertificates", &who, None, result)
+    }
+
+    async fn revoke(
+        &self,
+        request: Request<v1::RevokeRequest>,
+    ) -> Result<Response<v1::RevokeResponse>, Status> {
+        let caller = requester(&request);
+        let request = request.into_inner();
+        let asked = request.serial.clone();
+        let (who, result) = match caller {
+            Ok(caller) => (caller.clone(), self.revoke(caller, request).await),
+            Err(failure) => (UNKNOWN.into(), Err(failure)),
+        };
+        finish("Revoke", &who, Some(&asked), result)
+    }
+
+    async fn get_crl(
+        &self,
+        request: Request<v1::GetCrlRequest>,
+    ) -> Result<Response<v1::CrlResponse>, Status> {
+        let (who, result) = match requester(&request) {
+            Ok(caller) => (caller, self.crl(request.into_inner()).await),
+            Err(failure) => (UNKNOWN.into(), Err(failure)),
+        };
+        finish("GetCrl", &who, None, result)
     }
 
     async fn get_chain(

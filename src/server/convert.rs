@@ -10,10 +10,11 @@
 
 use std::net::IpAddr;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use strongroom_ca::{
-    CertFilter, CertRecord, CertStatus, Csr, Names, Serial, dns_name_problem, pem, uri_problem,
+    CertFilter, CertRecord, CertStatus, CrlSeries, Csr, MAX_CRL_PARTITIONS, Names,
+    RevocationReason, Serial, dns_name_problem, pem, uri_problem,
 };
 use strongroom_hsm::KeySpec;
 use strongroom_proto::v1;
@@ -372,6 +373,73 @@ pub(crate) fn get_certificate(request: &v1::GetCertificateRequest) -> Result<Ser
     problems.finish(serial)
 }
 
+/// Ca.Revoke, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RevokeCall {
+    /// The certificate.
+    pub(crate) serial: Serial,
+    /// Why.
+    pub(crate) reason: RevocationReason,
+    /// When, if not now.
+    pub(crate) at: Option<SystemTime>,
+}
+
+impl TryFrom<&v1::RevokeRequest> for RevokeCall {
+    type Error = Failure;
+
+    fn try_from(request: &v1::RevokeRequest) -> Result<Self, Failure> {
+        let mut problems = Problems::default();
+        let serial = problems.check(serial(&request.serial));
+        let reason = problems.check(revocation_reason(request.reason));
+        let at = problems.check(
+            request
+                .revoked_at
+                .map(|t| {
+                    if t.nanos != 0 && !(0..1_000_000_000).contains(&t.nanos) {
+                        return Err("revoked_at: nanos out of range".to_string());
+                    }
+                    u64::try_from(t.seconds)
+                        .map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s))
+                        .map_err(|_| "revoked_at: before 1970".to_string())
+                })
+                .transpose(),
+        );
+        let value = match (serial, reason, at) {
+            (Some(serial), Some(reason), Some(at)) => Some(RevokeCall { serial, reason, at }),
+            _ => None,
+        };
+        problems.finish(value)
+    }
+}
+
+/// A wire revocation reason as RFC 5280's.
+pub(crate) fn revocation_reason(value: i32) -> Result<RevocationReason, String> {
+    u8::try_from(value)
+        .ok()
+        .and_then(RevocationReason::from_code)
+        .ok_or_else(|| format!("reason: {value} is not an RFC 5280 CRLReason"))
+}
+
+/// The wire form of a revocation reason (the enum values are the RFC codes).
+pub(crate) fn wire_reason(reason: RevocationReason) -> i32 {
+    i32::from(reason.code())
+}
+
+/// Ca.GetCrl, parsed: which series and whether the delta.
+pub(crate) fn get_crl(request: &v1::GetCrlRequest) -> Result<(CrlSeries, bool), Failure> {
+    let series = match request.partition {
+        0 => CrlSeries::All,
+        n if n > MAX_CRL_PARTITIONS => {
+            return Err(Failure::Invalid(vec![format!(
+                "partition: at most {MAX_CRL_PARTITIONS} partitions exist, not {}",
+                n - 1
+            )]));
+        }
+        n => CrlSeries::Partition(n - 1),
+    };
+    Ok((series, request.delta))
+}
+
 /// Ca.ListCertificates, parsed. Times are resolved against "now" by
 /// [`ListQuery::filter`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -538,6 +606,9 @@ pub(crate) fn certificate(record: &CertRecord) -> v1::Certificate {
             .as_ref()
             .map(Serial::to_hex)
             .unwrap_or_default(),
+        revoked_at: record.revocation.map(|r| timestamp(r.revoked_at)),
+        revocation_reason: record.revocation.map_or(0, |r| wire_reason(r.reason)),
+        crl_partition: record.crl_partition.map_or(0, |p| p.saturating_add(1)),
     }
 }
 
@@ -771,6 +842,8 @@ mod tests {
             created_at: 9,
             issued_at: None,
             renewal_of: None,
+            revocation: None,
+            crl_partition: None,
         };
         let pending = certificate(&record);
         assert_eq!(pending.serial, "4a01");

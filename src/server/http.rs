@@ -1,15 +1,24 @@
-//! Plain HTTP (hyper 1, HTTP/1.1): the CA certificates, for clients and for
-//! the caIssuers URL written into every certificate.
+//! Plain HTTP (hyper 1, HTTP/1.1): the CA certificates (for clients and for
+//! the caIssuers URL written into every certificate) and the CRLs (at the
+//! paths of the CRL Distribution Point URLs written into certificates).
 //!
 //! | path              | body                                   | type                  |
 //! |-------------------|----------------------------------------|-----------------------|
 //! | `/ca/issuing.crt` | the issuing CA certificate, DER        | `application/pkix-cert` |
 //! | `/ca/root.crt`    | the last certificate of the chain, DER | `application/pkix-cert` |
 //! | `/ca/chain.pem`   | the chain, issuing CA first, PEM       | `text/plain`          |
+//! | path of `ca.crl_url` | the newest CRL, DER                 | `application/pkix-crl` |
 //!
-//! Anything else is 404; a method other than GET is 405. The bodies are built
-//! once at start: serving them touches neither the HSM nor the store. CRLs
-//! and OCSP join this listener with revocation.
+//! With partitioned CRLs, `ca.crl_url` holds `{partition}`: partition `n` is
+//! served with `n` in its place, and the whole issuer's CRL with `all`.
+//! CRL responses carry `ETag` (the CRL number), `Last-Modified`
+//! (thisUpdate), `Expires` (nextUpdate) and `Cache-Control: max-age` up to
+//! nextUpdate, and answer `If-None-Match` / `If-Modified-Since` with 304.
+//! A CRL not published yet is 503 with `Retry-After`.
+//!
+//! Anything else is 404; a method other than GET is 405. Serving touches
+//! neither the HSM nor the store: the CA files are built once at start, and
+//! CRLs come from the publisher's memory.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -17,7 +26,10 @@ use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::Bytes;
-use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::header::{
+    ALLOW, CACHE_CONTROL, CONTENT_TYPE, ETAG, EXPIRES, HeaderMap, HeaderValue, IF_MODIFIED_SINCE,
+    IF_NONE_MATCH, LAST_MODIFIED, RETRY_AFTER,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -25,6 +37,13 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+
+use strongroom_ca::{CrlSeries, PARTITION_PLACEHOLDER};
+
+use super::blocking::BlockingPool;
+use super::crl::{Crls, PublishedCrl};
+use super::ocsp::Ocsp;
+use crate::appliance::Appliance;
 
 /// How long a client may take to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,10 +76,108 @@ impl CaFiles {
     }
 }
 
+/// Where the CRLs are served, from the CRL Distribution Point URL.
+#[derive(Debug, Clone)]
+pub(crate) struct CrlRoutes {
+    /// The path of the whole issuer's CRL.
+    all: String,
+    /// With partitions: the path before and after the partition number.
+    partitions: Option<(String, String)>,
+    /// Partitions configured now; others are served only if published.
+    configured: u32,
+    /// The published CRLs.
+    crls: Arc<Crls>,
+}
+
+impl CrlRoutes {
+    /// Routes for the CRL Distribution Point `url` (absolute http URL; with
+    /// `{partition}` when partitioned). `None` when it has no usable path.
+    pub(crate) fn new(url: &str, configured: u32, crls: Arc<Crls>) -> Option<CrlRoutes> {
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"))?;
+        let path = &rest[rest.find('/')?..];
+        let routes = match path.split_once(PARTITION_PLACEHOLDER) {
+            Some((before, after)) => CrlRoutes {
+                all: format!("{before}all{after}"),
+                partitions: Some((before.to_string(), after.to_string())),
+                configured,
+                crls,
+            },
+            None => CrlRoutes {
+                all: path.to_string(),
+                partitions: None,
+                configured,
+                crls,
+            },
+        };
+        Some(routes)
+    }
+
+    /// The series served at `path`, if any.
+    fn series(&self, path: &str) -> Option<CrlSeries> {
+        if path == self.all {
+            return Some(CrlSeries::All);
+        }
+        let (before, after) = self.partitions.as_ref()?;
+        let digits = path
+            .strip_prefix(before.as_str())?
+            .strip_suffix(after.as_str())?;
+        let canonical = !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && (digits == "0" || !digits.starts_with('0'));
+        let n: u32 = canonical.then(|| digits.parse().ok()).flatten()?;
+        let series = CrlSeries::Partition(n);
+        (n < self.configured || self.crls.get(series).is_some()).then_some(series)
+    }
+}
+
+impl std::fmt::Debug for OcspRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OcspRoute")
+            .field("ocsp", &self.ocsp)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything the listener serves.
+#[derive(Debug, Clone)]
+pub(crate) struct Site {
+    /// The CA certificates.
+    pub(crate) files: CaFiles,
+    /// The CRLs, when a CRL URL is configured.
+    pub(crate) crls: Option<CrlRoutes>,
+    /// The OCSP responder, when an OCSP URL is configured.
+    pub(crate) ocsp: Option<OcspRoute>,
+}
+
+/// The OCSP responder and what it needs to answer.
+#[derive(Clone)]
+pub(crate) struct OcspRoute {
+    /// The responder and its cache.
+    pub(crate) ocsp: Arc<Ocsp>,
+    /// The inventory it reads.
+    pub(crate) appliance: Arc<Appliance>,
+    /// Where it signs and reads.
+    pub(crate) pool: BlockingPool,
+}
+
+impl Site {
+    /// Whether `path` is a CA file or a CRL (these win over an OCSP
+    /// responder mounted at `/`).
+    fn serves_locally(&self, path: &str) -> bool {
+        matches!(path, "/ca/issuing.crt" | "/ca/root.crt" | "/ca/chain.pem")
+            || self
+                .crls
+                .as_ref()
+                .is_some_and(|routes| routes.series(path).is_some())
+    }
+}
+
 /// Serves `listener` until `stop` turns true (or its sender is dropped),
 /// then lets open connections finish for up to [`DRAIN_TIMEOUT`].
-pub(crate) async fn serve(listener: TcpListener, files: CaFiles, stop: watch::Receiver<bool>) {
-    let files = Arc::new(files);
+pub(crate) async fn serve(listener: TcpListener, site: Site, stop: watch::Receiver<bool>) {
+    let files = Arc::new(site);
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -96,10 +213,27 @@ pub(crate) async fn stopped(mut stop: watch::Receiver<bool>) {
 }
 
 /// Serves one connection until it ends or shutdown begins.
-async fn connection(stream: TcpStream, files: Arc<CaFiles>, stop: watch::Receiver<bool>) {
+async fn connection(stream: TcpStream, site: Arc<Site>, stop: watch::Receiver<bool>) {
     let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-        let response = respond(&files, request.method(), request.uri().path());
-        async move { Ok::<_, Infallible>(response) }
+        let site = Arc::clone(&site);
+        async move {
+            if let Some(route) = &site.ocsp {
+                let path = request.uri().path();
+                if route.ocsp.serves(path) && !site.serves_locally(path) {
+                    let response = route
+                        .ocsp
+                        .handle(request, Arc::clone(&route.appliance), route.pool.clone())
+                        .await;
+                    return Ok::<_, Infallible>(response);
+                }
+            }
+            Ok(respond(
+                &site,
+                request.method(),
+                request.uri().path(),
+                request.headers(),
+            ))
+        }
     });
     let mut builder = http1::Builder::new();
     builder
@@ -123,7 +257,22 @@ async fn connection(stream: TcpStream, files: Arc<CaFiles>, stop: watch::Receive
 }
 
 /// The response to `method path`.
-pub(crate) fn respond(files: &CaFiles, method: &Method, path: &str) -> Response<Full<Bytes>> {
+pub(crate) fn respond(
+    site: &Site,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+) -> Response<Full<Bytes>> {
+    let files = &site.files;
+    if method == Method::GET {
+        if let Some(routes) = &site.crls {
+            if let Some(series) = routes.series(path) {
+                let response = crl_response(routes.crls.get(series).as_deref(), headers);
+                tracing::debug!(%method, path, status = response.status().as_u16(), "HTTP request");
+                return response;
+            }
+        }
+    }
     let (status, content_type, body) = if method != Method::GET {
         (
             StatusCode::METHOD_NOT_ALLOWED,
@@ -164,17 +313,88 @@ pub(crate) fn respond(files: &CaFiles, method: &Method, path: &str) -> Response<
     response
 }
 
+/// A CRL with its caching headers, 304 when the client has it, or 503 when
+/// it is not published yet.
+fn crl_response(crl: Option<&PublishedCrl>, headers: &HeaderMap) -> Response<Full<Bytes>> {
+    let Some(crl) = crl else {
+        let mut response = Response::new(Full::new(Bytes::from_static(
+            b"this CRL is being built; try again shortly\n",
+        )));
+        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        response
+            .headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from_static("5"));
+        return response;
+    };
+    let etag = format!("\"{:x}\"", crl.number);
+    let at = |unix: i64| {
+        std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(unix).unwrap_or(0))
+    };
+    let now = std::time::SystemTime::now();
+    let max_age = at(crl.next_update)
+        .duration_since(now)
+        .map_or(0, |d| d.as_secs());
+    let not_modified = match headers.get(IF_NONE_MATCH) {
+        Some(tags) => tags.to_str().is_ok_and(|tags| {
+            tags.split(',').any(|t| {
+                let t = t.trim();
+                t == "*" || t.trim_start_matches("W/") == etag
+            })
+        }),
+        None => headers
+            .get(IF_MODIFIED_SINCE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .is_some_and(|since| at(crl.this_update) <= since),
+    };
+    let mut response = if not_modified {
+        let mut response = Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        response
+    } else {
+        let mut response = Response::new(Full::new(crl.der.clone()));
+        response.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/pkix-crl"),
+        );
+        response
+    };
+    let headers = response.headers_mut();
+    let value = |text: String| HeaderValue::from_str(&text).ok();
+    if let Some(v) = value(etag) {
+        headers.insert(ETAG, v);
+    }
+    if let Some(v) = value(httpdate::fmt_http_date(at(crl.this_update))) {
+        headers.insert(LAST_MODIFIED, v);
+    }
+    if let Some(v) = value(httpdate::fmt_http_date(at(crl.next_update))) {
+        headers.insert(EXPIRES, v);
+    }
+    if let Some(v) = value(format!("public, max-age={max_age}, no-transform")) {
+        headers.insert(CACHE_CONTROL, v);
+    }
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use http_body_util::BodyExt;
 
     use super::*;
 
-    fn files() -> CaFiles {
-        CaFiles::new(
-            &[b"issuing".to_vec(), b"root".to_vec()],
-            "-----BEGIN CERTIFICATE-----\n".into(),
-        )
+    fn files() -> Site {
+        Site {
+            files: CaFiles::new(
+                &[b"issuing".to_vec(), b"root".to_vec()],
+                "-----BEGIN CERTIFICATE-----\n".into(),
+            ),
+            crls: None,
+            ocsp: None,
+        }
+    }
+
+    fn get(site: &Site, path: &str) -> Response<Full<Bytes>> {
+        respond(site, &Method::GET, path, &HeaderMap::new())
     }
 
     async fn body(response: Response<Full<Bytes>>) -> Bytes {
@@ -189,24 +409,107 @@ mod tests {
     #[tokio::test]
     async fn serves_the_ca_certificates_and_nothing_else() {
         let files = files();
-        let issuing = respond(&files, &Method::GET, "/ca/issuing.crt");
+        let issuing = get(&files, "/ca/issuing.crt");
         assert_eq!(issuing.status(), StatusCode::OK);
         assert_eq!(issuing.headers()[CONTENT_TYPE], "application/pkix-cert");
         assert_eq!(body(issuing).await, &b"issuing"[..]);
-        assert_eq!(
-            body(respond(&files, &Method::GET, "/ca/root.crt")).await,
-            &b"root"[..]
-        );
-        let chain = respond(&files, &Method::GET, "/ca/chain.pem");
+        assert_eq!(body(get(&files, "/ca/root.crt")).await, &b"root"[..]);
+        let chain = get(&files, "/ca/chain.pem");
         assert_eq!(chain.headers()[CONTENT_TYPE], "text/plain");
         assert_eq!(body(chain).await, &b"-----BEGIN CERTIFICATE-----\n"[..]);
-        assert_eq!(
-            respond(&files, &Method::GET, "/ca/other.crt").status(),
-            StatusCode::NOT_FOUND
-        );
-        let post = respond(&files, &Method::POST, "/ca/issuing.crt");
+        assert_eq!(get(&files, "/ca/other.crt").status(), StatusCode::NOT_FOUND);
+        let post = respond(&files, &Method::POST, "/ca/issuing.crt", &HeaderMap::new());
         assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(post.headers()[ALLOW], "GET");
+    }
+
+    fn with_crls(url: &str) -> (Site, Arc<Crls>) {
+        let crls = Arc::new(Crls::default());
+        let mut site = files();
+        site.crls = Some(CrlRoutes::new(url, 8, Arc::clone(&crls)).expect("routes"));
+        (site, crls)
+    }
+
+    fn crl(number: u64) -> PublishedCrl {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs() as i64;
+        PublishedCrl {
+            der: Bytes::from(vec![0x30, 0x00]),
+            number,
+            this_update: now - 10,
+            next_update: now + 3_600,
+        }
+    }
+
+    #[tokio::test]
+    async fn serves_crls_at_their_distribution_point_with_cache_headers() {
+        let (site, crls) = with_crls("http://127.0.0.1:8080/crl/issuing.crl");
+        let early = get(&site, "/crl/issuing.crl");
+        assert_eq!(early.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(early.headers()[RETRY_AFTER], "5");
+        crls.set(CrlSeries::All, crl(0x2a));
+        let served = get(&site, "/crl/issuing.crl");
+        assert_eq!(served.status(), StatusCode::OK);
+        let h = served.headers().clone();
+        assert_eq!(h[CONTENT_TYPE], "application/pkix-crl");
+        assert_eq!(h[ETAG], "\"2a\"");
+        let cache = h[CACHE_CONTROL].to_str().expect("ascii");
+        let max_age: u64 = cache
+            .split("max-age=")
+            .nth(1)
+            .and_then(|r| r.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .expect("max-age");
+        assert!((3_590..=3_600).contains(&max_age), "{cache}");
+        assert!(httpdate::parse_http_date(h[EXPIRES].to_str().expect("ascii")).is_ok());
+        assert_eq!(body(served).await, &[0x30, 0x00][..]);
+
+        let conditional = |name, value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(name, HeaderValue::from_str(value).expect("header"));
+            respond(&site, &Method::GET, "/crl/issuing.crl", &headers).status()
+        };
+        assert_eq!(
+            conditional(IF_NONE_MATCH, "\"2a\""),
+            StatusCode::NOT_MODIFIED
+        );
+        assert_eq!(conditional(IF_NONE_MATCH, "\"29\""), StatusCode::OK);
+        let last = h[LAST_MODIFIED].to_str().expect("ascii");
+        assert_eq!(
+            conditional(IF_MODIFIED_SINCE, last),
+            StatusCode::NOT_MODIFIED
+        );
+        assert_eq!(
+            conditional(IF_MODIFIED_SINCE, "Mon, 01 Jan 2001 00:00:00 GMT"),
+            StatusCode::OK
+        );
+        // A newer CRL changes the tag.
+        crls.set(CrlSeries::All, crl(0x2b));
+        assert_eq!(conditional(IF_NONE_MATCH, "\"2a\""), StatusCode::OK);
+        assert_eq!(get(&site, "/crl/other.crl").status(), StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn partitioned_crls_are_served_by_number_and_the_whole_one_as_all() {
+        let (site, crls) = with_crls("http://ca.test/crl/issuing-{partition}.crl");
+        crls.set(CrlSeries::Partition(7), crl(1));
+        crls.set(CrlSeries::All, crl(2));
+        assert_eq!(get(&site, "/crl/issuing-7.crl").status(), StatusCode::OK);
+        assert_eq!(get(&site, "/crl/issuing-all.crl").headers()[ETAG], "\"2\"");
+        assert_eq!(
+            get(&site, "/crl/issuing-3.crl").status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "a partition not built yet"
+        );
+        for bad in [
+            "/crl/issuing-07.crl",
+            "/crl/issuing-.crl",
+            "/crl/issuing-x.crl",
+        ] {
+            assert_eq!(get(&site, bad).status(), StatusCode::NOT_FOUND, "{bad}");
+        }
     }
 
     #[tokio::test]

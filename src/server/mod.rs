@@ -23,8 +23,10 @@
 mod blocking;
 mod ca_service;
 mod convert;
+pub(crate) mod crl;
 mod http;
 mod limit;
+pub(crate) mod ocsp;
 mod peer;
 mod status;
 mod sys_service;
@@ -168,7 +170,7 @@ pub(crate) async fn serve(
 
     let ca = CaServer::new(CaService::new(Arc::clone(&appliance), pool.clone()))
         .max_decoding_message_size(limit);
-    let sys = SysServer::new(SysService::new(Arc::clone(&appliance), pool))
+    let sys = SysServer::new(SysService::new(Arc::clone(&appliance), pool.clone()))
         .max_decoding_message_size(limit);
     let (health_reporter, health) = tonic_health::server::health_reporter();
     health_reporter.set_serving::<CaServer<CaService>>().await;
@@ -199,11 +201,26 @@ pub(crate) async fn serve(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let files = http::CaFiles::new(
-        appliance.authority.chain_der(),
-        appliance.authority.chain_pem(),
-    );
-    let http_task = tokio::spawn(http::serve(http, files, stop_rx.clone()));
+    let site = http::Site {
+        files: http::CaFiles::new(
+            appliance.authority.chain_der(),
+            appliance.authority.chain_pem(),
+        ),
+        crls: appliance.authority.urls().crl.as_deref().and_then(|url| {
+            http::CrlRoutes::new(
+                url,
+                appliance.authority.crl_partitions(),
+                Arc::clone(&appliance.crls),
+            )
+        }),
+        ocsp: appliance.ocsp.as_ref().map(|ocsp| http::OcspRoute {
+            ocsp: Arc::clone(ocsp),
+            appliance: Arc::clone(&appliance),
+            pool: pool.clone(),
+        }),
+    };
+    let http_task = tokio::spawn(http::serve(http, site, stop_rx.clone()));
+    let publisher = tokio::spawn(crl::run(Arc::clone(&appliance), pool, stop_rx.clone()));
 
     // tonic ignores its tcp_nodelay setting for a given listener; without it,
     // a response written in several pieces waits for the client's delayed ACK.
@@ -220,6 +237,7 @@ pub(crate) async fn serve(
         .await;
     trigger.abort();
     let http_done = http_task.await;
+    publisher.abort();
     served.context("the gRPC server failed")?;
     http_done.context("the HTTP server failed")?;
     Ok(())

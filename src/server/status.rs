@@ -8,6 +8,8 @@
 //! | `StoreError::BadPageToken`                         | `INVALID_ARGUMENT`   |
 //! | `CaError::NotFound`, `StoreError::NotFound`        | `NOT_FOUND`          |
 //! | `CaError::NotRenewable`                            | `FAILED_PRECONDITION`|
+//! | `StoreError::{RevokedFinally, WrongStatus}`         | `FAILED_PRECONDITION`|
+//! | no CRL published yet                               | `NOT_FOUND`          |
 //! | `CaError::NotPermitted`                            | `PERMISSION_DENIED`  |
 //! | HSM `Unavailable`/`PoolTimeout`, store unavailable | `UNAVAILABLE`        |
 //! | an unreadable client certificate                   | `UNAUTHENTICATED`    |
@@ -30,6 +32,8 @@ pub(crate) enum Failure {
     Ca(CaError),
     /// The caller presented a client certificate that cannot be read.
     Unauthenticated(String),
+    /// What was asked for does not exist (yet).
+    NotFound(String),
     /// The server cannot take the request now (e.g. it is shutting down).
     Unavailable(String),
     /// A failure of the server itself (key generation, a panicked task).
@@ -62,6 +66,7 @@ pub(crate) fn to_status(failure: &Failure) -> Status {
         }
         Failure::Ca(error) => ca_status(error),
         Failure::Unauthenticated(why) => Status::unauthenticated(why.clone()),
+        Failure::NotFound(why) => Status::not_found(why.clone()),
         Failure::Unavailable(why) => Status::unavailable(why.clone()),
         Failure::Internal(why) => internal(why),
     }
@@ -82,6 +87,9 @@ fn ca_status(error: &CaError) -> Status {
         CaError::Store(store) => match store {
             StoreError::Unavailable(_) => Status::unavailable(store.to_string()),
             StoreError::NotFound { .. } => Status::not_found(store.to_string()),
+            StoreError::RevokedFinally { .. } | StoreError::WrongStatus { .. } => {
+                Status::failed_precondition(store.to_string())
+            }
             StoreError::BadPageToken => Status::invalid_argument(
                 "page_token: not a token from a previous ListCertificates response",
             ),

@@ -114,7 +114,12 @@ use rusqlite::types::{Type, Value};
 use rusqlite::{
     Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params, params_from_iter,
 };
-use strongroom_ca::{CertFilter, CertPage, CertRecord, CertStatus, CertStore, Serial, StoreError};
+use strongroom_ca::{
+    CertFilter, CertPage, CertRecord, CertStatus, CertStore, CrlSeries, RevocationReason,
+    RevokeOutcome, RevokedEntry, Serial, StoreError, StoredCrl,
+};
+
+mod revocation;
 
 /// One checked-in schema migration.
 struct Migration {
@@ -138,6 +143,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 2,
         name: "0002_index_names_in_the_store",
         sql: include_str!("migrations/0002_index_names_in_the_store.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "0003_revocation",
+        sql: include_str!("migrations/0003_revocation.sql"),
     },
 ];
 
@@ -163,7 +173,8 @@ const TRIGRAM: usize = 3;
 
 /// Columns of `certificates` in the order [`record_from_row`] reads them.
 const COLUMNS: &str = "id, issuer_id, serial, profile, requester, subject, sans, not_before, \
-                       not_after, status, tbs_der, cert_der, created_at, issued_at, renewal_of";
+                       not_after, status, tbs_der, cert_der, created_at, issued_at, renewal_of, \
+                       revoked_at, revocation_reason, crl_partition";
 
 /// The certificate inventory in one SQLite database file.
 pub(crate) struct SqliteStore {
@@ -515,6 +526,48 @@ impl CertStore for SqliteStore {
             ))
         })
     }
+
+    fn revoke(
+        &self,
+        issuer_id: &str,
+        serial: &Serial,
+        reason: RevocationReason,
+        at: i64,
+    ) -> Result<RevokeOutcome, StoreError> {
+        revocation::revoke(self, issuer_id, serial, reason, at)
+    }
+
+    fn for_each_revoked(
+        &self,
+        issuer_id: &str,
+        series: CrlSeries,
+        since: Option<u64>,
+        now: i64,
+        each: &mut dyn FnMut(RevokedEntry) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        revocation::for_each_revoked(self, issuer_id, series, since, now, each)
+    }
+
+    fn crl_partitions(&self, issuer_id: &str) -> Result<Vec<u32>, StoreError> {
+        revocation::crl_partitions(self, issuer_id)
+    }
+
+    fn next_crl_number(&self, issuer_id: &str, series: CrlSeries) -> Result<u64, StoreError> {
+        revocation::next_crl_number(self, issuer_id, series)
+    }
+
+    fn save_crl(&self, crl: &StoredCrl) -> Result<(), StoreError> {
+        revocation::save_crl(self, crl)
+    }
+
+    fn latest_crl(
+        &self,
+        issuer_id: &str,
+        series: CrlSeries,
+        delta: bool,
+    ) -> Result<Option<StoredCrl>, StoreError> {
+        revocation::latest_crl(self, issuer_id, series, delta)
+    }
 }
 
 /// Applies one write inside the batch's transaction.
@@ -604,8 +657,8 @@ fn refusal(doing: &str, e: rusqlite::Error) -> Refusal {
 fn insert_row(conn: &Connection, record: &CertRecord, sans: &str) -> Result<(), Refusal> {
     conn.prepare_cached(
         "INSERT INTO certificates (issuer_id, serial, profile, requester, subject, sans, \
-         not_before, not_after, status, tbs_der, created_at, renewal_of) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10, ?11)",
+         not_before, not_after, status, tbs_der, created_at, renewal_of, crl_partition) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'pending', ?9, ?10, ?11, ?12)",
     )
     .and_then(|mut insert| {
         insert.execute(params![
@@ -620,6 +673,7 @@ fn insert_row(conn: &Connection, record: &CertRecord, sans: &str) -> Result<(), 
             record.tbs_der,
             record.created_at,
             record.renewal_of.as_ref().map(Serial::as_bytes),
+            record.crl_partition,
         ])
     })
     .map_err(|e| {
@@ -835,7 +889,7 @@ fn record_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, CertRecord)> {
     let sans: String = row.get(6)?;
     let status: String = row.get(9)?;
     let renewal_of: Option<Vec<u8>> = row.get(14)?;
-    let record = CertRecord {
+    let mut record = CertRecord {
         issuer_id: row.get(1)?,
         serial: serial_from_column(2, row.get(2)?)?,
         profile: row.get(3)?,
@@ -858,7 +912,19 @@ fn record_from_row(row: &Row<'_>) -> rusqlite::Result<(i64, CertRecord)> {
         renewal_of: renewal_of
             .map(|bytes| serial_from_column(14, bytes))
             .transpose()?,
+        revocation: None,
+        crl_partition: row
+            .get::<_, Option<i64>>(17)?
+            .map(|p| {
+                u32::try_from(p).map_err(|_| {
+                    conversion_error(17, Type::Integer, "partition out of range".into())
+                })
+            })
+            .transpose()?,
     };
+    if record.status == CertStatus::Revoked {
+        record.revocation = Some(revocation::from_columns(row.get(15)?, row.get(16)?, 15)?);
+    }
     Ok((row.get(0)?, record))
 }
 
@@ -994,9 +1060,9 @@ mod tests {
 
     use super::*;
 
-    const ISSUER: &str = "issuer-a";
+    pub(super) const ISSUER: &str = "issuer-a";
 
-    fn serial(n: u64) -> Serial {
+    pub(super) fn serial(n: u64) -> Serial {
         let mut bytes: Vec<u8> = n
             .to_be_bytes()
             .into_iter()
@@ -1008,7 +1074,7 @@ mod tests {
         Serial::from_bytes(bytes).expect("valid serial")
     }
 
-    fn pending(issuer: &str, n: u64) -> CertRecord {
+    pub(super) fn pending(issuer: &str, n: u64) -> CertRecord {
         CertRecord {
             issuer_id: issuer.to_owned(),
             serial: serial(n),
@@ -1024,10 +1090,12 @@ mod tests {
             created_at: 1_000,
             issued_at: None,
             renewal_of: None,
+            revocation: None,
+            crl_partition: None,
         }
     }
 
-    fn temp_store() -> (TempDir, SqliteStore) {
+    pub(super) fn temp_store() -> (TempDir, SqliteStore) {
         let dir = TempDir::new().expect("temp dir");
         let store = SqliteStore::open(&dir.path().join("store.db")).expect("open store");
         (dir, store)
@@ -1352,13 +1420,18 @@ mod tests {
             }
             if i % 6 == 1 {
                 store
-                    .writer()
-                    .execute(
-                        "UPDATE certificates SET status = 'revoked' WHERE issuer_id = ?1 AND serial = ?2",
-                        params![record.issuer_id, record.serial.as_bytes()],
+                    .revoke(
+                        &record.issuer_id,
+                        &record.serial,
+                        RevocationReason::Superseded,
+                        7,
                     )
                     .expect("revoke");
                 record.status = CertStatus::Revoked;
+                record.revocation = Some(strongroom_ca::Revocation {
+                    revoked_at: 7,
+                    reason: RevocationReason::Superseded,
+                });
             }
             records.push(record);
         }

@@ -3,6 +3,7 @@
 //! (`openssl`, pkilint).
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -11,15 +12,29 @@ use std::time::{Duration, SystemTime};
 use secrecy::ExposeSecret;
 use strongroom_ca::{
     Authority, CaCertificateRequest, CertFilter, CertPage, CertRecord, CertStatus, CertStore,
-    DistributionUrls, Issuer, Profile, ProfileConfig, Serial, StoreError, SystemClock,
-    self_signed_root,
+    CrlSeries, DistributionUrls, Issuer, Profile, ProfileConfig, Revocation, RevocationChange,
+    RevocationReason, RevokeOutcome, RevokedEntry, Serial, StoreError, StoredCrl, SystemClock,
+    revocation_change, self_signed_root,
 };
 use strongroom_hsm::{KeySpec, Pin, PoolConfig, SignatureAlgorithm, Token};
 use strongroom_softhsm::TestToken;
 
 /// A minimal in-memory inventory for these tests; the SQLite store has its own tests.
 #[derive(Default)]
-pub struct MemoryStore(pub Mutex<Vec<CertRecord>>);
+pub struct MemoryStore(pub Mutex<Vec<CertRecord>>, Mutex<MemoryRevocations>);
+
+/// The revocation side of [`MemoryStore`].
+#[derive(Default)]
+pub struct MemoryRevocations {
+    /// The revocation change counter.
+    seq: u64,
+    /// Per serial: the counter value of its last revocation change.
+    changed: HashMap<Serial, u64>,
+    /// Per (issuer, series): the last CRL number taken.
+    numbers: HashMap<(String, CrlSeries), u64>,
+    /// Per (issuer, series, delta): the newest CRL.
+    crls: HashMap<(String, CrlSeries, bool), StoredCrl>,
+}
 
 impl CertStore for MemoryStore {
     fn insert_pending(&self, record: &CertRecord) -> Result<(), StoreError> {
@@ -74,6 +89,135 @@ impl CertStore for MemoryStore {
     fn count(&self, status: CertStatus) -> Result<u64, StoreError> {
         let all = self.0.lock().expect("lock");
         Ok(all.iter().filter(|r| r.status == status).count() as u64)
+    }
+
+    fn revoke(
+        &self,
+        issuer: &str,
+        serial: &Serial,
+        reason: RevocationReason,
+        at: i64,
+    ) -> Result<RevokeOutcome, StoreError> {
+        let mut all = self.0.lock().expect("lock");
+        let mut revocations = self.1.lock().expect("lock");
+        let r = all
+            .iter_mut()
+            .find(|r| r.issuer_id == issuer && &r.serial == serial)
+            .ok_or(StoreError::NotFound {
+                serial: serial.clone(),
+            })?;
+        let entry = |revocation: Revocation| RevokedEntry {
+            serial: serial.clone(),
+            revoked_at: revocation.revoked_at,
+            reason: revocation.reason,
+        };
+        let outcome = match revocation_change(serial, r.status, r.revocation, reason, at)? {
+            RevocationChange::Unchanged(current) => {
+                return Ok(RevokeOutcome::Unchanged(entry(current)));
+            }
+            RevocationChange::Revoke(revocation) => {
+                r.status = CertStatus::Revoked;
+                r.revocation = Some(revocation);
+                RevokeOutcome::Revoked(entry(revocation))
+            }
+            RevocationChange::Release => {
+                r.status = CertStatus::Issued;
+                r.revocation = None;
+                RevokeOutcome::Released
+            }
+        };
+        revocations.seq += 1;
+        let seq = revocations.seq;
+        revocations.changed.insert(serial.clone(), seq);
+        Ok(outcome)
+    }
+
+    fn for_each_revoked(
+        &self,
+        issuer: &str,
+        series: CrlSeries,
+        since: Option<u64>,
+        now: i64,
+        each: &mut dyn FnMut(RevokedEntry) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        let all = self.0.lock().expect("lock");
+        let revocations = self.1.lock().expect("lock");
+        for r in all
+            .iter()
+            .filter(|r| r.issuer_id == issuer && r.not_after > now)
+        {
+            let in_series = match series {
+                CrlSeries::All => true,
+                CrlSeries::Partition(n) => r.crl_partition == Some(n),
+            };
+            let changed = revocations.changed.get(&r.serial).copied();
+            let fresh = match since {
+                None => true,
+                Some(base) => changed.is_some_and(|c| c > base),
+            };
+            if !in_series || !fresh {
+                continue;
+            }
+            match (r.revocation, since) {
+                (Some(revocation), _) => each(RevokedEntry {
+                    serial: r.serial.clone(),
+                    revoked_at: revocation.revoked_at,
+                    reason: revocation.reason,
+                })?,
+                // Issued again after a hold, since the base: removeFromCRL.
+                (None, Some(_)) => each(RevokedEntry {
+                    serial: r.serial.clone(),
+                    revoked_at: now,
+                    reason: RevocationReason::RemoveFromCrl,
+                })?,
+                (None, None) => {}
+            }
+        }
+        Ok(revocations.seq)
+    }
+
+    fn crl_partitions(&self, issuer: &str) -> Result<Vec<u32>, StoreError> {
+        let all = self.0.lock().expect("lock");
+        let mut partitions: Vec<u32> = all
+            .iter()
+            .filter(|r| r.issuer_id == issuer)
+            .filter_map(|r| r.crl_partition)
+            .collect();
+        partitions.sort_unstable();
+        partitions.dedup();
+        Ok(partitions)
+    }
+
+    fn next_crl_number(&self, issuer: &str, series: CrlSeries) -> Result<u64, StoreError> {
+        let mut revocations = self.1.lock().expect("lock");
+        let number = revocations
+            .numbers
+            .entry((issuer.to_string(), series))
+            .or_insert(0);
+        *number += 1;
+        Ok(*number)
+    }
+
+    fn save_crl(&self, crl: &StoredCrl) -> Result<(), StoreError> {
+        let mut revocations = self.1.lock().expect("lock");
+        revocations.crls.insert(
+            (crl.issuer_id.clone(), crl.series, crl.delta_of.is_some()),
+            crl.clone(),
+        );
+        Ok(())
+    }
+
+    fn latest_crl(
+        &self,
+        issuer: &str,
+        series: CrlSeries,
+        delta: bool,
+    ) -> Result<Option<StoredCrl>, StoreError> {
+        let revocations = self.1.lock().expect("lock");
+        Ok(revocations
+            .crls
+            .get(&(issuer.to_string(), series, delta))
+            .cloned())
     }
 }
 

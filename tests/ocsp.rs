@@ -1,0 +1,322 @@
+//! The OCSP responder end to end: `openssl ocsp` (POST, with and without a
+//! nonce), a GET of the same request (base64 in the path, checked with
+//! `openssl ocsp -respin`), and gnutls `ocsptool --ask`, at the URL written
+//! into the certificate's AIA; good, then revoked with its reason right
+//! after the revoke is acknowledged; unknown for a serial we never issued;
+//! unauthorized for an issuer we do not serve; malformed requests refused;
+//! every response kind clean under pkilint.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use base64ct::{Base64, Encoding};
+use common::{Dev, http_get, http_post, openssl, p, pkilint_ocsp};
+
+struct Pki {
+    dir: tempfile::TempDir,
+    issuing: PathBuf,
+    root: PathBuf,
+}
+
+impl Pki {
+    fn new(dev: &Dev) -> Pki {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let chain = dir.path().join("chain.pem");
+        dev.cli_ok(&["ca", "chain", "--out", p(&chain)]);
+        let text = std::fs::read_to_string(&chain).expect("chain");
+        let mut certs = text.split_inclusive("-----END CERTIFICATE-----\n");
+        let issuing = dir.path().join("issuing.pem");
+        std::fs::write(&issuing, certs.next().expect("issuing")).expect("write");
+        let root = dir.path().join("root.pem");
+        std::fs::write(&root, certs.next().expect("root")).expect("write");
+        Pki { dir, issuing, root }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn issue(&self, dev: &Dev, name: &str) -> (String, PathBuf) {
+        let cert = self.path(&format!("{name}.pem"));
+        let json = dev.cli_ok(&[
+            "cert",
+            "issue",
+            "--profile",
+            "server",
+            "--cn",
+            &format!("{name}.test"),
+            "--san",
+            &format!("{name}.test"),
+            "--out-cert",
+            p(&cert),
+            "--out-key",
+            p(&self.path(&format!("{name}.key"))),
+            "--output",
+            "json",
+        ]);
+        let value: serde_json::Value = serde_json::from_str(&json).expect("json");
+        (
+            value["certificate"]["serial"]
+                .as_str()
+                .expect("serial")
+                .to_string(),
+            cert,
+        )
+    }
+
+    /// `openssl ocsp` against `url` for `cert`; returns its stdout+stderr.
+    fn ask(&self, url: &str, cert: &Path, extra: &[&str]) -> String {
+        let mut args = vec![
+            "ocsp",
+            "-issuer",
+            p(&self.issuing),
+            "-cert",
+            p(cert),
+            "-url",
+            url,
+            "-CAfile",
+            p(&self.root),
+        ];
+        args.extend_from_slice(extra);
+        let out = openssl(&args);
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+}
+
+/// The OCSP URL in `cert`'s AIA.
+fn ocsp_url(cert: &Path) -> String {
+    let out = openssl(&["x509", "-in", p(cert), "-noout", "-ocsp_uri"]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn openssl_and_gnutls_get_good_then_revoked_over_post_and_get() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let dev = Dev::start(&data.path().join("data"));
+    let pki = Pki::new(&dev);
+    let (serial, cert) = pki.issue(&dev, "ocsp-one");
+    let url = ocsp_url(&cert);
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+
+    // POST with a nonce (openssl's default): signed live, nonce echoed.
+    let said = pki.ask(&url, &cert, &[]);
+    assert!(said.contains(&format!("{}: good", p(&cert))), "{said}");
+    assert!(said.contains("Response verify OK"), "{said}");
+    assert!(!said.contains("WARNING: no nonce"), "{said}");
+    // Without a nonce: the cached path, twice.
+    for _ in 0..2 {
+        let said = pki.ask(&url, &cert, &["-no_nonce"]);
+        assert!(said.contains(": good"), "{said}");
+        assert!(said.contains("Response verify OK"), "{said}");
+    }
+    // SHA-256 CertIDs.
+    let out = openssl(&[
+        "ocsp",
+        "-issuer",
+        p(&pki.issuing),
+        "-sha256",
+        "-cert",
+        p(&cert),
+        "-url",
+        &url,
+        "-CAfile",
+        p(&pki.root),
+        "-no_nonce",
+    ]);
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(": good") && said.contains("Response verify OK"),
+        "{said}"
+    );
+
+    // GET: the same request, base64 in the path (with '+', '/' as they come).
+    let request = pki.path("req.der");
+    let out = openssl(&[
+        "ocsp",
+        "-issuer",
+        p(&pki.issuing),
+        "-cert",
+        p(&cert),
+        "-no_nonce",
+        "-reqout",
+        p(&request),
+    ]);
+    assert!(out.status.success());
+    let encoded = Base64::encode_string(&std::fs::read(&request).expect("req"));
+    let got = http_get(&format!("{url}/{encoded}"), &[]);
+    assert_eq!(got.status, 200);
+    assert_eq!(
+        got.header("content-type"),
+        Some("application/ocsp-response")
+    );
+    let cache = got
+        .header("cache-control")
+        .expect("cache-control")
+        .to_string();
+    assert!(cache.contains("max-age="), "{cache}");
+    assert!(got.header("last-modified").is_some() && got.header("expires").is_some());
+    let etag = got.header("etag").expect("etag").to_string();
+    assert_eq!(
+        http_get(&format!("{url}/{encoded}"), &[("If-None-Match", &etag)]).status,
+        304
+    );
+    // Percent-encoded too.
+    let escaped = encoded
+        .replace('+', "%2B")
+        .replace('/', "%2F")
+        .replace('=', "%3D");
+    assert_eq!(http_get(&format!("{url}/{escaped}"), &[]).body, got.body);
+    let good = pki.path("good.der");
+    std::fs::write(&good, &got.body).expect("write");
+    let checked = openssl(&[
+        "ocsp",
+        "-respin",
+        p(&good),
+        "-issuer",
+        p(&pki.issuing),
+        "-cert",
+        p(&cert),
+        "-CAfile",
+        p(&pki.root),
+    ]);
+    let text = String::from_utf8_lossy(&checked.stdout).into_owned()
+        + &String::from_utf8_lossy(&checked.stderr);
+    assert!(
+        text.contains(": good") && text.contains("Response verify OK"),
+        "{text}"
+    );
+    pkilint_ocsp(&good);
+
+    // gnutls ocsptool asks the URL from the certificate's AIA.
+    let gnutls = std::process::Command::new("ocsptool")
+        .args([
+            "--ask",
+            "--load-issuer",
+            p(&pki.issuing),
+            "--load-cert",
+            p(&cert),
+        ])
+        .arg(format!("--load-signer={}", p(&pki.issuing)))
+        .output()
+        .expect("ocsptool");
+    let text = String::from_utf8_lossy(&gnutls.stdout).into_owned()
+        + &String::from_utf8_lossy(&gnutls.stderr);
+    assert!(text.contains("Certificate Status: good"), "{text}");
+    assert!(text.contains("Verifying OCSP Response: Success"), "{text}");
+
+    // Revoke: the very next answer says revoked, with the reason.
+    dev.cli_ok(&[
+        "cert",
+        "revoke",
+        "--serial",
+        &serial,
+        "--reason",
+        "keyCompromise",
+    ]);
+    let said = pki.ask(&url, &cert, &["-no_nonce"]);
+    assert!(said.contains(": revoked"), "{said}");
+    assert!(said.contains("Reason: keyCompromise"), "{said}");
+    assert!(said.contains("Response verify OK"), "{said}");
+    let revoked = pki.path("revoked.der");
+    let got = http_get(&format!("{url}/{encoded}"), &[]);
+    std::fs::write(&revoked, &got.body).expect("write");
+    pkilint_ocsp(&revoked);
+    let gnutls = std::process::Command::new("ocsptool")
+        .args([
+            "--ask",
+            "--load-issuer",
+            p(&pki.issuing),
+            "--load-cert",
+            p(&cert),
+        ])
+        .arg(format!("--load-signer={}", p(&pki.issuing)))
+        .output()
+        .expect("ocsptool");
+    let text = String::from_utf8_lossy(&gnutls.stdout).into_owned()
+        + &String::from_utf8_lossy(&gnutls.stderr);
+    assert!(text.contains("Certificate Status: revoked"), "{text}");
+
+    // A serial of our issuer that we never issued: unknown.
+    let unknown = pki.path("unknown.der");
+    let out = openssl(&[
+        "ocsp",
+        "-issuer",
+        p(&pki.issuing),
+        "-serial",
+        "0x4a0b0c",
+        "-url",
+        &url,
+        "-CAfile",
+        p(&pki.root),
+        "-respout",
+        p(&unknown),
+    ]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("0x4a0b0c: unknown"), "{text}");
+    pkilint_ocsp(&unknown);
+
+    // Two certificates in one request: one signature, both answered.
+    let (_, second) = pki.issue(&dev, "ocsp-two");
+    let out = openssl(&[
+        "ocsp",
+        "-issuer",
+        p(&pki.issuing),
+        "-cert",
+        p(&cert),
+        "-cert",
+        p(&second),
+        "-url",
+        &url,
+        "-CAfile",
+        p(&pki.root),
+    ]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains(&format!("{}: revoked", p(&cert))), "{text}");
+    assert!(text.contains(&format!("{}: good", p(&second))), "{text}");
+
+    // An issuer we do not serve (the root): unauthorized.
+    let out = openssl(&[
+        "ocsp",
+        "-issuer",
+        p(&pki.root),
+        "-cert",
+        p(&pki.issuing),
+        "-url",
+        &url,
+        "-CAfile",
+        p(&pki.root),
+    ]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("unauthorized"), "{text}");
+
+    // Garbage, truncated and oversized requests: 400 + malformedRequest,
+    // and the responder keeps answering.
+    let request_der = std::fs::read(&request).expect("req");
+    let oversized = vec![0x30; 64 * 1024];
+    for body in [
+        &b"garbage"[..],
+        &request_der[..request_der.len() / 2],
+        &oversized[..],
+    ] {
+        let answer = http_post(&url, "application/ocsp-request", body);
+        assert_eq!(answer.status, 400);
+        assert_eq!(
+            answer.body,
+            [0x30, 0x03, 0x0a, 0x01, 0x01],
+            "malformedRequest"
+        );
+    }
+    assert_eq!(http_get(&format!("{url}/%%%notbase64"), &[]).status, 400);
+    let said = pki.ask(&url, &cert, &["-no_nonce"]);
+    assert!(said.contains(": revoked"), "{said}");
+    dev.stop();
+}
