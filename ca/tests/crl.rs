@@ -274,34 +274,6 @@ fn root_issuer(label: &str, root_der: &[u8], algorithm: SignatureAlgorithm) -> I
     .expect("root issuer")
 }
 
-fn algorithms() -> [(&'static str, KeySpec, SignatureAlgorithm); 7] {
-    [
-        ("p256", KeySpec::EcP256, SignatureAlgorithm::EcdsaP256Sha256),
-        ("p384", KeySpec::EcP384, SignatureAlgorithm::EcdsaP384Sha384),
-        (
-            "rsa3072",
-            KeySpec::Rsa { bits: 3072 },
-            SignatureAlgorithm::RsaPkcs1Sha256,
-        ),
-        (
-            "rsa3072pss",
-            KeySpec::Rsa { bits: 3072 },
-            SignatureAlgorithm::RsaPssSha256,
-        ),
-        (
-            "rsa4096",
-            KeySpec::Rsa { bits: 4096 },
-            SignatureAlgorithm::RsaPkcs1Sha384,
-        ),
-        (
-            "rsa4096pss",
-            KeySpec::Rsa { bits: 4096 },
-            SignatureAlgorithm::RsaPssSha384,
-        ),
-        ("ed25519", KeySpec::Ed25519, SignatureAlgorithm::Ed25519),
-    ]
-}
-
 #[test]
 fn lint_crl_catches_a_bad_crl() {
     // Guards `lint_crl` above: a v1 CRL from `openssl ca -gencrl` without
@@ -345,7 +317,7 @@ fn lint_crl_catches_a_bad_crl() {
 
 #[test]
 fn every_issuer_algorithm_signs_a_crl_that_openssl_gnutls_and_pkilint_accept() {
-    for (label, spec, algorithm) in algorithms() {
+    for (label, spec, algorithm) in ISSUER_ALGORITHMS {
         let dir = tempfile::tempdir().expect("tempdir");
         let (_, issuer) = hierarchy(&format!("crl-{label}"), spec, algorithm);
         let issuer_pem = write(dir.path(), "issuer.pem", &issuer.certificate_pem());

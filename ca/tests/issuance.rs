@@ -48,31 +48,8 @@ fn pkilint_catches_a_bad_certificate() {
 
 #[test]
 fn every_issuer_algorithm_issues_what_openssl_and_pkilint_accept() {
-    let cases = [
-        ("p256", KeySpec::EcP256, SignatureAlgorithm::EcdsaP256Sha256),
-        ("p384", KeySpec::EcP384, SignatureAlgorithm::EcdsaP384Sha384),
-        (
-            "rsa3072",
-            KeySpec::Rsa { bits: 3072 },
-            SignatureAlgorithm::RsaPkcs1Sha256,
-        ),
-        (
-            "rsa3072pss",
-            KeySpec::Rsa { bits: 3072 },
-            SignatureAlgorithm::RsaPssSha256,
-        ),
-        (
-            "rsa4096",
-            KeySpec::Rsa { bits: 4096 },
-            SignatureAlgorithm::RsaPkcs1Sha384,
-        ),
-        (
-            "rsa4096pss",
-            KeySpec::Rsa { bits: 4096 },
-            SignatureAlgorithm::RsaPssSha384,
-        ),
-        ("ed25519", KeySpec::Ed25519, SignatureAlgorithm::Ed25519),
-    ];
+    let cases = ISSUER_ALGORITHMS;
+
     for (label, spec, algorithm) in cases {
         let dir = tempfile::tempdir().expect("tempdir");
         let (root_der, issuer) = hierarchy(label, spec, algorithm);

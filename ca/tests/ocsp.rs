@@ -270,35 +270,9 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-const CASES: [(&str, KeySpec, SignatureAlgorithm); 7] = [
-    ("p256", KeySpec::EcP256, SignatureAlgorithm::EcdsaP256Sha256),
-    ("p384", KeySpec::EcP384, SignatureAlgorithm::EcdsaP384Sha384),
-    (
-        "rsa3072",
-        KeySpec::Rsa { bits: 3072 },
-        SignatureAlgorithm::RsaPkcs1Sha256,
-    ),
-    (
-        "rsa3072pss",
-        KeySpec::Rsa { bits: 3072 },
-        SignatureAlgorithm::RsaPssSha256,
-    ),
-    (
-        "rsa4096",
-        KeySpec::Rsa { bits: 4096 },
-        SignatureAlgorithm::RsaPkcs1Sha384,
-    ),
-    (
-        "rsa4096pss",
-        KeySpec::Rsa { bits: 4096 },
-        SignatureAlgorithm::RsaPssSha384,
-    ),
-    ("ed25519", KeySpec::Ed25519, SignatureAlgorithm::Ed25519),
-];
-
 #[test]
 fn every_issuer_algorithm_answers_what_openssl_gnutls_and_pkilint_accept() {
-    for (label, spec, algorithm) in CASES {
+    for (label, spec, algorithm) in ISSUER_ALGORITHMS {
         let pki = Pki::new(&format!("ocsp-{label}"), spec, algorithm);
         let responder = OcspResponder::new(pki.issuer.clone(), None).expect("responder");
         let (inter, leaf1, leaf2) = (p(&pki.inter), p(pki.leaf(0)), p(pki.leaf(1)));

@@ -214,26 +214,7 @@ pub fn http_get(url: &str, extra: &[(&str, &str)]) -> HttpResponse {
     stream.write_all(request.as_bytes()).expect("send");
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).expect("read");
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("end of headers");
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("status line");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    HttpResponse {
-        status,
-        headers,
-        body: raw[split + 4..].to_vec(),
-    }
+    parse_response(&raw)
 }
 
 /// Runs pkilint's `lint_crl` (PKIX profile) on a CRL file; panics on any
@@ -270,6 +251,29 @@ pub fn http_post(url: &str, content_type: &str, body: &[u8]) -> HttpResponse {
     let _ = stream.write_all(body);
     let mut raw = Vec::new();
     let _ = stream.read_to_end(&mut raw);
+    parse_response(&raw)
+}
+
+/// Runs pkilint's `lint_ocsp_response` on a DER response; panics on any
+/// ERROR or FATAL finding.
+pub fn pkilint_ocsp(file: &Path) {
+    let out = Command::new(venv_tool("lint_ocsp_response"))
+        .args(["lint", "-s", "ERROR"])
+        .arg(file)
+        .output()
+        .expect("lint_ocsp_response");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && report.trim().is_empty(),
+        "lint_ocsp_response {} ({}): {report}{}",
+        file.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Splits a raw HTTP/1.1 response (read to the end) into status, headers and body.
+fn parse_response(raw: &[u8]) -> HttpResponse {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -290,22 +294,4 @@ pub fn http_post(url: &str, content_type: &str, body: &[u8]) -> HttpResponse {
         headers,
         body: raw[split + 4..].to_vec(),
     }
-}
-
-/// Runs pkilint's `lint_ocsp_response` on a DER response; panics on any
-/// ERROR or FATAL finding.
-pub fn pkilint_ocsp(file: &Path) {
-    let out = Command::new(venv_tool("lint_ocsp_response"))
-        .args(["lint", "-s", "ERROR"])
-        .arg(file)
-        .output()
-        .expect("lint_ocsp_response");
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && report.trim().is_empty(),
-        "lint_ocsp_response {} ({}): {report}{}",
-        file.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
 }

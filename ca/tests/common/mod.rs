@@ -221,6 +221,34 @@ impl CertStore for MemoryStore {
     }
 }
 
+/// Every issuer algorithm the CA supports, each with a label for key names:
+/// the certificate, CRL and OCSP tests run once per entry.
+pub const ISSUER_ALGORITHMS: [(&str, KeySpec, SignatureAlgorithm); 7] = [
+    ("p256", KeySpec::EcP256, SignatureAlgorithm::EcdsaP256Sha256),
+    ("p384", KeySpec::EcP384, SignatureAlgorithm::EcdsaP384Sha384),
+    (
+        "rsa3072",
+        KeySpec::Rsa { bits: 3072 },
+        SignatureAlgorithm::RsaPkcs1Sha256,
+    ),
+    (
+        "rsa3072pss",
+        KeySpec::Rsa { bits: 3072 },
+        SignatureAlgorithm::RsaPssSha256,
+    ),
+    (
+        "rsa4096",
+        KeySpec::Rsa { bits: 4096 },
+        SignatureAlgorithm::RsaPkcs1Sha384,
+    ),
+    (
+        "rsa4096pss",
+        KeySpec::Rsa { bits: 4096 },
+        SignatureAlgorithm::RsaPssSha384,
+    ),
+    ("ed25519", KeySpec::Ed25519, SignatureAlgorithm::Ed25519),
+];
+
 pub fn token() -> &'static Token {
     static TOKEN: OnceLock<(TestToken, Token)> = OnceLock::new();
     &TOKEN
