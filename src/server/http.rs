@@ -326,53 +326,87 @@ fn crl_response(crl: Option<&PublishedCrl>, headers: &HeaderMap) -> Response<Ful
             .insert(RETRY_AFTER, HeaderValue::from_static("5"));
         return response;
     };
-    let etag = format!("\"{:x}\"", crl.number);
+    cacheable_response(
+        &Cacheable {
+            body: &crl.der,
+            content_type: "application/pkix-crl",
+            etag: &format!("\"{:x}\"", crl.number),
+            this_update: crl.this_update,
+            next_update: crl.next_update,
+            cache_control: "public, no-transform",
+        },
+        headers,
+    )
+}
+
+/// A document served with validators and an expiry: a CRL or a cached OCSP
+/// response.
+pub(crate) struct Cacheable<'a> {
+    /// The body.
+    pub(crate) body: &'a Bytes,
+    /// Its content type.
+    pub(crate) content_type: &'static str,
+    /// Its quoted entity tag.
+    pub(crate) etag: &'a str,
+    /// When it was made (`Last-Modified`), Unix seconds.
+    pub(crate) this_update: i64,
+    /// When it stops being valid (`Expires`, and `max-age` up to it).
+    pub(crate) next_update: i64,
+    /// `Cache-Control` directives besides `max-age`.
+    pub(crate) cache_control: &'static str,
+}
+
+/// `doc` with `ETag`, `Last-Modified`, `Expires` and `Cache-Control:
+/// max-age` up to its expiry; 304 when `If-None-Match` names its tag (or
+/// `*`), or, without `If-None-Match`, when `If-Modified-Since` is not before
+/// it was made.
+pub(crate) fn cacheable_response(
+    doc: &Cacheable<'_>,
+    headers: &HeaderMap,
+) -> Response<Full<Bytes>> {
     let at = |unix: i64| {
         std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(unix).unwrap_or(0))
     };
-    let now = std::time::SystemTime::now();
-    let max_age = at(crl.next_update)
-        .duration_since(now)
+    let max_age = at(doc.next_update)
+        .duration_since(std::time::SystemTime::now())
         .map_or(0, |d| d.as_secs());
     let not_modified = match headers.get(IF_NONE_MATCH) {
         Some(tags) => tags.to_str().is_ok_and(|tags| {
             tags.split(',').any(|t| {
                 let t = t.trim();
-                t == "*" || t.trim_start_matches("W/") == etag
+                t == "*" || t.trim_start_matches("W/") == doc.etag
             })
         }),
         None => headers
             .get(IF_MODIFIED_SINCE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| httpdate::parse_http_date(v).ok())
-            .is_some_and(|since| at(crl.this_update) <= since),
+            .is_some_and(|since| at(doc.this_update) <= since),
     };
     let mut response = if not_modified {
         let mut response = Response::new(Full::new(Bytes::new()));
         *response.status_mut() = StatusCode::NOT_MODIFIED;
         response
     } else {
-        let mut response = Response::new(Full::new(crl.der.clone()));
-        response.headers_mut().insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("application/pkix-crl"),
-        );
+        let mut response = Response::new(Full::new(doc.body.clone()));
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(doc.content_type));
         response
     };
     let headers = response.headers_mut();
-    let value = |text: String| HeaderValue::from_str(&text).ok();
-    if let Some(v) = value(etag) {
-        headers.insert(ETAG, v);
-    }
-    if let Some(v) = value(httpdate::fmt_http_date(at(crl.this_update))) {
-        headers.insert(LAST_MODIFIED, v);
-    }
-    if let Some(v) = value(httpdate::fmt_http_date(at(crl.next_update))) {
-        headers.insert(EXPIRES, v);
-    }
-    if let Some(v) = value(format!("public, max-age={max_age}, no-transform")) {
-        headers.insert(CACHE_CONTROL, v);
-    }
+    let mut set = |name, value: String| {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            headers.insert(name, v);
+        }
+    };
+    set(ETAG, doc.etag.to_string());
+    set(LAST_MODIFIED, httpdate::fmt_http_date(at(doc.this_update)));
+    set(EXPIRES, httpdate::fmt_http_date(at(doc.next_update)));
+    set(
+        CACHE_CONTROL,
+        format!("max-age={max_age}, {}", doc.cache_control),
+    );
     response
 }
 

@@ -29,10 +29,7 @@ use std::time::{Duration, SystemTime};
 use base64ct::{Base64, Encoding};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{
-    CACHE_CONTROL, CONTENT_TYPE, ETAG, EXPIRES, HeaderMap, HeaderValue, IF_NONE_MATCH,
-    LAST_MODIFIED,
-};
+use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use strongroom_ca::{
     Authority, CaError, CertIdHash, CertState, CertStatus, MAX_OCSP_REQUEST_LEN, OcspErrorStatus,
@@ -40,6 +37,7 @@ use strongroom_ca::{
 };
 
 use super::blocking::BlockingPool;
+use super::http::{Cacheable, cacheable_response};
 use crate::appliance::Appliance;
 
 /// How long a client may take to send a POST body.
@@ -369,37 +367,17 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Full<Bytes>> {
 
 /// A cached response with its RFC 5019 headers, or 304 if the client has it.
 fn cached_response(entry: &Cached, headers: &HeaderMap) -> Response<Full<Bytes>> {
-    let not_modified = headers
-        .get(IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == entry.etag));
-    let mut response = if not_modified {
-        let mut response = Response::new(Full::new(Bytes::new()));
-        *response.status_mut() = StatusCode::NOT_MODIFIED;
-        response
-    } else {
-        ocsp(StatusCode::OK, entry.der.clone())
-    };
-    let now = unix(SystemTime::now());
-    let max_age = (entry.next_update - now).max(0);
-    let at = |t: i64| SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(t).unwrap_or(0));
-    let headers = response.headers_mut();
-    let mut set = |name, value: String| {
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            headers.insert(name, v);
-        }
-    };
-    set(ETAG, entry.etag.clone());
-    set(
-        CACHE_CONTROL,
-        format!("max-age={max_age}, public, no-transform, must-revalidate"),
-    );
-    set(
-        LAST_MODIFIED,
-        httpdate::fmt_http_date(at(entry.this_update)),
-    );
-    set(EXPIRES, httpdate::fmt_http_date(at(entry.next_update)));
-    response
+    cacheable_response(
+        &Cacheable {
+            body: &entry.der,
+            content_type: "application/ocsp-response",
+            etag: &entry.etag,
+            this_update: entry.this_update,
+            next_update: entry.next_update,
+            cache_control: "public, no-transform, must-revalidate",
+        },
+        headers,
+    )
 }
 
 /// Unix seconds.
