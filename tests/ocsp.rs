@@ -11,7 +11,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use base64ct::{Base64, Encoding};
-use common::{Dev, http_get, http_post, openssl, p, pkilint_ocsp};
+use common::{Dev, http_get, http_post, openssl, output_text, p, pkilint_ocsp};
 
 struct Pki {
     dir: tempfile::TempDir,
@@ -22,14 +22,7 @@ struct Pki {
 impl Pki {
     fn new(dev: &Dev) -> Pki {
         let dir = tempfile::tempdir().expect("tempdir");
-        let chain = dir.path().join("chain.pem");
-        dev.cli_ok(&["ca", "chain", "--out", p(&chain)]);
-        let text = std::fs::read_to_string(&chain).expect("chain");
-        let mut certs = text.split_inclusive("-----END CERTIFICATE-----\n");
-        let issuing = dir.path().join("issuing.pem");
-        std::fs::write(&issuing, certs.next().expect("issuing")).expect("write");
-        let root = dir.path().join("root.pem");
-        std::fs::write(&root, certs.next().expect("root")).expect("write");
+        let (issuing, root) = dev.chain_files(dir.path());
         Pki { dir, issuing, root }
     }
 
@@ -37,31 +30,21 @@ impl Pki {
         self.dir.path().join(name)
     }
 
-    fn issue(&self, dev: &Dev, name: &str) -> (String, PathBuf) {
-        let cert = self.path(&format!("{name}.pem"));
-        let json = dev.cli_ok(&[
-            "cert",
-            "issue",
-            "--profile",
-            "server",
-            "--cn",
-            &format!("{name}.test"),
-            "--san",
-            &format!("{name}.test"),
-            "--out-cert",
-            p(&cert),
-            "--out-key",
-            p(&self.path(&format!("{name}.key"))),
-            "--output",
-            "json",
-        ]);
-        let value: serde_json::Value = serde_json::from_str(&json).expect("json");
-        (
-            value["certificate"]["serial"]
-                .as_str()
-                .expect("serial")
-                .to_string(),
-            cert,
+    /// gnutls `ocsptool --ask` for `cert` (URL from its AIA), trusting the
+    /// issuing CA as the responder; returns its stdout+stderr.
+    fn ocsptool_ask(&self, cert: &Path) -> String {
+        output_text(
+            &std::process::Command::new("ocsptool")
+                .args([
+                    "--ask",
+                    "--load-issuer",
+                    p(&self.issuing),
+                    "--load-cert",
+                    p(cert),
+                ])
+                .arg(format!("--load-signer={}", p(&self.issuing)))
+                .output()
+                .expect("ocsptool"),
         )
     }
 
@@ -80,11 +63,7 @@ impl Pki {
         ];
         args.extend_from_slice(extra);
         let out = openssl(&args);
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
+        output_text(&out)
     }
 }
 
@@ -99,7 +78,7 @@ fn openssl_and_gnutls_get_good_then_revoked_over_post_and_get() {
     let data = tempfile::tempdir().expect("tempdir");
     let dev = Dev::start(&data.path().join("data"));
     let pki = Pki::new(&dev);
-    let (serial, cert) = pki.issue(&dev, "ocsp-one");
+    let (serial, cert) = dev.issue_server(pki.dir.path(), "ocsp-one");
     let url = ocsp_url(&cert);
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
 
@@ -128,8 +107,7 @@ fn openssl_and_gnutls_get_good_then_revoked_over_post_and_get() {
         p(&pki.root),
         "-no_nonce",
     ]);
-    let said =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let said = output_text(&out);
     assert!(
         said.contains(": good") && said.contains("Response verify OK"),
         "{said}"
@@ -185,8 +163,7 @@ fn openssl_and_gnutls_get_good_then_revoked_over_post_and_get() {
         "-CAfile",
         p(&pki.root),
     ]);
-    let text = String::from_utf8_lossy(&checked.stdout).into_owned()
-        + &String::from_utf8_lossy(&checked.stderr);
+    let text = output_text(&checked);
     assert!(
         text.contains(": good") && text.contains("Response verify OK"),
         "{text}"
@@ -194,19 +171,7 @@ fn openssl_and_gnutls_get_good_then_revoked_over_post_and_get() {
     pkilint_ocsp(&good);
 
     // gnutls ocsptool asks the URL from the certificate's AIA.
-    let gnutls = std::process::Command::new("ocsptool")
-        .args([
-            "--ask",
-            "--load-issuer",
-            p(&pki.issuing),
-            "--load-cert",
-            p(&cert),
-        ])
-        .arg(format!("--load-signer={}", p(&pki.issuing)))
-        .output()
-        .expect("ocsptool");
-    let text = String::from_utf8_lossy(&gnutls.stdout).into_owned()
-        + &String::from_utf8_lossy(&gnutls.stderr);
+    let text = pki.ocsptool_ask(&cert);
     assert!(text.contains("Certificate Status: good"), "{text}");
     assert!(text.contains("Verifying OCSP Response: Success"), "{text}");
 
@@ -227,19 +192,7 @@ fn openssl_and_gnutls_get_good_then_revoked_over_post_and_get() {
     let got = http_get(&format!("{url}/{encoded}"), &[]);
     std::fs::write(&revoked, &got.body).expect("write");
     pkilint_ocsp(&revoked);
-    let gnutls = std::process::Command::new("ocsptool")
-        .args([
-            "--ask",
-            "--load-issuer",
-            p(&pki.issuing),
-            "--load-cert",
-            p(&cert),
-        ])
-        .arg(format!("--load-signer={}", p(&pki.issuing)))
-        .output()
-        .expect("ocsptool");
-    let text = String::from_utf8_lossy(&gnutls.stdout).into_owned()
-        + &String::from_utf8_lossy(&gnutls.stderr);
+    let text = pki.ocsptool_ask(&cert);
     assert!(text.contains("Certificate Status: revoked"), "{text}");
 
     // A serial of our issuer that we never issued: unknown.
@@ -257,13 +210,12 @@ fn openssl_and_gnutls_get_good_then_revoked_over_post_and_get() {
         "-respout",
         p(&unknown),
     ]);
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text = output_text(&out);
     assert!(text.contains("0x4a0b0c: unknown"), "{text}");
     pkilint_ocsp(&unknown);
 
     // Two certificates in one request: one signature, both answered.
-    let (_, second) = pki.issue(&dev, "ocsp-two");
+    let (_, second) = dev.issue_server(pki.dir.path(), "ocsp-two");
     let out = openssl(&[
         "ocsp",
         "-issuer",
@@ -277,8 +229,7 @@ fn openssl_and_gnutls_get_good_then_revoked_over_post_and_get() {
         "-CAfile",
         p(&pki.root),
     ]);
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text = output_text(&out);
     assert!(text.contains(&format!("{}: revoked", p(&cert))), "{text}");
     assert!(text.contains(&format!("{}: good", p(&second))), "{text}");
 
@@ -294,8 +245,7 @@ fn openssl_and_gnutls_get_good_then_revoked_over_post_and_get() {
         "-CAfile",
         p(&pki.root),
     ]);
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text = output_text(&out);
     assert!(text.contains("unauthorized"), "{text}");
 
     // Garbage, truncated and oversized requests: 400 + malformedRequest,

@@ -11,34 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::{Dev, http_get, openssl, p, pkilint_crl};
 
-/// Issues a server certificate with a server-generated key into `dir`.
-fn issue(dev: &Dev, dir: &Path, name: &str) -> (String, std::path::PathBuf) {
-    let cert = dir.join(format!("{name}.pem"));
-    let key = dir.join(format!("{name}.key"));
-    let json = dev.cli_ok(&[
-        "cert",
-        "issue",
-        "--profile",
-        "server",
-        "--cn",
-        &format!("{name}.test"),
-        "--san",
-        &format!("{name}.test"),
-        "--out-cert",
-        p(&cert),
-        "--out-key",
-        p(&key),
-        "--output",
-        "json",
-    ]);
-    let value: serde_json::Value = serde_json::from_str(&json).expect("json");
-    let serial = value["certificate"]["serial"]
-        .as_str()
-        .expect("serial")
-        .to_string();
-    (serial, cert)
-}
-
 /// The CRL Distribution Point URL written into `cert`.
 fn crl_url(cert: &Path) -> String {
     let out = openssl(&[
@@ -88,20 +60,11 @@ fn revocations_reach_the_crl_and_openssl_sees_them() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let dev = Dev::start(&data);
-    let (serial, cert) = issue(&dev, dir.path(), "revoked-one");
-    let (kept, kept_cert) = issue(&dev, dir.path(), "kept-one");
+    let (serial, cert) = dev.issue_server(dir.path(), "revoked-one");
+    let (kept, kept_cert) = dev.issue_server(dir.path(), "kept-one");
     let url = crl_url(&cert);
     assert_eq!(url, crl_url(&kept_cert));
-    let chain = dir.path().join("chain.pem");
-    dev.cli_ok(&["ca", "chain", "--out", p(&chain)]);
-    let issuing = dir.path().join("issuing.pem");
-    let chain_text = std::fs::read_to_string(&chain).expect("chain");
-    let first = chain_text
-        .split_inclusive("-----END CERTIFICATE-----\n")
-        .next()
-        .expect("issuing CA");
-    std::fs::write(&issuing, first).expect("issuing");
-    let root = Path::new(&dev.cacert);
+    let (issuing, root) = dev.chain_files(dir.path());
 
     // Revoke over the CLI: one line, exit 0; again: unchanged, exit 0.
     let said = dev.cli_ok(&[
@@ -207,7 +170,7 @@ fn revocations_reach_the_crl_and_openssl_sees_them() {
             "verify",
             "-crl_check",
             "-CAfile",
-            p(root),
+            p(&root),
             "-untrusted",
             p(&issuing),
             "-CRLfile",
@@ -250,7 +213,7 @@ fn revocations_reach_the_crl_and_openssl_sees_them() {
     assert_eq!(fetched, served);
 
     // A hold lifts: on the CRL, then off it.
-    let (held, _) = issue(&dev, dir.path(), "held-one");
+    let (held, _) = dev.issue_server(dir.path(), "held-one");
     dev.cli_ok(&[
         "cert",
         "revoke",
@@ -281,7 +244,7 @@ fn an_acknowledged_revocation_survives_kill_9_and_crl_numbers_keep_growing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let dev = Dev::start(&data);
-    let (serial, _) = issue(&dev, dir.path(), "durable");
+    let (serial, _) = dev.issue_server(dir.path(), "durable");
     let number = |dev: &Dev| -> u64 {
         let json = dev.cli_ok(&["crl", "get", "--output", "json"]);
         let value: serde_json::Value = serde_json::from_str(&json).expect("json");

@@ -511,23 +511,30 @@ fn issue_leaf(dir: &Path, ca: &strongroom_ca::Authority) -> (Serial, PathBuf) {
     (issued.record.serial, path)
 }
 
-#[test]
-fn a_partition_crl_names_its_distribution_point_and_openssl_matches_it() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (root_der, issuer) = hierarchy(
-        "crl-part",
-        KeySpec::EcP256,
-        SignatureAlgorithm::EcdsaP256Sha256,
-    );
-    let inter_der = issuer.certificate_der().to_vec();
+/// A P-256 root and intermediate in the token, one leaf issued by the
+/// intermediate, and the three certificates written as PEM into `dir`:
+/// `(intermediate issuer, leaf serial, leaf, root, intermediate)`.
+fn p256_chain_with_leaf(dir: &Path, label: &str) -> (Issuer, Serial, PathBuf, PathBuf, PathBuf) {
+    let (root_der, issuer) = hierarchy(label, KeySpec::EcP256, SignatureAlgorithm::EcdsaP256Sha256);
     let ca = authority(
         root_der.clone(),
         issuer.clone(),
         Arc::new(MemoryStore::default()),
     );
-    let (serial, leaf) = issue_leaf(dir.path(), &ca);
-    let root = write(dir.path(), "root.pem", &pem("CERTIFICATE", &root_der));
-    let inter = write(dir.path(), "inter.pem", &pem("CERTIFICATE", &inter_der));
+    let (serial, leaf) = issue_leaf(dir, &ca);
+    let root = write(dir, "root.pem", &pem("CERTIFICATE", &root_der));
+    let inter = write(
+        dir,
+        "inter.pem",
+        &pem("CERTIFICATE", issuer.certificate_der()),
+    );
+    (issuer, serial, leaf, root, inter)
+}
+
+#[test]
+fn a_partition_crl_names_its_distribution_point_and_openssl_matches_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (issuer, serial, leaf, root, inter) = p256_chain_with_leaf(dir.path(), "crl-part");
     let leaf_url = urls().crl.expect("crl url");
     let now = unix(SystemTime::now());
 
@@ -595,20 +602,7 @@ fn a_partition_crl_names_its_distribution_point_and_openssl_matches_it() {
 #[test]
 fn a_delta_crl_carries_its_base_and_may_remove_a_hold() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (root_der, issuer) = hierarchy(
-        "crl-delta",
-        KeySpec::EcP256,
-        SignatureAlgorithm::EcdsaP256Sha256,
-    );
-    let inter_der = issuer.certificate_der().to_vec();
-    let ca = authority(
-        root_der.clone(),
-        issuer.clone(),
-        Arc::new(MemoryStore::default()),
-    );
-    let (serial, leaf) = issue_leaf(dir.path(), &ca);
-    let root = write(dir.path(), "root.pem", &pem("CERTIFICATE", &root_der));
-    let inter = write(dir.path(), "inter.pem", &pem("CERTIFICATE", &inter_der));
+    let (issuer, serial, leaf, root, inter) = p256_chain_with_leaf(dir.path(), "crl-delta");
     let now = unix(SystemTime::now());
 
     // Base CRL 5: the leaf is on hold; it points at its deltas.

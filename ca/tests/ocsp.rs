@@ -167,6 +167,17 @@ impl Pki {
     }
 }
 
+/// `openssl ocsp -resp_text -noverify` of the response file at `path`.
+fn resp_text(path: &Path) -> String {
+    text(&openssl(&[
+        "ocsp",
+        "-respin",
+        p(path),
+        "-resp_text",
+        "-noverify",
+    ]))
+}
+
 fn text(out: &std::process::Output) -> String {
     format!(
         "{}{}",
@@ -330,13 +341,7 @@ fn every_issuer_algorithm_answers_what_openssl_gnutls_and_pkilint_accept() {
             .expect("respond");
         let (path, _) =
             pki.openssl_checks("nononce.resp", &der, &req_path, &status_args, &[": good"]);
-        let printed = text(&openssl(&[
-            "ocsp",
-            "-respin",
-            p(&path),
-            "-resp_text",
-            "-noverify",
-        ]));
+        let printed = resp_text(&path);
         assert!(!printed.contains("OCSP Nonce"), "{label}: {printed}");
 
         // SHA-256 CertID.
@@ -848,13 +853,7 @@ fn nonces_and_malformed_requests_follow_rfc_8954_and_6960() {
         assert!(contains(&der, id.der()));
         let path = pki.path("badserial.resp");
         std::fs::write(&path, &der).expect("write");
-        let printed = text(&openssl(&[
-            "ocsp",
-            "-respin",
-            p(&path),
-            "-resp_text",
-            "-noverify",
-        ]));
+        let printed = resp_text(&path);
         assert!(
             printed.contains("Cert Status: unknown") && !printed.contains("Cert Status: good"),
             "serial {serial:02x?}: {printed}"
@@ -1007,13 +1006,7 @@ fn nonces_and_malformed_requests_follow_rfc_8954_and_6960() {
         .expect("respond");
     let path = pki.path("unspecified.resp");
     std::fs::write(&path, &der).expect("write");
-    let printed = text(&openssl(&[
-        "ocsp",
-        "-respin",
-        p(&path),
-        "-resp_text",
-        "-noverify",
-    ]));
+    let printed = resp_text(&path);
     assert!(
         printed.contains("Cert Status: revoked") && !printed.contains("Revocation Reason"),
         "{printed}"

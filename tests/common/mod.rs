@@ -94,6 +94,51 @@ impl Dev {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Issues a `server` certificate for `NAME.test` with a server-made key
+    /// into `dir` (`NAME.pem`, `NAME.key`); returns its serial and the
+    /// certificate's path.
+    pub fn issue_server(&self, dir: &Path, name: &str) -> (String, PathBuf) {
+        let cert = dir.join(format!("{name}.pem"));
+        let key = dir.join(format!("{name}.key"));
+        let host = format!("{name}.test");
+        let json = self.cli_ok(&[
+            "cert",
+            "issue",
+            "--profile",
+            "server",
+            "--cn",
+            &host,
+            "--san",
+            &host,
+            "--out-cert",
+            p(&cert),
+            "--out-key",
+            p(&key),
+            "--output",
+            "json",
+        ]);
+        let value: serde_json::Value = serde_json::from_str(&json).expect("json");
+        let serial = value["certificate"]["serial"]
+            .as_str()
+            .expect("serial")
+            .to_string();
+        (serial, cert)
+    }
+
+    /// Writes the CA chain into `dir` as `issuing.pem` and `root.pem`, and
+    /// returns those two paths.
+    pub fn chain_files(&self, dir: &Path) -> (PathBuf, PathBuf) {
+        let chain = dir.join("chain.pem");
+        self.cli_ok(&["ca", "chain", "--out", p(&chain), "--force"]);
+        let text = std::fs::read_to_string(&chain).expect("chain");
+        let mut certs = text.split_inclusive("-----END CERTIFICATE-----\n");
+        let issuing = dir.join("issuing.pem");
+        std::fs::write(&issuing, certs.next().expect("issuing CA")).expect("write");
+        let root = dir.join("root.pem");
+        std::fs::write(&root, certs.next().expect("root")).expect("write");
+        (issuing, root)
+    }
+
     pub fn stop(mut self) {
         // SIGTERM: the appliance shuts down cleanly.
         let _ = Command::new("kill")
@@ -123,6 +168,15 @@ pub fn openssl(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("openssl")
+}
+
+/// A tool's stdout followed by its stderr, as text.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 pub fn p(path: &Path) -> &str {
