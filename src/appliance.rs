@@ -8,13 +8,14 @@ use std::time::SystemTime;
 use anyhow::{Context, bail};
 use ring::rand::SystemRandom;
 use ring::signature::{self as ring_sig, KeyPair as _};
-use strongroom_ca::{Authority, DistributionUrls, Issuer, OcspResponder, Profile, SystemClock};
+use strongroom_ca::{Authority, DistributionUrls, Issuer, Profile, SystemClock};
 use strongroom_hsm::{KeySpec, Pin, Pkcs11Uri, PoolConfig, PublicKey, SignatureAlgorithm, Token};
 use zeroize::Zeroizing;
 
-use crate::config::{Config, CrlConfig, Limits};
+use crate::config::{Config, CrlConfig, Limits, OcspConfig};
 use crate::server::crl::Crls;
 use crate::server::ocsp::Ocsp;
+use crate::server::ocsp::signer::load_responder;
 use crate::store::sqlite::SqliteStore;
 
 /// Everything the services need, built once at start.
@@ -31,8 +32,13 @@ pub(crate) struct Appliance {
     pub(crate) crl: CrlConfig,
     /// The published CRLs and the changes waiting for them.
     pub(crate) crls: Arc<Crls>,
+    /// How OCSP responses are signed.
+    pub(crate) ocsp_config: OcspConfig,
     /// The OCSP responder, when `ca.ocsp_url` is set.
     pub(crate) ocsp: Option<Arc<Ocsp>>,
+    /// The store behind the authority, for what only the appliance keeps
+    /// (OCSP responses and signers).
+    pub(crate) store: Arc<SqliteStore>,
 }
 
 impl Appliance {
@@ -84,7 +90,7 @@ impl Appliance {
         }
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
-        let store = SqliteStore::open(&config.data_dir.join("strongroom.db"))?;
+        let store = Arc::new(SqliteStore::open(&config.data_dir.join("strongroom.db"))?);
         let authority = Authority::new(
             issuer,
             chain,
@@ -94,17 +100,25 @@ impl Appliance {
                 ocsp: config.ca.ocsp_url.clone(),
                 ca_issuers: config.ca.ca_issuers_url.clone(),
             },
-            Arc::new(store),
+            Arc::clone(&store) as Arc<dyn strongroom_ca::CertStore>,
             Arc::new(SystemClock),
             Arc::new(token.clone()),
         )
         .with_crl_partitions(config.crl.partitions)?;
+        let authority = match config.crl.delta_url(config.ca.crl_url.as_deref())? {
+            Some(url) => authority.with_delta_crls(url)?,
+            None => authority,
+        };
         let ocsp = match &config.ca.ocsp_url {
             Some(url) => {
-                let responder = OcspResponder::new(authority.issuer().clone(), None)?;
-                Some(Arc::new(
-                    Ocsp::new(url, responder, config.ocsp.validity).map_err(anyhow::Error::msg)?,
-                ))
+                let responder = load_responder(&config.ocsp, &authority, &token, &store)?;
+                Some(Arc::new(Ocsp::new(
+                    url,
+                    responder,
+                    config.ocsp.validity,
+                    config.ocsp.presign_hashes()?,
+                    Arc::clone(&store),
+                )?))
             }
             None => None,
         };
@@ -114,8 +128,10 @@ impl Appliance {
             started_at: SystemTime::now(),
             limits: config.limits,
             crl: config.crl.clone(),
-            crls: Arc::new(Crls::default()),
+            crls: Arc::new(Crls::new(config.crl.delta)),
+            ocsp_config: config.ocsp.clone(),
             ocsp,
+            store,
         })
     }
 }

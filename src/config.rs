@@ -43,22 +43,93 @@ pub(crate) struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct OcspConfig {
-    /// nextUpdate − thisUpdate of each response, e.g. "12h". Cached
+    /// nextUpdate − thisUpdate of each response, e.g. "12h". Pre-signed
     /// responses are replaced halfway through.
     #[serde(default = "default_ocsp_validity", with = "duration_text")]
     pub(crate) validity: std::time::Duration,
+    /// Who signs responses: a delegated responder certificate whose key is
+    /// generated in the HSM (`delegated`), or the issuing CA key (`issuer`).
+    #[serde(default)]
+    pub(crate) signer: OcspSignerKind,
+    /// Validity of a delegated responder certificate, e.g. "7d"; at least
+    /// three times `validity`. A new one (new key, new certificate) replaces
+    /// it when a third of its validity is left.
+    #[serde(default = "default_ocsp_signer_validity", with = "duration_text")]
+    pub(crate) signer_validity: std::time::Duration,
+    /// Key type of a delegated responder: `ec-p256`, `ec-p384`, `ed25519`,
+    /// `rsa-3072`, ...
+    #[serde(default = "default_ocsp_signer_key")]
+    pub(crate) signer_key: String,
+    /// CertID hash algorithms (`sha1`, `sha256`) whose responses are signed
+    /// ahead for every certificate. Responses for the others are signed on
+    /// first request, then kept fresh like the rest.
+    #[serde(default = "default_presign_hashes")]
+    pub(crate) presign: Vec<String>,
+}
+
+/// Who signs OCSP responses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum OcspSignerKind {
+    /// A delegated OCSP signing certificate, its key in the HSM.
+    #[default]
+    Delegated,
+    /// The issuing CA key itself.
+    Issuer,
 }
 
 impl Default for OcspConfig {
     fn default() -> Self {
         OcspConfig {
             validity: default_ocsp_validity(),
+            signer: OcspSignerKind::default(),
+            signer_validity: default_ocsp_signer_validity(),
+            signer_key: default_ocsp_signer_key(),
+            presign: default_presign_hashes(),
         }
+    }
+}
+
+impl OcspConfig {
+    /// The CertID hashes to pre-sign.
+    pub(crate) fn presign_hashes(&self) -> anyhow::Result<Vec<strongroom_ca::CertIdHash>> {
+        let mut hashes = Vec::new();
+        for name in &self.presign {
+            let hash = strongroom_ca::CertIdHash::ALL
+                .into_iter()
+                .find(|h| h.name() == name)
+                .with_context(|| {
+                    format!("ocsp.presign: unknown hash {name:?}; use \"sha1\" or \"sha256\"")
+                })?;
+            if !hashes.contains(&hash) {
+                hashes.push(hash);
+            }
+        }
+        Ok(hashes)
+    }
+
+    /// The key type of a delegated responder.
+    pub(crate) fn signer_key_spec(&self) -> anyhow::Result<strongroom_hsm::KeySpec> {
+        self.signer_key
+            .parse()
+            .map_err(|e| anyhow::anyhow!("ocsp.signer_key: {e}"))
     }
 }
 
 fn default_ocsp_validity() -> std::time::Duration {
     std::time::Duration::from_secs(12 * 3_600)
+}
+
+fn default_ocsp_signer_validity() -> std::time::Duration {
+    std::time::Duration::from_secs(7 * 86_400)
+}
+
+fn default_ocsp_signer_key() -> String {
+    "ec-p256".to_string()
+}
+
+fn default_presign_hashes() -> Vec<String> {
+    vec!["sha1".to_string()]
 }
 
 /// How CRLs are published.
@@ -73,8 +144,18 @@ pub(crate) struct CrlConfig {
     #[serde(default = "default_crl_validity", with = "duration_text")]
     pub(crate) validity: std::time::Duration,
     /// The longest a revocation waits before the CRLs show it, e.g. "60s".
+    /// With delta CRLs, the delta CRLs show it.
     #[serde(default = "default_crl_rebuild_within", with = "duration_text")]
     pub(crate) rebuild_within: std::time::Duration,
+    /// Whether delta CRLs are published (RFC 5280 5.2.4), at
+    /// [`CrlConfig::delta_url`]. A revocation then rebuilds only the delta
+    /// CRLs; complete CRLs are rebuilt halfway through `validity`.
+    #[serde(default)]
+    pub(crate) delta: bool,
+    /// nextUpdate − thisUpdate of a delta CRL, e.g. "1h"; shorter than
+    /// `validity`. A delta CRL is rebuilt halfway through, too.
+    #[serde(default = "default_crl_delta_validity", with = "duration_text")]
+    pub(crate) delta_validity: std::time::Duration,
 }
 
 impl Default for CrlConfig {
@@ -83,6 +164,31 @@ impl Default for CrlConfig {
             partitions: 0,
             validity: default_crl_validity(),
             rebuild_within: default_crl_rebuild_within(),
+            delta: false,
+            delta_validity: default_crl_delta_validity(),
+        }
+    }
+}
+
+impl CrlConfig {
+    /// Where delta CRLs are published when `delta` is on: the CRL URL
+    /// `crl_url` with `-delta` before its trailing `.crl`
+    /// (`…/issuing.crl` → `…/issuing-delta.crl`, `…/issuing-{partition}.crl`
+    /// → `…/issuing-{partition}-delta.crl`). `None` when `delta` is off;
+    /// an error when there is no CRL URL or it does not end in `.crl`.
+    pub(crate) fn delta_url(&self, crl_url: Option<&str>) -> anyhow::Result<Option<String>> {
+        if !self.delta {
+            return Ok(None);
+        }
+        let Some(crl_url) = crl_url else {
+            anyhow::bail!("crl.delta needs ca.crl_url: delta CRLs are published beside the CRL");
+        };
+        match crl_url.strip_suffix(".crl") {
+            Some(stem) => Ok(Some(format!("{stem}-delta.crl"))),
+            None => anyhow::bail!(
+                "crl.delta needs a ca.crl_url ending in .crl (the delta CRL URL is made by \
+                 inserting -delta before it), not {crl_url:?}"
+            ),
         }
     }
 }
@@ -93,6 +199,10 @@ fn default_crl_validity() -> std::time::Duration {
 
 fn default_crl_rebuild_within() -> std::time::Duration {
     std::time::Duration::from_secs(60)
+}
+
+fn default_crl_delta_validity() -> std::time::Duration {
+    std::time::Duration::from_secs(3_600)
 }
 
 /// Durations written as text ("7d", "12h", "90s"), as profiles write TTLs.
@@ -229,9 +339,22 @@ impl Config {
                 "crl.rebuild_within must be at least 1s and at most half of crl.validity"
             );
         }
+        if self.crl.delta
+            && (self.crl.delta_validity < minute || self.crl.delta_validity >= self.crl.validity)
+        {
+            anyhow::bail!("crl.delta_validity must be at least 1m and shorter than crl.validity");
+        }
+        self.crl.delta_url(self.ca.crl_url.as_deref())?;
         if self.ocsp.validity < minute || self.ocsp.validity > Duration::from_secs(31 * 86_400) {
             anyhow::bail!("ocsp.validity must be between 1m and 31d");
         }
+        if self.ocsp.signer == OcspSignerKind::Delegated {
+            if self.ocsp.signer_validity < self.ocsp.validity * 3 {
+                anyhow::bail!("ocsp.signer_validity must be at least three times ocsp.validity");
+            }
+            self.ocsp.signer_key_spec()?;
+        }
+        self.ocsp.presign_hashes()?;
         Ok(())
     }
 
@@ -272,6 +395,110 @@ mod tests {
         let text = std::fs::read_to_string(&example).expect("read");
         let bad = text.replace("[listen]", "[listen]\nbogus = 1");
         assert!(toml::from_str::<Config>(&bad).is_err());
+    }
+
+    #[test]
+    fn delta_crls_are_published_beside_the_crl_and_checked() {
+        let on = CrlConfig {
+            delta: true,
+            ..CrlConfig::default()
+        };
+        let url = |crl_url| on.delta_url(Some(crl_url)).expect("derived");
+        assert_eq!(
+            url("http://ca.test/crl/issuing.crl").as_deref(),
+            Some("http://ca.test/crl/issuing-delta.crl")
+        );
+        assert_eq!(
+            url("http://ca.test/crl/issuing-{partition}.crl").as_deref(),
+            Some("http://ca.test/crl/issuing-{partition}-delta.crl")
+        );
+        assert_eq!(
+            CrlConfig::default()
+                .delta_url(Some("http://ca.test/crl/issuing.crl"))
+                .expect("off"),
+            None
+        );
+        let no_url = on.delta_url(None).expect_err("no CRL URL");
+        assert!(no_url.to_string().contains("ca.crl_url"), "{no_url}");
+
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("strongroom.example.toml");
+        let text = std::fs::read_to_string(&example).expect("read");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("delta.toml");
+        let text = text.replacen("delta = false", "delta = true", 1);
+        std::fs::write(&path, &text).expect("write");
+        let config = Config::load(&path).expect("deltas on");
+        assert!(config.crl.delta);
+        assert_eq!(
+            config.crl.delta_validity,
+            std::time::Duration::from_secs(3_600)
+        );
+        for (from, to, says) in [
+            (
+                "delta_validity = \"1h\"",
+                "delta_validity = \"7d\"",
+                "shorter than crl.validity",
+            ),
+            (
+                "delta_validity = \"1h\"",
+                "delta_validity = \"30s\"",
+                "at least 1m",
+            ),
+            ("/crl/issuing.crl\"", "/crl/issuing\"", "ending in .crl"),
+        ] {
+            assert!(text.contains(from), "{from}");
+            std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
+            let error = format!("{:#}", Config::load(&path).expect_err(to));
+            assert!(error.contains(says), "{to}: {error}");
+        }
+    }
+
+    #[test]
+    fn ocsp_signer_settings_are_checked() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("strongroom.example.toml");
+        let config = Config::load(&example).expect("example parses");
+        assert_eq!(config.ocsp.signer, OcspSignerKind::Delegated);
+        assert_eq!(
+            config.ocsp.presign_hashes().expect("hashes"),
+            vec![strongroom_ca::CertIdHash::Sha1]
+        );
+        let text = std::fs::read_to_string(&example).expect("read");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ocsp.toml");
+        for (from, to, says) in [
+            (
+                "signer_validity = \"7d\"",
+                "signer_validity = \"1d\"",
+                "at least three times ocsp.validity",
+            ),
+            (
+                "signer_key = \"ec-p256\"",
+                "signer_key = \"dsa\"",
+                "ocsp.signer_key",
+            ),
+            (
+                "presign = [\"sha1\"]",
+                "presign = [\"md5\"]",
+                "unknown hash \"md5\"",
+            ),
+            (
+                "signer = \"delegated\"",
+                "signer = \"root\"",
+                "unknown variant",
+            ),
+        ] {
+            assert!(text.contains(from), "{from}");
+            std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
+            let error = format!("{:#}", Config::load(&path).expect_err(to));
+            assert!(error.contains(says), "{to}: {error}");
+        }
+        // Signing with the issuer key needs no responder settings.
+        let issuer = text
+            .replacen("signer = \"delegated\"", "signer = \"issuer\"", 1)
+            .replacen("signer_validity = \"7d\"", "signer_validity = \"1d\"", 1);
+        std::fs::write(&path, issuer).expect("write");
+        let config = Config::load(&path).expect("issuer-signed");
+        assert_eq!(config.ocsp.signer, OcspSignerKind::Issuer);
     }
 
     #[test]

@@ -223,6 +223,11 @@ crl_url = "http://{http}/crl/issuing.crl"
 ocsp_url = "http://{http}/ocsp"
 ca_issuers_url = "http://{http}/ca/issuing.crt"
 
+[crl]
+# Delta CRLs at http://{http}/crl/issuing-delta.crl: a revocation shows there
+# within rebuild_within; the complete CRL is rebuilt halfway through validity.
+delta = true
+
 [profiles.server]
 domains = ["localhost", "**.test"]
 ip_ranges = ["127.0.0.0/8", "::1/128"]
@@ -334,6 +339,9 @@ fn print_banner(
     writeln!(out, "  HTTP          http://{http}/ca/issuing.crt")?;
     if let Some(url) = &config.ca.crl_url {
         writeln!(out, "  CRL           {url}")?;
+    }
+    if let Some(url) = config.crl.delta_url(config.ca.crl_url.as_deref())? {
+        writeln!(out, "  delta CRL     {url}")?;
     }
     writeln!(
         out,

@@ -6,7 +6,9 @@
 //! - `strongroom server --config FILE` runs the appliance;
 //! - `strongroom cert issue|renew|show|list` and `strongroom ca chain` are
 //!   gRPC clients of a running appliance (`STRONGROOM_ADDR`, `STRONGROOM_CACERT`);
-//! - `strongroom agent` keeps a certificate renewed.
+//! - `strongroom agent` keeps a certificate renewed;
+//! - `strongroom ocsp serve` is a keyless OCSP responder serving the
+//!   appliance's pre-signed responses from its store.
 
 mod appliance;
 mod cli;
@@ -42,6 +44,8 @@ enum Command {
     Crl(cli::CrlArgs),
     /// Keep a certificate and key renewed before they expire.
     Agent(cli::agent::AgentArgs),
+    /// OCSP: serve pre-signed responses without a key (edge mode).
+    Ocsp(server::edge::OcspArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +65,7 @@ fn main() -> ExitCode {
         Command::Ca(args) => cli::run_ca(args),
         Command::Crl(args) => cli::run_crl(args),
         Command::Agent(args) => cli::agent::run(args),
+        Command::Ocsp(args) => server::edge::run(args),
     };
     match result {
         Ok(code) => code,

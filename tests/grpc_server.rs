@@ -714,7 +714,13 @@ async fn grpc_server_end_to_end() {
         .await
         .expect("list expiring")
         .into_inner();
-    assert_eq!(expiring.certificates, std::slice::from_ref(&second));
+    // The delegated OCSP signer (a week's validity) is in the inventory too.
+    let (signers, services): (Vec<_>, Vec<_>) = expiring
+        .certificates
+        .into_iter()
+        .partition(|c| c.profile == "ocsp-signer");
+    assert_eq!(services, std::slice::from_ref(&second));
+    assert_eq!(signers.len(), 1, "{signers:?}");
     let status = ca
         .get_certificate(v1::GetCertificateRequest {
             serial: "4a0102".into(),
@@ -743,7 +749,8 @@ async fn grpc_server_end_to_end() {
     assert!(!status.sealed);
     assert_eq!(status.hsm_status, "ready");
     assert_eq!(status.hsm_token, setup._token.label);
-    assert_eq!(status.certificates_issued, 2);
+    // Two service certificates and the delegated OCSP signer's.
+    assert_eq!(status.certificates_issued, 3);
     let started = status.started_at.expect("started_at").seconds;
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -771,7 +778,7 @@ async fn grpc_server_end_to_end() {
 
     // --- Bad inputs: each INVALID_ARGUMENT with a precise message; nothing stored.
     let stored = inventory_size(&mut ca).await;
-    assert_eq!(stored, 2);
+    assert_eq!(stored, 3, "two service certificates and the OCSP signer's");
     let csr_request = |csr: Vec<u8>| v1::IssueFromCsrRequest {
         profile: "server".into(),
         csr,
@@ -904,7 +911,7 @@ async fn grpc_server_end_to_end() {
         stored,
         "a refused request stored something"
     );
-    assert_eq!(issued_count(&mut sys).await, 2);
+    assert_eq!(issued_count(&mut sys).await, 3);
 
     // --- Renew: same key, new key, new CSR; and refusals.
     let renewed = ca
@@ -1011,7 +1018,7 @@ async fn grpc_server_end_to_end() {
         .await
         .expect_err("unknown serial");
     assert_eq!(missing.code(), Code::NotFound, "{}", missing.message());
-    assert_eq!(issued_count(&mut sys).await, 5);
+    assert_eq!(issued_count(&mut sys).await, 6);
 
     // --- mTLS: a client certificate from the appliance names the requester.
     let client = ca

@@ -4,14 +4,19 @@
 //! into the certificate's AIA; good, then revoked with its reason right
 //! after the revoke is acknowledged; unknown for a serial we never issued;
 //! unauthorized for an issuer we do not serve; malformed requests refused;
-//! every response kind clean under pkilint.
+//! every response kind clean under pkilint. A keyless edge responder
+//! (`strongroom ocsp serve`) serves responses signed ahead, and follows a
+//! revocation.
 
 mod common;
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use base64ct::{Base64, Encoding};
-use common::{Dev, http_get, http_post, openssl, output_text, p, pkilint_ocsp};
+use common::{BIN, Dev, http_get, http_post, openssl, output_text, p, pkilint_ocsp};
 
 struct Pki {
     dir: tempfile::TempDir,
@@ -31,7 +36,7 @@ impl Pki {
     }
 
     /// gnutls `ocsptool --ask` for `cert` (URL from its AIA), trusting the
-    /// issuing CA as the responder; returns its stdout+stderr.
+    /// issuing CA as the anchor of the responder; returns its stdout+stderr.
     fn ocsptool_ask(&self, cert: &Path) -> String {
         output_text(
             &std::process::Command::new("ocsptool")
@@ -42,7 +47,7 @@ impl Pki {
                     "--load-cert",
                     p(cert),
                 ])
-                .arg(format!("--load-signer={}", p(&self.issuing)))
+                .arg(format!("--load-trust={}", p(&self.issuing)))
                 .output()
                 .expect("ocsptool"),
         )
@@ -169,6 +174,21 @@ fn openssl_and_gnutls_get_good_then_revoked_over_post_and_get() {
         "{text}"
     );
     pkilint_ocsp(&good);
+    // Signed by a delegated responder the issuing CA certified: its
+    // certificate rides in the response, with the OCSP signing EKU and
+    // id-pkix-ocsp-nocheck, and it is in the inventory.
+    let text = output_text(&openssl(&[
+        "ocsp",
+        "-respin",
+        p(&good),
+        "-resp_text",
+        "-noverify",
+    ]));
+    assert!(text.contains("OCSP Responder"), "{text}");
+    assert!(text.contains("OCSP Signing"), "{text}");
+    assert!(text.contains("OCSP No Check"), "{text}");
+    let listed = dev.cli_ok(&["cert", "list", "--profile", "ocsp-signer"]);
+    assert!(listed.contains("OCSP Responder"), "{listed}");
 
     // gnutls ocsptool asks the URL from the certificate's AIA.
     let text = pki.ocsptool_ask(&cert);
@@ -269,4 +289,171 @@ fn openssl_and_gnutls_get_good_then_revoked_over_post_and_get() {
     let said = pki.ask(&url, &cert, &["-no_nonce"]);
     assert!(said.contains(": revoked"), "{said}");
     dev.stop();
+}
+
+/// A keyless edge responder (`strongroom ocsp serve`) on the dev
+/// appliance's store; killed when dropped.
+struct Edge {
+    child: Child,
+    url: String,
+}
+
+impl Edge {
+    fn start(store: &Path, issuer: &Path) -> Edge {
+        let mut child = Command::new(BIN)
+            .args(["ocsp", "serve", "--store"])
+            .arg(store)
+            .arg("--issuer")
+            .arg(issuer)
+            .args(["--listen", "127.0.0.1:0", "--poll-ms", "100"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start strongroom ocsp serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let url = loop {
+            let line = lines
+                .next()
+                .expect("the edge exited before saying where it listens")
+                .expect("read stderr");
+            if let Some(rest) = line.strip_prefix("strongroom: OCSP (edge, keyless) on ") {
+                break rest.trim().to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Edge { child, url }
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_keyless_edge_serves_responses_signed_ahead_and_follows_a_revocation() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let dev = Dev::start(&data.path().join("data"));
+    let pki = Pki::new(&dev);
+    let (serial, cert) = dev.issue_server(pki.dir.path(), "edge-one");
+    let edge = Edge::start(&data.path().join("data/strongroom.db"), &pki.issuing);
+    assert!(edge.url.ends_with("/ocsp"), "{}", edge.url);
+
+    // Nobody has asked the appliance about this certificate: the edge can
+    // only answer from a response the presigner made ahead.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let said = loop {
+        let said = pki.ask(&edge.url, &cert, &["-no_nonce"]);
+        if said.contains(": good") || Instant::now() > deadline {
+            break said;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(said.contains(&format!("{}: good", p(&cert))), "{said}");
+    assert!(said.contains("Response verify OK"), "{said}");
+    // With a nonce, the edge (which cannot sign) answers without one.
+    let said = pki.ask(&edge.url, &cert, &[]);
+    assert!(
+        said.contains(": good") && said.contains("Response verify OK"),
+        "{said}"
+    );
+    assert!(said.contains("WARNING: no nonce in response"), "{said}");
+
+    // A revocation on the appliance reaches the edge.
+    dev.cli_ok(&[
+        "cert",
+        "revoke",
+        "--serial",
+        &serial,
+        "--reason",
+        "superseded",
+    ]);
+    let revoked_at = Instant::now();
+    let deadline = revoked_at + Duration::from_secs(10);
+    let said = loop {
+        let said = pki.ask(&edge.url, &cert, &["-no_nonce"]);
+        if said.contains(": revoked") || Instant::now() > deadline {
+            break said;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    eprintln!(
+        "the edge said revoked {:?} after the revoke returned",
+        revoked_at.elapsed()
+    );
+    assert!(said.contains(": revoked"), "{said}");
+    assert!(said.contains("Reason: superseded"), "{said}");
+    assert!(said.contains("Response verify OK"), "{said}");
+
+    // What the edge cannot answer: a serial never issued, several CertIDs.
+    let out = openssl(&[
+        "ocsp",
+        "-issuer",
+        p(&pki.issuing),
+        "-serial",
+        "0x4a0b0c",
+        "-url",
+        &edge.url,
+        "-no_nonce",
+    ]);
+    assert!(
+        output_text(&out).contains("unauthorized"),
+        "{}",
+        output_text(&out)
+    );
+    let (_, second) = dev.issue_server(pki.dir.path(), "edge-two");
+    let out = openssl(&[
+        "ocsp",
+        "-issuer",
+        p(&pki.issuing),
+        "-cert",
+        p(&cert),
+        "-cert",
+        p(&second),
+        "-url",
+        &edge.url,
+        "-no_nonce",
+    ]);
+    assert!(
+        output_text(&out).contains("unauthorized"),
+        "{}",
+        output_text(&out)
+    );
+    // Garbage is malformed there too.
+    let answer = http_post(&edge.url, "application/ocsp-request", b"garbage");
+    assert_eq!(answer.status, 400);
+    // The CA certificate it was given is served beside it.
+    let issuing_url = edge.url.replace("/ocsp", "/ca/issuing.crt");
+    assert_eq!(http_get(&issuing_url, &[]).status, 200);
+
+    // A restarted appliance keeps its delegated signer (the key stays in
+    // the HSM) and the edge keeps serving.
+    dev.stop();
+    let dev = Dev::start(&data.path().join("data"));
+    let signers = dev.cli_ok(&["cert", "list", "--profile", "ocsp-signer"]);
+    assert_eq!(signers.lines().count(), 1, "{signers}");
+    let said = pki.ask(&edge.url, &cert, &["-no_nonce"]);
+    assert!(said.contains(": revoked"), "{said}");
+    drop(edge);
+    dev.stop();
+}
+
+#[test]
+fn the_edge_refuses_a_store_it_cannot_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let issuer = dir.path().join("issuer.pem");
+    std::fs::write(&issuer, "not a certificate").expect("write");
+    let out = Command::new(BIN)
+        .args(["ocsp", "serve", "--store"])
+        .arg(dir.path().join("missing.db"))
+        .arg("--issuer")
+        .arg(&issuer)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let text = output_text(&out);
+    assert!(text.contains("no PEM certificate"), "{text}");
+    assert_eq!(text.trim().lines().count(), 1, "one line: {text}");
 }

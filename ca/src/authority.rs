@@ -21,7 +21,7 @@ use x509_cert::TbsCertificate;
 
 use crate::certificate::{DistributionUrls, Kind, Template, assemble, build_tbs};
 use crate::clock::Clock;
-use crate::crl::{CrlBuilder, CrlRequest, CrlScope};
+use crate::crl::{CrlBuilder, CrlRequest, CrlScope, crl_url_problem};
 use crate::csr::Csr;
 use crate::error::CaError;
 use crate::issuer::{Issuer, pem};
@@ -120,6 +120,9 @@ pub struct Authority {
     random: Arc<dyn RandomSource>,
     urls: DistributionUrls,
     crl_partitions: u32,
+    /// Where delta CRLs are published (a template like the CRL URL), when
+    /// they are.
+    delta_crl_url: Option<String>,
 }
 
 /// What a CRL Distribution Point URL must contain when CRLs are partitioned:
@@ -128,6 +131,10 @@ pub const PARTITION_PLACEHOLDER: &str = "{partition}";
 
 /// The most CRL partitions an issuer may have.
 pub const MAX_CRL_PARTITIONS: u32 = 4096;
+
+/// The profile name under which delegated OCSP signer certificates are
+/// recorded in the inventory.
+pub const OCSP_SIGNER_PROFILE: &str = "ocsp-signer";
 
 impl Authority {
     /// An authority issuing as `issuer`.
@@ -153,6 +160,7 @@ impl Authority {
             random,
             urls,
             crl_partitions: 0,
+            delta_crl_url: None,
         }
     }
 
@@ -391,6 +399,57 @@ impl Authority {
         })
     }
 
+    /// Issues a delegated OCSP signer certificate (see
+    /// [`Issuer::sign_ocsp_signer`]) for `public_key`, valid for `validity`
+    /// from now (backdated like every certificate, capped to the issuer's
+    /// validity). Like any certificate it is recorded pending before the HSM
+    /// signs it, under the profile [`OCSP_SIGNER_PROFILE`].
+    pub fn issue_ocsp_signer(
+        &self,
+        public_key: &PublicKey,
+        validity: Duration,
+        requester: &str,
+    ) -> Result<Issued, CaError> {
+        let now = self.clock.now();
+        for _ in 0..3 {
+            let serial = self.random_serial()?;
+            let tbs = crate::ocsp::signer_tbs(
+                &self.issuer,
+                public_key,
+                serial.as_bytes(),
+                now - BACKDATE,
+                now + validity,
+            )?;
+            let tbs_der = tbs.to_der().map_err(|e| CaError::Internal(e.to_string()))?;
+            let record = CertRecord {
+                issuer_id: self.issuer.id().to_string(),
+                serial: serial.clone(),
+                profile: OCSP_SIGNER_PROFILE.to_string(),
+                requester: requester.to_string(),
+                subject: tbs.subject.to_string(),
+                sans: Vec::new(),
+                not_before: crate::x509::time_unix(&tbs.validity.not_before),
+                not_after: crate::x509::time_unix(&tbs.validity.not_after),
+                status: CertStatus::Pending,
+                tbs_der,
+                cert_der: None,
+                created_at: unix(now),
+                issued_at: None,
+                renewal_of: None,
+                revocation: None,
+                crl_partition: None,
+            };
+            match self.store.insert_pending(&record) {
+                Ok(()) => return self.issue(Prepared { record, tbs }),
+                Err(StoreError::DuplicateSerial { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(CaError::Store(StoreError::Unavailable(
+            "three random serials in a row already existed".into(),
+        )))
+    }
+
     /// One certificate of this issuer by serial.
     pub fn get(&self, serial: &Serial) -> Result<CertRecord, CaError> {
         self.store
@@ -551,6 +610,57 @@ impl Authority {
         Ok((outcome, record))
     }
 
+    /// Publishes delta CRLs (RFC 5280 5.2.4) at `url`, and names that URL in
+    /// every complete CRL's Freshest CRL extension (5.2.6).
+    ///
+    /// `url` is a template like the CRL Distribution Point URL: it contains
+    /// [`PARTITION_PLACEHOLDER`] exactly when the CRL URL does, and the whole
+    /// issuer's delta is then published with `all` in its place, like its
+    /// complete CRL. It must differ from the CRL URL and be an absolute
+    /// http, https or ldap URI.
+    pub fn with_delta_crls(mut self, url: impl Into<String>) -> Result<Self, CaError> {
+        let url = url.into();
+        let Some(crl_url) = self.urls.crl.as_deref() else {
+            return Err(CaError::BadIssuer(
+                "delta CRLs need a CRL Distribution Point URL".into(),
+            ));
+        };
+        if url == crl_url {
+            return Err(CaError::BadIssuer(format!(
+                "the delta CRL URL {url:?} is the CRL URL; they must differ"
+            )));
+        }
+        if url.contains(PARTITION_PLACEHOLDER) != crl_url.contains(PARTITION_PLACEHOLDER) {
+            return Err(CaError::BadIssuer(format!(
+                "the delta CRL URL {url:?} must contain {PARTITION_PLACEHOLDER} exactly when \
+                 the CRL URL {crl_url:?} does"
+            )));
+        }
+        if let Some(problem) = crl_url_problem(&url.replace(PARTITION_PLACEHOLDER, "0")) {
+            return Err(CaError::BadIssuer(format!("delta CRL URL: {problem}")));
+        }
+        self.delta_crl_url = Some(url);
+        Ok(self)
+    }
+
+    /// The delta CRL URL template given to [`Authority::with_delta_crls`];
+    /// `None` when no delta CRLs are published.
+    pub fn delta_crl_url_template(&self) -> Option<&str> {
+        self.delta_crl_url.as_deref()
+    }
+
+    /// Where the delta CRLs of `series` are published (what its complete
+    /// CRLs name as their Freshest CRL); `None` when no delta CRLs are
+    /// published. With partitions, the whole issuer's is the `all` one.
+    pub fn delta_crl_url(&self, series: CrlSeries) -> Option<String> {
+        let url = self.delta_crl_url.as_deref()?;
+        let name = match series {
+            CrlSeries::All => "all".to_string(),
+            CrlSeries::Partition(n) => n.to_string(),
+        };
+        Some(url.replace(PARTITION_PLACEHOLDER, &name))
+    }
+
     /// Builds, signs and saves a complete CRL of `series`, valid for
     /// `validity` from now.
     ///
@@ -561,19 +671,88 @@ impl Authority {
     /// appeared on a CRL issued after it expired (RFC 5280 3.3): entries
     /// drop off once they expired more than one `validity` ago. A
     /// partition's CRL carries a critical Issuing Distribution Point naming
-    /// the URL written into that partition's certificates. thisUpdate grows
-    /// strictly within a series, so HTTP `Last-Modified` always changes.
+    /// the URL written into that partition's certificates. With delta CRLs
+    /// ([`Authority::with_delta_crls`]) it also names its deltas' URL in a
+    /// Freshest CRL extension. thisUpdate grows strictly within a series, so
+    /// HTTP `Last-Modified` always changes.
     pub fn publish_crl(&self, series: CrlSeries, validity: Duration) -> Result<StoredCrl, CaError> {
-        let mut now = self.clock.now();
-        if let Some(previous) = self.store.latest_crl(self.issuer.id(), series, false)? {
-            let after = SystemTime::UNIX_EPOCH
-                + Duration::from_secs(
-                    u64::try_from(previous.this_update.saturating_add(1)).unwrap_or(0),
-                );
-            now = now.max(after);
-        }
+        let now = self.next_this_update(series, false)?;
         let validity_secs = i64::try_from(validity.as_secs()).unwrap_or(i64::MAX);
         let drop_before = unix(now).saturating_sub(validity_secs);
+        self.build_and_save_crl(series, now, validity, None, drop_before)
+    }
+
+    /// Builds, signs and saves a delta CRL of `series` (RFC 5280 5.2.4),
+    /// valid for `validity` from now, against the newest complete CRL of
+    /// `series` the store holds (its base).
+    ///
+    /// It lists every revocation change made after the base was read from
+    /// the store: certificates revoked since (and holds made final, with
+    /// their new reason), and holds lifted since, as `removeFromCRL`. Its
+    /// critical Delta CRL Indicator names the base's number; its own number
+    /// comes from the series' one counter, so it is above the base's. A
+    /// partition's delta carries the same critical Issuing Distribution
+    /// Point as the partition's complete CRL. Entries drop off as they do
+    /// from the complete CRLs (once expired longer than the base's
+    /// validity). thisUpdate grows strictly among the series' deltas and is
+    /// never before the base's.
+    ///
+    /// Fails with [`CaError::BadRequest`] when no complete CRL of `series`
+    /// has been saved yet: publish one first.
+    pub fn publish_delta_crl(
+        &self,
+        series: CrlSeries,
+        validity: Duration,
+    ) -> Result<StoredCrl, CaError> {
+        let base = self
+            .store
+            .latest_crl(self.issuer.id(), series, false)?
+            .ok_or_else(|| {
+                let of = match series {
+                    CrlSeries::All => "the issuer".to_string(),
+                    CrlSeries::Partition(n) => format!("partition {n}"),
+                };
+                CaError::BadRequest(format!(
+                    "no complete CRL of {of} has been published yet, and a delta CRL needs one \
+                     as its base"
+                ))
+            })?;
+        let now = self
+            .next_this_update(series, true)?
+            .max(Self::time_at(base.this_update));
+        let base_validity = base.next_update.saturating_sub(base.this_update);
+        let drop_before = unix(now).saturating_sub(base_validity);
+        self.build_and_save_crl(series, now, validity, Some(&base), drop_before)
+    }
+
+    /// thisUpdate for the next complete (or `delta`) CRL of `series`: now,
+    /// but at least a second after the previous one of its kind.
+    fn next_this_update(&self, series: CrlSeries, delta: bool) -> Result<SystemTime, CaError> {
+        let now = self.clock.now();
+        Ok(
+            match self.store.latest_crl(self.issuer.id(), series, delta)? {
+                Some(previous) => now.max(Self::time_at(previous.this_update.saturating_add(1))),
+                None => now,
+            },
+        )
+    }
+
+    /// The time `secs` Unix seconds stand for (the epoch for negative ones).
+    fn time_at(secs: i64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+    }
+
+    /// Builds, signs and saves one CRL of `series`: complete, or with `base`
+    /// a delta of the changes since it. Certificates that expired at or
+    /// before `drop_before` are left out.
+    fn build_and_save_crl(
+        &self,
+        series: CrlSeries,
+        now: SystemTime,
+        validity: Duration,
+        base: Option<&StoredCrl>,
+        drop_before: i64,
+    ) -> Result<StoredCrl, CaError> {
         let url = match series {
             CrlSeries::All => None,
             CrlSeries::Partition(n) => Some(
@@ -585,6 +764,11 @@ impl Authority {
             Some(url) => CrlScope::Partition { url },
             None => CrlScope::Full,
         };
+        let freshest = match base {
+            None => self.delta_crl_url(series),
+            Some(_) => None,
+        };
+        let delta_of = base.map(|b| b.number);
         let number = self.store.next_crl_number(self.issuer.id(), series)?;
         let next_update = now + validity;
         let request = CrlRequest {
@@ -592,15 +776,15 @@ impl Authority {
             this_update: now,
             next_update,
             scope,
-            delta_of: None,
-            freshest: None,
+            delta_of,
+            freshest: freshest.as_deref(),
         };
         let mut builder = CrlBuilder::new(&self.issuer, &request)?;
         let mut refused = None;
         let scanned = self.store.for_each_revoked(
             self.issuer.id(),
             series,
-            None,
+            base.map(|b| b.revocation_seq),
             drop_before,
             &mut |entry| {
                 builder.push(&entry).map_err(|e| {
@@ -619,7 +803,7 @@ impl Authority {
         let crl = StoredCrl {
             issuer_id: self.issuer.id().to_string(),
             series,
-            delta_of: None,
+            delta_of,
             number,
             revocation_seq,
             this_update: unix(now),
@@ -627,13 +811,23 @@ impl Authority {
             der,
         };
         self.store.save_crl(&crl)?;
-        tracing::info!(
-            series = %series.key(),
-            number,
-            entries,
-            bytes = crl.der.len(),
-            "published CRL"
-        );
+        match delta_of {
+            None => tracing::info!(
+                series = %series.key(),
+                number,
+                entries,
+                bytes = crl.der.len(),
+                "published CRL"
+            ),
+            Some(base) => tracing::info!(
+                series = %series.key(),
+                number,
+                base,
+                entries,
+                bytes = crl.der.len(),
+                "published delta CRL"
+            ),
+        }
         Ok(crl)
     }
 

@@ -452,7 +452,7 @@ fn request_findings(request: &CrlRequest<'_>) -> Vec<String> {
 /// Why `url` cannot name where a CRL is published, if it cannot: it must be
 /// an absolute `http`, `https` or `ldap` URI of printable ASCII without
 /// whitespace, with a host for http(s).
-fn crl_url_problem(url: &str) -> Option<String> {
+pub(crate) fn crl_url_problem(url: &str) -> Option<String> {
     let shown = format!("{url:?}");
     if url.is_empty() || url.len() > 2048 {
         return Some(format!("URI {shown} must be 1 to 2048 characters"));

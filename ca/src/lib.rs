@@ -24,7 +24,8 @@ mod store;
 mod x509;
 
 pub use authority::{
-    Authority, BACKDATE, IssueRequest, Issued, MAX_CRL_PARTITIONS, PARTITION_PLACEHOLDER, Prepared,
+    Authority, BACKDATE, IssueRequest, Issued, MAX_CRL_PARTITIONS, OCSP_SIGNER_PROFILE,
+    PARTITION_PLACEHOLDER, Prepared,
 };
 pub use certificate::DistributionUrls;
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -35,8 +36,8 @@ pub use issuer::{CaCertificateRequest, Issuer, pem, self_signed_root};
 pub use names::{DomainPattern, Names, dns_name_problem, uri_problem};
 pub use ocsp::{
     CertIdHash, CertState, DelegatedSigner, MAX_CERT_IDS, MAX_NONCE_LEN, MAX_OCSP_REQUEST_LEN,
-    OcspErrorStatus, OcspRequest, OcspRequestError, OcspResponder, OcspTimes, RequestedCert,
-    error_response,
+    OcspErrorStatus, OcspRequest, OcspRequestError, OcspRequestParser, OcspResponder, OcspTimes,
+    RequestedCert, error_response,
 };
 pub use profile::{
     DEFAULT_MAX_TTL, MAX_NAMES, Profile, ProfileConfig, format_duration, parse_duration,

@@ -2,7 +2,9 @@
 //! builder, signed in the HSM for every issuer algorithm, and checked by
 //! independent verifiers (`openssl crl -verify`, `openssl verify -crl_check`,
 //! gnutls `certtool --verify-crl`, pkilint's `lint_crl`) and by decoding with
-//! x509-cert; every refusal signs nothing.
+//! x509-cert; every refusal signs nothing. The authority publishes complete
+//! CRLs that name their delta CRLs, and delta CRLs of exactly the changes
+//! since their base, which OpenSSL applies (`-use_deltas`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -1046,5 +1048,386 @@ fn a_hundred_thousand_entry_crl_verifies_with_openssl() {
     assert_eq!(
         last.serial_number.as_bytes(),
         serial_number(N - 1).as_bytes()
+    );
+}
+
+/// The entries of a CRL as `(serial, reason code)`, sorted by serial (no
+/// reason code extension: `None`).
+fn listed(crl: &CertificateList) -> Vec<(Serial, Option<u8>)> {
+    let mut entries: Vec<(Serial, Option<u8>)> = crl
+        .tbs_cert_list
+        .revoked_certificates
+        .iter()
+        .flatten()
+        .map(|entry| {
+            let serial =
+                Serial::from_bytes(entry.serial_number.as_bytes().to_vec()).expect("serial");
+            let reason = entry.crl_entry_extensions.as_ref().map(|extensions| {
+                let ext = extensions
+                    .iter()
+                    .find(|e| e.extn_id == ID_CE_CRL_REASONS)
+                    .expect("only reason codes are written");
+                CrlReason::from_der(ext.extn_value.as_bytes()).expect("reason") as u8
+            });
+            (serial, reason)
+        })
+        .collect();
+    entries.sort();
+    entries
+}
+
+/// A CRL's extension by OID, with its criticality.
+fn crl_extension(
+    crl: &CertificateList,
+    oid: const_oid::ObjectIdentifier,
+) -> Option<(bool, Vec<u8>)> {
+    crl.tbs_cert_list
+        .crl_extensions
+        .as_ref()?
+        .iter()
+        .find(|e| e.extn_id == oid)
+        .map(|e| (e.critical, e.extn_value.as_bytes().to_vec()))
+}
+
+/// The base CRL number a delta CRL names (its critical Delta CRL Indicator).
+fn base_number_of(crl: &CertificateList) -> u64 {
+    let (critical, value) =
+        crl_extension(crl, ID_CE_DELTA_CRL_INDICATOR).expect("a Delta CRL Indicator");
+    assert!(critical, "the Delta CRL Indicator must be critical");
+    let base = BaseCrlNumber::from_der(&value).expect("base number");
+    base.0
+        .as_bytes()
+        .iter()
+        .fold(0u64, |n, b| (n << 8) | u64::from(*b))
+}
+
+/// The URL a complete CRL's Freshest CRL extension names.
+fn freshest_of(crl: &CertificateList) -> String {
+    let (critical, value) = crl_extension(crl, ID_CE_FRESHEST_CRL).expect("a Freshest CRL");
+    assert!(!critical, "the Freshest CRL extension must be non-critical");
+    let freshest = FreshestCrl::from_der(&value).expect("freshest");
+    assert_eq!(freshest.0.len(), 1);
+    uri_of(freshest.0[0].distribution_point.as_ref()).expect("a URI")
+}
+
+/// Issues a leaf from `ca` and keeps it as `<name>.pem` in `dir`.
+fn issue_named_leaf(dir: &Path, ca: &strongroom_ca::Authority, name: &str) -> (Serial, PathBuf) {
+    let (serial, path) = issue_leaf(dir, ca);
+    let named = dir.join(format!("{name}.pem"));
+    std::fs::rename(&path, &named).expect("rename");
+    (serial, named)
+}
+
+const DELTA_URL: &str = "http://127.0.0.1:8200/crl/dev-delta.crl";
+
+#[test]
+fn an_authority_publishes_deltas_of_the_changes_since_their_base() {
+    use RevocationReason::{CertificateHold, KeyCompromise, RemoveFromCrl, Superseded};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (root_der, issuer) = hierarchy(
+        "crl-publish-delta",
+        KeySpec::EcP256,
+        SignatureAlgorithm::EcdsaP256Sha256,
+    );
+    let ca = authority(
+        root_der.clone(),
+        issuer.clone(),
+        Arc::new(MemoryStore::default()),
+    )
+    .with_delta_crls(DELTA_URL)
+    .expect("delta CRLs");
+    let series = strongroom_ca::CrlSeries::All;
+    let (week, hour) = (7 * DAY, Duration::from_secs(3_600));
+    let root = write(dir.path(), "root.pem", &pem("CERTIFICATE", &root_der));
+    let inter = write(dir.path(), "inter.pem", &issuer.certificate_pem());
+
+    // No base yet: refused, saying so.
+    match ca.publish_delta_crl(series, hour) {
+        Err(CaError::BadRequest(why)) => assert!(why.contains("no complete CRL"), "{why}"),
+        other => panic!("expected a refusal without a base, got {other:?}"),
+    }
+
+    let (compromised, _) = issue_named_leaf(dir.path(), &ca, "compromised");
+    let (held, held_pem) = issue_named_leaf(dir.path(), &ca, "held");
+    let (superseded, superseded_pem) = issue_named_leaf(dir.path(), &ca, "superseded");
+    let (untouched, untouched_pem) = issue_named_leaf(dir.path(), &ca, "untouched");
+    let revoke = |serial: &Serial, reason| {
+        ca.revoke(serial, reason, None, "tester").expect("revoke");
+    };
+    revoke(&compromised, KeyCompromise);
+    revoke(&held, CertificateHold);
+
+    // The base: both revocations, and a Freshest CRL naming the deltas.
+    let base = ca.publish_crl(series, week).expect("base");
+    assert_eq!(base.delta_of, None);
+    let base_crl = decode(&base.der);
+    assert_eq!(freshest_of(&base_crl), DELTA_URL);
+    let mut expected = vec![
+        (compromised.clone(), Some(KeyCompromise.code())),
+        (held.clone(), Some(CertificateHold.code())),
+    ];
+    expected.sort();
+    assert_eq!(listed(&base_crl), expected);
+    let (base_der, base_pem) = write_crl(dir.path(), "base", &base.der);
+    openssl_crl_verify(&base_der, &inter);
+    lint_crl(&base_pem, "CRL", &[]);
+
+    // Since the base: the hold is lifted and another certificate revoked.
+    revoke(&held, RemoveFromCrl);
+    revoke(&superseded, Superseded);
+    let delta = ca.publish_delta_crl(series, hour).expect("delta");
+    assert_eq!(delta.delta_of, Some(base.number));
+    assert!(
+        delta.number > base.number,
+        "{} > {}",
+        delta.number,
+        base.number
+    );
+    assert!(delta.this_update >= base.this_update);
+    assert_eq!(delta.next_update - delta.this_update, 3_600);
+    assert_eq!(
+        ca.store()
+            .latest_crl(issuer.id(), series, true)
+            .expect("read")
+            .expect("saved"),
+        delta
+    );
+    let delta_crl = decode(&delta.der);
+    assert_eq!(base_number_of(&delta_crl), base.number);
+    assert!(crl_extension(&delta_crl, ID_CE_FRESHEST_CRL).is_none());
+    assert!(crl_extension(&delta_crl, ID_CE_ISSUING_DISTRIBUTION_POINT).is_none());
+    // Only the changes, the lifted hold as removeFromCRL at the hold's time.
+    let mut expected = vec![
+        (held.clone(), Some(RemoveFromCrl.code())),
+        (superseded.clone(), Some(Superseded.code())),
+    ];
+    expected.sort();
+    assert_eq!(listed(&delta_crl), expected);
+    let hold_time = base_crl
+        .tbs_cert_list
+        .revoked_certificates
+        .iter()
+        .flatten()
+        .find(|e| e.serial_number.as_bytes() == held.as_bytes())
+        .expect("held on the base")
+        .revocation_date;
+    let removal_time = delta_crl
+        .tbs_cert_list
+        .revoked_certificates
+        .iter()
+        .flatten()
+        .find(|e| e.serial_number.as_bytes() == held.as_bytes())
+        .expect("removed in the delta")
+        .revocation_date;
+    assert_eq!(removal_time, hold_time);
+    assert!(!listed(&delta_crl).iter().any(|(s, _)| s == &untouched));
+
+    let (delta_der, delta_pem) = write_crl(dir.path(), "delta", &delta.der);
+    openssl_crl_verify(&delta_der, &inter);
+    let text = openssl_crl_text(&delta_der);
+    assert!(
+        text.contains("X509v3 Delta CRL Indicator: critical"),
+        "{text}"
+    );
+    lint_crl(&delta_pem, "CRL", &[]);
+
+    // OpenSSL applies the delta to its base: the lifted hold is valid, the
+    // certificate revoked since the base is not, the untouched one is.
+    let with_delta = |leaf: &Path| {
+        openssl_verify_with_crls(
+            &root,
+            &inter,
+            leaf,
+            &[&base_pem, &delta_pem],
+            &["-crl_check", "-use_deltas"],
+        )
+    };
+    let (verified, out) = with_delta(&held_pem);
+    assert!(verified, "the lifted hold: {out}");
+    let (verified, out) = with_delta(&superseded_pem);
+    assert!(!verified && out.contains("certificate revoked"), "{out}");
+    let (verified, out) = with_delta(&untouched_pem);
+    assert!(verified, "{out}");
+
+    // Another delta against the same base: same changes, a new number, a
+    // later thisUpdate.
+    let again = ca.publish_delta_crl(series, hour).expect("again");
+    assert_eq!(again.delta_of, Some(base.number));
+    assert_eq!(again.number, delta.number + 1);
+    assert!(again.this_update > delta.this_update);
+    assert_eq!(listed(&decode(&again.der)), listed(&delta_crl));
+
+    // A new complete CRL holds the changes; its delta starts empty.
+    let next_base = ca.publish_crl(series, week).expect("next base");
+    assert!(next_base.number > again.number);
+    let mut expected = vec![
+        (compromised, Some(KeyCompromise.code())),
+        (superseded, Some(Superseded.code())),
+    ];
+    expected.sort();
+    assert_eq!(listed(&decode(&next_base.der)), expected);
+    let empty = ca.publish_delta_crl(series, hour).expect("empty delta");
+    assert_eq!(empty.delta_of, Some(next_base.number));
+    let empty_crl = decode(&empty.der);
+    assert_eq!(empty_crl.tbs_cert_list.revoked_certificates, None);
+    let (empty_der, empty_pem) = write_crl(dir.path(), "empty-delta", &empty.der);
+    openssl_crl_verify(&empty_der, &inter);
+    lint_crl(&empty_pem, "CRL", &[]);
+}
+
+#[test]
+fn a_partitions_delta_carries_the_partitions_distribution_point() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (root_der, issuer) = hierarchy(
+        "crl-partition-delta",
+        KeySpec::EcP256,
+        SignatureAlgorithm::EcdsaP256Sha256,
+    );
+    let template = "http://127.0.0.1:8200/crl/part-{partition}.crl";
+    let delta_template = "http://127.0.0.1:8200/crl/part-{partition}-delta.crl";
+    let ca = strongroom_ca::Authority::new(
+        issuer.clone(),
+        vec![root_der.clone()],
+        vec![server_profile()],
+        DistributionUrls {
+            crl: Some(template.into()),
+            ..urls()
+        },
+        Arc::new(MemoryStore::default()),
+        Arc::new(strongroom_ca::SystemClock),
+        Arc::new(token().clone()),
+    )
+    .with_crl_partitions(2)
+    .expect("partitions")
+    .with_delta_crls(delta_template)
+    .expect("delta CRLs");
+    let (serial, leaf) = issue_named_leaf(dir.path(), &ca, "leaf");
+    let partition = ca
+        .get(&serial)
+        .expect("record")
+        .crl_partition
+        .expect("a partition");
+    let series = strongroom_ca::CrlSeries::Partition(partition);
+    let partition_url = template.replace("{partition}", &partition.to_string());
+    let delta_url = delta_template.replace("{partition}", &partition.to_string());
+    assert_eq!(ca.delta_crl_url(series), Some(delta_url.clone()));
+    let root = write(dir.path(), "root.pem", &pem("CERTIFICATE", &root_der));
+    let inter = write(dir.path(), "inter.pem", &issuer.certificate_pem());
+
+    let base = ca.publish_crl(series, 7 * DAY).expect("base");
+    let base_crl = decode(&base.der);
+    assert_eq!(freshest_of(&base_crl), delta_url);
+    // The whole issuer's complete CRL points at the whole issuer's delta.
+    let all = ca
+        .publish_crl(strongroom_ca::CrlSeries::All, 7 * DAY)
+        .expect("all");
+    assert_eq!(
+        freshest_of(&decode(&all.der)),
+        "http://127.0.0.1:8200/crl/part-all-delta.crl"
+    );
+
+    ca.revoke(&serial, RevocationReason::KeyCompromise, None, "tester")
+        .expect("revoke");
+    let delta = ca
+        .publish_delta_crl(series, Duration::from_secs(3_600))
+        .expect("partition delta");
+    let delta_crl = decode(&delta.der);
+    assert_eq!(base_number_of(&delta_crl), base.number);
+    assert_eq!(
+        listed(&delta_crl),
+        vec![(serial.clone(), Some(RevocationReason::KeyCompromise.code()))]
+    );
+    // The same critical IDP as the partition's complete CRL.
+    let (critical, idp) = idp_of(&delta_crl);
+    assert!(critical && idp.only_contains_user_certs);
+    assert_eq!(idp, idp_of(&base_crl).1);
+    assert_eq!(
+        uri_of(idp.distribution_point.as_ref()),
+        Some(partition_url.clone())
+    );
+
+    let (base_der, base_pem) = write_crl(dir.path(), "base", &base.der);
+    let (delta_der, delta_pem) = write_crl(dir.path(), "delta", &delta.der);
+    openssl_crl_verify(&base_der, &inter);
+    openssl_crl_verify(&delta_der, &inter);
+    let text = openssl_crl_text(&delta_der);
+    for needle in [
+        "X509v3 Delta CRL Indicator: critical",
+        "X509v3 Issuing Distribution Point: critical",
+        &format!("URI:{partition_url}"),
+    ] {
+        assert!(text.contains(needle), "'{needle}' missing from\n{text}");
+    }
+    lint_crl(&base_pem, "CRL", &[]);
+    lint_crl(&delta_pem, "CRL", &[]);
+    // OpenSSL matches both to the leaf's distribution point and applies the
+    // delta: the leaf, valid on the base alone, is revoked.
+    let (verified, out) =
+        openssl_verify_with_crls(&root, &inter, &leaf, &[&base_pem], &["-crl_check"]);
+    assert!(verified, "{out}");
+    let (verified, out) = openssl_verify_with_crls(
+        &root,
+        &inter,
+        &leaf,
+        &[&base_pem, &delta_pem],
+        &["-crl_check", "-use_deltas"],
+    );
+    assert!(!verified && out.contains("certificate revoked"), "{out}");
+}
+
+#[test]
+fn delta_crl_urls_are_checked() {
+    let (root_der, issuer) = hierarchy(
+        "crl-delta-urls",
+        KeySpec::EcP256,
+        SignatureAlgorithm::EcdsaP256Sha256,
+    );
+    let with_urls = |crl: Option<&str>, partitions: u32| {
+        strongroom_ca::Authority::new(
+            issuer.clone(),
+            vec![root_der.clone()],
+            vec![server_profile()],
+            DistributionUrls {
+                crl: crl.map(str::to_string),
+                ..urls()
+            },
+            Arc::new(MemoryStore::default()),
+            Arc::new(strongroom_ca::SystemClock),
+            Arc::new(token().clone()),
+        )
+        .with_crl_partitions(partitions)
+        .expect("partitions")
+    };
+    let refused =
+        |ca: strongroom_ca::Authority, delta: &str, says: &str| match ca.with_delta_crls(delta) {
+            Err(CaError::BadIssuer(why)) => assert!(why.contains(says), "{delta}: {why}"),
+            other => panic!("{delta}: expected a refusal, got {other:?}"),
+        };
+    let plain = "http://127.0.0.1:8200/crl/dev.crl";
+    let parted = "http://127.0.0.1:8200/crl/p-{partition}.crl";
+    refused(with_urls(None, 0), DELTA_URL, "need a CRL");
+    refused(with_urls(Some(plain), 0), plain, "must differ");
+    refused(
+        with_urls(Some(plain), 0),
+        "http://127.0.0.1:8200/crl/p-{partition}-delta.crl",
+        "{partition}",
+    );
+    refused(
+        with_urls(Some(parted), 4),
+        "http://127.0.0.1:8200/crl/delta.crl",
+        "{partition}",
+    );
+    refused(
+        with_urls(Some(plain), 0),
+        "ftp://127.0.0.1/crl/dev-delta.crl",
+        "scheme",
+    );
+    let ca = with_urls(Some(plain), 0);
+    assert_eq!(ca.delta_crl_url(strongroom_ca::CrlSeries::All), None);
+    let ca = ca.with_delta_crls(DELTA_URL).expect("delta CRLs");
+    assert_eq!(ca.delta_crl_url_template(), Some(DELTA_URL));
+    assert_eq!(
+        ca.delta_crl_url(strongroom_ca::CrlSeries::All).as_deref(),
+        Some(DELTA_URL)
     );
 }

@@ -1116,3 +1116,56 @@ fn the_request_parser_survives_thousands_of_mutations() {
         "{accepted} accepted, {refused} refused"
     );
 }
+
+#[test]
+fn an_authority_records_its_ocsp_signer_before_signing_it() {
+    let (root_der, issuer) = hierarchy(
+        "auth-ocsp",
+        KeySpec::EcP256,
+        SignatureAlgorithm::EcdsaP256Sha256,
+    );
+    let store = Arc::new(MemoryStore::default());
+    let authority = authority(root_der, issuer.clone(), Arc::clone(&store));
+    let key = token()
+        .generate_key_pair("auth-ocsp-responder", KeySpec::EcP256)
+        .expect("signer key");
+    let issued = authority
+        .issue_ocsp_signer(key.public_key(), Duration::from_secs(86_400), "strongroom")
+        .expect("issued");
+    let record = &issued.record;
+    assert_eq!(record.profile, strongroom_ca::OCSP_SIGNER_PROFILE);
+    assert_eq!(record.requester, "strongroom");
+    assert!(
+        record.subject.contains("OCSP Responder"),
+        "{}",
+        record.subject
+    );
+    // A day from now, backdated (but not before the issuer's own validity).
+    let now = unix_now();
+    assert!(
+        (record.not_after - now - 86_400).abs() <= 5,
+        "{}",
+        record.not_after
+    );
+    assert!(record.not_before < now - 30, "{}", record.not_before);
+    assert!(
+        record.not_before >= issuer.not_before(),
+        "{}",
+        record.not_before
+    );
+    // In the inventory, issued, with the certificate handed back.
+    let stored = authority.get(&record.serial).expect("in the store");
+    assert_eq!(stored.status, strongroom_ca::CertStatus::Issued);
+    assert_eq!(
+        stored.cert_der.as_deref(),
+        Some(&issued.certificate_der[..])
+    );
+    // The certificate is one a responder can sign with.
+    let signer = Arc::new(
+        key.signer(SignatureAlgorithm::EcdsaP256Sha256)
+            .expect("signer"),
+    );
+    let delegate =
+        DelegatedSigner::new(&issued.certificate_der, signer, SystemTime::now()).expect("delegate");
+    OcspResponder::new(issuer, Some(delegate)).expect("responder");
+}

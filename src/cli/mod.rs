@@ -208,13 +208,15 @@ struct RevokeArgs {
 #[command(after_help = "Examples:\n  \
     strongroom crl get > issuing.crl.pem\n  \
     strongroom crl get --der --out issuing.crl\n  \
-    strongroom crl get --partition 3 --out p3.crl.pem")]
+    strongroom crl get --partition 3 --out p3.crl.pem\n  \
+    strongroom crl get --delta --der --out issuing-delta.crl")]
 struct CrlGetArgs {
     /// The CRL of this partition (default: the whole issuer's).
     #[arg(long, value_name = "N")]
     partition: Option<u32>,
 
-    /// The newest delta CRL instead of the complete one.
+    /// The newest delta CRL instead of the complete one (when the appliance
+    /// publishes delta CRLs: crl.delta).
     #[arg(long)]
     delta: bool,
 
@@ -892,7 +894,14 @@ async fn crl_get(args: CrlGetArgs) -> anyhow::Result<()> {
         }
         OutputFormat::Text => {
             if let Some(path) = &args.out {
-                println!("wrote {} (CRL number {})", path.display(), crl.number);
+                match crl.base_number {
+                    0 => println!("wrote {} (CRL number {})", path.display(), crl.number),
+                    base => println!(
+                        "wrote {} (delta CRL number {}, base CRL number {base})",
+                        path.display(),
+                        crl.number
+                    ),
+                }
             }
             Ok(())
         }

@@ -50,6 +50,10 @@ impl CaService {
     /// The response for a fresh certificate, with the generated private key
     /// if there is one (moved out of its zeroizing buffer into the response).
     fn issue_response(&self, issued: &Issued, key: Option<Zeroizing<String>>) -> v1::IssueResponse {
+        // The new certificate's OCSP responses are due.
+        if let Some(ocsp) = &self.appliance.ocsp {
+            ocsp.issued();
+        }
         v1::IssueResponse {
             certificate: Some(certificate(&issued.record)),
             chain_pem: self.appliance.authority.chain_pem(),
@@ -207,10 +211,11 @@ impl CaService {
         })
     }
 
-    /// Ca.Revoke. The OCSP cache and the CRL publisher learn of the change
-    /// on the blocking thread, right after the store commits it, whatever
-    /// happens to the caller afterwards (and again on a repeated call, so a
-    /// retry after a lost reply still reaches them).
+    /// Ca.Revoke. The CRL publisher and the OCSP responder learn of the
+    /// change on the blocking thread, right after the store commits it,
+    /// whatever happens to the caller afterwards (and again on a repeated
+    /// call, so a retry after a lost reply still reaches them): the reply
+    /// comes after the certificate's new OCSP responses are stored.
     async fn revoke(
         &self,
         requester: String,
@@ -225,10 +230,10 @@ impl CaService {
                     appliance
                         .authority
                         .revoke(&call.serial, call.reason, call.at, &requester)?;
-                if let Some(ocsp) = &appliance.ocsp {
-                    ocsp.forget(&record.serial);
-                }
                 appliance.crls.changed(record.crl_partition);
+                if let Some(ocsp) = &appliance.ocsp {
+                    ocsp.status_changed(&record.serial);
+                }
                 Ok::<_, CaError>((outcome, record))
             })
             .await??;
@@ -238,9 +243,15 @@ impl CaService {
         })
     }
 
-    /// Ca.GetCrl: the newest saved CRL.
+    /// Ca.GetCrl: the newest saved CRL, complete or delta. A delta CRL is
+    /// NotFound, saying why, when the appliance does not publish them.
     async fn crl(&self, request: v1::GetCrlRequest) -> Result<v1::CrlResponse, Failure> {
         let (series, delta) = convert::get_crl(&request)?;
+        if delta && !self.appliance.crl.delta {
+            return Err(Failure::NotFound(
+                "this appliance publishes no delta CRLs (crl.delta is off)".into(),
+            ));
+        }
         let appliance = Arc::clone(&self.appliance);
         let crl = self
             .pool

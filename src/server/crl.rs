@@ -1,16 +1,26 @@
 //! CRL publishing in the background, and the CRLs the HTTP listener serves.
 //!
-//! A revocation never waits for a CRL: [`Crls::changed`] marks the CRLs it
+//! A revocation never waits for a CRL: [`Crls::changed`] marks the series it
 //! affects (the issuer's whole CRL and the certificate's partition) and wakes
-//! [`run`], which rebuilds them on the blocking pool. Rebuilds are coalesced:
-//! after a wake-up the publisher waits a little so that a burst of
-//! revocations costs one rebuild, four times the last build's duration (at
-//! least [`MIN_COALESCE`], which also keeps thisUpdate moving by whole
-//! seconds), but never more than `crl.rebuild_within` from the first change
-//! it has not published yet. Every CRL is also rebuilt
-//! halfway through its validity, so clients never hold one past nextUpdate,
-//! and all are rebuilt at start (which also covers a crash between a
-//! revocation and its rebuild).
+//! [`run`], which rebuilds them on the blocking pool. Without delta CRLs, a
+//! change rebuilds the complete CRLs of those series. With delta CRLs
+//! (`crl.delta`), it rebuilds only their delta CRLs, which list every change
+//! since their base (the newest complete CRL), so a revocation costs a CRL
+//! the size of the recent changes rather than of every revocation.
+//!
+//! Rebuilds are coalesced: after a wake-up the publisher waits a little so
+//! that a burst of revocations costs one rebuild, four times the last
+//! build's duration (at least [`MIN_COALESCE`], which also keeps thisUpdate
+//! moving by whole seconds), but never more than `crl.rebuild_within` from
+//! the first change it has not published yet.
+//!
+//! Every CRL, complete or delta, is also rebuilt halfway through its own
+//! validity, so clients never hold one past nextUpdate, and every complete
+//! CRL is rebuilt at start (which also covers a crash between a revocation
+//! and its rebuild). With delta CRLs, each complete CRL rebuilt is followed
+//! at once by a delta against it, so the served delta's base is the served
+//! complete CRL; a series that has no complete CRL yet gets one before its
+//! first delta.
 //!
 //! Published CRLs are kept in memory ([`Crls::get`]) for the HTTP listener,
 //! and in the store, where a restarted or keyless server finds them.
@@ -31,6 +41,43 @@ pub(crate) const MIN_COALESCE: Duration = Duration::from_secs(1);
 
 /// How long to wait before trying again after a failed build.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// One CRL the publisher keeps current: a series' complete CRL, or its
+/// delta CRL. Ordered by series, the complete CRL first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct CrlKey {
+    /// The series.
+    pub(crate) series: CrlSeries,
+    /// Whether it is the series' delta CRL.
+    pub(crate) delta: bool,
+}
+
+impl CrlKey {
+    /// The complete CRL of `series`.
+    pub(crate) fn complete(series: CrlSeries) -> Self {
+        CrlKey {
+            series,
+            delta: false,
+        }
+    }
+
+    /// The delta CRL of `series`.
+    pub(crate) fn delta(series: CrlSeries) -> Self {
+        CrlKey {
+            series,
+            delta: true,
+        }
+    }
+
+    /// For logs: `all`, `p7`, `all delta`, `p7 delta`.
+    fn name(self) -> String {
+        if self.delta {
+            format!("{} delta", self.series.key())
+        } else {
+            self.series.key()
+        }
+    }
+}
 
 /// A published CRL, ready to serve.
 #[derive(Debug, Clone)]
@@ -59,56 +106,86 @@ impl From<StoredCrl> for PublishedCrl {
 /// The CRLs of one issuer: what is published, and what needs rebuilding.
 #[derive(Debug, Default)]
 pub(crate) struct Crls {
-    /// The newest CRL of each series.
-    published: RwLock<HashMap<CrlSeries, Arc<PublishedCrl>>>,
-    /// Series with changes not yet published, and when the oldest came.
-    dirty: Mutex<(BTreeSet<CrlSeries>, Option<Instant>)>,
+    /// Whether delta CRLs are published.
+    deltas: bool,
+    /// The newest CRL of each kind and series.
+    published: RwLock<HashMap<CrlKey, Arc<PublishedCrl>>>,
+    /// CRLs with changes not yet published, and when the oldest came.
+    dirty: Mutex<(BTreeSet<CrlKey>, Option<Instant>)>,
     /// Wakes the publisher.
     wake: Notify,
 }
 
 impl Crls {
-    /// A revocation changed the certificate in `partition`: its CRLs need
-    /// rebuilding. Returns at once.
+    /// Nothing published yet; with `deltas`, changes go into delta CRLs.
+    pub(crate) fn new(deltas: bool) -> Self {
+        Crls {
+            deltas,
+            ..Crls::default()
+        }
+    }
+
+    /// Whether delta CRLs are published.
+    pub(crate) fn deltas(&self) -> bool {
+        self.deltas
+    }
+
+    /// A revocation changed the certificate in `partition`: the CRLs that
+    /// show changes first (the delta CRLs if published, else the complete
+    /// ones) of the whole issuer and of that partition need rebuilding.
+    /// Returns at once.
     pub(crate) fn changed(&self, partition: Option<u32>) {
+        let key = |series| CrlKey {
+            series,
+            delta: self.deltas,
+        };
         {
             let mut dirty = self.dirty.lock().unwrap_or_else(PoisonError::into_inner);
-            dirty.0.insert(CrlSeries::All);
+            dirty.0.insert(key(CrlSeries::All));
             if let Some(n) = partition {
-                dirty.0.insert(CrlSeries::Partition(n));
+                dirty.0.insert(key(CrlSeries::Partition(n)));
             }
             dirty.1.get_or_insert_with(Instant::now);
         }
         self.wake.notify_one();
     }
 
-    /// The newest published CRL of `series`.
-    pub(crate) fn get(&self, series: CrlSeries) -> Option<Arc<PublishedCrl>> {
+    /// The newest published CRL of this kind and series.
+    pub(crate) fn get(&self, key: CrlKey) -> Option<Arc<PublishedCrl>> {
         self.published
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(&series)
+            .get(&key)
             .cloned()
     }
 
-    /// Makes `crl` the newest of `series`.
-    pub(crate) fn set(&self, series: CrlSeries, crl: PublishedCrl) {
+    /// Makes `crl` the newest of its kind and series.
+    pub(crate) fn set(&self, key: CrlKey, crl: PublishedCrl) {
         self.published
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(series, Arc::new(crl));
+            .insert(key, Arc::new(crl));
     }
 
-    /// Takes the series to rebuild and when their oldest change came.
-    fn take_dirty(&self) -> (BTreeSet<CrlSeries>, Option<Instant>) {
+    /// Makes a CRL the store saved the newest of its kind and series.
+    fn publish(&self, crl: StoredCrl) {
+        let key = CrlKey {
+            series: crl.series,
+            delta: crl.delta_of.is_some(),
+        };
+        self.set(key, crl.into());
+    }
+
+    /// Takes the CRLs to rebuild and when their oldest change came.
+    fn take_dirty(&self) -> (BTreeSet<CrlKey>, Option<Instant>) {
         let mut dirty = self.dirty.lock().unwrap_or_else(PoisonError::into_inner);
         (std::mem::take(&mut dirty.0), dirty.1.take())
     }
 
-    /// Puts back series whose rebuild failed, to try again.
-    fn put_back(&self, series: impl IntoIterator<Item = CrlSeries>, since: Instant) {
+    /// Puts back CRLs whose rebuild failed, to try again.
+    fn put_back(&self, keys: impl IntoIterator<Item = CrlKey>, since: Instant) {
         let mut dirty = self.dirty.lock().unwrap_or_else(PoisonError::into_inner);
-        dirty.0.extend(series);
+        dirty.0.extend(keys);
         let oldest = dirty.1.map_or(since, |t| t.min(since));
         dirty.1 = Some(oldest);
     }
@@ -125,6 +202,70 @@ impl Crls {
             .unwrap_or_else(PoisonError::into_inner)
             .0
             .is_empty()
+    }
+}
+
+/// One series' builds in a round: `(series, complete, delta)`.
+type Step = (CrlSeries, bool, bool);
+
+/// What one round builds for the `due` CRLs, series by series: the complete
+/// CRL when it is due, or when its delta is due but the series has no
+/// complete CRL yet to be the base; then, with `deltas`, the delta CRL when
+/// it is due or its complete CRL is rebuilt.
+fn plan(
+    due: &BTreeSet<CrlKey>,
+    deltas: bool,
+    has_complete: impl Fn(CrlSeries) -> bool,
+) -> Vec<Step> {
+    let series: BTreeSet<CrlSeries> = due.iter().map(|key| key.series).collect();
+    series
+        .into_iter()
+        .map(|series| {
+            let delta_due = deltas && due.contains(&CrlKey::delta(series));
+            let complete =
+                due.contains(&CrlKey::complete(series)) || (delta_due && !has_complete(series));
+            (series, complete, deltas && (complete || delta_due))
+        })
+        .collect()
+}
+
+/// Builds what [`plan`] says for `due` (blocking: it signs in the HSM),
+/// serving each CRL as soon as it is built. Returns the CRLs that failed.
+fn build(appliance: &Appliance, due: &BTreeSet<CrlKey>) -> Vec<CrlKey> {
+    let (authority, crls, config) = (&appliance.authority, &appliance.crls, &appliance.crl);
+    let has_complete = |series| crls.get(CrlKey::complete(series)).is_some();
+    let mut failed = Vec::new();
+    for (series, complete, delta) in plan(due, crls.deltas(), has_complete) {
+        if complete {
+            let built = authority.publish_crl(series, config.validity);
+            served(crls, CrlKey::complete(series), built, &mut failed);
+        }
+        if delta {
+            if has_complete(series) {
+                let built = authority.publish_delta_crl(series, config.delta_validity);
+                served(crls, CrlKey::delta(series), built, &mut failed);
+            } else {
+                // Its base failed to build: both are tried again.
+                failed.push(CrlKey::delta(series));
+            }
+        }
+    }
+    failed
+}
+
+/// Serves a CRL just built, or notes that `key` failed.
+fn served(
+    crls: &Crls,
+    key: CrlKey,
+    built: Result<StoredCrl, strongroom_ca::CaError>,
+    failed: &mut Vec<CrlKey>,
+) {
+    match built {
+        Ok(crl) => crls.publish(crl),
+        Err(e) => {
+            tracing::warn!(crl = %key.name(), error = %e, "CRL build failed");
+            failed.push(key);
+        }
     }
 }
 
@@ -165,14 +306,14 @@ pub(crate) async fn run(
             Err(e) => tracing::warn!(error = ?e, "cannot load the saved CRLs"),
         }
     }
-    let mut due: BTreeSet<CrlSeries> = BTreeSet::new();
+    let mut due: BTreeSet<CrlKey> = BTreeSet::new();
     let mut everything = true;
     loop {
         if everything {
             let app = Arc::clone(&appliance);
             match pool.run(move || all_series(&app)).await {
                 Ok(Ok(series)) => {
-                    due.extend(series);
+                    due.extend(series.into_iter().map(CrlKey::complete));
                     everything = false;
                 }
                 Ok(Err(e)) => tracing::warn!(error = %e, "cannot list the CRL partitions"),
@@ -183,30 +324,15 @@ pub(crate) async fn run(
         due.extend(dirty);
         if !due.is_empty() {
             let started = Instant::now();
-            let batch: Vec<CrlSeries> = std::mem::take(&mut due).into_iter().collect();
+            let batch = Arc::new(std::mem::take(&mut due));
             let app = Arc::clone(&appliance);
-            let todo = batch.clone();
-            let failed = pool
-                .run(move || {
-                    // Each CRL is served as soon as it is built.
-                    let mut failed = Vec::new();
-                    for series in todo {
-                        match app.authority.publish_crl(series, validity) {
-                            Ok(crl) => app.crls.set(series, crl.into()),
-                            Err(e) => {
-                                tracing::warn!(series = %series.key(), error = %e, "CRL build failed");
-                                failed.push(series);
-                            }
-                        }
-                    }
-                    failed
-                })
-                .await;
+            let todo = Arc::clone(&batch);
+            let failed = pool.run(move || build(&app, &todo)).await;
             let failed = match failed {
                 Ok(failed) => failed,
                 Err(e) => {
                     tracing::warn!(error = ?e, "CRL build failed");
-                    batch
+                    batch.iter().copied().collect()
                 }
             };
             if !failed.is_empty() {
@@ -226,9 +352,9 @@ pub(crate) async fn run(
                 // Whatever reached half-life is due.
                 let now = unix_now();
                 let published = crls.published.read().unwrap_or_else(PoisonError::into_inner);
-                for (series, crl) in published.iter() {
+                for (key, crl) in published.iter() {
                     if now >= half_life(crl) {
-                        due.insert(*series);
+                        due.insert(*key);
                     }
                 }
                 false
@@ -252,16 +378,25 @@ pub(crate) async fn run(
     }
 }
 
-/// Puts the CRLs the store kept into memory, so a restarted appliance
-/// serves them before its first rebuild.
+/// Puts the CRLs the store kept into memory (delta CRLs only when they are
+/// published), so a restarted appliance serves them before its first
+/// rebuild.
 fn load_published(appliance: &Appliance) -> Result<(), strongroom_ca::CaError> {
     let authority = &appliance.authority;
+    let kinds: &[bool] = if appliance.crls.deltas() {
+        &[false, true]
+    } else {
+        &[false]
+    };
     for series in all_series(appliance)? {
-        if let Some(crl) = authority
-            .store()
-            .latest_crl(authority.issuer().id(), series, false)?
-        {
-            appliance.crls.set(series, crl.into());
+        for &delta in kinds {
+            if let Some(crl) =
+                authority
+                    .store()
+                    .latest_crl(authority.issuer().id(), series, delta)?
+            {
+                appliance.crls.publish(crl);
+            }
         }
     }
     Ok(())
@@ -307,12 +442,60 @@ mod tests {
         let (dirty, since) = crls.take_dirty();
         assert_eq!(
             dirty,
-            BTreeSet::from([CrlSeries::All, CrlSeries::Partition(3)])
+            BTreeSet::from([
+                CrlKey::complete(CrlSeries::All),
+                CrlKey::complete(CrlSeries::Partition(3))
+            ])
         );
         assert!(since.is_some());
         assert!(!crls.has_dirty());
-        crls.put_back([CrlSeries::Partition(1)], Instant::now());
+        crls.put_back([CrlKey::complete(CrlSeries::Partition(1))], Instant::now());
         assert!(crls.has_dirty());
+    }
+
+    #[test]
+    fn with_deltas_changes_mark_the_delta_crls() {
+        let crls = Crls::new(true);
+        crls.changed(Some(3));
+        let (dirty, _) = crls.take_dirty();
+        assert_eq!(
+            dirty,
+            BTreeSet::from([
+                CrlKey::delta(CrlSeries::All),
+                CrlKey::delta(CrlSeries::Partition(3))
+            ])
+        );
+    }
+
+    #[test]
+    fn a_round_builds_complete_crls_before_their_deltas() {
+        use CrlSeries::{All, Partition};
+        let due = BTreeSet::from([
+            CrlKey::complete(All),
+            CrlKey::delta(Partition(1)),
+            CrlKey::delta(Partition(2)),
+        ]);
+        let has_complete = |series| series != Partition(2);
+        // Without deltas only complete CRLs are ever due.
+        assert_eq!(
+            plan(
+                &BTreeSet::from([CrlKey::complete(All)]),
+                false,
+                has_complete
+            ),
+            vec![(All, true, false)]
+        );
+        assert_eq!(
+            plan(&due, true, has_complete),
+            vec![
+                // A complete CRL rebuilt: its delta follows, against it.
+                (All, true, true),
+                // A change: only the delta.
+                (Partition(1), false, true),
+                // A change in a series without a base: the base first.
+                (Partition(2), true, true),
+            ]
+        );
     }
 
     #[test]
@@ -330,11 +513,30 @@ mod tests {
             Duration::from_secs(300),
             "nothing published: wait half a validity"
         );
-        crls.set(CrlSeries::All, crl);
+        crls.set(CrlKey::complete(CrlSeries::All), crl);
         assert_eq!(
             next_refresh(&crls, Duration::from_secs(600)),
             Duration::from_secs(1),
             "past half-life: at once (one second)"
+        );
+    }
+
+    #[test]
+    fn the_shorter_lived_delta_sets_the_next_refresh() {
+        let now = unix_now();
+        let crls = Crls::new(true);
+        let published = |number, validity: i64| PublishedCrl {
+            der: Bytes::new(),
+            number,
+            this_update: now,
+            next_update: now + validity,
+        };
+        crls.set(CrlKey::complete(CrlSeries::All), published(1, 86_400));
+        crls.set(CrlKey::delta(CrlSeries::All), published(2, 600));
+        let refresh = next_refresh(&crls, Duration::from_secs(86_400));
+        assert!(
+            (Duration::from_secs(299)..=Duration::from_secs(300)).contains(&refresh),
+            "{refresh:?}"
         );
     }
 }

@@ -8,9 +8,12 @@
 //! | `/ca/root.crt`    | the last certificate of the chain, DER | `application/pkix-cert` |
 //! | `/ca/chain.pem`   | the chain, issuing CA first, PEM       | `text/plain`          |
 //! | path of `ca.crl_url` | the newest CRL, DER                 | `application/pkix-crl` |
+//! | path of the delta CRL URL | the newest delta CRL, DER      | `application/pkix-crl` |
 //!
 //! With partitioned CRLs, `ca.crl_url` holds `{partition}`: partition `n` is
-//! served with `n` in its place, and the whole issuer's CRL with `all`.
+//! served with `n` in its place, and the whole issuer's CRL with `all`. The
+//! delta CRLs (`crl.delta`) are served the same way at the delta CRL URL
+//! (`ca.crl_url` with `-delta` before `.crl`).
 //! CRL responses carry `ETag` (the CRL number), `Last-Modified`
 //! (thisUpdate), `Expires` (nextUpdate) and `Cache-Control: max-age` up to
 //! nextUpdate, and answer `If-None-Match` / `If-Modified-Since` with 304.
@@ -41,9 +44,8 @@ use tokio::task::JoinSet;
 use strongroom_ca::{CrlSeries, PARTITION_PLACEHOLDER};
 
 use super::blocking::BlockingPool;
-use super::crl::{Crls, PublishedCrl};
+use super::crl::{CrlKey, Crls, PublishedCrl};
 use super::ocsp::Ocsp;
-use crate::appliance::Appliance;
 
 /// How long a client may take to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -76,45 +78,50 @@ impl CaFiles {
     }
 }
 
-/// Where the CRLs are served, from the CRL Distribution Point URL.
+/// Where the CRLs are served, from the CRL Distribution Point URL and the
+/// delta CRL URL.
 #[derive(Debug, Clone)]
 pub(crate) struct CrlRoutes {
-    /// The path of the whole issuer's CRL.
-    all: String,
-    /// With partitions: the path before and after the partition number.
-    partitions: Option<(String, String)>,
+    /// The paths of the complete CRLs.
+    complete: CrlPaths,
+    /// The paths of the delta CRLs, when they are published.
+    delta: Option<CrlPaths>,
     /// Partitions configured now; others are served only if published.
     configured: u32,
     /// The published CRLs.
     crls: Arc<Crls>,
 }
 
-impl CrlRoutes {
-    /// Routes for the CRL Distribution Point `url` (absolute http URL; with
-    /// `{partition}` when partitioned). `None` when it has no usable path.
-    pub(crate) fn new(url: &str, configured: u32, crls: Arc<Crls>) -> Option<CrlRoutes> {
+/// The paths of one kind of CRL (complete or delta).
+#[derive(Debug, Clone)]
+struct CrlPaths {
+    /// The path of the whole issuer's CRL.
+    all: String,
+    /// With partitions: the path before and after the partition number.
+    partitions: Option<(String, String)>,
+}
+
+impl CrlPaths {
+    /// The paths of an absolute http URL (with `{partition}` when
+    /// partitioned). `None` when it has no usable path.
+    fn new(url: &str) -> Option<CrlPaths> {
         let rest = url
             .strip_prefix("http://")
             .or_else(|| url.strip_prefix("https://"))?;
         let path = &rest[rest.find('/')?..];
-        let routes = match path.split_once(PARTITION_PLACEHOLDER) {
-            Some((before, after)) => CrlRoutes {
+        Some(match path.split_once(PARTITION_PLACEHOLDER) {
+            Some((before, after)) => CrlPaths {
                 all: format!("{before}all{after}"),
                 partitions: Some((before.to_string(), after.to_string())),
-                configured,
-                crls,
             },
-            None => CrlRoutes {
+            None => CrlPaths {
                 all: path.to_string(),
                 partitions: None,
-                configured,
-                crls,
             },
-        };
-        Some(routes)
+        })
     }
 
-    /// The series served at `path`, if any.
+    /// The series whose CRL `path` names, if any.
     fn series(&self, path: &str) -> Option<CrlSeries> {
         if path == self.all {
             return Some(CrlSeries::All);
@@ -126,9 +133,44 @@ impl CrlRoutes {
         let canonical = !digits.is_empty()
             && digits.bytes().all(|b| b.is_ascii_digit())
             && (digits == "0" || !digits.starts_with('0'));
-        let n: u32 = canonical.then(|| digits.parse().ok()).flatten()?;
-        let series = CrlSeries::Partition(n);
-        (n < self.configured || self.crls.get(series).is_some()).then_some(series)
+        canonical
+            .then(|| digits.parse().ok())
+            .flatten()
+            .map(CrlSeries::Partition)
+    }
+}
+
+impl CrlRoutes {
+    /// Routes for the CRL Distribution Point `url` (absolute http URL; with
+    /// `{partition}` when partitioned) and, when delta CRLs are published,
+    /// the delta CRL URL `delta_url` (alike). `None` when `url` has no
+    /// usable path.
+    pub(crate) fn new(
+        url: &str,
+        delta_url: Option<&str>,
+        configured: u32,
+        crls: Arc<Crls>,
+    ) -> Option<CrlRoutes> {
+        Some(CrlRoutes {
+            complete: CrlPaths::new(url)?,
+            delta: delta_url.and_then(CrlPaths::new),
+            configured,
+            crls,
+        })
+    }
+
+    /// The CRL served at `path`, if any.
+    fn crl(&self, path: &str) -> Option<CrlKey> {
+        let key = match self.complete.series(path) {
+            Some(series) => CrlKey::complete(series),
+            None => CrlKey::delta(self.delta.as_ref()?.series(path)?),
+        };
+        match key.series {
+            CrlSeries::All => Some(key),
+            CrlSeries::Partition(n) => {
+                (n < self.configured || self.crls.get(key).is_some()).then_some(key)
+            }
+        }
     }
 }
 
@@ -154,10 +196,8 @@ pub(crate) struct Site {
 /// The OCSP responder and what it needs to answer.
 #[derive(Clone)]
 pub(crate) struct OcspRoute {
-    /// The responder and its cache.
+    /// The responder and its responses.
     pub(crate) ocsp: Arc<Ocsp>,
-    /// The inventory it reads.
-    pub(crate) appliance: Arc<Appliance>,
     /// Where it signs and reads.
     pub(crate) pool: BlockingPool,
 }
@@ -170,7 +210,7 @@ impl Site {
             || self
                 .crls
                 .as_ref()
-                .is_some_and(|routes| routes.series(path).is_some())
+                .is_some_and(|routes| routes.crl(path).is_some())
     }
 }
 
@@ -220,10 +260,7 @@ async fn connection(stream: TcpStream, site: Arc<Site>, stop: watch::Receiver<bo
             if let Some(route) = &site.ocsp {
                 let path = request.uri().path();
                 if route.ocsp.serves(path) && !site.serves_locally(path) {
-                    let response = route
-                        .ocsp
-                        .handle(request, Arc::clone(&route.appliance), route.pool.clone())
-                        .await;
+                    let response = route.ocsp.handle(request, route.pool.clone()).await;
                     return Ok::<_, Infallible>(response);
                 }
             }
@@ -266,8 +303,8 @@ pub(crate) fn respond(
     let files = &site.files;
     if method == Method::GET {
         if let Some(routes) = &site.crls {
-            if let Some(series) = routes.series(path) {
-                let response = crl_response(routes.crls.get(series).as_deref(), headers);
+            if let Some(key) = routes.crl(path) {
+                let response = crl_response(routes.crls.get(key).as_deref(), headers);
                 tracing::debug!(%method, path, status = response.status().as_u16(), "HTTP request");
                 return response;
             }
@@ -458,9 +495,13 @@ mod tests {
     }
 
     fn with_crls(url: &str) -> (Site, Arc<Crls>) {
-        let crls = Arc::new(Crls::default());
+        with_delta_crls(url, None)
+    }
+
+    fn with_delta_crls(url: &str, delta_url: Option<&str>) -> (Site, Arc<Crls>) {
+        let crls = Arc::new(Crls::new(delta_url.is_some()));
         let mut site = files();
-        site.crls = Some(CrlRoutes::new(url, 8, Arc::clone(&crls)).expect("routes"));
+        site.crls = Some(CrlRoutes::new(url, delta_url, 8, Arc::clone(&crls)).expect("routes"));
         (site, crls)
     }
 
@@ -483,7 +524,7 @@ mod tests {
         let early = get(&site, "/crl/issuing.crl");
         assert_eq!(early.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(early.headers()[RETRY_AFTER], "5");
-        crls.set(CrlSeries::All, crl(0x2a));
+        crls.set(CrlKey::complete(CrlSeries::All), crl(0x2a));
         let served = get(&site, "/crl/issuing.crl");
         assert_eq!(served.status(), StatusCode::OK);
         let h = served.headers().clone();
@@ -520,7 +561,7 @@ mod tests {
             StatusCode::OK
         );
         // A newer CRL changes the tag.
-        crls.set(CrlSeries::All, crl(0x2b));
+        crls.set(CrlKey::complete(CrlSeries::All), crl(0x2b));
         assert_eq!(conditional(IF_NONE_MATCH, "\"2a\""), StatusCode::OK);
         assert_eq!(get(&site, "/crl/other.crl").status(), StatusCode::NOT_FOUND);
     }
@@ -528,8 +569,8 @@ mod tests {
     #[tokio::test]
     async fn partitioned_crls_are_served_by_number_and_the_whole_one_as_all() {
         let (site, crls) = with_crls("http://ca.test/crl/issuing-{partition}.crl");
-        crls.set(CrlSeries::Partition(7), crl(1));
-        crls.set(CrlSeries::All, crl(2));
+        crls.set(CrlKey::complete(CrlSeries::Partition(7)), crl(1));
+        crls.set(CrlKey::complete(CrlSeries::All), crl(2));
         assert_eq!(get(&site, "/crl/issuing-7.crl").status(), StatusCode::OK);
         assert_eq!(get(&site, "/crl/issuing-all.crl").headers()[ETAG], "\"2\"");
         assert_eq!(
@@ -544,6 +585,72 @@ mod tests {
         ] {
             assert_eq!(get(&site, bad).status(), StatusCode::NOT_FOUND, "{bad}");
         }
+    }
+
+    #[tokio::test]
+    async fn delta_crls_are_served_beside_the_complete_ones() {
+        let (site, crls) = with_delta_crls(
+            "http://ca.test/crl/issuing.crl",
+            Some("http://ca.test/crl/issuing-delta.crl"),
+        );
+        assert_eq!(
+            get(&site, "/crl/issuing-delta.crl").status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not built yet"
+        );
+        crls.set(CrlKey::complete(CrlSeries::All), crl(5));
+        crls.set(CrlKey::delta(CrlSeries::All), crl(6));
+        assert_eq!(get(&site, "/crl/issuing.crl").headers()[ETAG], "\"5\"");
+        let delta = get(&site, "/crl/issuing-delta.crl");
+        assert_eq!(delta.status(), StatusCode::OK);
+        let h = delta.headers();
+        assert_eq!(h[ETAG], "\"6\"");
+        assert_eq!(h[CONTENT_TYPE], "application/pkix-crl");
+        for name in [LAST_MODIFIED, EXPIRES, CACHE_CONTROL] {
+            assert!(h.contains_key(&name), "{name}");
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(IF_NONE_MATCH, HeaderValue::from_static("\"6\""));
+        let cached = respond(&site, &Method::GET, "/crl/issuing-delta.crl", &headers);
+        assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
+
+        // Partitioned: each partition's delta, and the whole issuer's.
+        let (site, crls) = with_delta_crls(
+            "http://ca.test/crl/issuing-{partition}.crl",
+            Some("http://ca.test/crl/issuing-{partition}-delta.crl"),
+        );
+        crls.set(CrlKey::complete(CrlSeries::Partition(9)), crl(1));
+        crls.set(CrlKey::delta(CrlSeries::Partition(9)), crl(2));
+        crls.set(CrlKey::delta(CrlSeries::All), crl(3));
+        assert_eq!(get(&site, "/crl/issuing-9.crl").headers()[ETAG], "\"1\"");
+        assert_eq!(
+            get(&site, "/crl/issuing-9-delta.crl").headers()[ETAG],
+            "\"2\""
+        );
+        assert_eq!(
+            get(&site, "/crl/issuing-all-delta.crl").headers()[ETAG],
+            "\"3\""
+        );
+        assert_eq!(
+            get(&site, "/crl/issuing-2-delta.crl").status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "a configured partition's delta not built yet"
+        );
+        for bad in [
+            "/crl/issuing-10-delta.crl",
+            "/crl/issuing-09-delta.crl",
+            "/crl/issuing--delta.crl",
+            "/crl/issuing-delta.crl",
+        ] {
+            assert_eq!(get(&site, bad).status(), StatusCode::NOT_FOUND, "{bad}");
+        }
+
+        // Without delta CRLs there is nothing at the delta path.
+        let (site, _) = with_crls("http://ca.test/crl/issuing.crl");
+        assert_eq!(
+            get(&site, "/crl/issuing-delta.crl").status(),
+            StatusCode::NOT_FOUND
+        );
     }
 
     #[tokio::test]

@@ -24,6 +24,7 @@ mod blocking;
 mod ca_service;
 mod convert;
 pub(crate) mod crl;
+pub(crate) mod edge;
 mod http;
 mod limit;
 pub(crate) mod ocsp;
@@ -116,7 +117,7 @@ pub(crate) fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Completes on Ctrl-C (SIGINT) or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
@@ -209,17 +210,25 @@ pub(crate) async fn serve(
         crls: appliance.authority.urls().crl.as_deref().and_then(|url| {
             http::CrlRoutes::new(
                 url,
+                appliance.authority.delta_crl_url_template(),
                 appliance.authority.crl_partitions(),
                 Arc::clone(&appliance.crls),
             )
         }),
         ocsp: appliance.ocsp.as_ref().map(|ocsp| http::OcspRoute {
             ocsp: Arc::clone(ocsp),
-            appliance: Arc::clone(&appliance),
             pool: pool.clone(),
         }),
     };
     let http_task = tokio::spawn(http::serve(http, site, stop_rx.clone()));
+    let presigner = appliance.ocsp.as_ref().map(|ocsp| {
+        tokio::spawn(ocsp::presign::run(
+            Arc::clone(&appliance),
+            Arc::clone(ocsp),
+            pool.clone(),
+            stop_rx.clone(),
+        ))
+    });
     let publisher = tokio::spawn(crl::run(Arc::clone(&appliance), pool, stop_rx.clone()));
 
     // tonic ignores its tcp_nodelay setting for a given listener; without it,
@@ -238,6 +247,9 @@ pub(crate) async fn serve(
     trigger.abort();
     let http_done = http_task.await;
     publisher.abort();
+    if let Some(presigner) = presigner {
+        presigner.abort();
+    }
     served.context("the gRPC server failed")?;
     http_done.context("the HTTP server failed")?;
     Ok(())

@@ -119,7 +119,10 @@ use strongroom_ca::{
     RevokeOutcome, RevokedEntry, Serial, StoreError, StoredCrl,
 };
 
+mod ocsp;
 mod revocation;
+
+pub(crate) use ocsp::{SignedResponse, StoredResponse, StoredSigner};
 
 /// One checked-in schema migration.
 struct Migration {
@@ -148,6 +151,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 3,
         name: "0003_revocation",
         sql: include_str!("migrations/0003_revocation.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "0004_ocsp",
+        sql: include_str!("migrations/0004_ocsp.sql"),
     },
 ];
 
@@ -293,6 +301,44 @@ impl SqliteStore {
         let mut writer = connect(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         enable_wal(&writer, path)?;
         migrate(&mut writer, path)?;
+        let readers = (0..READERS)
+            .map(|_| connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            writer: Mutex::new(writer),
+            group: Mutex::new(Group::default()),
+            committed: Condvar::new(),
+            commits: AtomicU64::new(0),
+            readers,
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    /// Opens an existing store for reading only, as a keyless edge responder
+    /// does next to a running appliance: nothing is created or migrated, and
+    /// every write fails.
+    ///
+    /// Fails with [`StoreError::Unavailable`] if the file is missing, is not
+    /// a SQLite database, or has a schema other than the one this binary
+    /// writes (start the appliance of the same version first).
+    pub(crate) fn open_read_only(path: &Path) -> Result<SqliteStore, StoreError> {
+        let writer = connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let current: i64 = writer
+            .query_row(
+                "SELECT coalesce(max(version), 0) FROM schema_migrations",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(|e| unavailable(&format!("opening {}", path.display()), e))?;
+        let known = MIGRATIONS.last().map_or(0, |m| m.version);
+        if current != known {
+            return Err(StoreError::Unavailable(format!(
+                "{}: database schema version {current}, this strongroom reads version \
+                 {known}; run the same strongroom version as the appliance that writes it",
+                path.display()
+            )));
+        }
         let readers = (0..READERS)
             .map(|_| connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY).map(Mutex::new))
             .collect::<Result<Vec<_>, _>>()?;
@@ -1826,6 +1872,44 @@ mod tests {
                 assert!(message.contains("newer"), "{message}");
                 assert!(message.contains(&format!("version {future}")), "{message}");
                 assert!(message.contains(&path.display().to_string()), "{message}");
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_read_only_store_reads_what_the_writer_wrote_and_writes_nothing() {
+        let dir = TempDir::new().expect("temp dir");
+        let path = dir.path().join("store.db");
+        assert!(
+            SqliteStore::open_read_only(&path).is_err(),
+            "a missing file is not created"
+        );
+        assert!(!path.exists());
+        let writer = SqliteStore::open(&path).expect("open");
+        let record = pending(ISSUER, 7);
+        writer.insert_pending(&record).expect("insert");
+        let reader = SqliteStore::open_read_only(&path).expect("open read-only");
+        assert_eq!(
+            reader.get(ISSUER, &record.serial).expect("get"),
+            Some(record.clone())
+        );
+        assert!(matches!(
+            reader.insert_pending(&pending(ISSUER, 8)),
+            Err(StoreError::Unavailable(_))
+        ));
+        drop(reader);
+        // An older schema is refused rather than read with today's queries.
+        Connection::open(&path)
+            .expect("raw open")
+            .execute(
+                "DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)",
+                [],
+            )
+            .expect("forget the newest migration");
+        match SqliteStore::open_read_only(&path) {
+            Err(StoreError::Unavailable(message)) => {
+                assert!(message.contains("same strongroom version"), "{message}");
             }
             other => panic!("expected a refusal, got {other:?}"),
         }

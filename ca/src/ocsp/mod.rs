@@ -68,7 +68,7 @@ use crate::x509::{signature_algorithm_id, time_unix};
 
 pub use request::{OcspRequest, OcspRequestError, RequestedCert};
 pub use signer::DelegatedSigner;
-pub(crate) use signer::issue_signer_certificate;
+pub(crate) use signer::{issue_signer_certificate, signer_tbs};
 
 /// Requests longer than this many bytes are malformed without being parsed.
 ///
@@ -221,6 +221,40 @@ impl IssuerHashes {
     }
 }
 
+/// Matches OCSP requests to one issuer known only by its certificate: what a
+/// keyless responder serving pre-signed responses needs.
+#[derive(Debug, Clone)]
+pub struct OcspRequestParser {
+    hashes: IssuerHashes,
+    issuer_id: String,
+}
+
+impl OcspRequestParser {
+    /// A parser for requests about certificates issued by the CA whose
+    /// certificate is `issuer_certificate_der`; [`CaError::BadIssuer`] if it
+    /// does not decode.
+    pub fn new(issuer_certificate_der: &[u8]) -> Result<Self, CaError> {
+        let bad = |reason: String| CaError::BadIssuer(reason);
+        let certificate =
+            Certificate::from_der(issuer_certificate_der).map_err(|e| bad(e.to_string()))?;
+        let key = certificate_key(&certificate)?;
+        Ok(OcspRequestParser {
+            hashes: IssuerHashes::new(&certificate).map_err(bad)?,
+            issuer_id: key.fingerprint(),
+        })
+    }
+
+    /// The issuer's inventory id ([`Issuer::id`]).
+    pub fn issuer_id(&self) -> &str {
+        &self.issuer_id
+    }
+
+    /// Parses a DER `OCSPRequest` like [`OcspResponder::parse_request`].
+    pub fn parse(&self, der: &[u8]) -> Result<OcspRequest, OcspRequestError> {
+        request::parse(der, &self.hashes, &self.issuer_id)
+    }
+}
+
 /// An OCSP responder for one issuer, signing with the issuer's key or with a
 /// delegated OCSP signer's.
 #[derive(Debug, Clone)]
@@ -272,6 +306,13 @@ impl OcspResponder {
     /// The issuer this responder answers for.
     pub fn issuer(&self) -> &Issuer {
         &self.issuer
+    }
+
+    /// The notAfter of the certificate that signs responses (the delegate's
+    /// or the issuer's), Unix seconds: no response may have a later
+    /// `nextUpdate`.
+    pub fn signer_not_after(&self) -> i64 {
+        self.signer_not_after
     }
 
     /// The delegated signer, if responses are not signed by the issuer.

@@ -9,10 +9,10 @@ use der::asn1::{Any, SetOfVec};
 use der::{Decode, Encode, Tag};
 use spki::AlgorithmIdentifierOwned;
 use strongroom_hsm::{PublicKey, Signer};
-use x509_cert::Certificate;
 use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::ext::pkix::{AuthorityKeyIdentifier, ExtendedKeyUsage, KeyUsage, KeyUsages};
 use x509_cert::name::{Name, RdnSequence, RelativeDistinguishedName};
+use x509_cert::{Certificate, TbsCertificate};
 
 use super::{algorithm_for_id, certificate_key, wire};
 use crate::certificate::{DistributionUrls, Kind, Template, assemble, build_tbs};
@@ -181,6 +181,26 @@ pub(crate) fn issue_signer_certificate(
     not_before: SystemTime,
     not_after: SystemTime,
 ) -> Result<Vec<u8>, CaError> {
+    let tbs = signer_tbs(issuer, public_key, serial, not_before, not_after)?;
+    let tbs_der = tbs
+        .to_der()
+        .map_err(|e| CaError::Internal(format!("encoding the OCSP signer certificate: {e}")))?;
+    let signature = issuer.sign_verified(&tbs_der)?;
+    assemble(tbs, &signature)
+        .and_then(|c| c.to_der().map_err(|e| e.to_string()))
+        .map_err(|e| CaError::Internal(format!("encoding the OCSP signer certificate: {e}")))
+}
+
+/// The linted to-be-signed certificate of a delegated OCSP signer for
+/// `public_key` (see [`Issuer::sign_ocsp_signer`]), validity capped to the
+/// issuer's.
+pub(crate) fn signer_tbs(
+    issuer: &Issuer,
+    public_key: &PublicKey,
+    serial: &[u8],
+    not_before: SystemTime,
+    not_after: SystemTime,
+) -> Result<TbsCertificate, CaError> {
     let facts = issuer.facts();
     let at = |secs: i64| {
         SystemTime::UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).unwrap_or_default())
@@ -211,13 +231,7 @@ pub(crate) fn issue_signer_certificate(
                 .collect(),
         ));
     }
-    let tbs_der = tbs
-        .to_der()
-        .map_err(|e| CaError::Internal(format!("encoding the OCSP signer certificate: {e}")))?;
-    let signature = issuer.sign_verified(&tbs_der)?;
-    assemble(tbs, &signature)
-        .and_then(|c| c.to_der().map_err(|e| e.to_string()))
-        .map_err(|e| CaError::Internal(format!("encoding the OCSP signer certificate: {e}")))
+    Ok(tbs)
 }
 
 /// The issuer's subject with its common name replaced by

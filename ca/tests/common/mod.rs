@@ -30,6 +30,9 @@ pub struct MemoryRevocations {
     seq: u64,
     /// Per serial: the counter value of its last revocation change.
     changed: HashMap<Serial, u64>,
+    /// Per serial whose hold was lifted: when the hold began (a delta CRL's
+    /// removeFromCRL entry carries it, as the SQLite store's does).
+    released: HashMap<Serial, i64>,
     /// Per (issuer, series): the last CRL number taken.
     numbers: HashMap<(String, CrlSeries), u64>,
     /// Per (issuer, series, delta): the newest CRL.
@@ -121,8 +124,10 @@ impl CertStore for MemoryStore {
                 RevokeOutcome::Revoked(entry(revocation))
             }
             RevocationChange::Release => {
+                if let Some(hold) = r.revocation.take() {
+                    revocations.released.insert(serial.clone(), hold.revoked_at);
+                }
                 r.status = CertStatus::Issued;
-                r.revocation = None;
                 RevokeOutcome::Released
             }
         };
@@ -164,12 +169,17 @@ impl CertStore for MemoryStore {
                     revoked_at: revocation.revoked_at,
                     reason: revocation.reason,
                 })?,
-                // Issued again after a hold, since the base: removeFromCRL.
-                (None, Some(_)) => each(RevokedEntry {
-                    serial: r.serial.clone(),
-                    revoked_at: now,
-                    reason: RevocationReason::RemoveFromCrl,
-                })?,
+                // Issued again after a hold, since the base: removeFromCRL,
+                // at the hold's time.
+                (None, Some(_)) => {
+                    if let Some(&held_at) = revocations.released.get(&r.serial) {
+                        each(RevokedEntry {
+                            serial: r.serial.clone(),
+                            revoked_at: held_at,
+                            reason: RevocationReason::RemoveFromCrl,
+                        })?;
+                    }
+                }
                 (None, None) => {}
             }
         }
@@ -200,10 +210,15 @@ impl CertStore for MemoryStore {
 
     fn save_crl(&self, crl: &StoredCrl) -> Result<(), StoreError> {
         let mut revocations = self.1.lock().expect("lock");
-        revocations.crls.insert(
-            (crl.issuer_id.clone(), crl.series, crl.delta_of.is_some()),
-            crl.clone(),
-        );
+        let key = (crl.issuer_id.clone(), crl.series, crl.delta_of.is_some());
+        // Like the SQLite store: an older CRL never replaces a newer one.
+        if revocations
+            .crls
+            .get(&key)
+            .is_none_or(|newest| newest.number < crl.number)
+        {
+            revocations.crls.insert(key, crl.clone());
+        }
         Ok(())
     }
 

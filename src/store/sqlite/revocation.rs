@@ -507,6 +507,45 @@ mod tests {
     }
 
     #[test]
+    fn a_partitions_delta_holds_only_its_own_changes_since_the_base() {
+        use RevocationReason::*;
+        let (_dir, store) = temp_store();
+        let held = issued(&store, 1, 9_000, Some(2));
+        let elsewhere = issued(&store, 2, 9_000, Some(5));
+        let later = issued(&store, 3, 9_000, Some(2));
+        let expired = issued(&store, 4, 1_900, Some(2));
+        store
+            .revoke(ISSUER, &held, CertificateHold, 1_100)
+            .expect("hold");
+        let (_, base) = entries(&store, CrlSeries::Partition(2), None, 1_200);
+        // After the base: the hold made final, and revocations in this
+        // partition, in another, and of a certificate that has expired.
+        store
+            .revoke(ISSUER, &held, KeyCompromise, 1_300)
+            .expect("final");
+        store
+            .revoke(ISSUER, &elsewhere, Superseded, 1_300)
+            .expect("revoke");
+        store
+            .revoke(ISSUER, &later, Superseded, 1_400)
+            .expect("revoke");
+        store
+            .revoke(ISSUER, &expired, Superseded, 1_400)
+            .expect("revoke");
+        let (delta, seq) = entries(&store, CrlSeries::Partition(2), Some(base), 2_000);
+        assert_eq!(
+            delta,
+            vec![
+                entry(&held, 1_100, KeyCompromise),
+                entry(&later, 1_400, Superseded)
+            ]
+        );
+        assert_eq!(seq, 5);
+        let (whole, _) = entries(&store, CrlSeries::All, Some(base), 2_000);
+        assert_eq!(whole.len(), 3, "{whole:?}");
+    }
+
+    #[test]
     fn expired_certificates_drop_off_and_partitions_are_kept_apart() {
         let (_dir, store) = temp_store();
         let short = issued(&store, 1, 2_000, Some(0));

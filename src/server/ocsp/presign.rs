@@ -1,0 +1,210 @@
+//! The presigner: signs OCSP responses ahead, in the background.
+//!
+//! Each round it
+//! 1. renews the delegated OCSP signer if a third of its validity is left
+//!    ([`super::signer::renew_if_due`]);
+//! 2. signs the responses of certificates that have none yet, for each hash
+//!    in `ocsp.presign`, following the inventory by row id (a scan never
+//!    passes a certificate still pending, so one signed a moment later is
+//!    not skipped);
+//! 3. re-signs the stored responses that reached half of their validity,
+//!    soonest first, and drops those of expired certificates.
+//!
+//! It then sleeps until the next response is due, a certificate is issued
+//! ([`super::Ocsp::issued`]), at most [`POLL`], or shutdown. After an
+//! issuance it waits for issuances to pause for [`COALESCE`], but no longer
+//! than [`MAX_DEFER`]: presigning is background work and yields to a burst
+//! of issuance (a request in the meantime is signed on demand). Work runs on the blocking pool in batches of
+//! [`BATCH`] responses, each batch stored in one transaction. A failed round
+//! (HSM or store down) is retried after [`RETRY_AFTER`]; until then
+//! responses due are served from the store as long as they are valid.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use strongroom_ca::{CaError, CertIdHash};
+use tokio::sync::watch;
+
+use super::Ocsp;
+use crate::appliance::Appliance;
+use crate::server::blocking::BlockingPool;
+
+/// Responses signed and stored per transaction.
+const BATCH: usize = 256;
+
+/// How long issuances must pause before the presigner signs for them.
+const COALESCE: Duration = Duration::from_secs(1);
+
+/// The longest the presigner defers to a burst of issuances.
+const MAX_DEFER: Duration = Duration::from_secs(30);
+
+/// The longest sleep between rounds.
+const POLL: Duration = Duration::from_secs(60);
+
+/// How long to wait after a failed round.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// The most batches one round signs before it sleeps (and lets the stop
+/// signal in): bounds a round after a long outage or a first start.
+const MAX_BATCHES_PER_ROUND: usize = 64;
+
+/// Runs the presigner until `stop` turns true (or its sender is gone).
+pub(crate) async fn run(
+    appliance: Arc<Appliance>,
+    ocsp: Arc<Ocsp>,
+    pool: BlockingPool,
+    mut stop: watch::Receiver<bool>,
+) {
+    let Some(signing) = &ocsp.signing else {
+        return;
+    };
+    let mut cursors: HashMap<CertIdHash, i64> =
+        signing.presign.iter().map(|&hash| (hash, 0)).collect();
+    loop {
+        let app = Arc::clone(&appliance);
+        let this = Arc::clone(&ocsp);
+        let mut round_cursors = cursors.clone();
+        let round = pool
+            .run(move || {
+                let outcome = round(&app, &this, &mut round_cursors);
+                (outcome, round_cursors)
+            })
+            .await;
+        let sleep = match round {
+            Ok((Ok(Round { more, next_due }), advanced)) => {
+                cursors = advanced;
+                if more {
+                    Duration::ZERO
+                } else {
+                    next_due.map_or(POLL, |due| {
+                        let wait = due.saturating_sub(unix(SystemTime::now()));
+                        Duration::from_secs(u64::try_from(wait).unwrap_or(0)).min(POLL)
+                    })
+                }
+            }
+            Ok((Err(e), advanced)) => {
+                cursors = advanced;
+                tracing::warn!(error = %format!("{e:#}"), "OCSP presigning failed; retrying");
+                RETRY_AFTER
+            }
+            Err(failure) => {
+                tracing::warn!(error = ?failure, "OCSP presigning failed; retrying");
+                RETRY_AFTER
+            }
+        };
+        let stopping = tokio::select! {
+            () = tokio::time::sleep(sleep) => false,
+            () = ocsp.wake.notified() => quiet(&ocsp, &mut stop).await,
+            changed = stop.changed() => changed.is_err() || *stop.borrow(),
+        };
+        if stopping || *stop.borrow() {
+            return;
+        }
+    }
+}
+
+/// After an issuance: waits until issuances pause for [`COALESCE`], at most
+/// [`MAX_DEFER`] in all, so presigning yields to a burst of issuance.
+/// Returns whether to stop.
+async fn quiet(ocsp: &Ocsp, stop: &mut watch::Receiver<bool>) -> bool {
+    let deadline = tokio::time::Instant::now() + MAX_DEFER;
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(COALESCE) => return false,
+            () = tokio::time::sleep_until(deadline) => return false,
+            () = ocsp.wake.notified() => {}
+            changed = stop.changed() => return changed.is_err() || *stop.borrow(),
+        }
+    }
+}
+
+/// What one round left.
+struct Round {
+    /// Whether it stopped at [`MAX_BATCHES_PER_ROUND`] with work left.
+    more: bool,
+    /// When the next stored response is due, Unix seconds.
+    next_due: Option<i64>,
+}
+
+/// One round (blocking); see the module docs.
+fn round(
+    appliance: &Appliance,
+    ocsp: &Ocsp,
+    cursors: &mut HashMap<CertIdHash, i64>,
+) -> anyhow::Result<Round> {
+    if let Some(responder) = ocsp.responder() {
+        if let Some(next) = super::signer::renew_if_due(
+            &appliance.ocsp_config,
+            &responder,
+            &appliance.authority,
+            &appliance.token,
+            &appliance.store,
+        )? {
+            ocsp.replace_responder(next);
+        }
+    }
+    let store = &appliance.store;
+    let issuer_id = appliance.authority.issuer().id();
+    let mut batches = 0;
+    let mut signed = 0;
+    // New certificates, per hash.
+    let mut hashes: Vec<CertIdHash> = cursors.keys().copied().collect();
+    hashes.sort_by_key(|h| h.name());
+    for hash in hashes {
+        loop {
+            if batches == MAX_BATCHES_PER_ROUND {
+                return Ok(Round {
+                    more: true,
+                    next_due: None,
+                });
+            }
+            let cursor = cursors.get(&hash).copied().unwrap_or(0);
+            let now = unix(SystemTime::now());
+            let scan = store.ocsp_unsigned(issuer_id, hash, cursor, now, BATCH)?;
+            if !scan.serials.is_empty() {
+                let keys: Vec<_> = scan.serials.into_iter().map(|s| (s, hash)).collect();
+                signed += ocsp.sign_batch(&keys)?;
+                batches += 1;
+            }
+            let moved = scan.cursor != cursor;
+            cursors.insert(hash, scan.cursor);
+            if !moved {
+                break;
+            }
+        }
+    }
+    // Responses due for replacement.
+    loop {
+        if batches == MAX_BATCHES_PER_ROUND {
+            return Ok(Round {
+                more: true,
+                next_due: None,
+            });
+        }
+        let due = store.ocsp_due(issuer_id, unix(SystemTime::now()), BATCH)?;
+        if due.is_empty() {
+            break;
+        }
+        let full = due.len() == BATCH;
+        signed += ocsp
+            .sign_batch(&due)
+            .map_err(|e: CaError| anyhow::anyhow!(e))?;
+        batches += 1;
+        if !full {
+            break;
+        }
+    }
+    if signed > 0 {
+        tracing::debug!(signed, "pre-signed OCSP responses");
+    }
+    Ok(Round {
+        more: false,
+        next_due: store.ocsp_next_refresh(issuer_id)?,
+    })
+}
+
+fn unix(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
