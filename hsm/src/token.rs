@@ -16,7 +16,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use cryptoki::error::{Error as CkError, RvError};
@@ -89,7 +89,9 @@ pub struct Token {
 pub(crate) struct TokenInner {
     module: Arc<Module>,
     label: String,
-    pin: Pin,
+    /// The user PIN, kept to log in again after a reconnect; replaced by
+    /// [`Token::set_pin`].
+    pin: Mutex<Pin>,
     config: PoolConfig,
     state: Mutex<PoolState>,
     freed: Condvar,
@@ -178,7 +180,7 @@ impl Token {
         let inner = TokenInner {
             module,
             label: label.to_string(),
-            pin,
+            pin: Mutex::new(pin),
             config: PoolConfig {
                 sessions: config.sessions.max(1),
                 ..config
@@ -264,6 +266,38 @@ impl Token {
         uri.object
             .as_deref()
             .ok_or_else(|| invalid("no 'object=' attribute naming the key".into()))
+    }
+
+    /// Changes the user PIN (`C_SetPIN` in a logged-in session) from the
+    /// one this token was opened with to `new`, and logs in with `new` from
+    /// then on. Keys are untouched.
+    ///
+    /// Fails with [`Error::InvalidInput`] for an empty PIN, or as any token
+    /// call does; the old PIN stays valid then.
+    pub fn set_pin(&self, new: Pin) -> Result<()> {
+        if new.is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "empty new PIN for token '{}'",
+                self.label()
+            )));
+        }
+        // Not held across the call: a reconnect inside it logs in, which
+        // reads the PIN.
+        let old = self
+            .inner
+            .pin
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .secret()
+            .clone();
+        self.inner
+            .run(None, |session, _| session.set_pin(&old, new.secret()))?;
+        *self
+            .inner
+            .pin
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = new;
+        Ok(())
     }
 
     /// The token's label.
@@ -651,11 +685,13 @@ impl TokenInner {
     /// Logs in as user. If the process is somehow already logged in, logs out
     /// first, so that the PIN is always checked by the token.
     fn login(&self, anchor: &Session) -> Result<()> {
-        let mut result = anchor.login(UserType::User, Some(self.pin.secret()));
+        let pin = self.pin.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut result = anchor.login(UserType::User, Some(pin.secret()));
         if let Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) = result {
             let _ = anchor.logout();
-            result = anchor.login(UserType::User, Some(self.pin.secret()));
+            result = anchor.login(UserType::User, Some(pin.secret()));
         }
+        drop(pin);
         match result {
             Ok(()) => Ok(()),
             Err(CkError::Pkcs11(RvError::PinLocked, _)) => Err(Error::PinLocked {
