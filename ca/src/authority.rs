@@ -695,7 +695,8 @@ impl Authority {
     /// Point as the partition's complete CRL. Entries drop off as they do
     /// from the complete CRLs (once expired longer than the base's
     /// validity). thisUpdate grows strictly among the series' deltas and is
-    /// never before the base's.
+    /// always after the base's, so a delta never shares its base's time
+    /// while having another number (RFC 5280 5.2.3).
     ///
     /// Fails with [`CaError::BadRequest`] when no complete CRL of `series`
     /// has been saved yet: publish one first.
@@ -717,9 +718,12 @@ impl Authority {
                      as its base"
                 ))
             })?;
+        // Strictly after its base: a complete and a delta CRL of one scope
+        // issued at the same time must share a number (RFC 5280 5.2.3), and
+        // ours never do.
         let now = self
             .next_this_update(series, true)?
-            .max(Self::time_at(base.this_update));
+            .max(Self::time_at(base.this_update.saturating_add(1)));
         let base_validity = base.next_update.saturating_sub(base.this_update);
         let drop_before = unix(now).saturating_sub(base_validity);
         self.build_and_save_crl(series, now, validity, Some(&base), drop_before)

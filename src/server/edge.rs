@@ -3,9 +3,11 @@
 //! It opens the appliance's store read-only, serves the pre-signed responses
 //! the appliance keeps there, and follows new ones (a revocation's included)
 //! every poll interval. It holds no key and never signs, so it can run on
-//! machines that must not hold one, as many as the load needs, next to a
-//! copy of the database file (any SQLite WAL-compatible replica works; on
-//! the same machine, the file itself). It also serves the CA certificates
+//! machines that must not hold one, as many as the load needs, reading the
+//! database file itself (on the same machine or a shared volume) or a
+//! replica that SQLite sees updated in place (a file replaced by rename is
+//! not followed: the edge keeps reading the old one). It also serves the
+//! CA certificates
 //! of the chain it is given at `/ca/issuing.crt`, `/ca/root.crt` and
 //! `/ca/chain.pem`.
 

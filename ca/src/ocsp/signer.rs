@@ -92,6 +92,23 @@ impl DelegatedSigner {
         time_unix(&self.certificate.tbs_certificate.validity.not_after)
     }
 
+    /// The certificate's not-before, Unix seconds.
+    pub fn not_before(&self) -> i64 {
+        time_unix(&self.certificate.tbs_certificate.validity.not_before)
+    }
+
+    /// The certificate's serial number.
+    pub fn serial(&self) -> Result<crate::store::Serial, CaError> {
+        crate::store::Serial::from_bytes(
+            self.certificate
+                .tbs_certificate
+                .serial_number
+                .as_bytes()
+                .to_vec(),
+        )
+        .map_err(CaError::Internal)
+    }
+
     pub(super) fn certificate(&self) -> &Certificate {
         &self.certificate
     }

@@ -13,12 +13,15 @@
 //!   ahead is signed on its first request and kept fresh from then on.
 //!   Responses carry RFC 5019 caching headers (`Cache-Control: max-age`,
 //!   `Last-Modified`, `Expires`, `ETag`; `If-None-Match` gives 304).
-//! - **Revocation.** [`Ocsp::status_changed`] runs right after a revocation
-//!   is committed, before the gRPC reply: it signs the certificate's new
-//!   responses and replaces the stored and cached ones, so OCSP says
-//!   revoked as soon as the revocation is acknowledged. If it cannot sign,
-//!   it withdraws the old responses instead (never serving a stale `good`):
-//!   requests are then signed live until the presigner succeeds.
+//! - **Revocation.** The store withdraws a certificate's responses in the
+//!   transaction that changes its status, so no reader (a restarted
+//!   appliance, an edge) can serve the old status once the change is
+//!   durable. [`Ocsp::status_changed`] then runs before the gRPC reply: it
+//!   signs the new responses and replaces the stored and cached ones, so
+//!   OCSP says revoked as soon as the revocation is acknowledged. If it
+//!   cannot sign, memory takes the withdrawals too: requests are signed
+//!   live (appliance) or answered `tryLater` (edge) until the presigner
+//!   succeeds.
 //! - **Ordering.** A response is stored only if the certificate still has
 //!   the status it states (checked in the writing transaction), and every
 //!   stored response has a sequence number; memory only ever replaces a
@@ -81,6 +84,9 @@ struct Cached {
     next_update: i64,
     /// The store's sequence number of this response: higher is newer.
     seq: u64,
+    /// Whether HTTP caches may keep it (false for a response not stored:
+    /// `unknown`, or one whose status changed while it was signed).
+    shared: bool,
 }
 
 impl Cached {
@@ -99,6 +105,15 @@ impl Cached {
             this_update,
             next_update,
             seq,
+            shared: true,
+        }
+    }
+
+    /// A response served once and never cached anywhere.
+    fn private(der: Vec<u8>, this_update: i64, next_update: i64) -> Cached {
+        Cached {
+            shared: false,
+            ..Cached::new(Some(der), this_update, next_update, 0)
         }
     }
 
@@ -345,6 +360,16 @@ impl Ocsp {
             .then(|| Arc::clone(hit))
     }
 
+    /// Drops from memory what can no longer be served (past nextUpdate),
+    /// so memory follows the certificates that are alive.
+    pub(crate) fn evict_expired(&self) {
+        let now = unix(SystemTime::now());
+        self.cache
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, entry| entry.next_update > now);
+    }
+
     /// Puts `entry` in memory unless a newer one is there (or memory is
     /// full); returns what memory holds for `key` afterwards, or `entry`.
     fn install(&self, key: (Serial, CertIdHash), entry: Cached) -> Arc<Cached> {
@@ -410,52 +435,66 @@ impl Ocsp {
     }
 
     /// Signs the response for one certificate from its status in the
-    /// inventory, stores it (unless unknown) and keeps it in memory.
+    /// inventory, stores it (unless unknown) and keeps it in memory. If the
+    /// status changed between reading and storing, it signs again from the
+    /// new status; a response that still could not be stored is served with
+    /// `no-store`.
     fn sign_one(&self, serial: &Serial, hash: CertIdHash) -> Result<Arc<Cached>, CaError> {
         let responder = self
             .responder()
             .ok_or_else(|| CaError::Internal("this OCSP responder has no key".into()))?;
-        let times = self.times(&responder);
-        let state = state_of(
-            self.store.get(self.parser.issuer_id(), serial)?.as_ref(),
-            serial,
-        )?;
-        let der = responder.presign(serial, hash, state, &times)?;
-        let (this_update, next_update) = (unix(times.this_update), unix(times.next_update));
-        if state == CertState::Unknown {
-            // Any serial can be asked for, and a pending one may be issued a
-            // moment later: not kept.
-            return Ok(Arc::new(Cached::new(
-                Some(der),
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let times = self.times(&responder);
+            let record = self.store.get(self.parser.issuer_id(), serial)?;
+            let state = state_of(record.as_ref(), serial)?;
+            let der = responder.presign(serial, hash, state, &times)?;
+            let (this_update, next_update) = (unix(times.this_update), unix(times.next_update));
+            if state == CertState::Unknown {
+                // Any serial can be asked for, and a pending one may be
+                // issued a moment later: not kept, not shared.
+                return Ok(Arc::new(Cached::private(der, this_update, next_update)));
+            }
+            let signed = SignedResponse {
+                serial: serial.clone(),
+                hash,
+                state,
+                der,
                 this_update,
                 next_update,
-                0,
-            )));
+                refresh_at: half_life(this_update, next_update),
+            };
+            let saved = self
+                .store
+                .save_ocsp_responses(self.parser.issuer_id(), std::slice::from_ref(&signed))?;
+            match saved.first().copied().flatten() {
+                Some(seq) => {
+                    let entry = Cached::new(Some(signed.der), this_update, next_update, seq);
+                    return Ok(self.install((serial.clone(), hash), entry));
+                }
+                None if attempts < 2 => continue,
+                None => {
+                    return Ok(Arc::new(Cached::private(
+                        signed.der,
+                        this_update,
+                        next_update,
+                    )));
+                }
+            }
         }
-        let signed = SignedResponse {
-            serial: serial.clone(),
-            hash,
-            state,
-            der,
-            this_update,
-            next_update,
-            refresh_at: half_life(this_update, next_update),
-        };
-        let saved = self
-            .store
-            .save_ocsp_responses(self.parser.issuer_id(), std::slice::from_ref(&signed))?;
-        let entry = Cached::new(Some(signed.der), this_update, next_update, 0);
-        Ok(match saved.first().copied().flatten() {
-            Some(seq) => self.install((serial.clone(), hash), Cached { seq, ..entry }),
-            // The status changed meanwhile: answer this request, keep nothing.
-            None => Arc::new(entry),
-        })
     }
 
     /// Signs, stores and keeps the responses for `keys` (blocking); returns
-    /// how many were stored. Certificates that expired, or are unknown or
-    /// pending, get no response, and a stored one is deleted.
-    pub(crate) fn sign_batch(&self, keys: &[(Serial, CertIdHash)]) -> Result<usize, CaError> {
+    /// how many were stored. Unknown and pending certificates get none, and
+    /// unless `changed` (their status just changed), neither do expired
+    /// ones: their stored responses are deleted (the last one stays valid
+    /// until its nextUpdate).
+    pub(crate) fn sign_batch(
+        &self,
+        keys: &[(Serial, CertIdHash)],
+        changed: bool,
+    ) -> Result<usize, CaError> {
         let responder = self
             .responder()
             .ok_or_else(|| CaError::Internal("this OCSP responder has no key".into()))?;
@@ -463,12 +502,13 @@ impl Ocsp {
         let times = self.times(&responder);
         let (this_update, next_update) = (unix(times.this_update), unix(times.next_update));
         let mut signed = Vec::with_capacity(keys.len());
+        let mut dropped = Vec::new();
         for (serial, hash) in keys {
             let record = self.store.get(issuer_id, serial)?;
             let state = state_of(record.as_ref(), serial)?;
             let expired = record.as_ref().is_some_and(|r| r.not_after < this_update);
-            if state == CertState::Unknown || expired {
-                self.store.delete_ocsp_response(issuer_id, serial, *hash)?;
+            if state == CertState::Unknown || (expired && !changed) {
+                dropped.push((serial.clone(), *hash));
                 continue;
             }
             signed.push(SignedResponse {
@@ -481,7 +521,9 @@ impl Ocsp {
                 refresh_at: half_life(this_update, next_update),
             });
         }
-        let saved = self.store.save_ocsp_responses(issuer_id, &signed)?;
+        let saved = self
+            .store
+            .save_and_drop_ocsp_responses(issuer_id, &signed, &dropped)?;
         let mut stored = 0;
         for (response, seq) in signed.into_iter().zip(saved) {
             if let Some(seq) = seq {
@@ -495,40 +537,25 @@ impl Ocsp {
         Ok(stored)
     }
 
-    /// After `serial`'s status changed (blocking; appliance only): signs
-    /// its new responses and replaces the stored and cached ones, or, if
-    /// that fails, withdraws them.
+    /// After `serial`'s status changed (blocking; appliance only). The
+    /// revocation's own transaction withdrew the stored responses; this
+    /// signs and stores the new ones (both hashes) and replaces memory. If
+    /// it cannot sign, memory takes the withdrawals instead, and the
+    /// presigner signs them when it can.
     pub(crate) fn status_changed(&self, serial: &Serial) {
-        let Some(signing) = &self.signing else {
+        if self.signing.is_none() {
             return;
-        };
-        let issuer_id = self.parser.issuer_id();
-        let mut hashes = signing.presign.clone();
-        for hash in CertIdHash::ALL {
-            if !hashes.contains(&hash)
-                && matches!(
-                    self.store.ocsp_response(issuer_id, serial, hash),
-                    Ok(Some(_))
-                )
-            {
-                hashes.push(hash);
-            }
         }
-        let keys: Vec<_> = hashes.into_iter().map(|h| (serial.clone(), h)).collect();
-        if let Err(e) = self.sign_batch(&keys) {
-            tracing::warn!(serial = %serial, error = %e, "cannot sign the new OCSP responses; withdrawing the old ones");
-            match self.store.withdraw_ocsp_responses(issuer_id, serial) {
-                Ok(rows) => {
-                    for row in rows {
-                        let key = (row.serial.clone(), row.hash);
-                        self.install(key, Cached::from_stored(row));
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(serial = %serial, error = %e, "cannot withdraw the old OCSP responses");
-                }
-            }
-            // Whatever memory held is no longer to be served.
+        let keys: Vec<_> = CertIdHash::ALL
+            .into_iter()
+            .map(|h| (serial.clone(), h))
+            .collect();
+        if let Err(e) = self.sign_batch(&keys, true) {
+            tracing::warn!(
+                serial = %serial,
+                error = %e,
+                "cannot sign the new OCSP responses; serving none until the presigner can"
+            );
             let mut cache = self.cache.write().unwrap_or_else(PoisonError::into_inner);
             for hash in CertIdHash::ALL {
                 if let Some(entry) = cache.get_mut(&(serial.clone(), hash)) {
@@ -702,6 +729,14 @@ fn cached_response(entry: &Cached, headers: &HeaderMap) -> Response<Full<Bytes>>
     let Some(der) = &entry.der else {
         return error(OcspErrorStatus::TryLater);
     };
+    if !entry.shared {
+        let mut response = ocsp(StatusCode::OK, der.clone());
+        response.headers_mut().insert(
+            CACHE_CONTROL,
+            HeaderValue::from_static("no-cache, no-store, max-age=0"),
+        );
+        return response;
+    }
     cacheable_response(
         &Cacheable {
             body: der,

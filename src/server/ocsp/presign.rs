@@ -2,13 +2,15 @@
 //!
 //! Each round it
 //! 1. renews the delegated OCSP signer if a third of its validity is left
-//!    ([`super::signer::renew_if_due`]);
-//! 2. signs the responses of certificates that have none yet, for each hash
+//!    ([`super::signer::renew_if_due`]; a failure is logged and retried, and
+//!    presigning goes on with the current signer);
+//! 2. re-signs the stored responses that reached half of their validity
+//!    (or were withdrawn), soonest first, and drops those of expired
+//!    certificates, in at most half of the round's batches;
+//! 3. signs the responses of certificates that have none yet, for each hash
 //!    in `ocsp.presign`, following the inventory by row id (a scan never
 //!    passes a certificate still pending, so one signed a moment later is
-//!    not skipped);
-//! 3. re-signs the stored responses that reached half of their validity,
-//!    soonest first, and drops those of expired certificates.
+//!    not skipped).
 //!
 //! It then sleeps until the next response is due, a certificate is issued
 //! ([`super::Ocsp::issued`]), at most [`POLL`], or shutdown. After an
@@ -45,8 +47,8 @@ const POLL: Duration = Duration::from_secs(60);
 /// How long to wait after a failed round.
 const RETRY_AFTER: Duration = Duration::from_secs(5);
 
-/// The most batches one round signs before it sleeps (and lets the stop
-/// signal in): bounds a round after a long outage or a first start.
+/// The most batches one round signs (half of them at most for refreshes)
+/// before it sleeps: bounds a round after a long outage or a first start.
 const MAX_BATCHES_PER_ROUND: usize = 64;
 
 /// Runs the presigner until `stop` turns true (or its sender is gone).
@@ -65,9 +67,10 @@ pub(crate) async fn run(
         let app = Arc::clone(&appliance);
         let this = Arc::clone(&ocsp);
         let mut round_cursors = cursors.clone();
+        let round_stop = stop.clone();
         let round = pool
             .run(move || {
-                let outcome = round(&app, &this, &mut round_cursors);
+                let outcome = round(&app, &this, &mut round_cursors, &round_stop);
                 (outcome, round_cursors)
             })
             .await;
@@ -127,44 +130,77 @@ struct Round {
     next_due: Option<i64>,
 }
 
-/// One round (blocking); see the module docs.
+/// One round (blocking); see the module docs. Checks `stop` between
+/// batches, so shutdown never waits for more than one batch.
 fn round(
     appliance: &Appliance,
     ocsp: &Ocsp,
     cursors: &mut HashMap<CertIdHash, i64>,
+    stop: &watch::Receiver<bool>,
 ) -> anyhow::Result<Round> {
     if let Some(responder) = ocsp.responder() {
-        if let Some(next) = super::signer::renew_if_due(
+        // A failed renewal must not stop presigning with the current signer,
+        // which is valid for a third of its life yet.
+        match super::signer::renew_if_due(
             &appliance.ocsp_config,
             &responder,
             &appliance.authority,
             &appliance.token,
             &appliance.store,
-        )? {
-            ocsp.replace_responder(next);
+        ) {
+            Ok(Some(next)) => ocsp.replace_responder(next),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(
+                error = %format!("{e:#}"),
+                "cannot renew the delegated OCSP signer; retrying next round"
+            ),
         }
     }
+    ocsp.evict_expired();
     let store = &appliance.store;
     let issuer_id = appliance.authority.issuer().id();
+    let more = Round {
+        more: true,
+        next_due: None,
+    };
     let mut batches = 0;
     let mut signed = 0;
+    // Responses due for replacement first: they are the ones about to
+    // expire. At most half the round, so new certificates are not starved.
+    loop {
+        if *stop.borrow() {
+            return Ok(more);
+        }
+        if batches == MAX_BATCHES_PER_ROUND / 2 {
+            break;
+        }
+        let due = store.ocsp_due(issuer_id, unix(SystemTime::now()), BATCH)?;
+        if due.is_empty() {
+            break;
+        }
+        let full = due.len() == BATCH;
+        signed += ocsp
+            .sign_batch(&due, false)
+            .map_err(|e: CaError| anyhow::anyhow!(e))?;
+        batches += 1;
+        if !full {
+            break;
+        }
+    }
     // New certificates, per hash.
     let mut hashes: Vec<CertIdHash> = cursors.keys().copied().collect();
     hashes.sort_by_key(|h| h.name());
     for hash in hashes {
         loop {
-            if batches == MAX_BATCHES_PER_ROUND {
-                return Ok(Round {
-                    more: true,
-                    next_due: None,
-                });
+            if *stop.borrow() || batches == MAX_BATCHES_PER_ROUND {
+                return Ok(more);
             }
             let cursor = cursors.get(&hash).copied().unwrap_or(0);
             let now = unix(SystemTime::now());
             let scan = store.ocsp_unsigned(issuer_id, hash, cursor, now, BATCH)?;
             if !scan.serials.is_empty() {
                 let keys: Vec<_> = scan.serials.into_iter().map(|s| (s, hash)).collect();
-                signed += ocsp.sign_batch(&keys)?;
+                signed += ocsp.sign_batch(&keys, false)?;
                 batches += 1;
             }
             let moved = scan.cursor != cursor;
@@ -174,29 +210,14 @@ fn round(
             }
         }
     }
-    // Responses due for replacement.
-    loop {
-        if batches == MAX_BATCHES_PER_ROUND {
-            return Ok(Round {
-                more: true,
-                next_due: None,
-            });
-        }
-        let due = store.ocsp_due(issuer_id, unix(SystemTime::now()), BATCH)?;
-        if due.is_empty() {
-            break;
-        }
-        let full = due.len() == BATCH;
-        signed += ocsp
-            .sign_batch(&due)
-            .map_err(|e: CaError| anyhow::anyhow!(e))?;
-        batches += 1;
-        if !full {
-            break;
-        }
-    }
     if signed > 0 {
         tracing::debug!(signed, "pre-signed OCSP responses");
+    }
+    let due_left = store
+        .ocsp_due(issuer_id, unix(SystemTime::now()), 1)?
+        .is_empty();
+    if !due_left {
+        return Ok(more);
     }
     Ok(Round {
         more: false,

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use strongroom_ca::{Authority, DelegatedSigner, OcspResponder};
+use strongroom_ca::{Authority, CertStatus, DelegatedSigner, OcspResponder};
 use strongroom_hsm::{PublicKey, Token};
 
 use crate::config::{OcspConfig, OcspSignerKind};
@@ -35,14 +35,17 @@ pub(crate) fn load_responder(
         return Ok(OcspResponder::new(issuer, None)?);
     }
     let now = SystemTime::now();
-    let delegate = match current(config, authority, token, store, now)? {
+    let delegate = match current(authority, token, store, now)? {
         Some(delegate) => delegate,
         None => create(config, authority, token, store)?,
     };
     Ok(OcspResponder::new(issuer, Some(delegate))?)
 }
 
-/// A new responder if the current delegated signer is due for renewal.
+/// A new responder if the current delegated signer is due for renewal: a
+/// third of its own validity left, or revoked. Not renewed when the issuer
+/// could not give a new one a later notAfter (the issuer itself is about to
+/// expire); that is logged.
 pub(crate) fn renew_if_due(
     config: &OcspConfig,
     responder: &OcspResponder,
@@ -53,13 +56,25 @@ pub(crate) fn renew_if_due(
     let Some(delegate) = responder.delegate() else {
         return Ok(None);
     };
-    if !due(config, delegate.not_after(), unix(SystemTime::now())) {
+    let revoked = authority
+        .get(&delegate.serial()?)
+        .is_ok_and(|record| record.status == CertStatus::Revoked);
+    let now = unix(SystemTime::now());
+    if !revoked && !due(delegate.not_before(), delegate.not_after(), now) {
+        return Ok(None);
+    }
+    if !revoked && authority.issuer().not_after() <= delegate.not_after() {
+        tracing::warn!(
+            not_after = delegate.not_after(),
+            "the OCSP signer cannot be renewed: the issuing CA expires no later than it"
+        );
         return Ok(None);
     }
     let next = create(config, authority, token, store)?;
     tracing::info!(
         old_not_after = delegate.not_after(),
         new_not_after = next.not_after(),
+        revoked,
         "renewed the delegated OCSP signer"
     );
     Ok(Some(OcspResponder::new(
@@ -68,16 +83,15 @@ pub(crate) fn renew_if_due(
     )?))
 }
 
-/// Whether a signer expiring at `not_after` should be replaced at `now`:
-/// when less than a third of `signer_validity` is left.
-fn due(config: &OcspConfig, not_after: i64, now: i64) -> bool {
-    let margin = i64::try_from(config.signer_validity.as_secs() / 3).unwrap_or(i64::MAX);
+/// Whether a signer valid from `not_before` to `not_after` should be
+/// replaced at `now`: when less than a third of its validity is left.
+fn due(not_before: i64, not_after: i64, now: i64) -> bool {
+    let margin = not_after.saturating_sub(not_before) / 3;
     not_after.saturating_sub(now) < margin
 }
 
 /// The newest usable stored signer, if any.
 fn current(
-    config: &OcspConfig,
     authority: &Authority,
     token: &Token,
     store: &SqliteStore,
@@ -85,10 +99,20 @@ fn current(
 ) -> anyhow::Result<Option<DelegatedSigner>> {
     let issuer_id = authority.issuer().id();
     for stored in store.ocsp_signers(issuer_id, unix(now))? {
-        if due(config, stored.not_after, unix(now)) {
-            break;
+        let revoked = authority
+            .get(&stored.serial)
+            .is_ok_and(|r| r.status == CertStatus::Revoked);
+        if revoked {
+            continue;
         }
         match bind(&stored, token, now) {
+            // Due, and a new one would live longer: make a new one.
+            Ok(delegate)
+                if due(delegate.not_before(), delegate.not_after(), unix(now))
+                    && authority.issuer().not_after() > delegate.not_after() =>
+            {
+                break;
+            }
             Ok(delegate) => return Ok(Some(delegate)),
             Err(e) => tracing::warn!(
                 serial = %stored.serial,
@@ -172,14 +196,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_signer_is_renewed_with_a_third_of_its_validity_left() {
-        let config = OcspConfig {
-            signer_validity: Duration::from_secs(300),
-            ..OcspConfig::default()
-        };
-        assert!(!due(&config, 1_000, 899));
-        assert!(!due(&config, 1_000, 900));
-        assert!(due(&config, 1_000, 901));
-        assert!(due(&config, 1_000, 2_000));
+    fn a_signer_is_renewed_with_a_third_of_its_own_validity_left() {
+        assert!(!due(700, 1_000, 899));
+        assert!(!due(700, 1_000, 900));
+        assert!(due(700, 1_000, 901));
+        assert!(due(700, 1_000, 2_000));
+        // Capped by the issuer to 30 s: judged by those 30 s, not the 300
+        // asked for, so a fresh one is not due at once.
+        assert!(!due(970, 1_000, 975));
     }
 }

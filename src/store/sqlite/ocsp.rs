@@ -142,6 +142,38 @@ fn has_state(
     })
 }
 
+/// Withdraws the stored responses of `serial` inside the caller's write
+/// transaction (each takes a new `seq`); returns the withdrawn rows.
+pub(super) fn withdraw_in(
+    conn: &Connection,
+    issuer_id: &str,
+    serial: &Serial,
+) -> rusqlite::Result<Vec<StoredResponse>> {
+    let hashes: Vec<String> = conn
+        .prepare_cached(
+            "SELECT hash FROM ocsp_responses WHERE issuer_id = ?1 AND serial = ?2 \
+             AND der IS NOT NULL",
+        )?
+        .query_map(params![issuer_id, serial.as_bytes()], |row| row.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut withdrawn = Vec::with_capacity(hashes.len());
+    for hash in hashes {
+        let seq = next_seq(conn)?;
+        withdrawn.push(
+            conn.prepare_cached(&format!(
+                "UPDATE ocsp_responses SET der = NULL, refresh_at = 0, seq = ?4 \
+                 WHERE issuer_id = ?1 AND serial = ?2 AND hash = ?3 \
+                 RETURNING {RESPONSE_COLUMNS}"
+            ))?
+            .query_row(
+                params![issuer_id, serial.as_bytes(), hash, seq],
+                response_from_row,
+            )?,
+        );
+    }
+    Ok(withdrawn)
+}
+
 impl SqliteStore {
     /// Saves signed responses in one transaction, each only if its
     /// certificate still has the status it states. Returns, for each, the
@@ -151,11 +183,32 @@ impl SqliteStore {
         issuer_id: &str,
         responses: &[SignedResponse],
     ) -> Result<Vec<Option<u64>>, StoreError> {
+        self.save_and_drop_ocsp_responses(issuer_id, responses, &[])
+    }
+
+    /// [`SqliteStore::save_ocsp_responses`], and in the same transaction
+    /// deletes the responses of `dropped` (certificates that expired and need
+    /// no more responses; their last one stays valid until its nextUpdate).
+    pub(crate) fn save_and_drop_ocsp_responses(
+        &self,
+        issuer_id: &str,
+        responses: &[SignedResponse],
+        dropped: &[(Serial, CertIdHash)],
+    ) -> Result<Vec<Option<u64>>, StoreError> {
         let doing = || format!("saving {} OCSP responses", responses.len());
         let mut writer = self.writer();
         let tx = writer
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| unavailable(&doing(), e))?;
+        for (serial, hash) in dropped {
+            tx.prepare_cached(
+                "DELETE FROM ocsp_responses WHERE issuer_id = ?1 AND serial = ?2 AND hash = ?3",
+            )
+            .and_then(|mut delete| {
+                delete.execute(params![issuer_id, serial.as_bytes(), hash_key(*hash)])
+            })
+            .map_err(|e| unavailable(&doing(), e))?;
+        }
         let mut saved = Vec::with_capacity(responses.len());
         for response in responses {
             let current = has_state(&tx, issuer_id, &response.serial, response.state)
@@ -204,35 +257,8 @@ impl SqliteStore {
         let tx = writer
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| unavailable(&doing(), e))?;
-        let hashes: Vec<String> = tx
-            .prepare_cached(
-                "SELECT hash FROM ocsp_responses WHERE issuer_id = ?1 AND serial = ?2 \
-                 AND der IS NOT NULL",
-            )
-            .and_then(|mut select| {
-                select
-                    .query_map(params![issuer_id, serial.as_bytes()], |row| row.get(0))?
-                    .collect()
-            })
-            .map_err(|e| unavailable(&doing(), e))?;
-        let mut withdrawn = Vec::with_capacity(hashes.len());
-        for hash in hashes {
-            let seq = next_seq(&tx).map_err(|e| unavailable(&doing(), e))?;
-            let row = tx
-                .prepare_cached(&format!(
-                    "UPDATE ocsp_responses SET der = NULL, refresh_at = 0, seq = ?4 \
-                     WHERE issuer_id = ?1 AND serial = ?2 AND hash = ?3 \
-                     RETURNING {RESPONSE_COLUMNS}"
-                ))
-                .and_then(|mut update| {
-                    update.query_row(
-                        params![issuer_id, serial.as_bytes(), hash, seq],
-                        response_from_row,
-                    )
-                })
-                .map_err(|e| unavailable(&doing(), e))?;
-            withdrawn.push(row);
-        }
+        let withdrawn =
+            withdraw_in(&tx, issuer_id, serial).map_err(|e| unavailable(&doing(), e))?;
         tx.commit().map_err(|e| unavailable(&doing(), e))?;
         Ok(withdrawn)
     }
@@ -329,25 +355,6 @@ impl SqliteStore {
                 |row| row.get(0),
             )
             .map_err(|e| unavailable("reading the next OCSP refresh", e))
-    }
-
-    /// Deletes the stored response of a certificate that no longer needs
-    /// one (expired).
-    pub(crate) fn delete_ocsp_response(
-        &self,
-        issuer_id: &str,
-        serial: &Serial,
-        hash: CertIdHash,
-    ) -> Result<(), StoreError> {
-        self.writer()
-            .prepare_cached(
-                "DELETE FROM ocsp_responses WHERE issuer_id = ?1 AND serial = ?2 AND hash = ?3",
-            )
-            .and_then(|mut delete| {
-                delete.execute(params![issuer_id, serial.as_bytes(), hash_key(hash)])
-            })
-            .map(drop)
-            .map_err(|e| unavailable(&format!("deleting the OCSP response of {serial}"), e))
     }
 
     /// At most `limit` signed, unexpired certificates after row `after_id`
@@ -527,14 +534,15 @@ mod tests {
                 ],
             )
             .expect("save");
-        assert_eq!(saved, vec![None, Some(2), None, None]);
+        // Sequence 2 went to the withdrawal in the revocation's transaction.
+        assert_eq!(saved, vec![None, Some(3), None, None]);
         let stored = store
             .ocsp_response(ISSUER, &s, CertIdHash::Sha1)
             .expect("read")
             .expect("stored");
         assert_eq!(
             (stored.der.as_deref(), stored.seq),
-            (Some(&b"revoked"[..]), 2)
+            (Some(&b"revoked"[..]), 3)
         );
         assert_eq!(
             store
@@ -548,6 +556,35 @@ mod tests {
                 .expect("read"),
             None
         );
+    }
+
+    #[test]
+    fn a_revocation_withdraws_the_stored_responses_in_its_transaction() {
+        let (_dir, store) = temp_store();
+        let s = issued(&store, 1);
+        let mut sha256 = signed(&s, CertState::Good, b"good-256");
+        sha256.hash = CertIdHash::Sha256;
+        store
+            .save_ocsp_responses(ISSUER, &[signed(&s, CertState::Good, b"good"), sha256])
+            .expect("save");
+        store
+            .revoke(ISSUER, &s, RevocationReason::KeyCompromise, 1_500)
+            .expect("revoke");
+        for hash in CertIdHash::ALL {
+            let row = store
+                .ocsp_response(ISSUER, &s, hash)
+                .expect("read")
+                .expect("row");
+            assert_eq!(row.der, None, "{hash:?} withdrawn");
+            assert!(row.seq > 2, "a new sequence number: {}", row.seq);
+        }
+        assert_eq!(store.ocsp_due(ISSUER, 0, 10).expect("due").len(), 2);
+        // The same revocation again changes nothing, and withdraws nothing.
+        let seq = store.ocsp_seq().expect("seq");
+        store
+            .revoke(ISSUER, &s, RevocationReason::KeyCompromise, 1_600)
+            .expect("again");
+        assert_eq!(store.ocsp_seq().expect("seq"), seq);
     }
 
     #[test]
@@ -587,7 +624,7 @@ mod tests {
         assert_eq!(store.ocsp_due(ISSUER, 150, 10).expect("due").len(), 2);
         assert_eq!(store.ocsp_next_refresh(ISSUER).expect("next"), Some(0));
         store
-            .delete_ocsp_response(ISSUER, &a, CertIdHash::Sha1)
+            .save_and_drop_ocsp_responses(ISSUER, &[], &[(a.clone(), CertIdHash::Sha1)])
             .expect("delete");
         assert_eq!(store.ocsp_next_refresh(ISSUER).expect("next"), Some(150));
     }

@@ -118,6 +118,10 @@ pub(super) fn revoke(
             RevokeOutcome::Released
         }
     };
+    // The certificate's pre-signed OCSP responses state the old status:
+    // withdrawn in the same transaction, so no reader (the appliance after a
+    // crash, an edge responder) can serve them once the change is durable.
+    super::ocsp::withdraw_in(&tx, issuer_id, serial).map_err(|e| unavailable(&doing(), e))?;
     tx.commit().map_err(|e| unavailable(&doing(), e))?;
     Ok(outcome)
 }
