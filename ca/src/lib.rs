@@ -10,6 +10,7 @@
 
 mod authority;
 mod certificate;
+mod check;
 mod clock;
 mod crl;
 mod csr;
@@ -28,6 +29,7 @@ pub use authority::{
     PARTITION_PLACEHOLDER, Prepared,
 };
 pub use certificate::DistributionUrls;
+pub use check::{lint_certificate, signature_algorithm_der};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use crl::{CrlBuilder, CrlRequest, CrlScope, build_crl};
 pub use csr::{Csr, MAX_CSR_LEN};

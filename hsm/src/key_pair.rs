@@ -235,8 +235,11 @@ impl Token {
         }
     }
 
-    /// Refuses a label that any object on the token already carries.
-    pub(crate) fn ensure_label_free(&self, label: &str) -> Result<()> {
+    /// Refuses, with [`Error::LabelExists`], a label that any object on the
+    /// token already carries. [`Token::generate_key_pair`] checks this
+    /// itself; callers such as the offline ceremony check it up front, so
+    /// that a collision is refused before anything else happens.
+    pub fn ensure_label_free(&self, label: &str) -> Result<()> {
         let taken = self.inner.run(Some(label), |session, _| {
             session.find_objects(&[Attribute::Label(label.as_bytes().to_vec())])
         })?;
