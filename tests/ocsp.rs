@@ -457,3 +457,53 @@ fn the_edge_refuses_a_store_it_cannot_read() {
     assert!(text.contains("no PEM certificate"), "{text}");
     assert_eq!(text.trim().lines().count(), 1, "one line: {text}");
 }
+
+#[test]
+fn the_delegated_signer_is_renewed_before_it_expires() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let dir = data.path().join("data");
+    let dev = Dev::start(&dir);
+    dev.stop();
+    // Short lives: responses valid a minute, signers three minutes, so a
+    // signer is due for renewal two minutes after it was made. The stored
+    // (week-long) signer is forgotten, so the restart makes a short one.
+    let config = dir.join("strongroom.toml");
+    let mut text = std::fs::read_to_string(&config).expect("dev config");
+    text.push_str("\n[ocsp]\nvalidity = \"1m\"\nsigner_validity = \"3m\"\n");
+    std::fs::write(&config, text).expect("write config");
+    rusqlite::Connection::open(dir.join("strongroom.db"))
+        .expect("open store")
+        .execute("DELETE FROM ocsp_signers", [])
+        .expect("forget the signer");
+    let dev = Dev::restart(&dir);
+    let pki = Pki::new(&dev);
+    let (_, cert) = dev.issue_server(pki.dir.path(), "renewal");
+    let url = ocsp_url(&cert);
+    let signers = || {
+        dev.cli_ok(&["cert", "list", "--profile", "ocsp-signer"])
+            .lines()
+            .count()
+    };
+    assert_eq!(signers(), 2, "the week-long signer and the short one");
+
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while signers() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "no renewal within 5 minutes of making a 3-minute signer"
+        );
+        std::thread::sleep(Duration::from_secs(5));
+    }
+    // Live and cached responses verify under the renewed signer.
+    let said = pki.ask(&url, &cert, &[]);
+    assert!(
+        said.contains(": good") && said.contains("Response verify OK"),
+        "{said}"
+    );
+    let said = pki.ask(&url, &cert, &["-no_nonce"]);
+    assert!(
+        said.contains(": good") && said.contains("Response verify OK"),
+        "{said}"
+    );
+    dev.stop();
+}

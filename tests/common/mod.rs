@@ -18,11 +18,25 @@ pub struct Dev {
 }
 
 impl Dev {
+    /// Starts `strongroom dev` on `data`, on ephemeral ports.
     pub fn start(data: &Path) -> Dev {
+        Dev::launch(
+            data,
+            &["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"],
+        )
+    }
+
+    /// Starts `strongroom dev` again on `data`, on the addresses its
+    /// configuration names, so the URLs in its certificates still answer.
+    pub fn restart(data: &Path) -> Dev {
+        Dev::launch(data, &[])
+    }
+
+    fn launch(data: &Path, addresses: &[&str]) -> Dev {
         let mut child = Command::new(BIN)
             .args(["dev", "--data-dir"])
             .arg(data)
-            .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .args(addresses)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
