@@ -68,22 +68,23 @@
 //! and the ratios against each aim) to standard output. The child processes
 //! are killed when the benchmark ends, also when it panics.
 
+mod common;
+
 use std::fmt::Write as _;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write as _};
+use std::io::{ErrorKind, Read, Write as _};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use base64ct::{Base64, Encoding};
-use secrecy::ExposeSecret;
-use strongroom_hsm::{KeySpec, Pin, PoolConfig, SignatureAlgorithm, Token};
-use strongroom_softhsm::TestToken;
 
-/// The appliance binary cargo built for this benchmark (release profile).
-const BIN: &str = env!("CARGO_BIN_EXE_strongroom");
+use common::{
+    BIN, Banner, ChildGuard, Machine, START_TIMEOUT, WARM_UP, ensure_tool, free_port, ms, p,
+    raw_hsm_rate, run, start_appliance, stdout_of, thousands,
+};
 
 /// Seconds per measurement unless `--seconds` says otherwise.
 const DEFAULT_SECONDS: u64 = 10;
@@ -107,17 +108,8 @@ const DEFAULT_IDLE: usize = 500;
 /// Connections that sent half a request, unless `--stalled` says otherwise.
 const DEFAULT_STALLED: usize = 8;
 
-/// Load before each measurement, not counted.
-const WARM_UP: Duration = Duration::from_secs(2);
-
-/// The longest a server may take to start answering.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// The longest one request of a load generator may take.
 const REQUEST_TIMEOUT_SECONDS: u64 = 10;
-
-/// The message the raw HSM measurement signs (as in the `signing` benchmark).
-const MESSAGE: [u8; 64] = [0x5a; 64];
 
 /// Name (and DNS name) of the certificate whose status is asked.
 const LEAF_NAME: &str = "ocsp-bench.test";
@@ -152,9 +144,9 @@ fn main() {
         ab: ensure_tool("ab", "apache2-utils"),
         cfssl: ensure_tool("cfssl", "golang-cfssl"),
     };
-    let machine = Machine::describe(&tools);
+    let facts = Facts::describe(&tools);
     let seconds = Duration::from_secs(options.seconds);
-    let (hsm_1t, hsm_2t) = raw_hsm_rate(seconds);
+    let (hsm_1t, hsm_2t) = raw_hsm_rate("bench-ocsp", seconds);
 
     let bench = Bench {
         options,
@@ -166,7 +158,7 @@ fn main() {
     let inputs = bench.strongroom(&mut rows, &mut notes);
     bench.openssl(&inputs, &mut rows, &mut notes);
     bench.cfssl(&inputs, &mut rows, &mut notes);
-    print_report(&machine, &bench.options, &rows, &notes, hsm_1t, hsm_2t);
+    print_report(&facts, &bench.options, &rows, &notes, hsm_1t, hsm_2t);
 }
 
 /// Command-line options (after `--`).
@@ -238,332 +230,13 @@ fn usage(problem: &str) -> ! {
     )
 }
 
-// ---------------------------------------------------------------- processes
-
-/// A child process killed (and reaped) when dropped, also during a panic.
-/// Children it forked itself (`openssl ocsp -multi`) are killed with it.
-struct ChildGuard {
-    /// What it is, for messages.
-    name: &'static str,
-    child: Option<Child>,
-    /// Where its standard error goes, shown if it fails.
-    log: PathBuf,
-    /// How long [`ChildGuard::stop`] waits after SIGTERM before SIGKILL.
-    grace: Duration,
-}
-
-impl ChildGuard {
-    /// Starts `command` with standard error to `log`.
-    fn spawn(name: &'static str, command: &mut Command, log: PathBuf) -> ChildGuard {
-        let stderr = std::fs::File::create(&log).expect("create a log file");
-        let child = command
-            .stdin(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        ChildGuard {
-            name,
-            child: Some(child),
-            log,
-            grace: Duration::from_secs(20),
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
-    /// Its log, for failure messages.
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Panics with its log if it has exited.
-    fn assert_running(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("{} exited with {status}:\n{}", self.name, self.log());
-            }
-        }
-    }
-
-    /// Waits until `file` (which it writes) contains `text`.
-    fn wait_for_output(&mut self, file: &Path, text: &str) {
-        let deadline = Instant::now() + START_TIMEOUT;
-        while !std::fs::read_to_string(file).is_ok_and(|out| out.contains(text)) {
-            self.assert_running();
-            assert!(
-                Instant::now() < deadline,
-                "{} did not print {text:?}",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Waits until `addr` accepts TCP connections.
-    fn wait_listening(&mut self, addr: &str) {
-        let deadline = Instant::now() + START_TIMEOUT;
-        while TcpStream::connect(addr).is_err() {
-            self.assert_running();
-            assert!(
-                Instant::now() < deadline,
-                "{} is not listening on {addr}",
-                self.name
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// User plus system CPU time of the process and the children it forked.
-    fn cpu_time(&self) -> Duration {
-        let pid = self.pid();
-        children_of(pid)
-            .into_iter()
-            .map(cpu_time)
-            .fold(cpu_time(pid), |sum, t| sum + t)
-    }
-
-    /// SIGTERM, then up to its grace period for a clean exit, then SIGKILL.
-    fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let forked = children_of(child.id());
-        signal("-TERM", child.id());
-        let deadline = Instant::now() + self.grace;
-        let mut exited = false;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                exited = true;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if !exited {
-            eprintln!(
-                "{} ignored SIGTERM for {:?}; killing it",
-                self.name, self.grace
-            );
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        for pid in forked {
-            signal("-KILL", pid);
-        }
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            for pid in children_of(child.id()) {
-                signal("-KILL", pid);
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            if std::thread::panicking() {
-                eprintln!("---- {} log ----\n{}", self.name, self.log());
-            }
-        }
-    }
-}
-
-/// Sends `signal` (`-TERM`, `-KILL`) to one process.
-fn signal(signal: &str, pid: u32) {
-    let _ = Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .stderr(Stdio::null())
-        .status();
-}
-
-/// The processes `pid` forked (from `/proc`), if any.
-fn children_of(pid: u32) -> Vec<u32> {
-    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .collect()
-}
-
-/// Runs a command to completion, panicking with its output if it fails.
-fn run(program: &str, args: &[&str]) -> Output {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(
-        out.status.success(),
-        "{program} {args:?} failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// The trimmed standard output (or error) of a command, or `unknown`.
-fn stdout_of(program: &str, args: &[&str]) -> String {
-    Command::new(program)
-        .args(args)
-        .output()
-        .ok()
-        .map(|out| {
-            let text = if out.stdout.is_empty() {
-                out.stderr
-            } else {
-                out.stdout
-            };
-            String::from_utf8_lossy(&text).trim().to_string()
-        })
-        .filter(|text| !text.is_empty())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().expect("temporary paths are UTF-8")
-}
-
-/// User plus system CPU time a process has used so far (all its threads).
-fn cpu_time(pid: u32) -> Duration {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return Duration::ZERO;
-    };
-    // Fields after the command name (which may hold spaces) start at field 3;
-    // utime and stime are fields 14 and 15.
-    let (_, rest) = stat.rsplit_once(')').expect("a /proc stat line");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 =
-        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
-    Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64)
-}
-
-/// The kernel's clock ticks per second (`getconf CLK_TCK`).
-fn clock_ticks() -> u64 {
-    stdout_of("getconf", &["CLK_TCK"]).parse().unwrap_or(100)
-}
-
-/// A port the kernel considers free on 127.0.0.1 (released before the peer
-/// binds it; another process could take it in between, which shows up as the
-/// peer failing to start, never as a wrong figure).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral port")
-        .port()
-}
+// ---------------------------------------------------------------- tools
 
 /// The load generators and the cfssl peer.
 struct Tools {
     wrk: PathBuf,
     ab: PathBuf,
     cfssl: PathBuf,
-}
-
-/// `binary` on `PATH`, installed from the Debian package `package` with
-/// apt-get if it is missing (the benchmark never skips a peer).
-fn ensure_tool(binary: &str, package: &str) -> PathBuf {
-    let find = || {
-        std::env::var_os("PATH").and_then(|path| {
-            std::env::split_paths(&path)
-                .map(|dir| dir.join(binary))
-                .find(|candidate| candidate.is_file())
-        })
-    };
-    if let Some(found) = find() {
-        return found;
-    }
-    let hint = format!(
-        "{binary} is missing: install the Debian package with `sudo apt-get install {package}` \
-         (or run scripts/install-deps)"
-    );
-    let root = stdout_of("id", &["-u"]) == "0";
-    let (program, prefix): (&str, &[&str]) = if root {
-        ("apt-get", &[])
-    } else {
-        ("sudo", &["-n", "apt-get"])
-    };
-    eprintln!("{binary} is missing: installing {package} with apt-get...");
-    let apt = |args: &[&str]| {
-        Command::new(program)
-            .args(prefix)
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    let install = ["install", "-y", "-qq", "--no-install-recommends", package];
-    let installed = apt(&install) || (apt(&["update", "-qq"]) && apt(&install));
-    if !installed {
-        panic!("{hint}; installing it with apt-get failed");
-    }
-    find()
-        .unwrap_or_else(|| panic!("{hint}; apt-get installed {package} but no {binary} is on PATH"))
-}
-
-// ---------------------------------------------------------------- raw HSM
-
-/// Raw P-256 signatures/s through `strongroom_hsm` on a fresh token, with 1
-/// and 2 threads.
-fn raw_hsm_rate(duration: Duration) -> (f64, f64) {
-    let created = TestToken::create("bench-ocsp")
-        .unwrap_or_else(|e| panic!("cannot create the benchmark token: {e}"));
-    let token = Token::open(
-        &created.module,
-        &created.label,
-        Pin::new(created.user_pin.expose_secret()),
-        PoolConfig {
-            sessions: 2,
-            ..PoolConfig::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("cannot open the benchmark token: {e}"));
-    let key = token
-        .generate_key_pair("bench-p256", KeySpec::EcP256)
-        .unwrap_or_else(|e| panic!("cannot generate the P-256 key: {e}"));
-    let algorithm = SignatureAlgorithm::EcdsaP256Sha256;
-    let measure = |threads: usize| -> f64 {
-        let start = Barrier::new(threads);
-        let results: Vec<(u64, Duration, Vec<u8>)> = std::thread::scope(|scope| {
-            let handles: Vec<_> = (0..threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        start.wait();
-                        let began = Instant::now();
-                        let mut count = 0u64;
-                        let mut last = Vec::new();
-                        while began.elapsed() < duration {
-                            last = key
-                                .sign(algorithm, &MESSAGE)
-                                .unwrap_or_else(|e| panic!("HSM signing failed: {e}"));
-                            count += 1;
-                        }
-                        (count, began.elapsed(), last)
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        });
-        for (_, _, signature) in &results {
-            key.public_key()
-                .verify(algorithm, &MESSAGE, signature)
-                .unwrap_or_else(|e| panic!("a raw HSM signature does not verify: {e}"));
-        }
-        let rate = results
-            .iter()
-            .map(|(count, took, _)| *count as f64 / took.as_secs_f64())
-            .sum();
-        eprintln!(
-            "raw HSM P-256, {threads} thread(s): {} sig/s",
-            thousands(rate)
-        );
-        rate
-    };
-    (measure(1), measure(2))
 }
 
 // ---------------------------------------------------------------- HTTP
@@ -814,6 +487,26 @@ struct Row {
     response_bytes: usize,
     /// Which ratio this row takes part in.
     id: RowId,
+}
+
+impl Row {
+    /// `server`'s row for `request` (its label and checked response size).
+    fn new(
+        server: &str,
+        (request, response_bytes): (&'static str, usize),
+        generator: &str,
+        figures: Figures,
+        id: RowId,
+    ) -> Row {
+        Row {
+            server: server.to_string(),
+            request,
+            generator: generator.to_string(),
+            figures,
+            response_bytes,
+            id,
+        }
+    }
 }
 
 /// Rows the ratios refer to.
@@ -1146,75 +839,6 @@ struct Bench {
     work: PathBuf,
 }
 
-/// `strongroom dev`'s addresses from its banner.
-struct Banner {
-    /// `https://127.0.0.1:port`, the gRPC address.
-    grpc: String,
-    /// The dev root CA, PEM file.
-    root: PathBuf,
-    /// `http://127.0.0.1:port/ca/issuing.crt`.
-    issuing_url: String,
-}
-
-/// Starts a fresh dev appliance in `data` and reads its banner.
-fn start_appliance(data: &Path, log: PathBuf) -> (ChildGuard, Banner) {
-    let mut command = Command::new(BIN);
-    command
-        .args(["dev", "--data-dir"])
-        .arg(data)
-        .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped());
-    let mut process = ChildGuard::spawn("strongroom dev", &mut command, log);
-    let stdout = process
-        .child
-        .as_mut()
-        .and_then(|c| c.stdout.take())
-        .expect("the appliance's stdout");
-    // Read the banner on a thread, so a silent appliance cannot hang us.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let (mut grpc, mut root, mut issuing) = (None, None, None);
-        while grpc.is_none() || root.is_none() || issuing.is_none() {
-            let Some(Ok(line)) = lines.next() else {
-                return;
-            };
-            if let Some(v) = line.strip_prefix("export STRONGROOM_ADDR=") {
-                grpc = Some(v.to_string());
-            }
-            if let Some(v) = line.strip_prefix("export STRONGROOM_CACERT=") {
-                root = Some(PathBuf::from(v));
-            }
-            if let Some(url) = line
-                .split_whitespace()
-                .find(|w| w.starts_with("http://") && w.ends_with("/ca/issuing.crt"))
-            {
-                issuing = Some(url.to_string());
-            }
-        }
-        let _ = tx.send((grpc, root, issuing));
-        // Keep draining, so the appliance never blocks on a full pipe.
-        for _ in lines {}
-    });
-    match rx.recv_timeout(START_TIMEOUT) {
-        Ok((Some(grpc), Some(root), Some(issuing_url))) => (
-            process,
-            Banner {
-                grpc,
-                root,
-                issuing_url,
-            },
-        ),
-        _ => {
-            process.assert_running();
-            panic!(
-                "strongroom dev printed no addresses within {START_TIMEOUT:?}:\n{}",
-                process.log()
-            );
-        }
-    }
-}
-
 /// `host:port` and path of an `http://` URL.
 fn split_url(url: &str) -> (String, String) {
     let rest = url
@@ -1381,19 +1005,16 @@ impl Bench {
             url: format!("http://{addr}{post_target}"),
             script: &nonce_script,
         };
-        let name = "strongroom".to_string();
         let wrk = self.wrk_label();
         let ab = self.ab_label();
+        let cached_get = ("GET, no nonce (cached)", get_bytes);
+        // Adds one of the appliance's rows.
+        let mut add = |asked, generator: &str, figures, id| {
+            rows.push(Row::new("strongroom", asked, generator, figures, id));
+        };
 
         let figures = self.measure_wrk("strongroom GET", &get, &mut appliance, get_bytes);
-        rows.push(Row {
-            server: name.clone(),
-            request: "GET, no nonce (cached)",
-            generator: wrk.clone(),
-            figures,
-            response_bytes: get_bytes,
-            id: RowId::OursWrkGet,
-        });
+        add(cached_get, &wrk, figures, RowId::OursWrkGet);
 
         let (idle, stalled) = (self.options.idle, self.options.stalled);
         eprintln!(
@@ -1419,48 +1040,23 @@ impl Bench {
              (each reopened)",
             reopened.idle, reopened.stalled
         );
-        rows.push(Row {
-            server: name.clone(),
-            request: "GET, no nonce (cached)",
-            generator: format!("{wrk} + {idle} idle + {stalled} half-request connections"),
-            figures,
-            response_bytes: get_bytes,
-            id: RowId::OursWrkGetIdle,
-        });
+        let generator = format!("{wrk} + {idle} idle + {stalled} half-request connections");
+        add(cached_get, &generator, figures, RowId::OursWrkGetIdle);
 
         let figures = self.measure_wrk("strongroom POST", &post, &mut appliance, post_bytes);
-        rows.push(Row {
-            server: name.clone(),
-            request: "POST, no nonce (cached)",
-            generator: wrk.clone(),
-            figures,
-            response_bytes: post_bytes,
-            id: RowId::OursWrkPost,
-        });
+        let cached_post = ("POST, no nonce (cached)", post_bytes);
+        add(cached_post, &wrk, figures, RowId::OursWrkPost);
 
         let what = "strongroom POST with fresh nonces";
         let figures = self.measure_wrk(what, &live, &mut appliance, live_bytes);
-        rows.push(Row {
-            server: name.clone(),
-            request: "POST, fresh nonce each (live-signed)",
-            generator: wrk.clone(),
-            figures,
-            response_bytes: live_bytes,
-            id: RowId::OursWrkLive,
-        });
+        let fresh_nonces = ("POST, fresh nonce each (live-signed)", live_bytes);
+        add(fresh_nonces, &wrk, figures, RowId::OursWrkLive);
 
         let url = format!("http://{addr}{get_target}");
         let figures = self
             .measure_ab("strongroom GET (ab)", &url, None, &mut appliance, get_bytes)
             .unwrap_or_else(|e| panic!("strongroom GET (ab): {e}"));
-        rows.push(Row {
-            server: name.clone(),
-            request: "GET, no nonce (cached)",
-            generator: ab.clone(),
-            figures,
-            response_bytes: get_bytes,
-            id: RowId::OursAbGet,
-        });
+        add(cached_get, &ab, figures, RowId::OursAbGet);
 
         let url = format!("http://{addr}{post_target}");
         let figures = self
@@ -1472,14 +1068,8 @@ impl Bench {
                 live_bytes,
             )
             .unwrap_or_else(|e| panic!("strongroom POST with a nonce (ab): {e}"));
-        rows.push(Row {
-            server: name,
-            request: "POST, one nonce (live-signed)",
-            generator: ab,
-            figures,
-            response_bytes: live_bytes,
-            id: RowId::OursAbLive,
-        });
+        let one_nonce = ("POST, one nonce (live-signed)", live_bytes);
+        add(one_nonce, &ab, figures, RowId::OursAbLive);
         appliance.stop();
         inputs
     }
@@ -1558,32 +1148,15 @@ impl Bench {
         );
 
         let request_file = dir.join("request.der");
-        run(
-            "openssl",
-            &[
-                "ocsp",
-                "-issuer",
-                p(&issuing),
-                "-cert",
-                p(&leaf),
-                "-no_nonce",
-                "-reqout",
-                p(&request_file),
-            ],
-        );
         let nonce_request_file = dir.join("nonce-request.der");
-        run(
-            "openssl",
-            &[
-                "ocsp",
-                "-issuer",
-                p(&issuing),
-                "-cert",
-                p(&leaf),
-                "-reqout",
-                p(&nonce_request_file),
-            ],
-        );
+        for (file, nonce) in [(&request_file, false), (&nonce_request_file, true)] {
+            let mut args = vec!["ocsp", "-issuer", p(&issuing), "-cert", p(&leaf)];
+            if !nonce {
+                args.push("-no_nonce");
+            }
+            args.extend(["-reqout", p(file)]);
+            run("openssl", &args);
+        }
         let request = std::fs::read(&request_file).expect("read the request");
         let nonce_request = std::fs::read(&nonce_request_file).expect("read the nonce request");
         // openssl puts the nonce extension last: OCTET STRING (16 bytes) inside
@@ -1669,63 +1242,45 @@ impl Bench {
             let start = || start_openssl(&dir, &index, inputs, workers);
             let (mut server, mut addr) = start();
             let target = inputs.get_target("");
-            let answer = exchange(&addr, "GET", &target, None);
-            let get_bytes = check_response(
-                inputs,
-                &dir,
-                &format!("{name} GET"),
-                &answer,
-                Trust::Responder(&inputs.responder_cert),
-                Asked::NoNonce,
-            );
-            let figures = self.measure_peer_ab(
-                &format!("{name} GET (ab)"),
-                |addr| format!("http://{addr}{target}"),
-                None,
-                (&mut server, &mut addr),
-                &start,
-                get_bytes,
-                notes,
-            );
-            rows.push(Row {
-                server: name.clone(),
-                request: "GET, no nonce (signs every response)",
-                generator: self.ab_label(),
-                figures,
-                response_bytes: get_bytes,
-                id: if workers == 1 {
-                    RowId::OpensslAbGet
-                } else {
-                    RowId::OpensslMultiAbGet
-                },
-            });
+            // Checks the answer to the no-nonce GET or, with `nonce`, to the POST
+            // with a nonce, then measures that request under ab.
+            let mut check_and_measure =
+                |nonce: bool, server: &mut ChildGuard, addr: &mut String| {
+                    let file = &inputs.nonce_request_file;
+                    let (kind, answer, asked) = if nonce {
+                        let answer = exchange(addr, "POST", "/", Some(&inputs.nonce_request));
+                        ("POST with a nonce", answer, Asked::Nonce(file))
+                    } else {
+                        ("GET", exchange(addr, "GET", &target, None), Asked::NoNonce)
+                    };
+                    let what = format!("{name} {kind}");
+                    let trust = Trust::Responder(&inputs.responder_cert);
+                    let bytes = check_response(inputs, &dir, &what, &answer, trust, asked);
+                    let path = if nonce { "/" } else { &target };
+                    let figures = self.measure_peer_ab(
+                        &format!("{what} (ab)"),
+                        |addr| format!("http://{addr}{path}"),
+                        nonce.then_some(file.as_path()),
+                        (server, addr),
+                        &start,
+                        bytes,
+                        notes,
+                    );
+                    (figures, bytes)
+                };
+            let (figures, get_bytes) = check_and_measure(false, &mut server, &mut addr);
+            let signed_get = ("GET, no nonce (signs every response)", get_bytes);
+            let id = if workers == 1 {
+                RowId::OpensslAbGet
+            } else {
+                RowId::OpensslMultiAbGet
+            };
+            rows.push(Row::new(&name, signed_get, &self.ab_label(), figures, id));
             if workers == 1 {
-                let answer = exchange(&addr, "POST", "/", Some(&inputs.nonce_request));
-                let live_bytes = check_response(
-                    inputs,
-                    &dir,
-                    &format!("{name} POST with a nonce"),
-                    &answer,
-                    Trust::Responder(&inputs.responder_cert),
-                    Asked::Nonce(&inputs.nonce_request_file),
-                );
-                let figures = self.measure_peer_ab(
-                    &format!("{name} POST with a nonce (ab)"),
-                    |addr| format!("http://{addr}/"),
-                    Some(&inputs.nonce_request_file),
-                    (&mut server, &mut addr),
-                    &start,
-                    live_bytes,
-                    notes,
-                );
-                rows.push(Row {
-                    server: name,
-                    request: "POST, one nonce (live-signed)",
-                    generator: self.ab_label(),
-                    figures,
-                    response_bytes: live_bytes,
-                    id: RowId::OpensslAbLive,
-                });
+                let (figures, live_bytes) = check_and_measure(true, &mut server, &mut addr);
+                let one_nonce = ("POST, one nonce (live-signed)", live_bytes);
+                let id = RowId::OpensslAbLive;
+                rows.push(Row::new(&name, one_nonce, &self.ab_label(), figures, id));
             }
             server.stop();
         }
@@ -1860,14 +1415,14 @@ impl Bench {
             script: &script,
         };
         let figures = self.measure_wrk("cfssl ocspserve POST", &load, &mut server, post_bytes);
-        rows.push(Row {
-            server: "`cfssl ocspserve`".into(),
-            request: "POST, no nonce (pre-signed)",
-            generator: self.wrk_label(),
+        let pre_signed = ("POST, no nonce (pre-signed)", post_bytes);
+        rows.push(Row::new(
+            "`cfssl ocspserve`",
+            pre_signed,
+            &self.wrk_label(),
             figures,
-            response_bytes: post_bytes,
-            id: RowId::CfsslWrkPost,
-        });
+            RowId::CfsslWrkPost,
+        ));
         server.stop();
     }
 }
@@ -1911,53 +1466,20 @@ fn start_openssl(
 
 // ---------------------------------------------------------------- report
 
-/// What the figures were measured on.
-struct Machine {
-    cpus: usize,
-    cpu_model: String,
-    os: String,
-    kernel: String,
-    softhsm: String,
-    openssl: String,
-    rustc: String,
-    cfssl: String,
+/// What the figures were measured on: the machine and the load generators.
+struct Facts {
+    machine: Machine,
     wrk: String,
     ab: String,
 }
 
-impl Machine {
-    fn describe(tools: &Tools) -> Machine {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpu_model = cpuinfo
-            .lines()
-            .find_map(|l| l.strip_prefix("model name"))
-            .and_then(|l| l.split_once(':'))
-            .map_or_else(|| "unknown".into(), |(_, m)| m.trim().to_string());
-        let os = std::fs::read_to_string("/etc/os-release")
-            .unwrap_or_default()
-            .lines()
-            .find_map(|l| l.strip_prefix("PRETTY_NAME="))
-            .map_or_else(|| "unknown".into(), |n| n.trim_matches('"').to_string());
-        let cfssl = stdout_of(p(&tools.cfssl), &["version"]);
+impl Facts {
+    /// The [`Machine`] facts, `wrk --version` and `ab -V`.
+    fn describe(tools: &Tools) -> Facts {
         let wrk = stdout_of(p(&tools.wrk), &["--version"]);
         let ab = stdout_of(p(&tools.ab), &["-V"]);
-        Machine {
-            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
-            cpu_model,
-            os,
-            kernel: stdout_of("uname", &["-r"]),
-            softhsm: stdout_of("softhsm2-util", &["--version"]),
-            openssl: stdout_of("openssl", &["version"])
-                .split(" (Library")
-                .next()
-                .unwrap_or("unknown")
-                .to_string(),
-            rustc: stdout_of("rustc", &["--version"]),
-            cfssl: cfssl
-                .lines()
-                .find_map(|l| l.strip_prefix("Version: "))
-                .unwrap_or(&cfssl)
-                .to_string(),
+        Facts {
+            machine: Machine::describe(&tools.cfssl),
             wrk: wrk
                 .split_whitespace()
                 .nth(1)
@@ -1974,7 +1496,7 @@ impl Machine {
 }
 
 fn print_report(
-    machine: &Machine,
+    facts: &Facts,
     options: &Options,
     rows: &[Row],
     notes: &[String],
@@ -1984,17 +1506,8 @@ fn print_report(
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Machine: {} CPUs ({}), {}, kernel {}, SoftHSM {}, {}, {}, cfssl {}, wrk {}, ab {}.",
-        machine.cpus,
-        machine.cpu_model,
-        machine.os,
-        machine.kernel,
-        machine.softhsm,
-        machine.openssl,
-        machine.rustc,
-        machine.cfssl,
-        machine.wrk,
-        machine.ab,
+        "Machine: {}, wrk {}, ab {}.",
+        facts.machine, facts.wrk, facts.ab,
     );
     let _ = writeln!(
         out,
@@ -2006,7 +1519,7 @@ fn print_report(
         options.ab_requests,
         options.ab_concurrency,
         (options.ab_requests / 10).max(1),
-        machine.cpus,
+        facts.machine.cpus,
     );
     let _ = writeln!(out);
     let _ = writeln!(
@@ -2107,24 +1620,4 @@ fn print_report(
         }
     }
     print!("{out}");
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-/// `12345.6` as `12,346`.
-fn thousands(value: f64) -> String {
-    if !value.is_finite() {
-        return "n/a".into();
-    }
-    let digits = format!("{:.0}", value.max(0.0));
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
