@@ -55,20 +55,19 @@ impl Pki {
 
     /// `openssl ocsp` against `url` for `cert`; returns its stdout+stderr.
     fn ask(&self, url: &str, cert: &Path, extra: &[&str]) -> String {
-        let mut args = vec![
-            "ocsp",
-            "-issuer",
-            p(&self.issuing),
-            "-cert",
-            p(cert),
-            "-url",
-            url,
-            "-CAfile",
-            p(&self.root),
-        ];
-        args.extend_from_slice(extra);
-        let out = openssl(&args);
-        output_text(&out)
+        let mut what = vec!["-cert", p(cert)];
+        what.extend_from_slice(extra);
+        self.query(url, &what)
+    }
+
+    /// `openssl ocsp` against `url` about what `what` names (`-cert FILE`,
+    /// `-serial N`, options), for our issuing CA, verifying up to the root;
+    /// returns its stdout+stderr.
+    fn query(&self, url: &str, what: &[&str]) -> String {
+        let mut args = vec!["ocsp", "-issuer", p(&self.issuing)];
+        args.extend_from_slice(what);
+        args.extend_from_slice(&["-url", url, "-CAfile", p(&self.root)]);
+        output_text(&openssl(&args))
     }
 }
 
@@ -99,20 +98,7 @@ fn openssl_and_gnutls_get_good_then_revoked_over_post_and_get() {
         assert!(said.contains("Response verify OK"), "{said}");
     }
     // SHA-256 CertIDs.
-    let out = openssl(&[
-        "ocsp",
-        "-issuer",
-        p(&pki.issuing),
-        "-sha256",
-        "-cert",
-        p(&cert),
-        "-url",
-        &url,
-        "-CAfile",
-        p(&pki.root),
-        "-no_nonce",
-    ]);
-    let said = output_text(&out);
+    let said = pki.query(&url, &["-sha256", "-cert", p(&cert), "-no_nonce"]);
     assert!(
         said.contains(": good") && said.contains("Response verify OK"),
         "{said}"
@@ -217,39 +203,13 @@ fn openssl_and_gnutls_get_good_then_revoked_over_post_and_get() {
 
     // A serial of our issuer that we never issued: unknown.
     let unknown = pki.path("unknown.der");
-    let out = openssl(&[
-        "ocsp",
-        "-issuer",
-        p(&pki.issuing),
-        "-serial",
-        "0x4a0b0c",
-        "-url",
-        &url,
-        "-CAfile",
-        p(&pki.root),
-        "-respout",
-        p(&unknown),
-    ]);
-    let text = output_text(&out);
+    let text = pki.query(&url, &["-serial", "0x4a0b0c", "-respout", p(&unknown)]);
     assert!(text.contains("0x4a0b0c: unknown"), "{text}");
     pkilint_ocsp(&unknown);
 
     // Two certificates in one request: one signature, both answered.
     let (_, second) = dev.issue_server(pki.dir.path(), "ocsp-two");
-    let out = openssl(&[
-        "ocsp",
-        "-issuer",
-        p(&pki.issuing),
-        "-cert",
-        p(&cert),
-        "-cert",
-        p(&second),
-        "-url",
-        &url,
-        "-CAfile",
-        p(&pki.root),
-    ]);
-    let text = output_text(&out);
+    let text = pki.query(&url, &["-cert", p(&cert), "-cert", p(&second)]);
     assert!(text.contains(&format!("{}: revoked", p(&cert))), "{text}");
     assert!(text.contains(&format!("{}: good", p(&second))), "{text}");
 
@@ -388,39 +348,14 @@ fn a_keyless_edge_serves_responses_signed_ahead_and_follows_a_revocation() {
     assert!(said.contains("Response verify OK"), "{said}");
 
     // What the edge cannot answer: a serial never issued, several CertIDs.
-    let out = openssl(&[
-        "ocsp",
-        "-issuer",
-        p(&pki.issuing),
-        "-serial",
-        "0x4a0b0c",
-        "-url",
-        &edge.url,
-        "-no_nonce",
-    ]);
-    assert!(
-        output_text(&out).contains("unauthorized"),
-        "{}",
-        output_text(&out)
-    );
+    let said = pki.query(&edge.url, &["-serial", "0x4a0b0c", "-no_nonce"]);
+    assert!(said.contains("unauthorized"), "{said}");
     let (_, second) = dev.issue_server(pki.dir.path(), "edge-two");
-    let out = openssl(&[
-        "ocsp",
-        "-issuer",
-        p(&pki.issuing),
-        "-cert",
-        p(&cert),
-        "-cert",
-        p(&second),
-        "-url",
+    let said = pki.query(
         &edge.url,
-        "-no_nonce",
-    ]);
-    assert!(
-        output_text(&out).contains("unauthorized"),
-        "{}",
-        output_text(&out)
+        &["-cert", p(&cert), "-cert", p(&second), "-no_nonce"],
     );
+    assert!(said.contains("unauthorized"), "{said}");
     // Garbage is malformed there too.
     let answer = http_post(&edge.url, "application/ocsp-request", b"garbage");
     assert_eq!(answer.status, 400);

@@ -13,7 +13,6 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use strongroom_ca::{
     Authority, CaError, CrlSeries, IssueRequest, Issued, Names, RevokeOutcome, pem,
@@ -30,6 +29,7 @@ use super::convert::{
 };
 use super::peer::requester;
 use super::status::Failure;
+use super::unix_now;
 use crate::appliance::{Appliance, generate_key};
 
 /// The Ca service over one appliance.
@@ -323,13 +323,6 @@ fn names_differ(csr: &Names, certificate: &Names) -> Option<(String, String)> {
     let (asked, kept) = (set(csr), set(certificate));
     let list = |s: &BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
     (asked != kept).then(|| (list(&asked), list(&kept)))
-}
-
-/// Now, in Unix seconds.
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// What a response says about the certificate it carries, for the log.

@@ -27,13 +27,14 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use hyper::body::Bytes;
 use strongroom_ca::{CrlSeries, StoredCrl};
 use tokio::sync::{Notify, watch};
 
 use super::blocking::BlockingPool;
+use super::unix_now;
 use crate::appliance::Appliance;
 
 /// The shortest wait between a revocation and the rebuild it triggers.
@@ -420,13 +421,6 @@ fn next_refresh(crls: &Crls, validity: Duration) -> Duration {
         u64::try_from(t.saturating_sub(now)).unwrap_or(0)
     });
     Duration::from_secs(secs.clamp(1, (validity.as_secs() / 2).max(1)))
-}
-
-/// Now, Unix seconds.
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

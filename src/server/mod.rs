@@ -53,6 +53,17 @@ use self::sys_service::SysService;
 use crate::appliance::Appliance;
 use crate::config::Config;
 
+/// `t` in Unix seconds (0 before the epoch).
+pub(crate) fn unix(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Now, in Unix seconds.
+pub(crate) fn unix_now() -> i64 {
+    unix(std::time::SystemTime::now())
+}
+
 /// Options of `strongroom server`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ServerArgs {

@@ -61,6 +61,7 @@ use tokio::sync::{Notify, watch};
 
 use super::blocking::BlockingPool;
 use super::http::{Cacheable, cacheable_response};
+use super::unix;
 use crate::store::sqlite::{SignedResponse, SqliteStore, StoredResponse};
 
 /// How long a client may take to send a POST body.
@@ -748,12 +749,6 @@ fn cached_response(entry: &Cached, headers: &HeaderMap) -> Response<Full<Bytes>>
         },
         headers,
     )
-}
-
-/// Unix seconds.
-fn unix(t: SystemTime) -> i64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

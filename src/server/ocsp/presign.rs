@@ -31,6 +31,7 @@ use tokio::sync::watch;
 use super::Ocsp;
 use crate::appliance::Appliance;
 use crate::server::blocking::BlockingPool;
+use crate::server::unix;
 
 /// Responses signed and stored per transaction.
 const BATCH: usize = 256;
@@ -223,9 +224,4 @@ fn round(
         more: false,
         next_due: store.ocsp_next_refresh(issuer_id)?,
     })
-}
-
-fn unix(t: SystemTime) -> i64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }

@@ -18,6 +18,7 @@ use strongroom_ca::{Authority, CertStatus, DelegatedSigner, OcspResponder};
 use strongroom_hsm::{PublicKey, Token};
 
 use crate::config::{OcspConfig, OcspSignerKind};
+use crate::server::unix;
 use crate::store::sqlite::{SqliteStore, StoredSigner};
 
 /// Who the inventory says asked for delegated signer certificates.
@@ -184,11 +185,6 @@ fn create(
         Arc::new(signer),
         now,
     )?)
-}
-
-fn unix(t: SystemTime) -> i64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]
