@@ -55,6 +55,12 @@ pub enum Error {
         /// The token label.
         token: String,
     },
+    /// The token was closed with `Token::close` (logged out for good).
+    #[error("token '{token}' is closed (logged out); open it again to use it")]
+    Closed {
+        /// The token label.
+        token: String,
+    },
     /// The HSM cannot be reached right now (token removed, module reset,
     /// session lost). The pool reconnects by itself once the token is back.
     #[error("HSM unavailable: token '{token}': {reason}")]

@@ -97,6 +97,8 @@ pub(crate) struct TokenInner {
     freed: Condvar,
     /// Whether a login ever succeeded (later connects are reconnects).
     connected_once: AtomicBool,
+    /// Set by [`Token::close`]: the label is unregistered already.
+    closed: AtomicBool,
     /// Serialises "is this label free?" with the creation that relies on the answer.
     pub(crate) create_lock: Mutex<()>,
 }
@@ -121,8 +123,15 @@ struct PoolState {
 
 enum Health {
     Up,
-    Down { reason: String, retry_at: Instant },
-    LoginRefused { locked: bool },
+    Down {
+        reason: String,
+        retry_at: Instant,
+    },
+    LoginRefused {
+        locked: bool,
+    },
+    /// [`Token::close`] was called: never reconnects.
+    Closed,
 }
 
 /// A key object's handle and the pool generation it was found in.
@@ -200,6 +209,7 @@ impl Token {
             }),
             freed: Condvar::new(),
             connected_once: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
             create_lock: Mutex::new(()),
         };
         {
@@ -298,6 +308,41 @@ impl Token {
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = new;
         Ok(())
+    }
+
+    /// Logs out and closes the token for good: idle sessions and the login
+    /// session are closed now, sessions still lent out are closed when they
+    /// come back, the PIN is zeroized, and every later call on this token or
+    /// any clone fails with [`Error::Closed`]. The token can then be opened
+    /// again with [`Token::open`]. Idempotent.
+    pub fn close(&self) {
+        let inner = &self.inner;
+        let mut guard = inner.lock();
+        let st = &mut *guard;
+        if matches!(st.health, Health::Closed) {
+            return;
+        }
+        let same_epoch = st.epoch == inner.module.epoch();
+        // Working sessions first: the login lasts until the last one closes.
+        for session in st.idle.drain(..).chain(st.anchor.take()) {
+            if same_epoch {
+                let _ = session.close();
+            }
+        }
+        st.open = 0;
+        st.slot = None;
+        st.generation += 1;
+        st.health = Health::Closed;
+        *inner.pin.lock().unwrap_or_else(PoisonError::into_inner) = Pin::new("");
+        if !inner.closed.swap(true, Ordering::AcqRel) {
+            inner.module.unregister(&inner.label);
+        }
+        let waiting = st.waiters > 0;
+        drop(guard);
+        if waiting {
+            inner.freed.notify_all();
+        }
+        tracing::info!(token = %inner.label, "token closed; logged out");
     }
 
     /// The token's label.
@@ -626,6 +671,9 @@ impl TokenInner {
             Health::LoginRefused { locked: true } => Err(Error::PinLocked {
                 token: self.label.clone(),
             }),
+            Health::Closed => Err(Error::Closed {
+                token: self.label.clone(),
+            }),
             Health::Down { reason, retry_at } => {
                 if Instant::now() < *retry_at {
                     return Err(self.unavailable(reason));
@@ -780,8 +828,10 @@ impl Drop for TokenInner {
                 let _ = session.close();
             }
         }
-        // Only now may the token be opened again.
-        self.module.unregister(&self.label);
+        // Only now may the token be opened again (unless `close` allowed it already).
+        if !*self.closed.get_mut() {
+            self.module.unregister(&self.label);
+        }
     }
 }
 
