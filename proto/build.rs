@@ -7,6 +7,7 @@ use std::process::Command;
 /// The `.proto` files of package `strongroom.v1`, relative to this crate.
 const PROTOS: &[&str] = &[
     "proto/strongroom/v1/ca.proto",
+    "proto/strongroom/v1/seal.proto",
     "proto/strongroom/v1/sys.proto",
 ];
 

@@ -10,6 +10,8 @@
 //! - [`v1::sys_server`] / [`v1::sys_client`]: the `Sys` service (appliance
 //!   status). Health is the standard `grpc.health.v1` service, which the
 //!   binary serves with `tonic-health`.
+//! - [`v1::seal_server`] / [`v1::seal_client`]: the `Seal` service
+//!   (initialise, unseal, seal, rekey), which answers while sealed.
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for gRPC server
 //!   reflection.
 //!
@@ -18,7 +20,7 @@
 //! domain types with `TryFrom`, validating every field at the edge.
 
 /// Messages, enums, clients and servers of package `strongroom.v1`,
-/// generated from `proto/strongroom/v1/{ca,sys}.proto`.
+/// generated from `proto/strongroom/v1/{ca,seal,sys}.proto`.
 // No `#[allow]` needed: the generated client/server modules carry their own,
 // and messages take their docs from the .proto comments, so `missing_docs`
 // here flags any undocumented message, field or enum value.
