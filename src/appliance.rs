@@ -3,7 +3,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use anyhow::{Context, bail};
 use ring::rand::SystemRandom;
@@ -12,7 +11,7 @@ use strongroom_ca::{Authority, DistributionUrls, Issuer, Profile, SystemClock};
 use strongroom_hsm::{KeySpec, Pin, Pkcs11Uri, PoolConfig, PublicKey, SignatureAlgorithm, Token};
 use zeroize::Zeroizing;
 
-use crate::config::{Config, CrlConfig, Limits, OcspConfig};
+use crate::config::{Config, CrlConfig, OcspConfig};
 use crate::server::crl::Crls;
 use crate::server::ocsp::Ocsp;
 use crate::server::ocsp::signer::load_responder;
@@ -24,10 +23,6 @@ pub(crate) struct Appliance {
     pub(crate) authority: Authority,
     /// The HSM token (for status and random bytes).
     pub(crate) token: Token,
-    /// When the appliance started.
-    pub(crate) started_at: SystemTime,
-    /// Client request limits.
-    pub(crate) limits: Limits,
     /// How CRLs are published.
     pub(crate) crl: CrlConfig,
     /// The published CRLs and the changes waiting for them.
@@ -42,21 +37,21 @@ pub(crate) struct Appliance {
 }
 
 impl Appliance {
-    /// Opens the token, binds the issuer key to its certificate, and opens the store.
-    pub(crate) fn load(config: &Config) -> anyhow::Result<Appliance> {
-        let pin = read_pin(&config.hsm.pin_file)?;
-        let token_label = if config.hsm.token.starts_with("pkcs11:") {
-            let uri: Pkcs11Uri = config.hsm.token.parse()?;
-            uri.token.context("hsm.token URI names no token")?
-        } else {
-            config.hsm.token.clone()
-        };
-        let mut pool = PoolConfig::default();
-        if let Some(n) = config.hsm.sessions {
-            pool.sessions = n;
-        }
-        let token = Token::open(&config.hsm.module, &token_label, pin, pool)?;
+    /// Logs in to the token with `pin`, binds the issuer key to its
+    /// certificate, and opens the store.
+    ///
+    /// On failure the token is closed again (logged out).
+    pub(crate) fn load(config: &Config, pin: Pin) -> anyhow::Result<Appliance> {
+        let token = Token::open(
+            &config.hsm.module,
+            &token_label(config)?,
+            pin,
+            pool_config(config),
+        )?;
+        Appliance::load_with(config, token.clone()).inspect_err(|_| token.close())
+    }
 
+    fn load_with(config: &Config, token: Token) -> anyhow::Result<Appliance> {
         let issuer_der = read_pem_certificate(&config.ca.issuer_certificate)?;
         let issuer_cert = <x509_cert::Certificate as der::Decode>::from_der(&issuer_der)
             .context("issuer certificate is not a certificate")?;
@@ -125,8 +120,6 @@ impl Appliance {
         Ok(Appliance {
             authority,
             token,
-            started_at: SystemTime::now(),
-            limits: config.limits,
             crl: config.crl.clone(),
             crls: Arc::new(Crls::new(config.crl.delta)),
             ocsp_config: config.ocsp.clone(),
@@ -136,8 +129,27 @@ impl Appliance {
     }
 }
 
+/// The label of the token `hsm.token` names.
+pub(crate) fn token_label(config: &Config) -> anyhow::Result<String> {
+    if config.hsm.token.starts_with("pkcs11:") {
+        let uri: Pkcs11Uri = config.hsm.token.parse()?;
+        uri.token.context("hsm.token URI names no token")
+    } else {
+        Ok(config.hsm.token.clone())
+    }
+}
+
+/// The token's session pool as configured.
+pub(crate) fn pool_config(config: &Config) -> PoolConfig {
+    let mut pool = PoolConfig::default();
+    if let Some(n) = config.hsm.sessions {
+        pool.sessions = n;
+    }
+    pool
+}
+
 /// Reads a PIN file (trailing newline ignored); refuses group- or world-readable files.
-fn read_pin(path: &Path) -> anyhow::Result<Pin> {
+pub(crate) fn read_pin(path: &Path) -> anyhow::Result<Pin> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(path)
         .with_context(|| format!("cannot read PIN file {}", path.display()))?;

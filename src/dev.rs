@@ -11,8 +11,11 @@
 //! certificate inventory. The appliance then serves gRPC (TLS) and HTTP on
 //! 127.0.0.1 in the foreground until Ctrl-C.
 //!
-//! Insecure by design: the token PIN is kept in `hsm.pin` in the data
-//! directory so that a restart can log in again. Never use it for real keys.
+//! Like any appliance it is sealed with Shamir shares: the first start
+//! initialises it with a single share (1 of 1), prints that share once and
+//! unseals with it. Insecure by design: the share is also kept in
+//! `dev-unseal.share` in the data directory, so that every restart unseals
+//! itself. Never use it for real keys.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -30,15 +33,20 @@ use strongroom_ca::{
 use strongroom_hsm::{KeySpec, Pin, PoolConfig, Token};
 use strongroom_softhsm::{CONF_VAR, TokenDir};
 
-use crate::appliance::{Appliance, generate_key, read_pem_certificate};
+use zeroize::Zeroizing;
+
+use crate::appliance::{Appliance, generate_key, pool_config, read_pem_certificate};
 use crate::config::Config;
-use crate::server::{TlsIdentity, serve};
+use crate::server::seal::Seal;
+use crate::server::{BlockingPool, TlsIdentity, serve};
 
 /// Label of the dev appliance's token.
 pub(crate) const DEV_TOKEN: &str = "strongroom-dev";
 const ROOT_KEY: &str = "dev-root-ca";
 const ISSUING_KEY: &str = "dev-issuing-ca";
 const WRAPPING_KEY: &str = "dev-transit-wrap";
+/// The dev appliance's one unseal share, kept in the data directory.
+const DEV_SHARE: &str = "dev-unseal.share";
 const YEAR: Duration = Duration::from_secs(365 * 86_400);
 
 /// Options of `strongroom dev`.
@@ -105,14 +113,13 @@ pub(crate) fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
             config.listen.http = a;
         }
     }
-    let appliance = Appliance::load(&config)?;
-    let tls = server_tls(&appliance, &config, &data_dir)?;
+    let pool = BlockingPool::for_sessions(pool_config(&config).sessions);
+    let seal = Arc::new(Seal::new(config.clone(), pool)?);
     let grpc = std::net::TcpListener::bind(config.listen.grpc)
         .with_context(|| format!("cannot listen on {}", config.listen.grpc))?;
     let http = std::net::TcpListener::bind(config.listen.http)
         .with_context(|| format!("cannot listen on {}", config.listen.http))?;
     let (grpc_addr, http_addr) = (grpc.local_addr()?, http.local_addr()?);
-    print_banner(&data_dir, &config, grpc_addr, http_addr, first_start)?;
 
     grpc.set_nonblocking(true)?;
     http.set_nonblocking(true)?;
@@ -120,9 +127,24 @@ pub(crate) fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        let new_share = unseal(&seal, &data_dir).await?;
+        let appliance = seal
+            .gate()
+            .current()
+            .context("the dev appliance did not unseal")?;
+        let tls = tokio::task::block_in_place(|| server_tls(&appliance, &config, &data_dir))?;
+        drop(appliance);
+        print_banner(
+            &data_dir,
+            &config,
+            grpc_addr,
+            http_addr,
+            first_start,
+            new_share.as_deref().map(String::as_str),
+        )?;
         let grpc = tokio::net::TcpListener::from_std(grpc)?;
         let http = tokio::net::TcpListener::from_std(http)?;
-        serve(Arc::new(appliance), grpc, http, tls, shutdown_signal()).await
+        serve(seal, grpc, http, tls, shutdown_signal()).await
     })?;
     eprintln!("strongroom: dev appliance stopped");
     Ok(ExitCode::SUCCESS)
@@ -132,7 +154,34 @@ pub(crate) fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
 fn is_dev_data_dir(dir: &Path) -> bool {
     dir.join("strongroom.toml").is_file()
         && dir.join("softhsm/softhsm2.conf").is_file()
-        && dir.join("hsm.pin").is_file()
+        && (dir.join(DEV_SHARE).is_file() || dir.join("hsm.pin").is_file())
+}
+
+/// Initialises the appliance with one share on its first start (returning
+/// the share, to print once), then unseals it with the kept share.
+async fn unseal(seal: &Seal, data_dir: &Path) -> anyhow::Result<Option<Zeroizing<String>>> {
+    let share_path = data_dir.join(DEV_SHARE);
+    let new_share = if seal.status().await.initialized {
+        None
+    } else {
+        let mut shares = seal.init(1, 1).await.map_err(failure)?;
+        let share = shares.texts.pop().context("init returned no share")?;
+        write_private(&share_path, share.as_bytes())?;
+        // Init changed the PIN: the initial one no longer unlocks anything.
+        let _ = std::fs::remove_file(data_dir.join("hsm.pin"));
+        Some(share)
+    };
+    let share =
+        Zeroizing::new(std::fs::read_to_string(&share_path).with_context(|| {
+            format!("cannot read the dev unseal share {}", share_path.display())
+        })?);
+    seal.unseal(&share, "", false).await.map_err(failure)?;
+    Ok(new_share)
+}
+
+/// A seal failure as the error `strongroom dev` exits with.
+fn failure(failure: crate::server::Failure) -> anyhow::Error {
+    anyhow::anyhow!("{}", tonic::Status::from(failure).message())
 }
 
 /// Creates the token, keys, CA certificates and configuration of a new dev appliance.
@@ -304,6 +353,7 @@ fn print_banner(
     grpc: SocketAddr,
     http: SocketAddr,
     first_start: bool,
+    new_share: Option<&str>,
 ) -> anyhow::Result<()> {
     let root = data_dir.join("ca/root.pem");
     let mut out = std::io::stdout().lock();
@@ -325,8 +375,8 @@ fn print_banner(
     )?;
     writeln!(
         out,
-        "  PIN           {} (dev only)",
-        config.hsm.pin_file.display()
+        "  seal          unsealed with the 1-of-1 dev share in {} (dev only)",
+        data_dir.join(DEV_SHARE).display()
     )?;
     writeln!(
         out,
@@ -348,6 +398,16 @@ fn print_banner(
         "  database      {}",
         data_dir.join("strongroom.db").display()
     )?;
+    if let Some(share) = new_share {
+        writeln!(out)?;
+        writeln!(
+            out,
+            "Unseal share (shown once; a real appliance has one per officer, K of N to unseal):"
+        )?;
+        for line in share.lines() {
+            writeln!(out, "    {line}")?;
+        }
+    }
     writeln!(out)?;
     writeln!(out, "In another shell:")?;
     writeln!(out, "export STRONGROOM_ADDR=https://{grpc}")?;

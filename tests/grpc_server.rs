@@ -31,6 +31,7 @@ use strongroom_ca::{
 use strongroom_hsm::{KeySpec, Pin, PoolConfig, SignatureAlgorithm, Token};
 use strongroom_proto::v1;
 use strongroom_proto::v1::ca_client::CaClient;
+use strongroom_proto::v1::seal_client::SealClient;
 use strongroom_proto::v1::sys_client::SysClient;
 use strongroom_softhsm::TestToken;
 use tonic::Code;
@@ -592,6 +593,7 @@ async fn grpc_server_end_to_end() {
     let channel = connect(&setup, None).await;
     let mut ca = CaClient::new(channel.clone());
     let mut sys = SysClient::new(channel.clone());
+    initialize_and_unseal(&setup, &channel, &mut ca, &mut sys).await;
 
     // --- IssueWithKey: a server-generated key, verified by openssl.
     let with_key = ca
@@ -760,7 +762,12 @@ async fn grpc_server_end_to_end() {
 
     // --- Health and reflection.
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
-    for service in ["", "strongroom.v1.Ca", "strongroom.v1.Sys"] {
+    for service in [
+        "",
+        "strongroom.v1.Ca",
+        "strongroom.v1.Sys",
+        "strongroom.v1.Seal",
+    ] {
         let answer = health
             .check(tonic_health::pb::HealthCheckRequest {
                 service: service.into(),
@@ -1095,6 +1102,190 @@ async fn grpc_server_end_to_end() {
 }
 
 /// Both reflection versions list our services.
+/// The fresh server is uninitialised and sealed: only health, Sys and Seal
+/// answer. Init makes 3 shares (2 to unseal); the unseal attempt refuses a
+/// duplicate, a corrupted and a foreign share and a stale nonce, then opens.
+async fn initialize_and_unseal(
+    setup: &Setup,
+    channel: &Channel,
+    ca: &mut CaClient<Channel>,
+    sys: &mut SysClient<Channel>,
+) {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    let mut seal = SealClient::new(channel.clone());
+    let status = sys
+        .status(v1::StatusRequest {})
+        .await
+        .expect("status while sealed")
+        .into_inner();
+    assert!(status.sealed);
+    assert_eq!(status.hsm_status, "sealed");
+    let refused = ca
+        .get_chain(v1::GetChainRequest {})
+        .await
+        .expect_err("sealed");
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("sealed"),
+        "{}",
+        refused.message()
+    );
+    let (head, _) = http_get(setup.http, "/ca/issuing.crt");
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let ca_health = |service: &str| tonic_health::pb::HealthCheckRequest {
+        service: service.into(),
+    };
+    let answer = health
+        .check(ca_health("strongroom.v1.Ca"))
+        .await
+        .expect("health")
+        .into_inner();
+    assert_eq!(answer.status, ServingStatus::NotServing as i32);
+
+    let before = seal
+        .status(v1::SealStatusRequest {})
+        .await
+        .expect("seal status")
+        .into_inner();
+    assert!(!before.initialized && before.sealed);
+    let early = seal
+        .unseal(v1::UnsealRequest::default())
+        .await
+        .expect_err("not initialised");
+    assert_eq!(early.code(), Code::FailedPrecondition);
+    for (shares, threshold) in [(0, 0), (3, 4), (256, 2)] {
+        let bad = seal
+            .init(v1::InitRequest { shares, threshold })
+            .await
+            .expect_err("bad parameters");
+        assert_eq!(bad.code(), Code::InvalidArgument, "{shares}/{threshold}");
+    }
+    let init = seal
+        .init(v1::InitRequest {
+            shares: 3,
+            threshold: 2,
+        })
+        .await
+        .expect("init")
+        .into_inner();
+    assert_eq!((init.shares.len(), init.threshold), (3, 2));
+    let again = seal
+        .init(v1::InitRequest {
+            shares: 3,
+            threshold: 2,
+        })
+        .await
+        .expect_err("initialised once");
+    assert_eq!(again.code(), Code::FailedPrecondition);
+    // The initial PIN no longer opens the token (asked of OpenSC's
+    // pkcs11-tool, in its own process).
+    let pin = std::fs::read_to_string(setup.dir.path().join("hsm.pin")).expect("pin file");
+    let login = Command::new("pkcs11-tool")
+        .arg("--module")
+        .arg(&setup._token.module)
+        .args(["--token-label", &setup._token.label, "--login", "--pin"])
+        .arg(pin.trim())
+        .arg("--list-objects")
+        .output()
+        .expect("run pkcs11-tool");
+    assert!(!login.status.success(), "the initial PIN still logs in");
+    assert!(
+        String::from_utf8_lossy(&login.stderr).contains("CKR_PIN_INCORRECT"),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+
+    let unseal = |share: &str, nonce: &str| v1::UnsealRequest {
+        share: share.into(),
+        nonce: nonce.into(),
+        reset: false,
+    };
+    let first = seal
+        .unseal(unseal(&init.shares[0], ""))
+        .await
+        .expect("first share")
+        .into_inner();
+    assert!(first.sealed && first.initialized);
+    assert_eq!((first.progress, first.threshold, first.shares), (1, 2, 3));
+    assert_eq!(first.set_id, init.set_id);
+    assert_eq!(first.nonce.len(), 32);
+    let duplicate = seal
+        .unseal(unseal(&init.shares[0], &first.nonce))
+        .await
+        .expect_err("duplicate");
+    assert_eq!(duplicate.code(), Code::InvalidArgument);
+    assert!(
+        duplicate.message().contains("more than once"),
+        "{}",
+        duplicate.message()
+    );
+    let corrupted = flip_payload_digit(&init.shares[1]);
+    let refused = seal
+        .unseal(unseal(&corrupted, &first.nonce))
+        .await
+        .expect_err("corrupted");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(
+        refused.message().contains("checksum"),
+        "{}",
+        refused.message()
+    );
+    let stale = seal
+        .unseal(unseal(&init.shares[1], "00112233445566778899aabbccddeeff"))
+        .await
+        .expect_err("stale nonce");
+    assert_eq!(stale.code(), Code::FailedPrecondition);
+    let progress = seal
+        .status(v1::SealStatusRequest {})
+        .await
+        .expect("status")
+        .into_inner();
+    assert_eq!(
+        (progress.progress, progress.nonce.clone()),
+        (1, first.nonce.clone())
+    );
+    for share in &init.shares {
+        assert!(!format!("{progress:?}").contains(share.as_str()));
+    }
+
+    let open = seal
+        .unseal(unseal(&init.shares[1], &first.nonce))
+        .await
+        .expect("second share unseals")
+        .into_inner();
+    assert!(!open.sealed && open.nonce.is_empty());
+    let answer = health
+        .check(ca_health("strongroom.v1.Ca"))
+        .await
+        .expect("health")
+        .into_inner();
+    assert_eq!(answer.status, ServingStatus::Serving as i32);
+    let log = setup.server.log();
+    for share in &init.shares {
+        for line in share
+            .lines()
+            .filter(|l| l.len() > 20 && !l.starts_with("set "))
+        {
+            assert!(!log.contains(line), "a share line is in the log");
+        }
+    }
+}
+
+/// `share` with its first payload digit changed (the checksum no longer matches).
+fn flip_payload_digit(share: &str) -> String {
+    let mut lines: Vec<String> = share.lines().map(str::to_owned).collect();
+    let payload = lines
+        .iter_mut()
+        .find(|l| {
+            l.chars().next().is_some_and(|c| c.is_ascii_hexdigit()) && !l.starts_with("check")
+        })
+        .expect("a payload line");
+    let first = payload.remove(0);
+    payload.insert(0, if first == '0' { '1' } else { '0' });
+    lines.join("\n")
+}
+
 async fn check_reflection(channel: Channel) {
     use tonic_reflection::pb::{v1 as r1, v1alpha as r1alpha};
 
@@ -1124,6 +1315,7 @@ async fn check_reflection(channel: Channel) {
     for service in [
         "strongroom.v1.Ca",
         "strongroom.v1.Sys",
+        "strongroom.v1.Seal",
         "grpc.health.v1.Health",
     ] {
         assert!(names.iter().any(|n| n == service), "{service} in {names:?}");

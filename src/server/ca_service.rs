@@ -28,35 +28,42 @@ use super::convert::{
     self, CsrIssue, KeyIssue, ListQuery, RenewKey, Renewal, RevokeCall, certificate, quoted,
 };
 use super::peer::requester;
+use super::seal::Gate;
 use super::status::Failure;
 use super::unix_now;
 use crate::appliance::{Appliance, generate_key};
 
-/// The Ca service over one appliance.
+/// The Ca service over the appliance behind a seal.
 #[derive(Clone)]
 pub(crate) struct CaService {
-    /// The authority, token and limits.
-    appliance: Arc<Appliance>,
+    /// The appliance while unsealed; every call fails with
+    /// `FAILED_PRECONDITION` while sealed.
+    gate: Arc<Gate>,
     /// Where HSM and store calls run.
     pool: BlockingPool,
 }
 
 impl CaService {
-    /// A service issuing from `appliance`, running blocking work on `pool`.
-    pub(crate) fn new(appliance: Arc<Appliance>, pool: BlockingPool) -> Self {
-        CaService { appliance, pool }
+    /// A service issuing from the appliance behind `gate`, running blocking
+    /// work on `pool`.
+    pub(crate) fn new(gate: Arc<Gate>, pool: BlockingPool) -> Self {
+        CaService { gate, pool }
     }
 
     /// The response for a fresh certificate, with the generated private key
     /// if there is one (moved out of its zeroizing buffer into the response).
-    fn issue_response(&self, issued: &Issued, key: Option<Zeroizing<String>>) -> v1::IssueResponse {
+    fn issue_response(
+        appliance: &Appliance,
+        issued: &Issued,
+        key: Option<Zeroizing<String>>,
+    ) -> v1::IssueResponse {
         // The new certificate's OCSP responses are due.
-        if let Some(ocsp) = &self.appliance.ocsp {
+        if let Some(ocsp) = &appliance.ocsp {
             ocsp.issued();
         }
         v1::IssueResponse {
             certificate: Some(certificate(&issued.record)),
-            chain_pem: self.appliance.authority.chain_pem(),
+            chain_pem: appliance.authority.chain_pem(),
             private_key_pem: key.map(|mut k| std::mem::take(&mut *k)).unwrap_or_default(),
         }
     }
@@ -68,15 +75,16 @@ impl CaService {
         request: v1::IssueFromCsrRequest,
     ) -> Result<v1::IssueResponse, Failure> {
         let CsrIssue { profile, csr, ttl } = CsrIssue::try_from(request)?;
-        let appliance = Arc::clone(&self.appliance);
+        let appliance = self.gate.appliance()?;
+        let authority = Arc::clone(&appliance);
         let issued = self
             .pool
             .run(move || {
                 let request = IssueRequest::from_csr(&profile, &requester, csr, ttl);
-                prepare_and_issue(&appliance.authority, request)
+                prepare_and_issue(&authority.authority, request)
             })
             .await??;
-        Ok(self.issue_response(&issued, None))
+        Ok(Self::issue_response(&appliance, &issued, None))
     }
 
     /// Ca.IssueWithKey after the caller is known.
@@ -96,7 +104,8 @@ impl CaService {
             key_type,
             ttl,
         } = KeyIssue::try_from(request)?;
-        let authority = &self.appliance.authority;
+        let appliance = self.gate.appliance()?;
+        let authority = &appliance.authority;
         let rules = authority
             .profiles()
             .get(&profile)
@@ -108,7 +117,7 @@ impl CaService {
         if !violations.is_empty() {
             return Err(CaError::Policy(violations).into());
         }
-        let appliance = Arc::clone(&self.appliance);
+        let issuing = Arc::clone(&appliance);
         let (issued, key) = self
             .pool
             .run(move || -> Result<_, Failure> {
@@ -122,11 +131,11 @@ impl CaService {
                     ttl,
                     renewal_of: None,
                 };
-                let issued = prepare_and_issue(&appliance.authority, request)?;
+                let issued = prepare_and_issue(&issuing.authority, request)?;
                 Ok((issued, private_key))
             })
             .await??;
-        Ok(self.issue_response(&issued, Some(key)))
+        Ok(Self::issue_response(&appliance, &issued, Some(key)))
     }
 
     /// Ca.Renew after the caller is known.
@@ -136,11 +145,12 @@ impl CaService {
         request: v1::RenewRequest,
     ) -> Result<v1::IssueResponse, Failure> {
         let Renewal { serial, key, ttl } = Renewal::try_from(request)?;
-        let appliance = Arc::clone(&self.appliance);
+        let appliance = self.gate.appliance()?;
+        let renewing = Arc::clone(&appliance);
         let (issued, private_key) = self
             .pool
             .run(move || -> Result<_, Failure> {
-                let authority = &appliance.authority;
+                let authority = &renewing.authority;
                 let (request, private_key) = match key {
                     RenewKey::Same => (
                         authority.renewal_request(&serial, &requester, None, ttl)?,
@@ -180,13 +190,13 @@ impl CaService {
                 Ok((prepare_and_issue(authority, request)?, private_key))
             })
             .await??;
-        Ok(self.issue_response(&issued, private_key))
+        Ok(Self::issue_response(&appliance, &issued, private_key))
     }
 
     /// Ca.GetCertificate.
     async fn get(&self, request: v1::GetCertificateRequest) -> Result<v1::Certificate, Failure> {
         let serial = convert::get_certificate(&request)?;
-        let appliance = Arc::clone(&self.appliance);
+        let appliance = self.gate.appliance()?;
         let record = self
             .pool
             .run(move || appliance.authority.get(&serial))
@@ -200,7 +210,7 @@ impl CaService {
         request: v1::ListCertificatesRequest,
     ) -> Result<v1::ListCertificatesResponse, Failure> {
         let filter = ListQuery::try_from(request)?.filter(unix_now());
-        let appliance = Arc::clone(&self.appliance);
+        let appliance = self.gate.appliance()?;
         let page = self
             .pool
             .run(move || appliance.authority.list(&filter))
@@ -222,7 +232,7 @@ impl CaService {
         request: v1::RevokeRequest,
     ) -> Result<v1::RevokeResponse, Failure> {
         let call = RevokeCall::try_from(&request)?;
-        let appliance = Arc::clone(&self.appliance);
+        let appliance = self.gate.appliance()?;
         let (outcome, record) = self
             .pool
             .run(move || {
@@ -247,12 +257,12 @@ impl CaService {
     /// NotFound, saying why, when the appliance does not publish them.
     async fn crl(&self, request: v1::GetCrlRequest) -> Result<v1::CrlResponse, Failure> {
         let (series, delta) = convert::get_crl(&request)?;
-        if delta && !self.appliance.crl.delta {
+        let appliance = self.gate.appliance()?;
+        if delta && !appliance.crl.delta {
             return Err(Failure::NotFound(
                 "this appliance publishes no delta CRLs (crl.delta is off)".into(),
             ));
         }
-        let appliance = Arc::clone(&self.appliance);
         let crl = self
             .pool
             .run(move || {
@@ -282,16 +292,17 @@ impl CaService {
     }
 
     /// Ca.GetChain (from memory: no HSM or store call).
-    fn chain(&self) -> v1::ChainResponse {
-        let authority = &self.appliance.authority;
-        v1::ChainResponse {
+    fn chain(&self) -> Result<v1::ChainResponse, Failure> {
+        let appliance = self.gate.appliance()?;
+        let authority = &appliance.authority;
+        Ok(v1::ChainResponse {
             certificates_pem: authority
                 .chain_der()
                 .iter()
                 .map(|der| pem("CERTIFICATE", der))
                 .collect(),
             chain_pem: authority.chain_pem(),
-        }
+        })
     }
 }
 
@@ -525,7 +536,7 @@ impl Ca for CaService {
         request: Request<v1::GetChainRequest>,
     ) -> Result<Response<v1::ChainResponse>, Status> {
         let (who, result) = match requester(&request) {
-            Ok(caller) => (caller, Ok(self.chain())),
+            Ok(caller) => (caller, self.chain()),
             Err(failure) => (UNKNOWN.into(), Err(failure)),
         };
         finish("GetChain", &who, None, result)

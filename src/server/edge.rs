@@ -101,7 +101,7 @@ pub(crate) fn run(args: OcspArgs) -> anyhow::Result<ExitCode> {
             crls: None,
             ocsp: Some(http::OcspRoute { ocsp, pool }),
         };
-        let served = tokio::spawn(http::serve(listener, site, stop_rx));
+        let served = tokio::spawn(http::serve(listener, http::SiteSlot::fixed(site), stop_rx));
         super::shutdown_signal().await;
         let _ = stop_tx.send(true);
         let _ = served.await;

@@ -19,12 +19,16 @@
 //! nextUpdate, and answer `If-None-Match` / `If-Modified-Since` with 304.
 //! A CRL not published yet is 503 with `Retry-After`.
 //!
+//! While the appliance is sealed every request is answered 503 with
+//! `Retry-After` (a keyless edge, `strongroom ocsp serve`, keeps answering
+//! OCSP from the store meanwhile).
+//!
 //! Anything else is 404; a method other than GET is 405. Serving touches
 //! neither the HSM nor the store: the CA files are built once at start, and
 //! CRLs come from the publisher's memory.
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -203,6 +207,26 @@ pub(crate) struct OcspRoute {
 }
 
 impl Site {
+    /// What `appliance` serves, signing OCSP responses on `pool`.
+    pub(crate) fn of(appliance: &crate::appliance::Appliance, pool: BlockingPool) -> Site {
+        let authority = &appliance.authority;
+        Site {
+            files: CaFiles::new(authority.chain_der(), authority.chain_pem()),
+            crls: authority.urls().crl.as_deref().and_then(|url| {
+                CrlRoutes::new(
+                    url,
+                    authority.delta_crl_url_template(),
+                    authority.crl_partitions(),
+                    Arc::clone(&appliance.crls),
+                )
+            }),
+            ocsp: appliance.ocsp.as_ref().map(|ocsp| OcspRoute {
+                ocsp: Arc::clone(ocsp),
+                pool,
+            }),
+        }
+    }
+
     /// Whether `path` is a CA file or a CRL (these win over an OCSP
     /// responder mounted at `/`).
     fn serves_locally(&self, path: &str) -> bool {
@@ -214,10 +238,36 @@ impl Site {
     }
 }
 
+/// The site being served now: none while the appliance is sealed.
+#[derive(Debug, Default)]
+pub(crate) struct SiteSlot(RwLock<Option<Arc<Site>>>);
+
+impl SiteSlot {
+    /// A slot that always serves `site`.
+    pub(crate) fn fixed(site: Site) -> Arc<SiteSlot> {
+        Arc::new(SiteSlot(RwLock::new(Some(Arc::new(site)))))
+    }
+
+    /// Serves `site` from now on (`None`: 503 to everything).
+    pub(crate) fn set(&self, site: Option<Arc<Site>>) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = site;
+    }
+
+    fn get(&self) -> Option<Arc<Site>> {
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
 /// Serves `listener` until `stop` turns true (or its sender is dropped),
 /// then lets open connections finish for up to [`DRAIN_TIMEOUT`].
-pub(crate) async fn serve(listener: TcpListener, site: Site, stop: watch::Receiver<bool>) {
-    let files = Arc::new(site);
+pub(crate) async fn serve(
+    listener: TcpListener,
+    files: Arc<SiteSlot>,
+    stop: watch::Receiver<bool>,
+) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -253,10 +303,13 @@ pub(crate) async fn stopped(mut stop: watch::Receiver<bool>) {
 }
 
 /// Serves one connection until it ends or shutdown begins.
-async fn connection(stream: TcpStream, site: Arc<Site>, stop: watch::Receiver<bool>) {
+async fn connection(stream: TcpStream, sites: Arc<SiteSlot>, stop: watch::Receiver<bool>) {
     let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-        let site = Arc::clone(&site);
+        let site = sites.get();
         async move {
+            let Some(site) = site else {
+                return Ok::<_, Infallible>(sealed());
+            };
             if let Some(route) = &site.ocsp {
                 let path = request.uri().path();
                 if route.ocsp.serves(path) && !site.serves_locally(path) {
@@ -291,6 +344,19 @@ async fn connection(stream: TcpStream, site: Arc<Site>, stop: watch::Receiver<bo
             }
         }
     }
+}
+
+/// The answer to everything while the appliance is sealed.
+fn sealed() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(b"the appliance is sealed\n")));
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("10"));
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
 }
 
 /// The response to `method path`.
@@ -653,27 +719,37 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn serves_over_tcp_and_stops_on_the_signal() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let server = tokio::spawn(serve(listener, files(), stop_rx));
+    /// One GET over a fresh connection; the raw response.
+    async fn fetch(addr: std::net::SocketAddr, path: &'static str) -> String {
         let response = tokio::task::spawn_blocking(move || {
             use std::io::{Read, Write};
             let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-            stream
-                .write_all(b"GET /ca/root.crt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .expect("write");
+            let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            stream.write_all(request.as_bytes()).expect("write");
             let mut out = Vec::new();
             stream.read_to_end(&mut out).expect("read");
             out
         })
         .await
         .expect("client");
-        let text = String::from_utf8_lossy(&response);
+        String::from_utf8_lossy(&response).into_owned()
+    }
+
+    #[tokio::test]
+    async fn serves_over_tcp_answers_503_while_sealed_and_stops_on_the_signal() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let slot = SiteSlot::fixed(files());
+        let server = tokio::spawn(serve(listener, Arc::clone(&slot), stop_rx));
+        let text = fetch(addr, "/ca/root.crt").await;
         assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
         assert!(text.ends_with("\r\n\r\nroot"), "{text}");
+        slot.set(None);
+        let text = fetch(addr, "/ca/root.crt").await;
+        assert!(text.starts_with("HTTP/1.1 503"), "{text}");
+        assert!(text.contains("retry-after: 10"), "{text}");
+        assert!(text.ends_with("sealed\n"), "{text}");
         stop_tx.send(true).expect("send");
         tokio::time::timeout(Duration::from_secs(5), server)
             .await

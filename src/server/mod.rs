@@ -1,11 +1,16 @@
 //! The appliance's servers: gRPC (Ca, Sys, health, reflection) over TLS and
 //! plain HTTP for CA certificates.
 //!
-//! - [`run`] is `strongroom server --config FILE`: it loads the configuration
-//!   and the appliance (token login, issuer check, store) before the async
-//!   runtime starts, binds both listeners, and serves until Ctrl-C or SIGTERM.
+//! - [`run`] is `strongroom server --config FILE`: it loads the
+//!   configuration, binds both listeners, and serves, sealed, until Ctrl-C or
+//!   SIGTERM.
 //! - [`serve`] runs both servers on listeners it is given, until a shutdown
 //!   future completes; `strongroom dev` calls it too.
+//! - [`seal`] holds the appliance's state: uninitialised, sealed or
+//!   unsealed. While sealed, the Ca service answers `FAILED_PRECONDITION`
+//!   and HTTP answers 503; only health, Sys and Seal ([`seal_service`])
+//!   work. Unsealing (`K` shares) logs in to the HSM, loads the appliance
+//!   and starts the CRL publisher and the OCSP presigner.
 //!
 //! Inside:
 //! - [`ca_service`] and [`sys_service`] implement the `strongroom.v1`
@@ -29,6 +34,8 @@ mod http;
 mod limit;
 pub(crate) mod ocsp;
 mod peer;
+pub(crate) mod seal;
+mod seal_service;
 mod status;
 mod sys_service;
 
@@ -39,6 +46,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use strongroom_proto::v1::ca_server::CaServer;
+use strongroom_proto::v1::seal_server::SealServer;
 use strongroom_proto::v1::sys_server::SysServer;
 use tokio::sync::watch;
 use tokio_stream::StreamExt as _;
@@ -46,11 +54,13 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use zeroize::Zeroizing;
 
-use self::blocking::BlockingPool;
+pub(crate) use self::blocking::BlockingPool;
 use self::ca_service::CaService;
 use self::limit::SizeLimited;
+use self::seal::Seal;
+use self::seal_service::SealService;
+pub(crate) use self::status::Failure;
 use self::sys_service::SysService;
-use crate::appliance::Appliance;
 use crate::config::Config;
 
 /// `t` in Unix seconds (0 before the epoch).
@@ -101,18 +111,18 @@ impl TlsIdentity {
     }
 }
 
-/// `strongroom server --config FILE`: loads the appliance and serves until Ctrl-C.
+/// `strongroom server --config FILE`: serves, sealed, until Ctrl-C.
 pub(crate) fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
-    // Blocking: token login, issuer key check, store migrations. Done before
-    // the runtime exists, so no async thread ever blocks on them.
-    let appliance = Arc::new(Appliance::load(&config)?);
     let tls = TlsIdentity::load(&config.tls)?;
+    let pool = BlockingPool::for_sessions(crate::appliance::pool_config(&config).sessions);
+    let seal = Arc::new(Seal::new(config, pool)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
+        let config = seal.config();
         let grpc = tokio::net::TcpListener::bind(config.listen.grpc)
             .await
             .with_context(|| format!("cannot listen for gRPC on {}", config.listen.grpc))?;
@@ -121,7 +131,17 @@ pub(crate) fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot listen for HTTP on {}", config.listen.http))?;
         eprintln!("strongroom: gRPC on https://{}", grpc.local_addr()?);
         eprintln!("strongroom: HTTP on http://{}", http.local_addr()?);
-        serve(appliance, grpc, http, tls, shutdown_signal()).await
+        let status = seal.status().await;
+        if status.initialized {
+            eprintln!(
+                "strongroom: sealed; {} of the {} shares of set {} unseal it \
+                 (strongroom operator unseal)",
+                status.threshold, status.shares, status.set_id
+            );
+        } else {
+            eprintln!("strongroom: not initialised; run `strongroom operator init`");
+        }
+        serve(Arc::clone(&seal), grpc, http, tls, shutdown_signal()).await
     })?;
     eprintln!("strongroom: stopped");
     Ok(ExitCode::SUCCESS)
@@ -160,16 +180,17 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
 }
 
-/// Serves gRPC on `grpc` and HTTP on `http` until `shutdown` completes.
+/// Serves gRPC on `grpc` and HTTP on `http` until `shutdown` completes,
+/// then seals (logs out of the HSM).
 pub(crate) async fn serve(
-    appliance: Arc<Appliance>,
+    seal: Arc<Seal>,
     grpc: tokio::net::TcpListener,
     http: tokio::net::TcpListener,
     tls: TlsIdentity,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let limit = appliance.limits.max_request_bytes;
-    let pool = BlockingPool::for_sessions(appliance.token.pool_config().sessions);
+    let limit = seal.config().limits.max_request_bytes;
+    let pool = seal.pool().clone();
 
     let mut tls_config =
         ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, tls.key_pem.as_bytes()));
@@ -180,13 +201,18 @@ pub(crate) async fn serve(
     }
     drop(tls);
 
-    let ca = CaServer::new(CaService::new(Arc::clone(&appliance), pool.clone()))
-        .max_decoding_message_size(limit);
-    let sys = SysServer::new(SysService::new(Arc::clone(&appliance), pool.clone()))
-        .max_decoding_message_size(limit);
+    let ca =
+        CaServer::new(CaService::new(seal.gate(), pool.clone())).max_decoding_message_size(limit);
+    let sys =
+        SysServer::new(SysService::new(Arc::clone(&seal), pool)).max_decoding_message_size(limit);
+    let seal_service =
+        SealServer::new(SealService::new(Arc::clone(&seal))).max_decoding_message_size(limit);
     let (health_reporter, health) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<CaServer<CaService>>().await;
     health_reporter.set_serving::<SysServer<SysService>>().await;
+    health_reporter
+        .set_serving::<SealServer<SealService>>()
+        .await;
+    seal.report_health(health_reporter).await;
     let health = health.max_decoding_message_size(limit);
     let reflection_v1 = reflection()
         .build_v1()
@@ -202,6 +228,7 @@ pub(crate) async fn serve(
         .context("the TLS certificate or key is unusable")?
         .add_service(SizeLimited::new(ca, limit))
         .add_service(SizeLimited::new(sys, limit))
+        .add_service(SizeLimited::new(seal_service, limit))
         .add_service(SizeLimited::new(health, limit))
         .add_service(SizeLimited::new(reflection_v1, limit))
         .add_service(SizeLimited::new(reflection_v1alpha, limit));
@@ -213,34 +240,7 @@ pub(crate) async fn serve(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let site = http::Site {
-        files: http::CaFiles::new(
-            appliance.authority.chain_der(),
-            appliance.authority.chain_pem(),
-        ),
-        crls: appliance.authority.urls().crl.as_deref().and_then(|url| {
-            http::CrlRoutes::new(
-                url,
-                appliance.authority.delta_crl_url_template(),
-                appliance.authority.crl_partitions(),
-                Arc::clone(&appliance.crls),
-            )
-        }),
-        ocsp: appliance.ocsp.as_ref().map(|ocsp| http::OcspRoute {
-            ocsp: Arc::clone(ocsp),
-            pool: pool.clone(),
-        }),
-    };
-    let http_task = tokio::spawn(http::serve(http, site, stop_rx.clone()));
-    let presigner = appliance.ocsp.as_ref().map(|ocsp| {
-        tokio::spawn(ocsp::presign::run(
-            Arc::clone(&appliance),
-            Arc::clone(ocsp),
-            pool.clone(),
-            stop_rx.clone(),
-        ))
-    });
-    let publisher = tokio::spawn(crl::run(Arc::clone(&appliance), pool, stop_rx.clone()));
+    let http_task = tokio::spawn(http::serve(http, seal.sites(), stop_rx.clone()));
 
     // tonic ignores its tcp_nodelay setting for a given listener; without it,
     // a response written in several pieces waits for the client's delayed ACK.
@@ -257,10 +257,7 @@ pub(crate) async fn serve(
         .await;
     trigger.abort();
     let http_done = http_task.await;
-    publisher.abort();
-    if let Some(presigner) = presigner {
-        presigner.abort();
-    }
+    seal.shutdown().await;
     served.context("the gRPC server failed")?;
     http_done.context("the HTTP server failed")?;
     Ok(())

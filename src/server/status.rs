@@ -11,6 +11,8 @@
 //! | `StoreError::{RevokedFinally, WrongStatus}`         | `FAILED_PRECONDITION`|
 //! | no CRL published yet                               | `NOT_FOUND`          |
 //! | `CaError::NotPermitted`                            | `PERMISSION_DENIED`  |
+//! | the appliance is sealed (or was sealed mid-request: HSM `Closed`) | `FAILED_PRECONDITION` |
+//! | a seal operation out of turn (not initialised, wrong nonce, …) | `FAILED_PRECONDITION` |
 //! | HSM `Unavailable`/`PoolTimeout`, store unavailable | `UNAVAILABLE`        |
 //! | an unreadable client certificate                   | `UNAUTHENTICATED`    |
 //! | everything else (lints, signature check, HSM, …)   | `INTERNAL`           |
@@ -36,6 +38,11 @@ pub(crate) enum Failure {
     NotFound(String),
     /// The server cannot take the request now (e.g. it is shutting down).
     Unavailable(String),
+    /// The appliance is sealed.
+    Sealed,
+    /// The request does not fit the appliance's state (e.g. unseal while
+    /// unsealed, a stale nonce).
+    Precondition(String),
     /// A failure of the server itself (key generation, a panicked task).
     Internal(String),
 }
@@ -68,8 +75,18 @@ pub(crate) fn to_status(failure: &Failure) -> Status {
         Failure::Unauthenticated(why) => Status::unauthenticated(why.clone()),
         Failure::NotFound(why) => Status::not_found(why.clone()),
         Failure::Unavailable(why) => Status::unavailable(why.clone()),
+        Failure::Sealed => sealed(),
+        Failure::Precondition(why) => Status::failed_precondition(why.clone()),
         Failure::Internal(why) => internal(why),
     }
+}
+
+/// What a caller of a sealed appliance is told.
+fn sealed() -> Status {
+    Status::failed_precondition(
+        "the appliance is sealed: security officers must unseal it \
+         (strongroom operator unseal)",
+    )
 }
 
 /// The status of a CA error (see the table in the module docs).
@@ -84,6 +101,7 @@ fn ca_status(error: &CaError) -> Status {
         CaError::Hsm(
             strongroom_hsm::Error::Unavailable { .. } | strongroom_hsm::Error::PoolTimeout { .. },
         ) => Status::unavailable(error.to_string()),
+        CaError::Hsm(strongroom_hsm::Error::Closed { .. }) => sealed(),
         CaError::Store(store) => match store {
             StoreError::Unavailable(_) => Status::unavailable(store.to_string()),
             StoreError::NotFound { .. } => Status::not_found(store.to_string()),

@@ -5,6 +5,7 @@
 //! [`BlockingPool`] like every other HSM or store call.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use strongroom_hsm::TokenStatus;
 use strongroom_proto::v1;
@@ -12,40 +13,56 @@ use strongroom_proto::v1::sys_server::Sys;
 use tonic::{Request, Response, Status};
 
 use super::blocking::BlockingPool;
+use super::seal::Seal;
 use super::status::Failure;
-use crate::appliance::Appliance;
 
 /// The Sys service over one appliance.
 #[derive(Clone)]
 pub(crate) struct SysService {
-    /// The token, authority and start time.
-    appliance: Arc<Appliance>,
+    /// The seal, and through it the appliance while unsealed.
+    seal: Arc<Seal>,
     /// Where HSM and store calls run.
     pool: BlockingPool,
+    /// When the server started.
+    started_at: SystemTime,
 }
 
 impl SysService {
-    /// A status service for `appliance`, running blocking work on `pool`.
-    pub(crate) fn new(appliance: Arc<Appliance>, pool: BlockingPool) -> Self {
-        SysService { appliance, pool }
+    /// A status service for the appliance behind `seal`, running blocking
+    /// work on `pool`.
+    pub(crate) fn new(seal: Arc<Seal>, pool: BlockingPool) -> Self {
+        SysService {
+            seal,
+            pool,
+            started_at: SystemTime::now(),
+        }
     }
 
     /// Sys.Status.
     async fn status(&self) -> Result<v1::StatusResponse, Failure> {
-        let appliance = Arc::clone(&self.appliance);
+        let version = env!("CARGO_PKG_VERSION").to_string();
+        let Some(appliance) = self.seal.gate().current() else {
+            return Ok(v1::StatusResponse {
+                version,
+                sealed: true,
+                hsm_status: "sealed".to_string(),
+                hsm_token: crate::appliance::token_label(self.seal.config()).unwrap_or_default(),
+                certificates_issued: 0,
+                started_at: Some(self.started_at.into()),
+            });
+        };
+        let token = appliance.token.label().to_string();
         let (hsm, issued) = self
             .pool
             .run(move || (appliance.token.status(), appliance.authority.count_issued()))
             .await?;
         Ok(v1::StatusResponse {
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            // Sealing with Shamir shares arrives with a later issue; until
-            // then the appliance unlocks the token from its PIN file at start.
+            version,
             sealed: false,
             hsm_status: hsm_status(&hsm),
-            hsm_token: self.appliance.token.label().to_string(),
+            hsm_token: token,
             certificates_issued: issued?,
-            started_at: Some(self.appliance.started_at.into()),
+            started_at: Some(self.started_at.into()),
         })
     }
 }

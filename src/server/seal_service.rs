@@ -1,0 +1,245 @@
+//! The `strongroom.v1.Seal` service: init, unseal, seal and rekey over gRPC.
+//!
+//! A thin edge over [`Seal`]: it checks the numbers it is sent, passes share
+//! text through (the seal parses it), and logs each call's outcome, never a
+//! share. Responses carrying new shares are the only place share text leaves
+//! the appliance.
+
+use std::sync::Arc;
+
+use strongroom_proto::v1;
+use strongroom_proto::v1::seal_server;
+use tonic::{Request, Response, Status};
+
+use super::seal::{NewShares, RekeyStatus, Seal, SealStatus};
+use super::status::Failure;
+
+/// The Seal service over one appliance's seal.
+#[derive(Clone)]
+pub(crate) struct SealService {
+    seal: Arc<Seal>,
+}
+
+impl SealService {
+    /// The service over `seal`.
+    pub(crate) fn new(seal: Arc<Seal>) -> Self {
+        SealService { seal }
+    }
+}
+
+/// `value` as the u8 a share count or threshold is, or an edge failure.
+fn count(field: &str, value: u32) -> Result<u8, Failure> {
+    u8::try_from(value)
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| Failure::Invalid(vec![format!("{field}: must be 1 to 255, not {value}")]))
+}
+
+/// The threshold and count of an init or rekey request, both checked.
+fn parameters(shares: u32, threshold: u32) -> Result<(u8, u8), Failure> {
+    let mut problems = Vec::new();
+    let count_ok = count("shares", shares).map_err(|f| collect(f, &mut problems));
+    let threshold_ok = count("threshold", threshold).map_err(|f| collect(f, &mut problems));
+    match (count_ok, threshold_ok) {
+        (Ok(n), Ok(k)) if k <= n => Ok((k, n)),
+        (Ok(n), Ok(k)) => Err(Failure::Invalid(vec![format!(
+            "threshold: {k} is more than the {n} shares"
+        )])),
+        _ => Err(Failure::Invalid(problems)),
+    }
+}
+
+fn collect(failure: Failure, problems: &mut Vec<String>) {
+    if let Failure::Invalid(found) = failure {
+        problems.extend(found);
+    }
+}
+
+fn seal_status(status: SealStatus) -> v1::SealStatusResponse {
+    v1::SealStatusResponse {
+        initialized: status.initialized,
+        sealed: status.sealed,
+        set_id: status.set_id,
+        threshold: status.threshold.into(),
+        shares: status.shares.into(),
+        progress: status.progress.into(),
+        nonce: status.nonce,
+    }
+}
+
+fn rekey_status(status: RekeyStatus) -> v1::RekeyStatusResponse {
+    v1::RekeyStatusResponse {
+        started: status.started,
+        nonce: status.nonce,
+        new_threshold: status.new_threshold.into(),
+        new_shares: status.new_shares.into(),
+        progress: status.progress.into(),
+        required: status.required.into(),
+        new_set_id: status.new_set_id,
+        verified: status.verified.into(),
+        complete: status.complete,
+    }
+}
+
+/// The shares' text, moved into the response (the one copy that leaves).
+fn share_texts(shares: NewShares) -> Vec<String> {
+    shares
+        .texts
+        .into_iter()
+        .map(|text| text.as_str().to_owned())
+        .collect()
+}
+
+/// Logs the outcome of `method` and turns a failure into a status.
+fn finish<T>(method: &'static str, result: Result<T, Failure>) -> Result<Response<T>, Status> {
+    match result {
+        Ok(response) => {
+            tracing::info!(method, outcome = "ok", "gRPC request");
+            Ok(Response::new(response))
+        }
+        Err(failure) => {
+            let status = Status::from(failure);
+            tracing::warn!(
+                method,
+                outcome = ?status.code(),
+                error = status.message(),
+                "gRPC request failed"
+            );
+            Err(status)
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl seal_server::Seal for SealService {
+    async fn status(
+        &self,
+        _request: Request<v1::SealStatusRequest>,
+    ) -> Result<Response<v1::SealStatusResponse>, Status> {
+        Ok(Response::new(seal_status(self.seal.status().await)))
+    }
+
+    async fn init(
+        &self,
+        request: Request<v1::InitRequest>,
+    ) -> Result<Response<v1::InitResponse>, Status> {
+        let request = request.into_inner();
+        let result = async {
+            let (threshold, count) = parameters(request.shares, request.threshold)?;
+            let shares = self.seal.init(threshold, count).await?;
+            Ok(v1::InitResponse {
+                set_id: shares.set_id.clone(),
+                threshold: shares.threshold.into(),
+                shares: share_texts(shares),
+            })
+        }
+        .await;
+        finish("Seal.Init", result)
+    }
+
+    async fn unseal(
+        &self,
+        request: Request<v1::UnsealRequest>,
+    ) -> Result<Response<v1::SealStatusResponse>, Status> {
+        let request = request.into_inner();
+        let share = zeroize::Zeroizing::new(request.share);
+        let result = self
+            .seal
+            .unseal(&share, &request.nonce, request.reset)
+            .await
+            .map(seal_status);
+        finish("Seal.Unseal", result)
+    }
+
+    async fn seal(
+        &self,
+        request: Request<v1::SealRequest>,
+    ) -> Result<Response<v1::SealStatusResponse>, Status> {
+        let share = zeroize::Zeroizing::new(request.into_inner().share);
+        let result = self.seal.seal(&share).await.map(seal_status);
+        finish("Seal.Seal", result)
+    }
+
+    async fn rekey_start(
+        &self,
+        request: Request<v1::RekeyStartRequest>,
+    ) -> Result<Response<v1::RekeyStatusResponse>, Status> {
+        let request = request.into_inner();
+        let result = async {
+            let (threshold, count) = parameters(request.shares, request.threshold)?;
+            self.seal
+                .rekey_start(threshold, count)
+                .await
+                .map(rekey_status)
+        }
+        .await;
+        finish("Seal.RekeyStart", result)
+    }
+
+    async fn rekey_update(
+        &self,
+        request: Request<v1::RekeyUpdateRequest>,
+    ) -> Result<Response<v1::RekeyUpdateResponse>, Status> {
+        let request = request.into_inner();
+        let share = zeroize::Zeroizing::new(request.share);
+        let result =
+            self.seal
+                .rekey_update(&request.nonce, &share)
+                .await
+                .map(|(status, shares)| v1::RekeyUpdateResponse {
+                    status: Some(rekey_status(status)),
+                    new_shares: shares.map(share_texts).unwrap_or_default(),
+                });
+        finish("Seal.RekeyUpdate", result)
+    }
+
+    async fn rekey_verify(
+        &self,
+        request: Request<v1::RekeyVerifyRequest>,
+    ) -> Result<Response<v1::RekeyStatusResponse>, Status> {
+        let request = request.into_inner();
+        let share = zeroize::Zeroizing::new(request.share);
+        let result = self
+            .seal
+            .rekey_verify(&request.nonce, &share)
+            .await
+            .map(rekey_status);
+        finish("Seal.RekeyVerify", result)
+    }
+
+    async fn rekey_status(
+        &self,
+        _request: Request<v1::RekeyStatusRequest>,
+    ) -> Result<Response<v1::RekeyStatusResponse>, Status> {
+        Ok(Response::new(rekey_status(self.seal.rekey_status().await)))
+    }
+
+    async fn rekey_cancel(
+        &self,
+        _request: Request<v1::RekeyCancelRequest>,
+    ) -> Result<Response<v1::RekeyStatusResponse>, Status> {
+        let result = self.seal.rekey_cancel().await.map(rekey_status);
+        finish("Seal.RekeyCancel", result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn share_counts_are_checked_at_the_edge() {
+        assert_eq!(parameters(5, 3).expect("5/3"), (3, 5));
+        assert_eq!(parameters(1, 1).expect("1/1"), (1, 1));
+        for (n, k) in [(0, 0), (256, 3), (3, 0), (3, 4), (5, 300)] {
+            assert!(
+                matches!(parameters(n, k), Err(Failure::Invalid(_))),
+                "{n}/{k}"
+            );
+        }
+        let Err(Failure::Invalid(problems)) = parameters(0, 0) else {
+            panic!("refused");
+        };
+        assert_eq!(problems.len(), 2, "{problems:?}");
+    }
+}
