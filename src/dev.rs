@@ -128,11 +128,10 @@ pub(crate) fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     runtime.block_on(async move {
         let new_share = unseal(&seal, &data_dir).await?;
-        let appliance = seal
-            .gate()
-            .current()
-            .context("the dev appliance did not unseal")?;
-        let tls = tokio::task::block_in_place(|| server_tls(&appliance, &config, &data_dir))?;
+        let appliance = seal.gate().current();
+        let unsealed = appliance.is_some();
+        let tls =
+            tokio::task::block_in_place(|| server_tls(appliance.as_deref(), &config, &data_dir))?;
         drop(appliance);
         print_banner(
             &data_dir,
@@ -140,6 +139,7 @@ pub(crate) fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
             grpc_addr,
             http_addr,
             first_start,
+            unsealed,
             new_share.as_deref().map(String::as_str),
         )?;
         let grpc = tokio::net::TcpListener::from_std(grpc)?;
@@ -175,7 +175,17 @@ async fn unseal(seal: &Seal, data_dir: &Path) -> anyhow::Result<Option<Zeroizing
         Zeroizing::new(std::fs::read_to_string(&share_path).with_context(|| {
             format!("cannot read the dev unseal share {}", share_path.display())
         })?);
-    seal.unseal(&share, "", false).await.map_err(failure)?;
+    match seal.unseal(&share, "", false).await {
+        Ok(_) => {}
+        // After `operator rekey` the kept share belongs to an old set.
+        Err(refused) if new_share.is_none() => eprintln!(
+            "strongroom: the dev share in {} no longer unseals this appliance ({}); serving \
+             sealed: unseal it with `strongroom operator unseal`",
+            share_path.display(),
+            tonic::Status::from(refused).message()
+        ),
+        Err(refused) => return Err(failure(refused)),
+    }
     Ok(new_share)
 }
 
@@ -299,7 +309,7 @@ max_ttl = "365d"
 /// The gRPC server's TLS identity, issued by the dev CA (again when it is
 /// missing or expires within 30 days).
 fn server_tls(
-    appliance: &Appliance,
+    appliance: Option<&Appliance>,
     config: &Config,
     data_dir: &Path,
 ) -> anyhow::Result<TlsIdentity> {
@@ -312,6 +322,12 @@ fn server_tls(
                 > SystemTime::now() + Duration::from_secs(30 * 86_400)
         });
     if !fresh_enough || !key_path.exists() {
+        let Some(appliance) = appliance else {
+            bail!(
+                "the dev appliance is sealed and its TLS certificate needs renewing; \
+                 start over with --fresh"
+            );
+        };
         let (public_key, key_pem) = generate_key(KeySpec::EcP256)?;
         let names = Names {
             dns: vec!["localhost".into()],
@@ -353,6 +369,7 @@ fn print_banner(
     grpc: SocketAddr,
     http: SocketAddr,
     first_start: bool,
+    unsealed: bool,
     new_share: Option<&str>,
 ) -> anyhow::Result<()> {
     let root = data_dir.join("ca/root.pem");
@@ -373,11 +390,18 @@ fn print_banner(
         data_dir.join("softhsm/tokens").display(),
         data_dir.join("softhsm/softhsm2.conf").display()
     )?;
-    writeln!(
-        out,
-        "  seal          unsealed with the 1-of-1 dev share in {} (dev only)",
-        data_dir.join(DEV_SHARE).display()
-    )?;
+    if unsealed {
+        writeln!(
+            out,
+            "  seal          unsealed with the 1-of-1 dev share in {} (dev only)",
+            data_dir.join(DEV_SHARE).display()
+        )?;
+    } else {
+        writeln!(
+            out,
+            "  seal          SEALED: unseal with `strongroom operator unseal`"
+        )?;
+    }
     writeln!(
         out,
         "  CA keys       {ROOT_KEY} (P-384), {ISSUING_KEY} (P-256), in the token"

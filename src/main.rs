@@ -6,6 +6,9 @@
 //! - `strongroom server --config FILE` runs the appliance;
 //! - `strongroom cert issue|renew|show|list` and `strongroom ca chain` are
 //!   gRPC clients of a running appliance (`STRONGROOM_ADDR`, `STRONGROOM_CACERT`);
+//! - `strongroom operator status|init|unseal|seal` and `strongroom operator
+//!   rekey start|update|verify|status|cancel` are the security officers'
+//!   gRPC client of the seal (initialise, unseal, seal, rekey);
 //! - `strongroom agent` keeps a certificate renewed;
 //! - `strongroom ocsp serve` is a keyless OCSP responder serving the
 //!   appliance's pre-signed responses from its store.
@@ -42,6 +45,8 @@ enum Command {
     Ca(cli::CaArgs),
     /// Fetch CRLs from a running appliance.
     Crl(cli::CrlArgs),
+    /// Seal: initialise, unseal, seal and rekey the appliance.
+    Operator(cli::OperatorArgs),
     /// Keep a certificate and key renewed before they expire.
     Agent(cli::agent::AgentArgs),
     /// OCSP: serve pre-signed responses without a key (edge mode).
@@ -64,6 +69,7 @@ fn main() -> ExitCode {
         Command::Cert(args) => cli::run_cert(args),
         Command::Ca(args) => cli::run_ca(args),
         Command::Crl(args) => cli::run_crl(args),
+        Command::Operator(args) => cli::run_operator(args),
         Command::Agent(args) => cli::agent::run(args),
         Command::Ocsp(args) => server::edge::run(args),
     };

@@ -1231,6 +1231,16 @@ async fn initialize_and_unseal(
         "{}",
         refused.message()
     );
+    let raced = seal
+        .unseal(unseal(&init.shares[1], "new"))
+        .await
+        .expect_err("an attempt is in progress");
+    assert_eq!(raced.code(), Code::FailedPrecondition);
+    assert!(
+        raced.message().contains(&first.nonce),
+        "{}",
+        raced.message()
+    );
     let stale = seal
         .unseal(unseal(&init.shares[1], "00112233445566778899aabbccddeeff"))
         .await

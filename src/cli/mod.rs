@@ -1,6 +1,7 @@
 //! The command-line client: `strongroom cert …` and `strongroom ca …` talk to a
-//! running appliance over gRPC; `strongroom agent` keeps a certificate renewed
-//! (see [`agent`]).
+//! running appliance over gRPC; `strongroom operator …` initialises, unseals,
+//! seals and rekeys it (see [`operator`]); `strongroom agent` keeps a
+//! certificate renewed (see [`agent`]).
 //!
 //! # Contract
 //!
@@ -57,6 +58,55 @@
 //! - `strongroom ca chain [--out FILE] [--force]`: the CA chain PEM (issuing
 //!   CA first, root last).
 //!
+//! - `strongroom operator status`: whether the appliance is initialised and
+//!   sealed. Text: `initialized: yes|no`, `sealed: yes|no`, then (once
+//!   initialised) `share set: SET_ID`, `threshold: K of N`, and while an
+//!   unseal attempt is in progress `unseal progress: P of K (attempt NONCE)`.
+//! - `strongroom operator init --shares N --threshold K [--out-dir DIR]`:
+//!   initialises a fresh appliance and hands out its N shares, once (the
+//!   appliance keeps none). Both flags are required, `1 <= K <= N <= 255`
+//!   (otherwise a usage error). Without `--out-dir` the shares go to stdout,
+//!   each after a `# share i of N` line, a blank line between them, and a
+//!   warning that they are shown once goes to stderr. With `--out-dir` share
+//!   i goes to `DIR/share-<i>-of-<N>.txt` (mode 0600, created exclusively,
+//!   never replacing anything, synced); DIR must be new (created, mode 0700)
+//!   or empty, which is checked, and the files created empty, before the
+//!   request; text output is then only `share set: SET_ID`, `threshold: K of
+//!   N` and one `wrote PATH` line per file.
+//! - `strongroom operator unseal [--share-file FILE|-] [--nonce NONCE]`:
+//!   gives one share to the current unseal attempt. Without `--nonce` it
+//!   first asks the appliance for the attempt in progress (refusing, without
+//!   sending the share, if the appliance is not initialised, already unsealed
+//!   or on another share set) and names it on stderr; the appliance refuses a
+//!   share meant for an attempt that is no longer current. Text: `sealed:
+//!   yes, progress P of K (attempt NONCE)` or `unsealed`.
+//!   `strongroom operator unseal --reset` discards the attempt and takes no
+//!   share (nor `--nonce`).
+//! - `strongroom operator seal [--share-file FILE|-]`: seals a running
+//!   appliance; one share of the current set authorises it. Text: `sealed`.
+//! - `strongroom operator rekey start --shares N --threshold K`: starts a
+//!   rekey to a new share set (same checks as `init`); prints its nonce and
+//!   the next step.
+//! - `strongroom operator rekey update --nonce NONCE [--share-file FILE|-]
+//!   [--out-dir DIR]`: gives one share of the current set. The response to
+//!   the last one needed carries the new shares, printed or written exactly
+//!   as by `init` (with `--out-dir`, DIR and the rekey are checked before the
+//!   share is sent); each holder of a new share must then run `rekey
+//!   verify`, and the old shares stay valid until every new share is
+//!   verified. Otherwise text: `rekey NONCE: P of R current shares given`.
+//! - `strongroom operator rekey verify --nonce NONCE [--share-file FILE|-]`:
+//!   verifies one NEW share. Text: `verified V of N`, or `rekey complete: the
+//!   new share set SET_ID is in force; the old shares no longer work`.
+//! - `strongroom operator rekey status`, `strongroom operator rekey cancel`:
+//!   the rekey's progress; cancelling it (the current shares stay valid).
+//!
+//! A share is read from `--share-file FILE`, from standard input with
+//! `--share-file -`, or else from a prompt on the terminal that does not
+//! echo (the compact form `strongroom-share:v1:…` on one line, or the text
+//! form line by line up to its `check` line). It is checked locally first: a
+//! mistyped or damaged share is refused (exit 1) before anything is sent, and
+//! no message ever quotes a share's digits.
+//!
 //! - `strongroom agent --cert FILE --key FILE [--threshold 30d] [--interval 1h]
 //!   [--rotate-key] [--reload-cmd CMD] [--once] [--ttl D] [--chain FILE]`:
 //!   reads the certificate file (PEM, leaf first, optionally followed by the
@@ -94,9 +144,23 @@
 //! - `cert issue`, `cert renew`: `{"certificate": {…}, "chain_pem",
 //!   "cert_file", "key_file", "chain_file"}` (files written, or `null`);
 //! - `cert list`: `{"certificates": [{…}, …], "next_page_token"}`;
-//! - `ca chain`: `{"chain_pem", "certificates_pem": […]}`.
+//! - `ca chain`: `{"chain_pem", "certificates_pem": […]}`;
+//! - `operator status`, `operator unseal`, `operator seal`: `{"initialized",
+//!   "sealed", "set_id", "threshold", "shares", "progress", "nonce"}` — the
+//!   proto `SealStatusResponse` fields (`shares` is N, `nonce` is `""` when
+//!   no attempt is in progress);
+//! - `operator init`: `{"set_id", "threshold", "shares": […], "files": […]}`
+//!   — `shares` (the text forms, share 1 first) only when they were not
+//!   written to files; `files` the paths written, `[]` otherwise;
+//! - `operator rekey start|verify|status|cancel`: `{"started", "nonce",
+//!   "new_threshold", "new_shares", "progress", "required", "new_set_id",
+//!   "verified", "complete"}` — the proto `RekeyStatusResponse` fields;
+//! - `operator rekey update`: `{"status": {…rekey status…}, "shares": […],
+//!   "files": […]}` — `shares` only when this call received the new shares
+//!   and did not write them to files.
 //!
-//! Private key material never appears on stdout, in JSON or otherwise.
+//! Private key material never appears on stdout, in JSON or otherwise. Share
+//! text appears only where the contract above prints it.
 //!
 //! ## Errors and exit codes
 //!
@@ -114,6 +178,7 @@
 pub(crate) mod agent;
 mod client;
 mod files;
+mod operator;
 mod output;
 
 use std::fmt;
@@ -133,6 +198,7 @@ use zeroize::Zeroizing;
 
 use client::{ConnectionArgs, OutputFormat, rpc_error};
 use files::{CERT_MODE, KEY_MODE, check_outputs, write_atomic};
+pub(crate) use operator::OperatorArgs;
 use output::{
     CertificateJson, ChainJson, CrlJson, IssueJson, ListJson, RevokeJson, certificate_text,
     list_lines, path_string, pem_text, print_json,
@@ -546,6 +612,11 @@ pub(crate) fn run_ca(args: CaArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         CaCommand::Chain(a) => run_async(chain(a)),
     }
+}
+
+/// Runs an `operator` command.
+pub(crate) fn run_operator(args: OperatorArgs) -> anyhow::Result<ExitCode> {
+    run_async(operator::run(args))
 }
 
 /// Runs a command on a single-threaded runtime and turns its result into an

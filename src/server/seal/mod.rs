@@ -62,6 +62,10 @@ use super::status::Failure;
 use crate::appliance::{Appliance, read_pin};
 use crate::config::Config;
 
+/// The unseal nonce that asks for a new attempt (never a real nonce: those
+/// are 32 hex digits).
+const NEW_ATTEMPT: &str = "new";
+
 /// Where the gRPC services find the unsealed appliance.
 #[derive(Default)]
 pub(crate) struct Gate {
@@ -316,7 +320,14 @@ impl Seal {
             return Ok(status_of(&state));
         }
         let current = attempt.as_ref().map(|a| a.nonce.as_str());
-        if !nonce.is_empty() && current != Some(nonce) {
+        if nonce == NEW_ATTEMPT {
+            if let Some(current) = current {
+                return Err(Failure::Precondition(format!(
+                    "unseal attempt {current} started meanwhile; the share was not counted \
+                     (check `strongroom operator status`, then give it to that attempt)"
+                )));
+            }
+        } else if !nonce.is_empty() && current != Some(nonce) {
             return Err(Failure::Precondition(format!(
                 "unseal attempt {nonce} is not in progress (current attempt: {}); the share was \
                  not counted",

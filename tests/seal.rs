@@ -1,0 +1,350 @@
+//! The sealed appliance end to end, through `strongroom operator`: a dev
+//! appliance (1-of-1) is rekeyed to 3 of 5 shares, then run as `strongroom
+//! server`. K-1 shares leave it sealed; duplicate, corrupted, foreign and
+//! old shares are refused; K shares unseal; one share seals; a restart is
+//! sealed again; a cancelled rekey leaves the old shares valid, and a
+//! completed one makes them fail and the new ones work.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{BIN, Dev, output_text, p};
+
+/// `strongroom server` on a dev appliance's data directory; killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+    cacert: String,
+}
+
+impl Server {
+    /// Starts `strongroom server` on `data` (the dev configuration and token)
+    /// and waits until the Seal service answers.
+    fn start(data: &Path) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["server", "--config"])
+            .arg(data.join("strongroom.toml"))
+            .env("SOFTHSM2_CONF", data.join("softhsm/softhsm2.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start strongroom server");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .expect("read stderr");
+            if let Some(addr) = line.strip_prefix("strongroom: gRPC on ") {
+                break addr.to_string();
+            }
+        };
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                eprintln!("server: {line}");
+            }
+        });
+        let server = Server {
+            child,
+            addr,
+            cacert: p(&data.join("ca/root.pem")).to_string(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !server.cli(&["operator", "status"]).status.success() {
+            assert!(Instant::now() < deadline, "the Seal service never answered");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .env("STRONGROOM_ADDR", &self.addr)
+            .env("STRONGROOM_CACERT", &self.cacert)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run strongroom")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "strongroom {args:?} failed: {}",
+            output_text(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `args`, which must fail; returns its stderr.
+    fn refused(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "strongroom {args:?} should fail: {}",
+            output_text(&out)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        serde_json::from_str(&self.ok(&all)).expect("json output")
+    }
+
+    fn status(&self) -> serde_json::Value {
+        self.json(&["operator", "status"])
+    }
+
+    fn unseal(&self, share: &Path) -> serde_json::Value {
+        self.json(&["operator", "unseal", "--share-file", p(share)])
+    }
+
+    /// Rekeys to `count` shares, `threshold` to unseal, with the current
+    /// `shares`; the new shares are written to `out`. Returns the nonce.
+    fn rekey_to(&self, threshold: u8, count: u8, shares: &[&Path], out: &Path) -> String {
+        let (k, n) = (threshold.to_string(), count.to_string());
+        let started = self.json(&[
+            "operator",
+            "rekey",
+            "start",
+            "--shares",
+            &n,
+            "--threshold",
+            &k,
+        ]);
+        let nonce = started["nonce"].as_str().expect("nonce").to_string();
+        for share in shares {
+            self.ok(&[
+                "operator",
+                "rekey",
+                "update",
+                "--nonce",
+                &nonce,
+                "--share-file",
+                p(share),
+                "--out-dir",
+                p(out),
+            ]);
+        }
+        nonce
+    }
+
+    fn verify(&self, nonce: &str, share: &Path) -> serde_json::Value {
+        self.json(&[
+            "operator",
+            "rekey",
+            "verify",
+            "--nonce",
+            nonce,
+            "--share-file",
+            p(share),
+        ])
+    }
+
+    fn sealed(&self) -> bool {
+        self.status()["sealed"].as_bool().expect("sealed")
+    }
+
+    fn issue(&self, dir: &Path, name: &str) -> Output {
+        let host = format!("{name}.test");
+        self.cli(&[
+            "cert",
+            "issue",
+            "--profile",
+            "server",
+            "--cn",
+            &host,
+            "--out-cert",
+            p(&dir.join(format!("{name}.pem"))),
+            "--out-key",
+            p(&dir.join(format!("{name}.key"))),
+        ])
+    }
+
+    fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "server exited with {status}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The share files `operator rekey update --out-dir` wrote, share 1 first.
+fn share_files(dir: &Path, count: u8) -> Vec<PathBuf> {
+    (1..=count)
+        .map(|i| dir.join(format!("share-{i}-of-{count}.txt")))
+        .inspect(|f| assert!(f.is_file(), "{} was written", f.display()))
+        .collect()
+}
+
+/// A copy of the share in `from` with one payload digit changed.
+fn corrupted(from: &Path, to: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(from).expect("share");
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let payload = lines
+        .iter_mut()
+        .find(|l| {
+            !l.starts_with("check")
+                && l.split_whitespace().count() == 8
+                && l.chars().all(|c| c.is_ascii_hexdigit() || c == ' ')
+        })
+        .expect("a payload line");
+    let first = payload.remove(0);
+    payload.insert(0, if first == '0' { '1' } else { '0' });
+    std::fs::write(to, lines.join("\n")).expect("write");
+    to.to_path_buf()
+}
+
+#[test]
+fn seal_unseal_and_rekey_with_officers_shares() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let dev = Dev::start(&data);
+    let dev_share = data.join("dev-unseal.share");
+    assert!(dev_share.is_file());
+    assert!(
+        !data.join("hsm.pin").exists(),
+        "the initial PIN file is gone"
+    );
+    let record = std::fs::read_to_string(data.join("seal.json")).expect("seal.json");
+    let share_text = std::fs::read_to_string(&dev_share).expect("share");
+    for line in share_text.lines().skip(2).take(3) {
+        assert!(!record.contains(&line.replace(' ', "")));
+    }
+    dev.stop();
+
+    // A restarted appliance is sealed: the CA refuses, HTTP answers 503.
+    let server = Server::start(&data);
+    let status = server.status();
+    assert_eq!(status["initialized"], true);
+    assert_eq!(status["sealed"], true);
+    assert_eq!(
+        (status["threshold"].as_u64(), status["shares"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let refused = server.refused(&["ca", "chain"]);
+    assert!(
+        refused.contains("FailedPrecondition") && refused.contains("sealed"),
+        "{refused}"
+    );
+    assert_eq!(server.unseal(&dev_share)["sealed"], false);
+    assert!(server.issue(dir.path(), "before").status.success());
+
+    // A cancelled rekey leaves the old share valid; its new shares are worthless.
+    let abandoned = dir.path().join("abandoned");
+    let nonce = server.rekey_to(3, 5, &[&dev_share], &abandoned);
+    let abandoned = share_files(&abandoned, 5);
+    for share in &abandoned[..4] {
+        server.verify(&nonce, share);
+    }
+    let progress = server.json(&["operator", "rekey", "status"]);
+    assert_eq!(progress["verified"], 4);
+    server.ok(&["operator", "rekey", "cancel"]);
+
+    // The real rekey: 3 of 5; the old share works until the last new share
+    // is verified.
+    let officers = dir.path().join("officers");
+    let nonce = server.rekey_to(3, 5, &[&dev_share], &officers);
+    let shares = share_files(&officers, 5);
+    let refused = server.refused(&[
+        "operator",
+        "rekey",
+        "verify",
+        "--nonce",
+        &nonce,
+        "--share-file",
+        p(&abandoned[4]),
+    ]);
+    assert!(
+        refused.contains("not one of this rekey's new shares"),
+        "{refused}"
+    );
+    for share in &shares[..4] {
+        assert_eq!(server.verify(&nonce, share)["complete"], false);
+    }
+    let done = server.verify(&nonce, &shares[4]);
+    assert_eq!(done["complete"], true);
+    let status = server.status();
+    assert_eq!(
+        (status["threshold"].as_u64(), status["shares"].as_u64()),
+        (Some(3), Some(5))
+    );
+
+    // Old and abandoned shares no longer count for anything; one new share seals.
+    for old in [&dev_share, &abandoned[0]] {
+        let refused = server.refused(&["operator", "seal", "--share-file", p(old)]);
+        assert!(refused.contains("InvalidArgument"), "{refused}");
+    }
+    assert!(!server.sealed());
+    server.ok(&["operator", "seal", "--share-file", p(&shares[0])]);
+    assert!(server.sealed());
+    assert!(!server.issue(dir.path(), "while-sealed").status.success());
+
+    // K-1 shares stay sealed; duplicate, corrupted, foreign shares are refused.
+    server.unseal(&shares[0]);
+    let two = server.unseal(&shares[1]);
+    assert_eq!(
+        (two["sealed"].as_bool(), two["progress"].as_u64()),
+        (Some(true), Some(2))
+    );
+    let duplicate = server.refused(&["operator", "unseal", "--share-file", p(&shares[1])]);
+    assert!(duplicate.contains("more than once"), "{duplicate}");
+    let bad = corrupted(&shares[2], &dir.path().join("corrupted.txt"));
+    let corrupted_refusal = server.refused(&["operator", "unseal", "--share-file", p(&bad)]);
+    assert!(
+        corrupted_refusal.contains("checksum"),
+        "{corrupted_refusal}"
+    );
+    let foreign = server.refused(&["operator", "unseal", "--share-file", p(&dev_share)]);
+    assert!(foreign.contains("belongs to set"), "{foreign}");
+    assert!(server.sealed());
+    assert_eq!(server.status()["progress"], 2);
+    // Reset discards the attempt; a new one needs all three again.
+    server.ok(&["operator", "unseal", "--reset"]);
+    assert_eq!(server.status()["progress"], 0);
+    for share in &shares[2..4] {
+        assert_eq!(server.unseal(share)["sealed"], true);
+    }
+    assert_eq!(server.unseal(&shares[4])["sealed"], false);
+    assert!(server.issue(dir.path(), "after-rekey").status.success());
+
+    // A restart is sealed again, and only the new shares open it.
+    server.stop();
+    let server = Server::start(&data);
+    assert!(server.sealed());
+    server.refused(&["operator", "unseal", "--share-file", p(&dev_share)]);
+    for share in [&shares[4], &shares[0]] {
+        assert_eq!(server.unseal(share)["sealed"], true);
+    }
+    assert_eq!(server.unseal(&shares[2])["sealed"], false);
+    let issued = server.issue(dir.path(), "after-restart");
+    assert!(issued.status.success(), "{}", output_text(&issued));
+    let verified = common::openssl(&[
+        "verify",
+        "-CAfile",
+        p(&data.join("ca/root.pem")),
+        "-untrusted",
+        p(&data.join("ca/issuing.pem")),
+        p(&dir.path().join("after-restart.pem")),
+    ]);
+    assert!(verified.status.success(), "{}", output_text(&verified));
+    server.stop();
+}
