@@ -2,8 +2,8 @@
 //! appliance (1-of-1) is rekeyed to 3 of 5 shares, then run as `strongroom
 //! server`. K-1 shares leave it sealed; duplicate, corrupted, foreign and
 //! old shares are refused; K shares unseal; one share seals; a restart is
-//! sealed again; a cancelled rekey leaves the old shares valid, and a
-//! completed one makes them fail and the new ones work.
+//! sealed again; a cancelled or interrupted rekey leaves the old shares
+//! valid, and a completed one makes them fail and the new ones work.
 
 mod common;
 
@@ -258,6 +258,22 @@ fn seal_unseal_and_rekey_with_officers_shares() {
     let progress = server.json(&["operator", "rekey", "status"]);
     assert_eq!(progress["verified"], 4);
     server.ok(&["operator", "rekey", "cancel"]);
+
+    // So does a rekey interrupted by a stop: the next start knows only the
+    // old set.
+    let interrupted = dir.path().join("interrupted");
+    let nonce = server.rekey_to(2, 3, &[&dev_share], &interrupted);
+    let interrupted = share_files(&interrupted, 3);
+    server.verify(&nonce, &interrupted[0]);
+    server.stop();
+    let server = Server::start(&data);
+    assert_eq!(
+        server.json(&["operator", "rekey", "status"])["started"],
+        false
+    );
+    let refused = server.refused(&["operator", "unseal", "--share-file", p(&interrupted[1])]);
+    assert!(refused.contains("belongs to set"), "{refused}");
+    assert_eq!(server.unseal(&dev_share)["sealed"], false);
 
     // The real rekey: 3 of 5; the old share works until the last new share
     // is verified.
