@@ -310,7 +310,8 @@ impl Token {
         Ok(())
     }
 
-    /// Logs out and closes the token for good: idle sessions and the login
+    /// Logs out (`C_Logout`, which ends the login of every session, lent
+    /// out or not) and closes the token for good: idle sessions and the login
     /// session are closed now, sessions still lent out are closed when they
     /// come back, the PIN is zeroized, and every later call on this token or
     /// any clone fails with [`Error::Closed`]. The token can then be opened
@@ -323,7 +324,15 @@ impl Token {
             return;
         }
         let same_epoch = st.epoch == inner.module.epoch();
-        // Working sessions first: the login lasts until the last one closes.
+        // C_Logout ends the login for every session at once, including those
+        // still lent out: their next call on a private key fails.
+        if same_epoch {
+            if let Some(anchor) = &st.anchor {
+                if let Err(e) = anchor.logout() {
+                    tracing::warn!(token = %inner.label, error = %e, "C_Logout failed; closing the sessions instead");
+                }
+            }
+        }
         for session in st.idle.drain(..).chain(st.anchor.take()) {
             if same_epoch {
                 let _ = session.close();
