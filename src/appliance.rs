@@ -148,28 +148,6 @@ pub(crate) fn pool_config(config: &Config) -> PoolConfig {
     pool
 }
 
-/// Reads a PIN file (trailing newline ignored); refuses group- or world-readable files.
-pub(crate) fn read_pin(path: &Path) -> anyhow::Result<Pin> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path)
-        .with_context(|| format!("cannot read PIN file {}", path.display()))?;
-    if meta.permissions().mode() & 0o077 != 0 {
-        bail!(
-            "PIN file {} is readable by others; chmod 600 it",
-            path.display()
-        );
-    }
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read PIN file {}", path.display()))?,
-    );
-    let pin = text.trim_end_matches(['\r', '\n']);
-    if pin.is_empty() {
-        bail!("PIN file {} is empty", path.display());
-    }
-    Ok(Pin::new(pin))
-}
-
 /// The first certificate of a PEM file, as DER.
 pub(crate) fn read_pem_certificate(path: &Path) -> anyhow::Result<Vec<u8>> {
     let text = std::fs::read_to_string(path)
@@ -232,17 +210,5 @@ mod tests {
             assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
         }
         assert!(generate_key(KeySpec::Rsa { bits: 2048 }).is_err());
-    }
-
-    #[test]
-    fn pin_files_must_be_private() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("pin");
-        std::fs::write(&path, "1234\n").expect("write");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        assert!(read_pin(&path).is_err());
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        assert!(read_pin(&path).is_ok());
     }
 }

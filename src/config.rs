@@ -250,11 +250,6 @@ pub(crate) struct HsmConfig {
     pub(crate) module: PathBuf,
     /// The token: a label or a `pkcs11:token=…` URI.
     pub(crate) token: String,
-    /// A file holding the token's initial user PIN (mode 0600), read only by
-    /// `strongroom operator init`. Init changes the PIN to one derived from
-    /// the unseal secret, so afterwards this file no longer unlocks anything.
-    #[serde(default)]
-    pub(crate) pin_file: Option<PathBuf>,
     /// Session pool size; default one per CPU.
     #[serde(default)]
     pub(crate) sessions: Option<usize>,
@@ -373,9 +368,6 @@ impl Config {
             abs(ca);
         }
         abs(&mut self.hsm.module);
-        if let Some(pin_file) = &mut self.hsm.pin_file {
-            abs(pin_file);
-        }
         abs(&mut self.ca.issuer_certificate);
         for c in &mut self.ca.chain {
             abs(c);

@@ -104,6 +104,9 @@ pub(crate) fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         };
         bootstrap(&data_dir, &module, &args)?;
     }
+    if !first_start {
+        forget_pin_file(&config_path)?;
+    }
     let mut config = Config::load(&config_path)?;
     if !first_start {
         if let Some(a) = args.grpc_addr {
@@ -154,7 +157,26 @@ pub(crate) fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
 fn is_dev_data_dir(dir: &Path) -> bool {
     dir.join("strongroom.toml").is_file()
         && dir.join("softhsm/softhsm2.conf").is_file()
-        && (dir.join(DEV_SHARE).is_file() || dir.join("hsm.pin").is_file())
+        && [DEV_SHARE, "hsm.pin", "seal.json"]
+            .iter()
+            .any(|f| dir.join(f).is_file())
+}
+
+/// Drops the `pin_file` line that dev configurations written before the
+/// seal carried (the server no longer reads a PIN from disk).
+fn forget_pin_file(config_path: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(config_path)
+        .with_context(|| format!("cannot read {}", config_path.display()))?;
+    if !text.lines().any(|l| l.trim() == r#"pin_file = "hsm.pin""#) {
+        return Ok(());
+    }
+    let kept: String = text
+        .lines()
+        .filter(|l| l.trim() != r#"pin_file = "hsm.pin""#)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(config_path, kept)
+        .with_context(|| format!("cannot update {}", config_path.display()))
 }
 
 /// Initialises the appliance with one share on its first start (returning
@@ -164,11 +186,19 @@ async fn unseal(seal: &Seal, data_dir: &Path) -> anyhow::Result<Option<Zeroizing
     let new_share = if seal.status().await.initialized {
         None
     } else {
-        let mut shares = seal.init(1, 1).await.map_err(failure)?;
+        let pin_path = data_dir.join("hsm.pin");
+        let pin = Zeroizing::new(
+            std::fs::read_to_string(&pin_path)
+                .with_context(|| format!("cannot read the dev token's PIN {}", pin_path.display()))?
+                .trim_end()
+                .to_owned(),
+        );
+        let mut shares = seal.init(1, 1, pin).await.map_err(failure)?;
         let share = shares.texts.pop().context("init returned no share")?;
         write_private(&share_path, share.as_bytes())?;
+        seal.init_verify(&share).await.map_err(failure)?;
         // Init changed the PIN: the initial one no longer unlocks anything.
-        let _ = std::fs::remove_file(data_dir.join("hsm.pin"));
+        let _ = std::fs::remove_file(&pin_path);
         Some(share)
     };
     let share =
@@ -272,7 +302,6 @@ key = "tls/server.key"
 [hsm]
 module = "{module}"
 token = "pkcs11:token={DEV_TOKEN}"
-pin_file = "hsm.pin"
 
 [ca]
 issuer_key = "pkcs11:object={ISSUING_KEY}"

@@ -378,12 +378,6 @@ fn start() -> Setup {
     );
     write(dir.path(), "issuing.pem", &issuing_pem);
     write(dir.path(), "root.pem", pem("CERTIFICATE", &root_der));
-    let pin_file = write(dir.path(), "hsm.pin", created.user_pin.expose_secret());
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&pin_file, std::fs::Permissions::from_mode(0o600))
-            .expect("chmod pin");
-    }
 
     let grpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
@@ -403,7 +397,6 @@ client_ca = "root.pem"
 [hsm]
 module = "{module}"
 token = "pkcs11:token={label}"
-pin_file = "hsm.pin"
 sessions = 2
 
 [ca]
@@ -1154,41 +1147,71 @@ async fn initialize_and_unseal(
         .await
         .expect_err("not initialised");
     assert_eq!(early.code(), Code::FailedPrecondition);
-    for (shares, threshold) in [(0, 0), (3, 4), (256, 2)] {
+    let pin = setup._token.user_pin.expose_secret().to_string();
+    let init_request = |shares: u32, threshold: u32, pin: &str| v1::InitRequest {
+        shares,
+        threshold,
+        pin: pin.into(),
+    };
+    for (shares, threshold, pin) in [(0, 0, &*pin), (3, 4, &*pin), (256, 2, &*pin), (3, 2, "")] {
         let bad = seal
-            .init(v1::InitRequest { shares, threshold })
+            .init(init_request(shares, threshold, pin))
             .await
             .expect_err("bad parameters");
         assert_eq!(bad.code(), Code::InvalidArgument, "{shares}/{threshold}");
     }
-    let init = seal
-        .init(v1::InitRequest {
-            shares: 3,
-            threshold: 2,
-        })
+    let wrong = seal
+        .init(init_request(3, 2, "not-the-pin"))
+        .await
+        .expect_err("a wrong PIN does not initialise");
+    assert_eq!(
+        wrong.code(),
+        Code::FailedPrecondition,
+        "{}",
+        wrong.message()
+    );
+    assert!(!wrong.message().contains("not-the-pin"));
+    // The first init is abandoned (its shares never verified); the second
+    // replaces it.
+    let abandoned = seal
+        .init(init_request(3, 2, &pin))
         .await
         .expect("init")
         .into_inner();
+    let init = seal
+        .init(init_request(3, 2, &pin))
+        .await
+        .expect("init again while pending")
+        .into_inner();
     assert_eq!((init.shares.len(), init.threshold), (3, 2));
+    assert_ne!(init.set_id, abandoned.set_id);
+    let pending = seal
+        .status(v1::SealStatusRequest {})
+        .await
+        .expect("status")
+        .into_inner();
+    assert!(pending.init_pending && !pending.initialized);
+    // Nothing is committed before every share is verified: the initial PIN
+    // still logs in (asked of OpenSC's pkcs11-tool, in its own process).
+    assert!(pkcs11_login(setup, &pin).status.success());
+    let verify = |share: &str| v1::InitVerifyRequest {
+        share: share.into(),
+    };
+    let foreign = seal
+        .init_verify(verify(&abandoned.shares[0]))
+        .await
+        .expect_err("a share of the abandoned init");
+    assert_eq!(foreign.code(), Code::InvalidArgument);
+    for share in &init.shares {
+        seal.init_verify(verify(share)).await.expect("verify");
+    }
     let again = seal
-        .init(v1::InitRequest {
-            shares: 3,
-            threshold: 2,
-        })
+        .init(init_request(3, 2, &pin))
         .await
         .expect_err("initialised once");
     assert_eq!(again.code(), Code::FailedPrecondition);
-    // The initial PIN no longer opens the token (asked of OpenSC's
-    // pkcs11-tool, in its own process).
-    let pin = std::fs::read_to_string(setup.dir.path().join("hsm.pin")).expect("pin file");
-    let login = Command::new("pkcs11-tool")
-        .arg("--module")
-        .arg(&setup._token.module)
-        .args(["--token-label", &setup._token.label, "--login", "--pin"])
-        .arg(pin.trim())
-        .arg("--list-objects")
-        .output()
-        .expect("run pkcs11-tool");
+    // The initial PIN no longer opens the token.
+    let login = pkcs11_login(setup, &pin);
     assert!(!login.status.success(), "the initial PIN still logs in");
     assert!(
         String::from_utf8_lossy(&login.stderr).contains("CKR_PIN_INCORRECT"),
@@ -1280,6 +1303,23 @@ async fn initialize_and_unseal(
             assert!(!log.contains(line), "a share line is in the log");
         }
     }
+}
+
+/// OpenSC's pkcs11-tool logging in to the test token with `pin`.
+fn pkcs11_login(setup: &Setup, pin: &str) -> Output {
+    Command::new("pkcs11-tool")
+        .arg("--module")
+        .arg(&setup._token.module)
+        .args([
+            "--token-label",
+            &setup._token.label,
+            "--login",
+            "--pin",
+            pin,
+        ])
+        .arg("--list-objects")
+        .output()
+        .expect("run pkcs11-tool")
 }
 
 /// `share` with its first payload digit changed (the checksum no longer matches).

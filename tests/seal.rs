@@ -121,6 +121,8 @@ impl Server {
             &n,
             "--threshold",
             &k,
+            "--share-file",
+            p(shares[0]),
         ]);
         let nonce = started["nonce"].as_str().expect("nonce").to_string();
         for share in shares {
@@ -257,7 +259,15 @@ fn seal_unseal_and_rekey_with_officers_shares() {
     }
     let progress = server.json(&["operator", "rekey", "status"]);
     assert_eq!(progress["verified"], 4);
-    server.ok(&["operator", "rekey", "cancel"]);
+    let refused = server.refused(&[
+        "operator",
+        "rekey",
+        "cancel",
+        "--share-file",
+        p(&abandoned[0]),
+    ]);
+    assert!(refused.contains("InvalidArgument"), "{refused}");
+    server.ok(&["operator", "rekey", "cancel", "--share-file", p(&dev_share)]);
 
     // So does a rekey interrupted by a stop: the next start knows only the
     // old set.
@@ -334,7 +344,21 @@ fn seal_unseal_and_rekey_with_officers_shares() {
     assert!(server.sealed());
     assert_eq!(server.status()["progress"], 2);
     // Reset discards the attempt; a new one needs all three again.
-    server.ok(&["operator", "unseal", "--reset"]);
+    server.refused(&[
+        "operator",
+        "unseal",
+        "--reset",
+        "--share-file",
+        p(&dev_share),
+    ]);
+    assert_eq!(server.status()["progress"], 2);
+    server.ok(&[
+        "operator",
+        "unseal",
+        "--reset",
+        "--share-file",
+        p(&shares[4]),
+    ]);
     assert_eq!(server.status()["progress"], 0);
     for share in &shares[2..4] {
         assert_eq!(server.unseal(share)["sealed"], true);
@@ -362,5 +386,26 @@ fn seal_unseal_and_rekey_with_officers_shares() {
         p(&dir.path().join("after-restart.pem")),
     ]);
     assert!(verified.status.success(), "{}", output_text(&verified));
+    server.stop();
+
+    // A stop in the middle of a rekey's switch leaves both sets listed; the
+    // set whose PIN the token takes wins at the next unseal.
+    let record_path = data.join("seal.json");
+    let mut record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&record_path).expect("seal.json"))
+            .expect("json");
+    let mut other = record["sets"][0].clone();
+    other["set_id"] = serde_json::Value::from("00112233445566778899aabbccddeeff");
+    record["sets"].as_array_mut().expect("sets").push(other);
+    std::fs::write(&record_path, record.to_string()).expect("write");
+    let server = Server::start(&data);
+    for share in &shares[..2] {
+        assert_eq!(server.unseal(share)["sealed"], true);
+    }
+    assert_eq!(server.unseal(&shares[3])["sealed"], false);
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&record_path).expect("seal.json"))
+            .expect("json");
+    assert_eq!(record["sets"].as_array().expect("sets").len(), 1);
     server.stop();
 }

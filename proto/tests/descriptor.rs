@@ -70,6 +70,7 @@ fn services_and_rpcs_are_present() {
             vec![
                 ("Status", "SealStatusRequest", "SealStatusResponse"),
                 ("Init", "InitRequest", "InitResponse"),
+                ("InitVerify", "InitVerifyRequest", "SealStatusResponse"),
                 ("Unseal", "UnsealRequest", "SealStatusResponse"),
                 ("Seal", "SealRequest", "SealStatusResponse"),
                 ("RekeyStart", "RekeyStartRequest", "RekeyStatusResponse"),

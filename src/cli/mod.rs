@@ -61,11 +61,18 @@
 //! - `strongroom operator status`: whether the appliance is initialised and
 //!   sealed. Text: `initialized: yes|no`, `sealed: yes|no`, then (once
 //!   initialised) `share set: SET_ID`, `threshold: K of N`, and while an
-//!   unseal attempt is in progress `unseal progress: P of K (attempt NONCE)`.
-//! - `strongroom operator init --shares N --threshold K [--out-dir DIR]`:
-//!   initialises a fresh appliance and hands out its N shares, once (the
-//!   appliance keeps none). Both flags are required, `1 <= K <= N <= 255`
-//!   (otherwise a usage error). Without `--out-dir` the shares go to stdout,
+//!   unseal attempt is in progress `unseal progress: P of K (attempt NONCE)`;
+//!   while an init waits for verification, `init pending: share set SET_ID,
+//!   V of N shares verified`.
+//! - `strongroom operator init --shares N --threshold K [--out-dir DIR]
+//!   [--pin-file FILE|-]`: initialises a fresh appliance and hands out its N
+//!   shares, once (the appliance keeps none). The token's current user PIN
+//!   (from `--pin-file`, mode 0600, or a prompt that does not echo)
+//!   authorises it. Once every share is written or printed, the command
+//!   gives each back to the appliance (`InitVerify`), which only then
+//!   records the set and changes the PIN: if the shares cannot be delivered,
+//!   nothing is committed and init can be run again. Both flags are
+//!   required, `1 <= K <= N <= 255` (otherwise a usage error). Without `--out-dir` the shares go to stdout,
 //!   each after a `# share i of N` line, a blank line between them, and a
 //!   warning that they are shown once goes to stderr. With `--out-dir` share
 //!   i goes to `DIR/share-<i>-of-<N>.txt` (mode 0600, created exclusively,
@@ -75,18 +82,21 @@
 //!   N` and one `wrote PATH` line per file.
 //! - `strongroom operator unseal [--share-file FILE|-] [--nonce NONCE]`:
 //!   gives one share to the current unseal attempt. Without `--nonce` it
-//!   first asks the appliance for the attempt in progress (refusing, without
-//!   sending the share, if the appliance is not initialised, already unsealed
-//!   or on another share set) and names it on stderr; the appliance refuses a
-//!   share meant for an attempt that is no longer current. Text: `sealed:
-//!   yes, progress P of K (attempt NONCE)` or `unsealed`.
-//!   `strongroom operator unseal --reset` discards the attempt and takes no
-//!   share (nor `--nonce`).
+//!   first asks the appliance for the attempt in progress (refusing, before
+//!   the share is even read, if the appliance is not initialised or already
+//!   unsealed) and names it on stderr; with no attempt in progress the share
+//!   must start one. The appliance refuses a share meant for an attempt that
+//!   is no longer current, and a share of another set. Text: `sealed: yes,
+//!   progress P of K (attempt NONCE)` or `unsealed`.
+//!   `strongroom operator unseal --reset [--share-file FILE|-]` discards the
+//!   attempt; the share (any valid share of the current set) only authorises
+//!   the reset and is not counted.
 //! - `strongroom operator seal [--share-file FILE|-]`: seals a running
 //!   appliance; one share of the current set authorises it. Text: `sealed`.
-//! - `strongroom operator rekey start --shares N --threshold K`: starts a
-//!   rekey to a new share set (same checks as `init`); prints its nonce and
-//!   the next step.
+//! - `strongroom operator rekey start --shares N --threshold K
+//!   [--share-file FILE|-]`: starts a rekey to a new share set (same checks
+//!   as `init`), authorised by one share of the current set (not counted);
+//!   prints its nonce and the next step.
 //! - `strongroom operator rekey update --nonce NONCE [--share-file FILE|-]
 //!   [--out-dir DIR]`: gives one share of the current set. The response to
 //!   the last one needed carries the new shares, printed or written exactly
@@ -97,8 +107,9 @@
 //! - `strongroom operator rekey verify --nonce NONCE [--share-file FILE|-]`:
 //!   verifies one NEW share. Text: `verified V of N`, or `rekey complete: the
 //!   new share set SET_ID is in force; the old shares no longer work`.
-//! - `strongroom operator rekey status`, `strongroom operator rekey cancel`:
-//!   the rekey's progress; cancelling it (the current shares stay valid).
+//! - `strongroom operator rekey status`; `strongroom operator rekey cancel
+//!   [--share-file FILE|-]`: the rekey's progress; cancelling it, authorised
+//!   by one share of the current set (the current shares stay valid).
 //!
 //! A share is read from `--share-file FILE`, from standard input with
 //! `--share-file -`, or else from a prompt on the terminal that does not
@@ -146,9 +157,9 @@
 //! - `cert list`: `{"certificates": [{…}, …], "next_page_token"}`;
 //! - `ca chain`: `{"chain_pem", "certificates_pem": […]}`;
 //! - `operator status`, `operator unseal`, `operator seal`: `{"initialized",
-//!   "sealed", "set_id", "threshold", "shares", "progress", "nonce"}` — the
-//!   proto `SealStatusResponse` fields (`shares` is N, `nonce` is `""` when
-//!   no attempt is in progress);
+//!   "sealed", "set_id", "threshold", "shares", "progress", "nonce",
+//!   "init_pending", "init_verified"}` — the proto `SealStatusResponse`
+//!   fields (`shares` is N, `nonce` is `""` when no attempt is in progress);
 //! - `operator init`: `{"set_id", "threshold", "shares": […], "files": […]}`
 //!   — `shares` (the text forms, share 1 first) only when they were not
 //!   written to files; `files` the paths written, `[]` otherwise;

@@ -38,9 +38,9 @@ use serde::Serialize;
 use strongroom_ceremony::shares::Share;
 use strongroom_proto::v1::seal_client::SealClient;
 use strongroom_proto::v1::{
-    InitRequest, RekeyCancelRequest, RekeyStartRequest, RekeyStatusRequest, RekeyStatusResponse,
-    RekeyUpdateRequest, RekeyVerifyRequest, SealRequest, SealStatusRequest, SealStatusResponse,
-    UnsealRequest,
+    InitRequest, InitVerifyRequest, RekeyCancelRequest, RekeyStartRequest, RekeyStatusRequest,
+    RekeyStatusResponse, RekeyUpdateRequest, RekeyVerifyRequest, SealRequest, SealStatusRequest,
+    SealStatusResponse, UnsealRequest,
 };
 use tonic::transport::Channel;
 use zeroize::{Zeroize, Zeroizing};
@@ -109,9 +109,10 @@ struct RekeyArgs {
 /// The verbs of `strongroom operator rekey`.
 #[derive(Debug, clap::Subcommand)]
 enum RekeyCommand {
-    /// Start a rekey to a new set of --shares shares, --threshold of which
+    /// Start a rekey (authorised by one current share) to a new set of
+    /// --shares shares, --threshold of which
     /// unseal.
-    Start(SplitArgs),
+    Start(RekeyStartArgs),
     /// Give one share of the current set to the rekey; the last one needed
     /// receives the new shares.
     Update(RekeyUpdateArgs),
@@ -119,8 +120,9 @@ enum RekeyCommand {
     Verify(RekeyVerifyArgs),
     /// Show the progress of the rekey in progress.
     Status(ConnOnlyArgs),
-    /// Cancel the rekey in progress; the current shares stay valid.
-    Cancel(ConnOnlyArgs),
+    /// Cancel the rekey in progress (authorised by one current share); the
+    /// current shares stay valid.
+    Cancel(RekeyCancelArgs),
 }
 
 /// Options of the commands that take only the connection options.
@@ -162,6 +164,34 @@ struct InitArgs {
     /// empty.
     #[arg(long, value_name = "DIR")]
     out_dir: Option<PathBuf>,
+
+    /// Read the token's current user PIN from FILE, or from standard input
+    /// with `-`. Default: a prompt on the terminal that does not echo.
+    #[arg(long, value_name = "FILE")]
+    pin_file: Option<PathBuf>,
+}
+
+/// Options of `strongroom operator rekey start`.
+#[derive(Debug, clap::Args)]
+struct RekeyStartArgs {
+    #[command(flatten)]
+    split: SplitArgs,
+
+    /// One share of the current set, authorising the rekey (not counted
+    /// towards it).
+    #[command(flatten)]
+    share: ShareInput,
+}
+
+/// Options of `strongroom operator rekey cancel`.
+#[derive(Debug, clap::Args)]
+struct RekeyCancelArgs {
+    /// One share of the current set, authorising the cancel.
+    #[command(flatten)]
+    share: ShareInput,
+
+    #[command(flatten)]
+    conn: ConnectionArgs,
 }
 
 /// Where a share is read from.
@@ -189,9 +219,9 @@ struct UnsealArgs {
     #[arg(long, value_name = "NONCE", conflicts_with = "reset")]
     nonce: Option<String>,
 
-    /// Discard the current unseal attempt and every share given to it (takes
-    /// no share).
-    #[arg(long, conflicts_with = "share_file")]
+    /// Discard the current unseal attempt and every share given to it; the
+    /// share only authorises the reset and is not counted.
+    #[arg(long)]
     reset: bool,
 
     #[command(flatten)]
@@ -304,11 +334,13 @@ async fn init(args: InitArgs) -> anyhow::Result<()> {
     check_split(count, threshold)?;
     let url = conn.url();
     let output = NewShareOutput::prepare(args.out_dir.as_deref(), count)?;
+    let pin = read_pin(args.pin_file.as_deref())?;
     let mut client = seal_client(&conn).await?;
     let response = client
         .init(InitRequest {
             shares: count.into(),
             threshold: threshold.into(),
+            pin: pin.as_str().to_owned(),
         })
         .await
         .map_err(|s| rpc_error("initialise the appliance", &url, &s))?
@@ -319,10 +351,21 @@ async fn init(args: InitArgs) -> anyhow::Result<()> {
         threshold: response.threshold,
         count: count.into(),
     };
-    let files = output
-        .deliver(&shares, &set)
-        .context("the appliance is initialised, but its shares could not all be delivered")?;
+    drop(pin);
+    let files = output.deliver(&shares, &set).context(
+        "the shares could not all be delivered, so none was verified and nothing was \
+         committed; run init again",
+    )?;
     print_new_shares(conn.output, &set, &shares, &files, None)?;
+    // Every share is stored (or shown): give each back, which commits.
+    for share in &shares {
+        client
+            .init_verify(InitVerifyRequest {
+                share: share.as_str().to_owned(),
+            })
+            .await
+            .map_err(|s| rpc_error("verify a new share", &url, &s))?;
+    }
     eprintln!(
         "strongroom: the appliance stays sealed: any {} of these shares unseal it \
          (`strongroom operator unseal`)",
@@ -335,10 +378,11 @@ async fn init(args: InitArgs) -> anyhow::Result<()> {
 async fn unseal(args: UnsealArgs) -> anyhow::Result<()> {
     let url = args.conn.url();
     if args.reset {
+        let share = read_share(&args.share)?;
         let mut client = seal_client(&args.conn).await?;
         let status = client
             .unseal(UnsealRequest {
-                share: String::new(),
+                share: share.take_compact(),
                 nonce: String::new(),
                 reset: true,
             })
@@ -354,7 +398,6 @@ async fn unseal(args: UnsealArgs) -> anyhow::Result<()> {
             }
         };
     }
-    let share = read_share(&args.share)?;
     let mut client = seal_client(&args.conn).await?;
     let nonce = match &args.nonce {
         Some(nonce) => nonce.clone(),
@@ -376,6 +419,9 @@ async fn unseal(args: UnsealArgs) -> anyhow::Result<()> {
             }
         }
     };
+    // Asked for only now: an officer never types a share the appliance
+    // cannot use.
+    let share = read_share(&args.share)?;
     eprintln!("strongroom: {}", unseal_target_text(&share, &nonce));
     let status = client
         .unseal(UnsealRequest {
@@ -461,14 +507,17 @@ async fn seal(args: SealArgs) -> anyhow::Result<()> {
 }
 
 /// `strongroom operator rekey start`.
-async fn rekey_start(args: SplitArgs) -> anyhow::Result<()> {
+async fn rekey_start(args: RekeyStartArgs) -> anyhow::Result<()> {
+    let RekeyStartArgs { split: args, share } = args;
     check_split(args.shares, args.threshold)?;
     let url = args.conn.url();
+    let share = read_share(&share)?;
     let mut client = seal_client(&args.conn).await?;
     let status = client
         .rekey_start(RekeyStartRequest {
             shares: args.shares.into(),
             threshold: args.threshold.into(),
+            share: share.take_compact(),
         })
         .await
         .map_err(|s| rpc_error("start a rekey", &url, &s))?
@@ -644,11 +693,14 @@ async fn rekey_status(args: ConnOnlyArgs) -> anyhow::Result<()> {
 }
 
 /// `strongroom operator rekey cancel`.
-async fn rekey_cancel(args: ConnOnlyArgs) -> anyhow::Result<()> {
+async fn rekey_cancel(args: RekeyCancelArgs) -> anyhow::Result<()> {
     let url = args.conn.url();
+    let share = read_share(&args.share)?;
     let mut client = seal_client(&args.conn).await?;
     let status = client
-        .rekey_cancel(RekeyCancelRequest {})
+        .rekey_cancel(RekeyCancelRequest {
+            share: share.take_compact(),
+        })
         .await
         .map_err(|s| rpc_error("cancel the rekey", &url, &s))?
         .into_inner();
@@ -677,6 +729,12 @@ fn seal_status_text(status: &SealStatusResponse) -> String {
         text.push_str(&format!(
             "threshold: {} of {}\n",
             status.threshold, status.shares
+        ));
+    }
+    if status.init_pending {
+        text.push_str(&format!(
+            "init pending: share set {}, {} of {} shares verified\n",
+            status.set_id, status.init_verified, status.shares
         ));
     }
     if !status.nonce.is_empty() {
@@ -795,6 +853,37 @@ fn read_limited(reader: &mut impl Read, what: &str) -> anyhow::Result<Zeroizing<
     let mut owned = Zeroizing::new(String::with_capacity(len));
     owned.push_str(text);
     Ok(owned)
+}
+
+/// Reads the token's user PIN for init: from FILE, standard input (`-`), or
+/// a prompt that does not echo. A trailing newline is not part of it.
+fn read_pin(file: Option<&Path>) -> anyhow::Result<Zeroizing<String>> {
+    let text = match file {
+        Some(path) if path != Path::new("-") => {
+            let mut file = File::open(path)
+                .with_context(|| format!("cannot read the PIN file {}", path.display()))?;
+            let mode = file.metadata()?.permissions().mode();
+            if mode & 0o077 != 0 {
+                bail!(
+                    "the PIN file {} is readable by others; chmod 600 it",
+                    path.display()
+                );
+            }
+            read_limited(&mut file, &format!("the PIN file {}", path.display()))?
+        }
+        Some(_) if !std::io::stdin().is_terminal() => {
+            read_limited(&mut std::io::stdin().lock(), "standard input")?
+        }
+        _ => Zeroizing::new(
+            rpassword::prompt_password("The token's current user PIN (not echoed): ")
+                .map_err(|e| anyhow!("cannot read the PIN: {e} (use --pin-file FILE)"))?,
+        ),
+    };
+    let pin = Zeroizing::new(text.trim_end_matches(['\r', '\n']).to_owned());
+    if pin.is_empty() {
+        bail!("the PIN is empty");
+    }
+    Ok(pin)
 }
 
 /// Asks for a share on the terminal without echo.
@@ -1262,6 +1351,10 @@ struct SealStatusJson {
     progress: u32,
     /// The current unseal attempt, or "".
     nonce: String,
+    /// True while an init waits for its shares to be verified.
+    init_pending: bool,
+    /// Shares of the pending init verified so far.
+    init_verified: u32,
 }
 
 impl From<&SealStatusResponse> for SealStatusJson {
@@ -1274,6 +1367,8 @@ impl From<&SealStatusResponse> for SealStatusJson {
             shares: s.shares,
             progress: s.progress,
             nonce: s.nonce.clone(),
+            init_pending: s.init_pending,
+            init_verified: s.init_verified,
         }
     }
 }
@@ -1563,9 +1658,11 @@ mod tests {
     }
 
     #[test]
-    fn unseal_reset_takes_no_share() {
-        let e = parse(&["unseal", "--reset", "--share-file", "s.txt"]).expect_err("conflict");
-        assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
+    fn unseal_reset_takes_a_share_but_no_nonce() {
+        match parse(&["unseal", "--reset", "--share-file", "s.txt"]) {
+            Ok(OperatorCommand::Unseal(a)) => assert!(a.reset),
+            other => panic!("parsed as {other:?}"),
+        }
         let e = parse(&["unseal", "--reset", "--nonce", "n"]).expect_err("conflict");
         assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
         match parse(&["unseal", "--share-file", "-", "--nonce", "abc"]) {
@@ -1726,6 +1823,7 @@ mod tests {
             shares: 5,
             progress: 1,
             nonce: "n1".into(),
+            ..SealStatusResponse::default()
         };
         assert_eq!(
             seal_status_text(&s),
@@ -1754,9 +1852,18 @@ mod tests {
             .map(String::as_str)
             .collect();
         assert_eq!(
-            keys.len(),
-            7,
-            "initialized, sealed, set_id, threshold, shares, progress, nonce: {keys:?}"
+            keys,
+            [
+                "init_pending",
+                "init_verified",
+                "initialized",
+                "nonce",
+                "progress",
+                "sealed",
+                "set_id",
+                "shares",
+                "threshold"
+            ]
         );
         let r = RekeyStatusResponse {
             started: true,

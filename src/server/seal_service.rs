@@ -5,11 +5,13 @@
 //! share. Responses carrying new shares are the only place share text leaves
 //! the appliance.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use strongroom_proto::v1;
 use strongroom_proto::v1::seal_server;
 use tonic::{Request, Response, Status};
+use zeroize::Zeroizing;
 
 use super::seal::{NewShares, RekeyStatus, Seal, SealStatus};
 use super::status::Failure;
@@ -64,6 +66,8 @@ fn seal_status(status: SealStatus) -> v1::SealStatusResponse {
         shares: status.shares.into(),
         progress: status.progress.into(),
         nonce: status.nonce,
+        init_pending: status.init_pending,
+        init_verified: status.init_verified.into(),
     }
 }
 
@@ -86,7 +90,7 @@ fn share_texts(shares: NewShares) -> Vec<String> {
     shares
         .texts
         .into_iter()
-        .map(|text| text.as_str().to_owned())
+        .map(|mut text| std::mem::take(&mut *text))
         .collect()
 }
 
@@ -110,6 +114,18 @@ fn finish<T>(method: &'static str, result: Result<T, Failure>) -> Result<Respons
     }
 }
 
+/// Runs `work` on its own task, so that a caller going away (a timeout, a
+/// dropped connection) cannot stop an init, unseal, seal or rekey halfway.
+async fn detached<T, F>(work: F) -> Result<T, Failure>
+where
+    F: Future<Output = Result<T, Failure>> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::spawn(work)
+        .await
+        .map_err(|e| Failure::Internal(format!("the seal operation did not finish: {e}")))?
+}
+
 #[tonic::async_trait]
 impl seal_server::Seal for SealService {
     async fn status(
@@ -124,17 +140,29 @@ impl seal_server::Seal for SealService {
         request: Request<v1::InitRequest>,
     ) -> Result<Response<v1::InitResponse>, Status> {
         let request = request.into_inner();
-        let result = async {
+        let pin = Zeroizing::new(request.pin);
+        let seal = Arc::clone(&self.seal);
+        let result = detached(async move {
             let (threshold, count) = parameters(request.shares, request.threshold)?;
-            let shares = self.seal.init(threshold, count).await?;
+            let shares = seal.init(threshold, count, pin).await?;
             Ok(v1::InitResponse {
                 set_id: shares.set_id.clone(),
                 threshold: shares.threshold.into(),
                 shares: share_texts(shares),
             })
-        }
+        })
         .await;
         finish("Seal.Init", result)
+    }
+
+    async fn init_verify(
+        &self,
+        request: Request<v1::InitVerifyRequest>,
+    ) -> Result<Response<v1::SealStatusResponse>, Status> {
+        let share = Zeroizing::new(request.into_inner().share);
+        let seal = Arc::clone(&self.seal);
+        let result = detached(async move { seal.init_verify(&share).await.map(seal_status) }).await;
+        finish("Seal.InitVerify", result)
     }
 
     async fn unseal(
@@ -142,12 +170,12 @@ impl seal_server::Seal for SealService {
         request: Request<v1::UnsealRequest>,
     ) -> Result<Response<v1::SealStatusResponse>, Status> {
         let request = request.into_inner();
-        let share = zeroize::Zeroizing::new(request.share);
-        let result = self
-            .seal
-            .unseal(&share, &request.nonce, request.reset)
-            .await
-            .map(seal_status);
+        let share = Zeroizing::new(request.share);
+        let (nonce, reset) = (request.nonce, request.reset);
+        let seal = Arc::clone(&self.seal);
+        let result =
+            detached(async move { seal.unseal(&share, &nonce, reset).await.map(seal_status) })
+                .await;
         finish("Seal.Unseal", result)
     }
 
@@ -155,8 +183,9 @@ impl seal_server::Seal for SealService {
         &self,
         request: Request<v1::SealRequest>,
     ) -> Result<Response<v1::SealStatusResponse>, Status> {
-        let share = zeroize::Zeroizing::new(request.into_inner().share);
-        let result = self.seal.seal(&share).await.map(seal_status);
+        let share = Zeroizing::new(request.into_inner().share);
+        let seal = Arc::clone(&self.seal);
+        let result = detached(async move { seal.seal(&share).await.map(seal_status) }).await;
         finish("Seal.Seal", result)
     }
 
@@ -165,13 +194,14 @@ impl seal_server::Seal for SealService {
         request: Request<v1::RekeyStartRequest>,
     ) -> Result<Response<v1::RekeyStatusResponse>, Status> {
         let request = request.into_inner();
-        let result = async {
+        let share = Zeroizing::new(request.share);
+        let seal = Arc::clone(&self.seal);
+        let result = detached(async move {
             let (threshold, count) = parameters(request.shares, request.threshold)?;
-            self.seal
-                .rekey_start(threshold, count)
+            seal.rekey_start(threshold, count, &share)
                 .await
                 .map(rekey_status)
-        }
+        })
         .await;
         finish("Seal.RekeyStart", result)
     }
@@ -181,15 +211,18 @@ impl seal_server::Seal for SealService {
         request: Request<v1::RekeyUpdateRequest>,
     ) -> Result<Response<v1::RekeyUpdateResponse>, Status> {
         let request = request.into_inner();
-        let share = zeroize::Zeroizing::new(request.share);
-        let result =
-            self.seal
-                .rekey_update(&request.nonce, &share)
+        let share = Zeroizing::new(request.share);
+        let nonce = request.nonce;
+        let seal = Arc::clone(&self.seal);
+        let result = detached(async move {
+            seal.rekey_update(&nonce, &share)
                 .await
                 .map(|(status, shares)| v1::RekeyUpdateResponse {
                     status: Some(rekey_status(status)),
                     new_shares: shares.map(share_texts).unwrap_or_default(),
-                });
+                })
+        })
+        .await;
         finish("Seal.RekeyUpdate", result)
     }
 
@@ -198,12 +231,12 @@ impl seal_server::Seal for SealService {
         request: Request<v1::RekeyVerifyRequest>,
     ) -> Result<Response<v1::RekeyStatusResponse>, Status> {
         let request = request.into_inner();
-        let share = zeroize::Zeroizing::new(request.share);
-        let result = self
-            .seal
-            .rekey_verify(&request.nonce, &share)
-            .await
-            .map(rekey_status);
+        let share = Zeroizing::new(request.share);
+        let nonce = request.nonce;
+        let seal = Arc::clone(&self.seal);
+        let result =
+            detached(async move { seal.rekey_verify(&nonce, &share).await.map(rekey_status) })
+                .await;
         finish("Seal.RekeyVerify", result)
     }
 
@@ -216,9 +249,12 @@ impl seal_server::Seal for SealService {
 
     async fn rekey_cancel(
         &self,
-        _request: Request<v1::RekeyCancelRequest>,
+        request: Request<v1::RekeyCancelRequest>,
     ) -> Result<Response<v1::RekeyStatusResponse>, Status> {
-        let result = self.seal.rekey_cancel().await.map(rekey_status);
+        let share = Zeroizing::new(request.into_inner().share);
+        let seal = Arc::clone(&self.seal);
+        let result =
+            detached(async move { seal.rekey_cancel(&share).await.map(rekey_status) }).await;
         finish("Seal.RekeyCancel", result)
     }
 }

@@ -7,17 +7,22 @@
 //! secret, split K-of-N with [`strongroom_ceremony::shares`]. Nothing on
 //! disk reveals the secret or the PIN: the data directory holds only the
 //! share sets' public [`SealRecord`]. While sealed, the appliance is logged
-//! out of the token and holds no key handle, PIN or secret.
+//! out of the token and holds no key handle, PIN or secret (only the
+//! shares given to an unseal attempt in progress, wiped when it ends).
 //!
 //! # States
 //!
 //! - **Uninitialised** (no record): only [`Seal::init`] works. It logs in
-//!   with the token's initial PIN (`hsm.pin_file`), loads the appliance once
-//!   (so a wrong configuration is found now, not at the first unseal),
-//!   generates the secret, splits and verifies the shares, writes the record,
-//!   changes the PIN, logs out and returns the shares. The record is written
-//!   before the PIN changes: if the change fails, the record is removed and
-//!   the old PIN still works.
+//!   with the token's current PIN, given by the officer (which is what
+//!   authorises init), loads the appliance once (so a wrong configuration is
+//!   found now, not at the first unseal), logs out, generates the secret,
+//!   splits it and returns the shares. Nothing is committed yet: only when
+//!   every share has come back through [`Seal::init_verify`] (the officer's
+//!   tool stored them first) is the record written and then the PIN changed.
+//!   If the change fails and the old PIN still works, the record is removed;
+//!   if it is unclear whether the change applied, the record stays, so the
+//!   verified shares are accepted. A restart before the commit forgets the
+//!   pending shares.
 //! - **Sealed**: [`Seal::unseal`] collects shares in an attempt named by a
 //!   random nonce. Each share is checked on arrival (checksum, set, exact
 //!   fingerprint, duplicate); the `K`-th reconstructs the secret, which is
@@ -28,6 +33,12 @@
 //!   the HTTP site serves, and the CRL publisher and the OCSP presigner run.
 //!   [`Seal::seal`] (one valid share) stops all of that, closes the token
 //!   (logs out; the PIN is zeroized) and drops the appliance.
+//!
+//! Every operation that changes the state is authorised by a share: unseal
+//! (the share itself), reset, seal, and rekey start and cancel (one valid
+//! share of the set in force); init by the token's current PIN. The gRPC
+//! edge runs each on its own task, so a caller that goes away cannot stop
+//! one halfway.
 //!
 //! # Rekey
 //!
@@ -48,9 +59,11 @@ use std::sync::{Arc, OnceLock, RwLock};
 use ring::rand::SecureRandom as _;
 use strongroom_ceremony::hsm_pin;
 use strongroom_ceremony::shares::{self, Combiner, Secret, Share, SystemRng};
+use strongroom_hsm::{Pin, Token};
 use strongroom_proto::v1::ca_server::CaServer;
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
+use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use zeroize::Zeroizing;
 
@@ -59,7 +72,7 @@ use super::blocking::BlockingPool;
 use super::ca_service::CaService;
 use super::http::{Site, SiteSlot};
 use super::status::Failure;
-use crate::appliance::{Appliance, read_pin};
+use crate::appliance::{Appliance, pool_config, token_label};
 use crate::config::Config;
 
 /// The unseal nonce that asks for a new attempt (never a real nonce: those
@@ -112,6 +125,10 @@ pub(crate) struct SealStatus {
     pub(crate) progress: u8,
     /// The current unseal attempt, or empty.
     pub(crate) nonce: String,
+    /// Whether an init waits for its shares to be verified.
+    pub(crate) init_pending: bool,
+    /// Shares of the pending init verified.
+    pub(crate) init_verified: u8,
 }
 
 /// Fresh shares, handed out once (text form, share 1 first).
@@ -164,7 +181,9 @@ pub(crate) struct Seal {
 }
 
 enum State {
-    Uninitialized,
+    Uninitialized {
+        pending: Option<PendingInit>,
+    },
     Sealed {
         record: SealRecord,
         attempt: Option<Attempt>,
@@ -174,6 +193,27 @@ enum State {
         running: Running,
         rekey: Option<Rekey>,
     },
+}
+
+/// An init whose shares were handed out but not all verified yet: nothing
+/// is committed (the token keeps its PIN, no record is written).
+struct PendingInit {
+    /// The token's current PIN, for the commit's login.
+    pin: Zeroizing<String>,
+    secret: Secret,
+    set: ShareSet,
+    verified: BTreeSet<u8>,
+}
+
+/// How committing an init ended.
+enum Committed {
+    /// The record is written and the token has the new PIN.
+    Done,
+    /// Nothing changed: the token kept its PIN, the record was removed.
+    NotChanged(anyhow::Error),
+    /// The PIN change failed in a way that may or may not have applied: the
+    /// record stays, so the new shares are accepted.
+    Uncertain(anyhow::Error),
 }
 
 /// An unseal attempt: the shares given so far (wiped when dropped).
@@ -213,7 +253,7 @@ impl Seal {
     /// sealed, per the record in its data directory.
     pub(crate) fn new(config: Config, pool: BlockingPool) -> anyhow::Result<Seal> {
         let state = match SealRecord::load(&config.data_dir)? {
-            None => State::Uninitialized,
+            None => State::Uninitialized { pending: None },
             Some(record) => State::Sealed {
                 record,
                 attempt: None,
@@ -251,12 +291,9 @@ impl Seal {
 
     /// Reports the Ca service's health from now on (NOT_SERVING while sealed).
     pub(crate) async fn report_health(&self, reporter: HealthReporter) {
-        if self.gate.current().is_some() {
-            reporter.set_serving::<CaServer<CaService>>().await;
-        } else {
-            reporter.set_not_serving::<CaServer<CaService>>().await;
-        }
         let _ = self.health.set(reporter);
+        let serving = self.gate.current().is_some();
+        self.report(serving).await;
     }
 
     /// The seal state.
@@ -264,38 +301,133 @@ impl Seal {
         status_of(&*self.state.lock().await)
     }
 
-    /// Initialises a fresh appliance with `count` shares, `threshold` of
-    /// which unseal it; see the module docs. It stays sealed.
-    pub(crate) async fn init(&self, threshold: u8, count: u8) -> Result<NewShares, Failure> {
+    /// Starts initialising a fresh appliance with `count` shares,
+    /// `threshold` of which unseal it: checks `pin` by loading the appliance
+    /// with it, then splits a new secret. Nothing is committed until every
+    /// share comes back through [`Seal::init_verify`]; a new init replaces a
+    /// pending one.
+    pub(crate) async fn init(
+        &self,
+        threshold: u8,
+        count: u8,
+        pin: Zeroizing<String>,
+    ) -> Result<NewShares, Failure> {
         check_parameters(threshold, count)?;
+        if pin.is_empty() {
+            return Err(Failure::Invalid(vec![
+                "pin: the token's current user PIN is required".into(),
+            ]));
+        }
         let mut state = self.state.lock().await;
-        if !matches!(*state, State::Uninitialized) {
+        if !matches!(*state, State::Uninitialized { .. }) {
             return Err(Failure::Precondition(
                 "the appliance is already initialised; rekey it to change its shares".into(),
             ));
         }
         let config = self.config.clone();
-        let (record, shares) = self
-            .pool
-            .run(move || initialize(&config, threshold, count))
+        let login = Zeroizing::new(pin.as_str().to_owned());
+        self.pool
+            .run(move || {
+                Appliance::load(&config, Pin::new(login.as_str())).map(|a| a.token.close())
+            })
             .await?
             .map_err(|e| load_failure("init", &e))?;
-        let set = record.current().clone();
+        let mut rng = SystemRng::new();
+        let secret = Secret::generate(&mut rng).map_err(share_failure)?;
+        let shares = shares::split(&secret, threshold, count, &mut rng).map_err(share_failure)?;
+        let set = ShareSet::describe(&shares).map_err(|e| Failure::Internal(format!("{e:#}")))?;
+        tracing::warn!(
+            set = %set.set_id,
+            threshold,
+            shares = count,
+            "init: shares handed out; committed once every share is verified"
+        );
+        let handed = NewShares {
+            texts: shares.iter().map(|s| Zeroizing::new(s.to_text())).collect(),
+            set_id: set.set_id.clone(),
+            threshold,
+        };
+        *state = State::Uninitialized {
+            pending: Some(PendingInit {
+                pin,
+                secret,
+                set,
+                verified: BTreeSet::new(),
+            }),
+        };
+        Ok(handed)
+    }
+
+    /// Verifies one share of the pending init; with the last, records the
+    /// set and changes the PIN. The appliance stays sealed.
+    pub(crate) async fn init_verify(&self, share: &str) -> Result<SealStatus, Failure> {
+        let share = parse_share(share)?;
+        let mut state = self.state.lock().await;
+        let pending = match &mut *state {
+            State::Uninitialized {
+                pending: Some(pending),
+            } => pending,
+            State::Uninitialized { pending: None } => return Err(not_initialized()),
+            _ => {
+                return Err(Failure::Precondition(
+                    "the appliance is already initialised".into(),
+                ));
+            }
+        };
+        if !pending.set.contains(&share) {
+            return Err(Failure::Invalid(vec![format!(
+                "share: share {} of set {} is not one of the pending init's shares (set {})",
+                share.index(),
+                share.set_id(),
+                pending.set.set_id
+            )]));
+        }
+        pending.verified.insert(share.index());
+        drop(share);
+        if pending.verified.len() < usize::from(pending.set.shares) {
+            return Ok(status_of(&state));
+        }
+        let State::Uninitialized {
+            pending: Some(pending),
+        } = std::mem::replace(&mut *state, State::Uninitialized { pending: None })
+        else {
+            unreachable!("matched above");
+        };
+        let PendingInit {
+            pin, secret, set, ..
+        } = pending;
+        let record = SealRecord::new(set);
+        let new_pin = hsm_pin(&secret);
+        drop(secret);
+        let config = self.config.clone();
+        let written = record.clone();
+        let committed = self
+            .pool
+            .run(move || commit_init(&config, &pin, new_pin, &written))
+            .await?;
+        match committed {
+            Committed::Done => {
+                tracing::warn!(
+                    set = %record.current().set_id,
+                    "appliance initialised; sealed until unsealed with the new shares"
+                );
+            }
+            Committed::NotChanged(e) => {
+                tracing::error!(error = %format!("{e:#}"), "init failed; the token kept its PIN");
+                return Err(load_failure("init", &e));
+            }
+            Committed::Uncertain(e) => {
+                tracing::error!(
+                    error = %format!("{e:#}"),
+                    "init: the PIN change failed and may have applied; the new shares are kept"
+                );
+            }
+        }
         *state = State::Sealed {
             record,
             attempt: None,
         };
-        tracing::warn!(
-            set = %set.set_id,
-            threshold = set.threshold,
-            shares = set.shares,
-            "appliance initialised; sealed until unsealed with the new shares"
-        );
-        Ok(NewShares {
-            texts: shares.iter().map(|s| Zeroizing::new(s.to_text())).collect(),
-            set_id: set.set_id,
-            threshold: set.threshold,
-        })
+        Ok(status_of(&state))
     }
 
     /// Gives one share to the unseal attempt `nonce` (empty: the current one
@@ -309,11 +441,12 @@ impl Seal {
         let mut state = self.state.lock().await;
         let State::Sealed { record, attempt } = &mut *state else {
             return Err(match *state {
-                State::Uninitialized => not_initialized(),
+                State::Uninitialized { .. } => not_initialized(),
                 _ => Failure::Precondition("the appliance is not sealed".into()),
             });
         };
         if reset {
+            authorize(record, parse_share(share)?)?;
             if attempt.take().is_some() {
                 tracing::warn!("unseal attempt discarded");
             }
@@ -349,7 +482,7 @@ impl Seal {
             .combiner
             .add(share)
             .map_err(|e| Failure::Invalid(vec![format!("share: {e}")]))?;
-        tracing::warn!(
+        tracing::info!(
             attempt = %attempt.nonce,
             have = progress.have,
             need = progress.need,
@@ -360,7 +493,7 @@ impl Seal {
         }
         // Enough: whatever happens next, this attempt is over.
         let State::Sealed { record, attempt } =
-            std::mem::replace(&mut *state, State::Uninitialized)
+            std::mem::replace(&mut *state, State::Uninitialized { pending: None })
         else {
             unreachable!("matched above");
         };
@@ -385,36 +518,42 @@ impl Seal {
             Ok(appliance) => Arc::new(appliance),
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "unseal failed; still sealed");
-                let failure = match wrong_pin(&e) {
-                    true if record.switching() => Failure::Precondition(format!(
-                        "the token refused the PIN of share set {set_id}: an interrupted rekey \
-                         had already switched to the other set; unseal with its shares"
+                let failure = match refused(&e) {
+                    Some(Refusal::Locked) => Failure::Precondition(
+                        "the token's user PIN is locked; a security officer must reset it".into(),
+                    ),
+                    Some(Refusal::Wrong) if record.switching() => Failure::Precondition(format!(
+                        "the token refused the PIN of share set {set_id}: a rekey was \
+                         interrupted while switching sets, and the token has the other set's \
+                         PIN; unseal with the other set's shares"
                     )),
-                    true => Failure::Precondition(
+                    Some(Refusal::Wrong) => Failure::Precondition(
                         "the token refused the PIN derived from the shares: its PIN was \
                          changed outside Strongroom"
                             .into(),
                     ),
-                    false => load_failure("unseal", &e),
+                    None => load_failure("unseal", &e),
                 };
                 return Err(failure);
             }
         };
         let record = if record.switching() {
             let kept = finish_switch(&record, &set_id);
-            if let Err(e) = kept.save(&self.config.data_dir) {
+            let (written, data_dir) = (kept.clone(), self.config.data_dir.clone());
+            if let Err(e) = self.pool.run(move || written.save(&data_dir)).await? {
                 tracing::error!(error = %format!("{e:#}"), "cannot finish the interrupted rekey's record");
             }
             kept
         } else {
             record
         };
-        let running = self.start(appliance).await;
+        let running = self.start(appliance);
         *state = State::Unsealed {
             record,
             running,
             rekey: None,
         };
+        self.report(true).await;
         tracing::warn!("appliance unsealed");
         Ok(status_of(&state))
     }
@@ -425,14 +564,11 @@ impl Seal {
         let mut state = self.state.lock().await;
         let State::Unsealed { record, .. } = &*state else {
             return Err(match *state {
-                State::Uninitialized => not_initialized(),
+                State::Uninitialized { .. } => not_initialized(),
                 _ => Failure::Precondition("the appliance is already sealed".into()),
             });
         };
-        record
-            .set_of(&share)
-            .map_err(|why| Failure::Invalid(vec![format!("share: {why}")]))?;
-        drop(share);
+        authorize(record, share)?;
         self.seal_now(&mut state).await;
         tracing::warn!("appliance sealed by an officer");
         Ok(status_of(&state))
@@ -449,10 +585,13 @@ impl Seal {
         &self,
         threshold: u8,
         count: u8,
+        share: &str,
     ) -> Result<RekeyStatus, Failure> {
         check_parameters(threshold, count)?;
+        let share = parse_share(share)?;
         let mut state = self.state.lock().await;
-        let (_, rekey) = unsealed(&mut state)?;
+        let (record, rekey) = unsealed(&mut state)?;
+        authorize(record, share)?;
         if let Some(rekey) = rekey {
             return Err(Failure::Precondition(format!(
                 "rekey {} is already in progress; cancel it first",
@@ -567,10 +706,13 @@ impl Seal {
         rekey_status_of(&*self.state.lock().await)
     }
 
-    /// Cancels the rekey in progress (the current shares stay valid).
-    pub(crate) async fn rekey_cancel(&self) -> Result<RekeyStatus, Failure> {
+    /// Cancels the rekey in progress (the current shares stay valid),
+    /// authorised by one valid share.
+    pub(crate) async fn rekey_cancel(&self, share: &str) -> Result<RekeyStatus, Failure> {
+        let share = parse_share(share)?;
         let mut state = self.state.lock().await;
-        let (_, rekey) = unsealed(&mut state)?;
+        let (record, rekey) = unsealed(&mut state)?;
+        authorize(record, share)?;
         if let Some(cancelled) = rekey.take() {
             tracing::warn!(rekey = %cancelled.nonce, "rekey cancelled");
         }
@@ -614,15 +756,20 @@ impl Seal {
             })
             .await?;
         if let Err(e) = outcome {
-            tracing::error!(rekey = %nonce, error = %format!("{e:#}"), "rekey failed; the old shares stay valid");
-            let old = SealRecord::new(record.current().clone());
-            if let Err(e) = old.save(&self.config.data_dir) {
-                tracing::error!(error = %format!("{e:#}"), "cannot restore the seal record");
-            }
+            // C_SetPIN may have applied even though it failed: both sets
+            // stay accepted, and the next unseal keeps whichever the token
+            // takes.
+            tracing::error!(
+                rekey = %nonce,
+                error = %format!("{e:#}"),
+                "rekey failed while switching; shares of both sets stay accepted until the next unseal"
+            );
+            *record = both;
             return Err(load_failure("rekey", &e));
         }
         let new = SealRecord::new(set);
-        if let Err(e) = new.save(&self.config.data_dir) {
+        let (written, data_dir) = (new.clone(), self.config.data_dir.clone());
+        if let Err(e) = self.pool.run(move || written.save(&data_dir)).await? {
             // Both sets stay listed; the next unseal with the new shares
             // finishes the switch.
             tracing::error!(error = %format!("{e:#}"), "cannot write the new seal record");
@@ -646,7 +793,7 @@ impl Seal {
     }
 
     /// Serves `appliance`: the gate, the HTTP site, the background tasks.
-    async fn start(&self, appliance: Arc<Appliance>) -> Running {
+    fn start(&self, appliance: Arc<Appliance>) -> Running {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = vec![tokio::spawn(super::crl::run(
             Arc::clone(&appliance),
@@ -664,9 +811,6 @@ impl Seal {
         self.sites
             .set(Some(Arc::new(Site::of(&appliance, self.pool.clone()))));
         self.gate.set(Some(Arc::clone(&appliance)));
-        if let Some(reporter) = self.health.get() {
-            reporter.set_serving::<CaServer<CaService>>().await;
-        }
         Running {
             appliance,
             stop,
@@ -676,63 +820,93 @@ impl Seal {
 
     /// Stops serving and logs out, if unsealed; keeps the record.
     async fn seal_now(&self, state: &mut State) {
-        let previous = std::mem::replace(state, State::Uninitialized);
-        *state = match previous {
-            State::Unsealed {
-                record, running, ..
-            } => {
-                self.gate.set(None);
-                self.sites.set(None);
-                if let Some(reporter) = self.health.get() {
-                    reporter.set_not_serving::<CaServer<CaService>>().await;
-                }
-                let _ = running.stop.send(true);
-                for task in running.tasks {
-                    task.abort();
-                }
-                // Requests still running keep the appliance alive; the
-                // token refuses them from now on.
-                running.appliance.token.close();
-                State::Sealed {
-                    record,
-                    attempt: None,
-                }
-            }
-            other => other,
+        if !matches!(state, State::Unsealed { .. }) {
+            return;
+        }
+        let State::Unsealed {
+            record, running, ..
+        } = std::mem::replace(state, State::Uninitialized { pending: None })
+        else {
+            unreachable!("matched above");
         };
+        *state = State::Sealed {
+            record,
+            attempt: None,
+        };
+        self.gate.set(None);
+        self.sites.set(None);
+        let _ = running.stop.send(true);
+        for task in &running.tasks {
+            task.abort();
+        }
+        // Requests still running keep the appliance alive; the token logs
+        // out now and refuses them from then on.
+        let token = running.appliance.token.clone();
+        if let Err(e) = self.pool.run(move || token.close()).await {
+            tracing::error!(error = ?e, "closing the token failed");
+        }
+        drop(running);
+        self.report(false).await;
+    }
+
+    /// Reports the appliance's health: serving or not (sealed).
+    async fn report(&self, serving: bool) {
+        let Some(reporter) = self.health.get() else {
+            return;
+        };
+        let status = if serving {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        reporter.set_service_status("", status).await;
+        if serving {
+            reporter.set_serving::<CaServer<CaService>>().await;
+        } else {
+            reporter.set_not_serving::<CaServer<CaService>>().await;
+        }
     }
 }
 
-/// Init's blocking part; see the module docs.
-fn initialize(
-    config: &Config,
-    threshold: u8,
-    count: u8,
-) -> anyhow::Result<(SealRecord, Vec<Share>)> {
-    let Some(pin_file) = &config.hsm.pin_file else {
-        anyhow::bail!(
-            "hsm.pin_file is not set: init needs the token's initial user PIN from it once"
-        );
+/// Commits an init (blocking): logs in with the token's current PIN, writes
+/// the record, changes the PIN. If the change fails, finds out whether the
+/// old PIN still works to decide whether the record must go.
+fn commit_init(config: &Config, pin: &str, new_pin: Pin, record: &SealRecord) -> Committed {
+    let open = || {
+        Token::open(
+            &config.hsm.module,
+            &token_label(config)?,
+            Pin::new(pin),
+            pool_config(config),
+        )
+        .map_err(anyhow::Error::new)
     };
-    let appliance = Appliance::load(config, read_pin(pin_file)?)?;
-    let token = appliance.token.clone();
-    drop(appliance);
-    let outcome = (|| {
-        let mut rng = SystemRng::new();
-        let secret = Secret::generate(&mut rng)?;
-        let shares = shares::split(&secret, threshold, count, &mut rng)?;
-        let record = SealRecord::new(ShareSet::describe(&shares)?);
-        record.save(&config.data_dir)?;
-        if let Err(e) = token.set_pin(hsm_pin(&secret)) {
+    let token = match open() {
+        Ok(token) => token,
+        Err(e) => return Committed::NotChanged(e),
+    };
+    if let Err(e) = record.save(&config.data_dir) {
+        token.close();
+        return Committed::NotChanged(e);
+    }
+    let changed = token.set_pin(new_pin);
+    token.close();
+    drop(token);
+    let Err(e) = changed else {
+        return Committed::Done;
+    };
+    let e = anyhow::Error::new(e).context("cannot change the token's PIN");
+    match open() {
+        Ok(token) => {
+            token.close();
             if let Err(removed) = SealRecord::remove(&config.data_dir) {
                 tracing::error!(error = %format!("{removed:#}"), "cannot remove the seal record of a failed init");
+                return Committed::Uncertain(e);
             }
-            return Err(anyhow::Error::new(e).context("cannot change the token's PIN"));
+            Committed::NotChanged(e)
         }
-        Ok((record, shares))
-    })();
-    token.close();
-    outcome
+        Err(_) => Committed::Uncertain(e),
+    }
 }
 
 /// The record after an interrupted rekey's switch, once the token took the
@@ -748,8 +922,19 @@ fn finish_switch(record: &SealRecord, set_id: &str) -> SealRecord {
 
 fn status_of(state: &State) -> SealStatus {
     match state {
-        State::Uninitialized => SealStatus {
+        State::Uninitialized { pending: None } => SealStatus {
             sealed: true,
+            ..SealStatus::default()
+        },
+        State::Uninitialized {
+            pending: Some(pending),
+        } => SealStatus {
+            sealed: true,
+            set_id: pending.set.set_id.clone(),
+            threshold: pending.set.threshold,
+            shares: pending.set.shares,
+            init_pending: true,
+            init_verified: u8::try_from(pending.verified.len()).unwrap_or(u8::MAX),
             ..SealStatus::default()
         },
         State::Sealed { record, attempt } => {
@@ -768,6 +953,7 @@ fn status_of(state: &State) -> SealStatus {
                     .as_ref()
                     .map(|a| a.nonce.clone())
                     .unwrap_or_default(),
+                ..SealStatus::default()
             }
         }
         State::Unsealed { record, .. } => {
@@ -780,6 +966,7 @@ fn status_of(state: &State) -> SealStatus {
                 shares: set.shares,
                 progress: 0,
                 nonce: String::new(),
+                ..SealStatus::default()
             }
         }
     }
@@ -818,7 +1005,7 @@ fn rekey_status_of(state: &State) -> RekeyStatus {
 fn unsealed(state: &mut State) -> Result<(&SealRecord, &mut Option<Rekey>), Failure> {
     match state {
         State::Unsealed { record, rekey, .. } => Ok((record, rekey)),
-        State::Uninitialized => Err(not_initialized()),
+        State::Uninitialized { .. } => Err(not_initialized()),
         State::Sealed { .. } => Err(Failure::Sealed),
     }
 }
@@ -834,6 +1021,14 @@ fn rekey_named<'r>(rekey: &'r mut Option<Rekey>, nonce: &str) -> Result<&'r mut 
             "no rekey is in progress; start one with `strongroom operator rekey start`".into(),
         )),
     }
+}
+
+/// Checks that `share` is one of the set in force's shares (an officer's).
+fn authorize(record: &SealRecord, share: Share) -> Result<(), Failure> {
+    record
+        .set_of(&share)
+        .map(|_| ())
+        .map_err(|why| Failure::Invalid(vec![format!("share: {why}")]))
 }
 
 fn not_initialized() -> Failure {
@@ -877,14 +1072,21 @@ fn nonce_text() -> Result<String, Failure> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// Why the token refused a login.
+enum Refusal {
+    Wrong,
+    Locked,
+}
+
 /// Whether loading failed because the token refused the PIN.
-fn wrong_pin(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        matches!(
-            cause.downcast_ref::<strongroom_hsm::Error>(),
-            Some(strongroom_hsm::Error::WrongPin { .. } | strongroom_hsm::Error::PinLocked { .. })
-        )
-    })
+fn refused(error: &anyhow::Error) -> Option<Refusal> {
+    error.chain().find_map(
+        |cause| match cause.downcast_ref::<strongroom_hsm::Error>() {
+            Some(strongroom_hsm::Error::WrongPin { .. }) => Some(Refusal::Wrong),
+            Some(strongroom_hsm::Error::PinLocked { .. }) => Some(Refusal::Locked),
+            _ => None,
+        },
+    )
 }
 
 /// The failure of an init, unseal or rekey whose blocking part failed.
@@ -896,13 +1098,17 @@ fn load_failure(what: &str, error: &anyhow::Error) -> Failure {
                 strongroom_hsm::Error::Unavailable { .. }
                     | strongroom_hsm::Error::PoolTimeout { .. }
                     | strongroom_hsm::Error::TokenNotFound { .. }
+                    | strongroom_hsm::Error::AlreadyOpen { .. }
             )
+        ) || matches!(
+            cause.downcast_ref::<strongroom_ca::StoreError>(),
+            Some(strongroom_ca::StoreError::Unavailable(_))
         )
     });
     let message = format!("{what} failed: {error:#}");
     if unavailable {
         Failure::Unavailable(message)
-    } else if wrong_pin(error) {
+    } else if refused(error).is_some() {
         Failure::Precondition(message)
     } else {
         Failure::Internal(message)
