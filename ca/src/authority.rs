@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use der::{Decode, Encode};
-use strongroom_hsm::{PublicKey, RandomSource};
+use strongroom_hsm::{BufferedRandom, PublicKey, RandomSource};
 use x509_cert::TbsCertificate;
 
 use crate::certificate::{DistributionUrls, Kind, Template, assemble, build_tbs};
@@ -110,6 +110,10 @@ impl Issued {
     }
 }
 
+/// How many bytes of HSM randomness the authority draws at once for serials:
+/// one `C_GenerateRandom` per 256 certificates instead of one each.
+const SERIAL_RANDOM_BULK: usize = 4096;
+
 /// An issuing CA: its issuer, profiles, store and sources of time and randomness.
 pub struct Authority {
     issuer: Issuer,
@@ -117,7 +121,9 @@ pub struct Authority {
     profiles: BTreeMap<String, Profile>,
     store: Arc<dyn CertStore>,
     clock: Arc<dyn Clock>,
-    random: Arc<dyn RandomSource>,
+    /// Serial randomness: `random` as given to [`Authority::new`], drawn
+    /// [`SERIAL_RANDOM_BULK`] bytes at a time.
+    random: BufferedRandom,
     urls: DistributionUrls,
     crl_partitions: u32,
     /// Where delta CRLs are published (a template like the CRL URL), when
@@ -140,6 +146,7 @@ impl Authority {
     /// An authority issuing as `issuer`.
     ///
     /// `chain_above` is the DER chain above the issuer (e.g. the root), nearest first.
+    /// Serials come from `random`, drawn in bulk ([`BufferedRandom`]).
     pub fn new(
         issuer: Issuer,
         chain_above: Vec<Vec<u8>>,
@@ -157,7 +164,7 @@ impl Authority {
             profiles: profiles.into_iter().map(|p| (p.name.clone(), p)).collect(),
             store,
             clock,
-            random,
+            random: BufferedRandom::new(random, SERIAL_RANDOM_BULK),
             urls,
             crl_partitions: 0,
             delta_crl_url: None,

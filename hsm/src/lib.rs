@@ -4,7 +4,8 @@
 //!
 //! - [`Signer`]: a key that reports its public key and algorithm, and signs;
 //! - [`KeyWrapper`]: a key that wraps and unwraps key material held elsewhere;
-//! - [`RandomSource`]: random bytes from the HSM.
+//! - [`RandomSource`]: random bytes from the HSM ([`BufferedRandom`] draws
+//!   them in bulk for callers that want a few bytes at a time).
 //!
 //! [`Token`] implements them over `cryptoki`: it opens a module by path, finds
 //! a token by label (or by an RFC 7512 `pkcs11:` URI), logs in once with a
@@ -38,6 +39,7 @@ mod key_pair;
 mod module;
 mod pin;
 mod public_key;
+mod random;
 mod token;
 mod uri;
 mod wrapping_key;
@@ -49,6 +51,7 @@ pub use error::{Error, Result};
 pub use key_pair::KeyPair;
 pub use pin::Pin;
 pub use public_key::PublicKey;
+pub use random::BufferedRandom;
 pub use token::{PoolConfig, PoolUsage, Token, TokenStatus};
 pub use uri::{ObjectType, Pkcs11Uri};
 pub use wrapping_key::{MAX_MATERIAL_LEN, WrappingKey};
