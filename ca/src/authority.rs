@@ -118,6 +118,8 @@ const SERIAL_RANDOM_BULK: usize = 4096;
 pub struct Authority {
     issuer: Issuer,
     chain: Vec<Vec<u8>>,
+    /// `chain` as concatenated PEM, made once: every issuance returns it.
+    chain_pem: String,
     profiles: BTreeMap<String, Profile>,
     store: Arc<dyn CertStore>,
     clock: Arc<dyn Clock>,
@@ -158,9 +160,11 @@ impl Authority {
     ) -> Self {
         let mut chain = vec![issuer.certificate_der().to_vec()];
         chain.extend(chain_above);
+        let chain_pem = chain.iter().map(|c| pem("CERTIFICATE", c)).collect();
         Authority {
             issuer,
             chain,
+            chain_pem,
             profiles: profiles.into_iter().map(|p| (p.name.clone(), p)).collect(),
             store,
             clock,
@@ -250,7 +254,7 @@ impl Authority {
 
     /// The CA chain, issuer first, as concatenated PEM.
     pub fn chain_pem(&self) -> String {
-        self.chain.iter().map(|c| pem("CERTIFICATE", c)).collect()
+        self.chain_pem.clone()
     }
 
     /// Checks, builds, lints and records a certificate; see the module docs.
