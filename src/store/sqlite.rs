@@ -24,9 +24,15 @@
 //! *leader*: it takes the writer connection, then everything queued by then
 //! (at most [`MAX_BATCH`] writes, its own first among them), and applies it
 //! in queue order in **one** `BEGIN IMMEDIATE` … `COMMIT`: one WAL append and
-//! one `fsync` for the whole batch. Everyone else sleeps on a condition
-//! variable until a commit ends, then either finds its result or, if its
-//! write is still queued and nobody is committing, leads the next batch.
+//! one `fsync` for the whole batch. Everyone else sleeps, each on its own
+//! condition variable, until it is given its result or the lead. When a
+//! commit ends, its leader first hands the lead to the caller of the oldest
+//! write still queued (or, if none is, gives it up), then gives each write of
+//! its batch its result, waking only the callers that sleep. So a caller
+//! wakes once per write, not once per commit: with one condition variable
+//! for everyone, each commit woke every waiting caller, and those whose
+//! writes were still queued went back to sleep (0.9 more context switches
+//! per certificate at 64 clients, and a convoy on the queue's mutex).
 //! Nobody waits to fill a batch: writes that arrive during a commit form the
 //! next one, so a lone caller pays one commit, as before. The callers stay
 //! synchronous; [`CertStore`] is unchanged.
@@ -53,7 +59,7 @@
 //!   even within one batch.
 //! - **Panics.** If applying a batch panics, the open transaction rolls back
 //!   (rusqlite rolls back on drop), every write of the batch is failed, and
-//!   the lead is released, so no caller waits for a commit that will never
+//!   the lead is handed on, so no caller waits for a commit that will never
 //!   come.
 //!
 //! # Migrations
@@ -192,8 +198,6 @@ pub(crate) struct SqliteStore {
     writer: Mutex<Connection>,
     /// Writes waiting for a transaction, and whether one is being committed.
     group: Mutex<Group>,
-    /// Signalled each time a commit has given its writes their results.
-    committed: Condvar,
     /// Transactions committed by [`SqliteStore::submit`], for tests and metrics.
     commits: AtomicU64,
     /// Read-only connections, each lent to one query at a time.
@@ -221,18 +225,69 @@ enum Write {
     },
 }
 
-/// The result of one queued write, filled in by the caller that committed
-/// (or failed) the transaction holding it, once that transaction has ended.
+/// Where the caller of one queued write waits: for its result, filled in by
+/// the caller that committed (or failed) the transaction holding it once that
+/// transaction has ended, or for the lead of the next commit.
 #[derive(Debug, Default)]
-struct Outcome(Mutex<Option<Result<(), StoreError>>>);
+struct Waiter {
+    turn: Mutex<Turn>,
+    /// Signalled when `turn` changes while the caller sleeps.
+    wake: Condvar,
+}
 
-impl Outcome {
-    fn set(&self, result: Result<(), StoreError>) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
+/// What a waiting caller is told.
+#[derive(Debug, Default)]
+struct Turn {
+    /// The write's result.
+    result: Option<Result<(), StoreError>>,
+    /// Commit what is queued now (the caller's write is the oldest there).
+    lead: bool,
+    /// The caller sleeps on `wake`: only then does telling it cost a wake-up.
+    sleeping: bool,
+}
+
+impl Waiter {
+    fn turn(&self) -> MutexGuard<'_, Turn> {
+        self.turn.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn take(&self) -> Option<Result<(), StoreError>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    /// Gives the write its result and wakes its caller if it sleeps.
+    fn finish(&self, result: Result<(), StoreError>) {
+        let mut turn = self.turn();
+        turn.result = Some(result);
+        let sleeping = turn.sleeping;
+        drop(turn);
+        if sleeping {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Hands the caller the lead of the next commit.
+    fn elect(&self) {
+        let mut turn = self.turn();
+        turn.lead = true;
+        let sleeping = turn.sleeping;
+        drop(turn);
+        if sleeping {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Sleeps until the write has its result (`Some`) or the caller must
+    /// lead the next commit (`None`).
+    fn wait(&self) -> Option<Result<(), StoreError>> {
+        let mut turn = self.turn();
+        loop {
+            if let Some(result) = turn.result.take() {
+                return Some(result);
+            }
+            if std::mem::take(&mut turn.lead) {
+                return None;
+            }
+            turn.sleeping = true;
+            turn = self.wake.wait(turn).unwrap_or_else(PoisonError::into_inner);
+            turn.sleeping = false;
+        }
     }
 }
 
@@ -241,7 +296,8 @@ impl Outcome {
 struct Group {
     /// Writes waiting for a transaction, oldest first.
     queue: VecDeque<Queued>,
-    /// Whether a caller is committing a batch now.
+    /// Whether a caller is committing a batch now, or has been handed the
+    /// lead of the next one. When it is false, the queue is empty.
     committing: bool,
 }
 
@@ -249,7 +305,7 @@ struct Group {
 #[derive(Debug)]
 struct Queued {
     write: Write,
-    outcome: Arc<Outcome>,
+    waiter: Arc<Waiter>,
 }
 
 /// The writes one transaction applies. Dropping it before
@@ -262,7 +318,7 @@ impl Batch {
     fn deliver(mut self, results: Vec<Result<(), StoreError>>) {
         let mut results = results.into_iter();
         for queued in self.0.drain(..) {
-            queued.outcome.set(results.next().unwrap_or_else(|| {
+            queued.waiter.finish(results.next().unwrap_or_else(|| {
                 Err(StoreError::Unavailable(
                     "the transaction holding this write gave it no result".into(),
                 ))
@@ -274,10 +330,55 @@ impl Batch {
 impl Drop for Batch {
     fn drop(&mut self) {
         for queued in self.0.drain(..) {
-            queued.outcome.set(Err(StoreError::Unavailable(
+            queued.waiter.finish(Err(StoreError::Unavailable(
                 "the transaction holding this write failed unexpectedly; it was rolled back".into(),
             )));
         }
+    }
+}
+
+/// The lead of the commits. Handed on once per commit: to the caller of the
+/// oldest write still queued, or else given up (`committing` cleared). A
+/// commit that panics hands it on as it unwinds, so no caller waits for a
+/// leader that will never come.
+struct Leading<'a> {
+    store: &'a SqliteStore,
+    /// The leader's own write's waiter, never handed the lead.
+    own: &'a Arc<Waiter>,
+    handed_on: bool,
+}
+
+impl Leading<'_> {
+    fn hand_on(&mut self) {
+        if std::mem::replace(&mut self.handed_on, true) {
+            return;
+        }
+        let next = {
+            let mut group = self.store.group();
+            // Still queued only if the leader panicked before taking its
+            // batch; it is unwinding and will never lead, so drop the write.
+            if group
+                .queue
+                .front()
+                .is_some_and(|q| Arc::ptr_eq(&q.waiter, self.own))
+            {
+                group.queue.pop_front();
+            }
+            let next = group.queue.front().map(|q| Arc::clone(&q.waiter));
+            if next.is_none() {
+                group.committing = false;
+            }
+            next
+        };
+        if let Some(next) = next {
+            next.elect();
+        }
+    }
+}
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        self.hand_on();
     }
 }
 
@@ -308,7 +409,6 @@ impl SqliteStore {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
             group: Mutex::new(Group::default()),
-            committed: Condvar::new(),
             commits: AtomicU64::new(0),
             readers,
             next_reader: AtomicUsize::new(0),
@@ -346,7 +446,6 @@ impl SqliteStore {
             path: path.to_path_buf(),
             writer: Mutex::new(writer),
             group: Mutex::new(Group::default()),
-            committed: Condvar::new(),
             commits: AtomicU64::new(0),
             readers,
             next_reader: AtomicUsize::new(0),
@@ -373,49 +472,37 @@ impl SqliteStore {
     /// Queues `write` and returns its result once the transaction holding it
     /// has committed (or failed): group commit, see the module docs.
     fn submit(&self, write: Write) -> Result<(), StoreError> {
-        let outcome = Arc::new(Outcome::default());
-        let mut group = self.group();
-        group.queue.push_back(Queued {
-            write,
-            outcome: Arc::clone(&outcome),
-        });
+        let waiter = Arc::new(Waiter::default());
+        let lead_now = {
+            let mut group = self.group();
+            group.queue.push_back(Queued {
+                write,
+                waiter: Arc::clone(&waiter),
+            });
+            !std::mem::replace(&mut group.committing, true)
+        };
+        if lead_now {
+            self.lead(&waiter);
+        }
         loop {
-            // Set by the caller that committed our write, after its COMMIT
-            // returned.
-            if let Some(result) = outcome.take() {
-                return result;
+            match waiter.wait() {
+                Some(result) => return result,
+                // Our write is the oldest queued: commit it with the rest.
+                None => self.lead(&waiter),
             }
-            if group.committing {
-                // Our write may be in that commit; or else it is still queued
-                // and we may lead the next one.
-                group = self
-                    .committed
-                    .wait(group)
-                    .unwrap_or_else(PoisonError::into_inner);
-                continue;
-            }
-            // Nobody is committing and our write is still queued: lead.
-            group.committing = true;
-            drop(group);
-            self.lead();
-            group = self.group();
         }
     }
 
     /// Commits what is queued (at most [`MAX_BATCH`] writes, oldest first) in
-    /// one transaction, gives each write its result, and wakes the waiting
-    /// callers. Called with `committing` set; clears it, even on a panic.
-    fn lead(&self) {
-        /// Clears `committing` and wakes every waiting caller when dropped,
-        /// after the batch (declared later, so dropped first) has results.
-        struct Leading<'a>(&'a SqliteStore);
-        impl Drop for Leading<'_> {
-            fn drop(&mut self) {
-                self.0.group().committing = false;
-                self.0.committed.notify_all();
-            }
-        }
-        let _leading = Leading(self);
+    /// one transaction, hands the lead on, and gives each write its result.
+    /// Called by the one caller that holds the lead (`committing` is set),
+    /// whose own write (`own`) is the oldest queued.
+    fn lead(&self, own: &Arc<Waiter>) {
+        let mut leading = Leading {
+            store: self,
+            own,
+            handed_on: false,
+        };
         let mut writer = self.writer();
         // Taken only now that the writer is ours, so the batch holds every
         // write that queued while the previous commit was running.
@@ -425,6 +512,9 @@ impl SqliteStore {
             Batch(group.queue.drain(..n).collect())
         };
         let results = self.apply(&mut writer, &batch);
+        drop(writer);
+        // The next commit starts while this one's callers are woken.
+        leading.hand_on();
         batch.deliver(results);
     }
 
