@@ -468,9 +468,7 @@ impl Seal {
             )));
         }
         let share = parse_share(share)?;
-        record
-            .set_of(&share)
-            .map_err(|why| Failure::Invalid(vec![format!("share: {why}")]))?;
+        record.set_of(&share).map_err(bad_share)?;
         let attempt = match attempt {
             Some(attempt) => attempt,
             None => attempt.insert(Attempt {
@@ -478,10 +476,7 @@ impl Seal {
                 combiner: Combiner::new(),
             }),
         };
-        let progress = attempt
-            .combiner
-            .add(share)
-            .map_err(|e| Failure::Invalid(vec![format!("share: {e}")]))?;
+        let progress = attempt.combiner.add(share).map_err(bad_share)?;
         tracing::info!(
             attempt = %attempt.nonce,
             have = progress.have,
@@ -625,17 +620,16 @@ impl Seal {
                 "this rekey has its current shares already; verify the new shares".into(),
             ));
         };
-        let in_force = record.current();
-        if !in_force.contains(&share) {
-            let why = record
-                .set_of(&share)
-                .err()
-                .unwrap_or_else(|| "share: not a share of the set in force".into());
-            return Err(Failure::Invalid(vec![format!("share: {why}")]));
+        if !record.current().contains(&share) {
+            return Err(bad_share(record.set_of(&share).err().unwrap_or_else(
+                || {
+                    "it belongs to the set an interrupted rekey was switching to, not to the set \
+                 in force"
+                        .into()
+                },
+            )));
         }
-        let progress = combiner
-            .add(share)
-            .map_err(|e| Failure::Invalid(vec![format!("share: {e}")]))?;
+        let progress = combiner.add(share).map_err(bad_share)?;
         if !progress.is_complete() {
             return Ok((rekey_status_of(&state), None));
         }
@@ -1023,12 +1017,14 @@ fn rekey_named<'r>(rekey: &'r mut Option<Rekey>, nonce: &str) -> Result<&'r mut 
     }
 }
 
+/// A refused share, with why (public share metadata only).
+fn bad_share(why: impl std::fmt::Display) -> Failure {
+    Failure::Invalid(vec![format!("share: {why}")])
+}
+
 /// Checks that `share` is one of the set in force's shares (an officer's).
 fn authorize(record: &SealRecord, share: Share) -> Result<(), Failure> {
-    record
-        .set_of(&share)
-        .map(|_| ())
-        .map_err(|why| Failure::Invalid(vec![format!("share: {why}")]))
+    record.set_of(&share).map(|_| ()).map_err(bad_share)
 }
 
 fn not_initialized() -> Failure {
@@ -1047,7 +1043,7 @@ fn parse_share(text: &str) -> Result<Share, Failure> {
             "share: longer than any share (4096 bytes)".into(),
         ]));
     }
-    Share::from_text(text).map_err(|e| Failure::Invalid(vec![format!("share: {e}")]))
+    Share::from_text(text).map_err(bad_share)
 }
 
 fn check_parameters(threshold: u8, count: u8) -> Result<(), Failure> {
