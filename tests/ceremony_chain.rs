@@ -6,12 +6,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
-use common::{BIN, output_text, p};
+use common::{Server, free_port, output_text, p};
 use secrecy::ExposeSecret;
 use strongroom_ceremony::{Ceremony, CeremonyError, Operator, RunOptions};
 use strongroom_hsm::{KeySpec, Pin, PoolConfig, Token};
@@ -51,35 +48,6 @@ fn run_ceremony(config: &Path, options: &RunOptions) {
     let ceremony = Ceremony::load(config).expect("ceremony file");
     strongroom_ceremony::run(&ceremony, options, &mut Witnessed)
         .unwrap_or_else(|e| panic!("{} ceremony: {e}", config.display()));
-}
-
-fn cli(addr: &str, cacert: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("STRONGROOM_ADDR", addr)
-        .env("STRONGROOM_CACERT", cacert)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run strongroom")
-}
-
-fn cli_ok(addr: &str, cacert: &Path, args: &[&str]) -> String {
-    let out = cli(addr, cacert, args);
-    assert!(
-        out.status.success(),
-        "strongroom {args:?}: {}",
-        output_text(&out)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -269,71 +237,42 @@ max_ttl = "30d"
             root = root.display(),
         ),
     );
-    let mut child = Command::new(BIN)
-        .args(["server", "--config", p(&config)])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start strongroom server");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let _server = Server(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for line in lines.by_ref() {
-        assert!(Instant::now() < deadline, "the server did not start");
-        if line.expect("stderr").starts_with("strongroom: HTTP on") {
-            break;
-        }
-    }
-    std::thread::spawn(move || lines.for_each(drop));
-    let addr = format!("https://127.0.0.1:{grpc}");
     let cacert = tls_dir.join("tls.pem");
+    let server = Server::start(&config, &cacert, None);
 
     // Officers initialise it 2 of 3 with the online token's PIN, and unseal.
     let online_pin = private(dir, "online.pin", online.user_pin.expose_secret());
     let shares_dir = dir.join("officers");
-    cli_ok(
-        &addr,
-        &cacert,
-        &[
-            "operator",
-            "init",
-            "--shares",
-            "3",
-            "--threshold",
-            "2",
-            "--pin-file",
-            p(&online_pin),
-            "--out-dir",
-            p(&shares_dir),
-        ],
-    );
+    server.ok(&[
+        "operator",
+        "init",
+        "--shares",
+        "3",
+        "--threshold",
+        "2",
+        "--pin-file",
+        p(&online_pin),
+        "--out-dir",
+        p(&shares_dir),
+    ]);
     for i in 1..=2 {
         let share = shares_dir.join(format!("share-{i}-of-3.txt"));
-        cli_ok(
-            &addr,
-            &cacert,
-            &["operator", "unseal", "--share-file", p(&share)],
-        );
+        server.ok(&["operator", "unseal", "--share-file", p(&share)]);
     }
 
     let leaf = dir.join("leaf.pem");
-    cli_ok(
-        &addr,
-        &cacert,
-        &[
-            "cert",
-            "issue",
-            "--profile",
-            "server",
-            "--cn",
-            "leaf.chain.test",
-            "--out-cert",
-            p(&leaf),
-            "--out-key",
-            p(&dir.join("leaf.key")),
-        ],
-    );
+    server.ok(&[
+        "cert",
+        "issue",
+        "--profile",
+        "server",
+        "--cn",
+        "leaf.chain.test",
+        "--out-cert",
+        p(&leaf),
+        "--out-key",
+        p(&dir.join("leaf.key")),
+    ]);
     let verified = common::openssl(&[
         "verify",
         "-CAfile",
@@ -347,7 +286,7 @@ max_ttl = "30d"
         "openssl verify: {}",
         output_text(&verified)
     );
-    let chain = cli_ok(&addr, &cacert, &["ca", "chain"]);
+    let chain = server.ok(&["ca", "chain"]);
     assert_eq!(
         chain,
         format!(
@@ -356,11 +295,4 @@ max_ttl = "30d"
             std::fs::read_to_string(&root).expect("root")
         )
     );
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
 }

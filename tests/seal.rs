@@ -7,100 +7,23 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Output;
 
-use common::{BIN, Dev, output_text, p};
+use common::{Dev, Server, output_text, p};
 
-/// `strongroom server` on a dev appliance's data directory; killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-    cacert: String,
+/// `strongroom server` on a dev appliance's data directory (its
+/// configuration, token and root).
+fn start(data: &Path) -> Server {
+    Server::start(
+        &data.join("strongroom.toml"),
+        &data.join("ca/root.pem"),
+        Some(&data.join("softhsm/softhsm2.conf")),
+    )
 }
 
+/// Seal-specific calls (the test crate's own, beside `common`'s).
 impl Server {
-    /// Starts `strongroom server` on `data` (the dev configuration and token)
-    /// and waits until the Seal service answers.
-    fn start(data: &Path) -> Server {
-        let mut child = Command::new(BIN)
-            .args(["server", "--config"])
-            .arg(data.join("strongroom.toml"))
-            .env("SOFTHSM2_CONF", data.join("softhsm/softhsm2.conf"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start strongroom server");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("server exited before listening")
-                .expect("read stderr");
-            if let Some(addr) = line.strip_prefix("strongroom: gRPC on ") {
-                break addr.to_string();
-            }
-        };
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                eprintln!("server: {line}");
-            }
-        });
-        let server = Server {
-            child,
-            addr,
-            cacert: p(&data.join("ca/root.pem")).to_string(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !server.cli(&["operator", "status"]).status.success() {
-            assert!(Instant::now() < deadline, "the Seal service never answered");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        server
-    }
-
-    fn cli(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .args(args)
-            .env("STRONGROOM_ADDR", &self.addr)
-            .env("STRONGROOM_CACERT", &self.cacert)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run strongroom")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert!(
-            out.status.success(),
-            "strongroom {args:?} failed: {}",
-            output_text(&out)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Runs `args`, which must fail; returns its stderr.
-    fn refused(&self, args: &[&str]) -> String {
-        let out = self.cli(args);
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "strongroom {args:?} should fail: {}",
-            output_text(&out)
-        );
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    }
-
-    fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut all = args.to_vec();
-        all.extend(["--output", "json"]);
-        serde_json::from_str(&self.ok(&all)).expect("json output")
-    }
-
     fn status(&self) -> serde_json::Value {
         self.json(&["operator", "status"])
     }
@@ -172,21 +95,6 @@ impl Server {
             p(&dir.join(format!("{name}.key"))),
         ])
     }
-
-    fn stop(mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let status = self.child.wait().expect("wait");
-        assert!(status.success(), "server exited with {status}");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The share files `operator rekey update --out-dir` wrote, share 1 first.
@@ -234,7 +142,7 @@ fn seal_unseal_and_rekey_with_officers_shares() {
     dev.stop();
 
     // A restarted appliance is sealed: the CA refuses, HTTP answers 503.
-    let server = Server::start(&data);
+    let server = start(&data);
     let status = server.status();
     assert_eq!(status["initialized"], true);
     assert_eq!(status["sealed"], true);
@@ -276,7 +184,7 @@ fn seal_unseal_and_rekey_with_officers_shares() {
     let interrupted = share_files(&interrupted, 3);
     server.verify(&nonce, &interrupted[0]);
     server.stop();
-    let server = Server::start(&data);
+    let server = start(&data);
     assert_eq!(
         server.json(&["operator", "rekey", "status"])["started"],
         false
@@ -368,7 +276,7 @@ fn seal_unseal_and_rekey_with_officers_shares() {
 
     // A restart is sealed again, and only the new shares open it.
     server.stop();
-    let server = Server::start(&data);
+    let server = start(&data);
     assert!(server.sealed());
     server.refused(&["operator", "unseal", "--share-file", p(&dev_share)]);
     for share in [&shares[4], &shares[0]] {
@@ -398,7 +306,7 @@ fn seal_unseal_and_rekey_with_officers_shares() {
     other["set_id"] = serde_json::Value::from("00112233445566778899aabbccddeeff");
     record["sets"].as_array_mut().expect("sets").push(other);
     std::fs::write(&record_path, record.to_string()).expect("write");
-    let server = Server::start(&data);
+    let server = start(&data);
     for share in &shares[..2] {
         assert_eq!(server.unseal(share)["sealed"], true);
     }

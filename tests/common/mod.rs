@@ -170,6 +170,124 @@ impl Dev {
     }
 }
 
+/// `strongroom server` from a configuration file, sealed until unsealed;
+/// killed when dropped, even if the test panics. Its stderr is echoed.
+pub struct Server {
+    child: Child,
+    pub addr: String,
+    pub cacert: String,
+}
+
+impl Server {
+    /// Starts `strongroom server --config CONFIG` (with `SOFTHSM2_CONF` set
+    /// to `softhsm_conf` if given), reads the gRPC address it prints, and
+    /// waits until the Seal service answers over TLS trusting `cacert`.
+    pub fn start(config: &Path, cacert: &Path, softhsm_conf: Option<&Path>) -> Server {
+        let mut command = Command::new(BIN);
+        command.args(["server", "--config"]).arg(config);
+        if let Some(conf) = softhsm_conf {
+            command.env("SOFTHSM2_CONF", conf);
+        }
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start strongroom server");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .expect("read stderr");
+            if let Some(addr) = line.strip_prefix("strongroom: gRPC on ") {
+                break addr.to_string();
+            }
+        };
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                eprintln!("server: {line}");
+            }
+        });
+        let server = Server {
+            child,
+            addr,
+            cacert: p(cacert).to_string(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !server.cli(&["operator", "status"]).status.success() {
+            assert!(Instant::now() < deadline, "the Seal service never answered");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        server
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .env("STRONGROOM_ADDR", &self.addr)
+            .env("STRONGROOM_CACERT", &self.cacert)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run strongroom")
+    }
+
+    /// Runs `args`, which must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "strongroom {args:?} failed: {}",
+            output_text(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `args`, which must fail with exit code 1; returns its stderr.
+    pub fn refused(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "strongroom {args:?} should fail: {}",
+            output_text(&out)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Runs `args --output json`, which must succeed.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.extend(["--output", "json"]);
+        serde_json::from_str(&self.ok(&all)).expect("json output")
+    }
+
+    /// SIGTERM; the server must stop cleanly.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "server exited with {status}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port free right now on 127.0.0.1 (released before the server binds it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
 impl Drop for Dev {
     fn drop(&mut self) {
         let _ = self.child.kill();
