@@ -101,6 +101,7 @@ public_key = "root.pub.pem"
             shares_dir: None,
             share_files: vec![],
             pin_file: Some(offline_pin),
+            identity_files: vec![],
         },
     );
     let root = root_dir.join("root.pem");
@@ -159,6 +160,7 @@ certificate = "issuing.pem"
                 .map(|i| root_dir.join(format!("shares/share-{i}-of-3.txt")))
                 .collect(),
             pin_file: None,
+            identity_files: vec![],
         },
     );
     let issuing = inter_dir.join("issuing.pem");

@@ -20,6 +20,7 @@ use serde::Deserialize;
 use strongroom_ca::{DistributionUrls, RevocationReason, Serial, parse_duration};
 use strongroom_hsm::{KeySpec, SignatureAlgorithm};
 
+use crate::envelope::Recipient;
 use crate::error::CeremonyError;
 
 /// Longest validity of a root (or the root of a cross-sign's subject): 25 years.
@@ -82,6 +83,8 @@ struct HsmFile {
 struct SharesFile {
     threshold: u8,
     count: u8,
+    #[serde(default)]
+    recipients: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -264,12 +267,15 @@ pub struct HsmConfig {
 }
 
 /// A new share set: K of N.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SharesConfig {
     /// K: shares needed to recover the secret.
     pub threshold: u8,
     /// N: shares written, one per officer.
     pub count: u8,
+    /// Empty, or one officer's age public key per share, in share order:
+    /// share `i` is written encrypted to `recipients[i - 1]`.
+    pub recipients: Vec<Recipient>,
 }
 
 /// A key to generate in the token.
@@ -581,6 +587,7 @@ impl Ceremony {
                 Some(SharesConfig {
                     threshold: s.threshold,
                     count: s.count,
+                    recipients: recipients(&s).map_err(bad)?,
                 })
             }
             None => None,
@@ -630,6 +637,37 @@ fn one_line(message: &str) -> String {
         .filter(|l| !l.chars().next().is_some_and(|c| c.is_ascii_digit()) || !l.contains('|'))
         .collect();
     lines.join(": ")
+}
+
+/// `[shares] recipients`: none, or one distinct age public key per share
+/// (two shares to one key would let one officer count twice).
+fn recipients(f: &SharesFile) -> Result<Vec<Recipient>, String> {
+    if f.recipients.is_empty() {
+        return Ok(Vec::new());
+    }
+    if f.recipients.len() != usize::from(f.count) {
+        return Err(format!(
+            "[shares] recipients lists {} keys for {} shares: give one per share, in share order",
+            f.recipients.len(),
+            f.count
+        ));
+    }
+    let mut parsed: Vec<Recipient> = Vec::with_capacity(f.recipients.len());
+    for (i, text) in f.recipients.iter().enumerate() {
+        let recipient: Recipient = text
+            .parse()
+            .map_err(|e| format!("[shares] recipients[{}]: {e}", i + 1))?;
+        if let Some(j) = parsed.iter().position(|r| *r == recipient) {
+            return Err(format!(
+                "[shares] recipients {} and {} are the same key: each share goes to a different \
+                 officer",
+                j + 1,
+                i + 1
+            ));
+        }
+        parsed.push(recipient);
+    }
+    Ok(parsed)
 }
 
 fn new_key(f: NewKeyFile) -> Result<NewKey, String> {
@@ -1059,6 +1097,37 @@ public_key = "root.pub.pem"
         assert!(longer_than_years(start, at(2051, 1, 1, 1), 25));
         assert!(!longer_than_years(start, at(2034, 1, 1, 0), 8));
         assert!(longer_than_years(start, at(2034, 1, 2, 0), 8));
+    }
+
+    #[test]
+    fn share_recipients_are_one_distinct_age_key_per_share() {
+        const A: &str = "age1nvsgadnh0a4qhwlylpd4tuqkf0xek76gndgqzy7zac9746cgh3kq23gu2r";
+        const B: &str = "age1xxl7e890s7nv4y6upwz7zcvr923flv4re3qeqr7543w2qxj30e4snr6sqh";
+        let with = |shares: &str| parse(&format!("{ROOT}\n[shares]\n{shares}\n"));
+        let c = with(&format!(
+            "threshold = 1\ncount = 2\nrecipients = [\"{A}\", \"{B}\"]"
+        ))
+        .expect("parses");
+        let shares = c.shares.expect("shares");
+        let keys: Vec<String> = shares.recipients.iter().map(|r| r.to_string()).collect();
+        assert_eq!(keys, [A, B]);
+        let e = with(&format!(
+            "threshold = 1\ncount = 3\nrecipients = [\"{A}\", \"{B}\"]"
+        ))
+        .expect_err("refused");
+        assert!(e.contains("2 keys for 3 shares"), "{e}");
+        let e = with(&format!(
+            "threshold = 1\ncount = 2\nrecipients = [\"{A}\", \"{A}\"]"
+        ))
+        .expect_err("refused");
+        assert!(e.contains("recipients 1 and 2 are the same key"), "{e}");
+        let e = with(&format!(
+            "threshold = 1\ncount = 2\nrecipients = [\"{A}\", \"age1x\"]"
+        ))
+        .expect_err("refused");
+        assert!(e.contains("recipients[2]") && e.contains("age1x"), "{e}");
+        let plain = with("threshold = 1\ncount = 2").expect("no recipients");
+        assert!(plain.shares.expect("shares").recipients.is_empty());
     }
 
     #[test]

@@ -19,6 +19,7 @@
 //!   printable, versioned text format. The ceremony uses it to split the
 //!   secret the offline token's PIN is derived from ([`hsm_pin`]); the
 //!   appliance's seal uses it to combine the officers' shares.
+//! - [`envelope`]: share files encrypted to each officer's age X25519 key.
 //!
 //! Order of a ceremony: everything that can refuse (the file, existing
 //! outputs, inputs, validity limits, lints over a preview of what will be
@@ -27,6 +28,7 @@
 //! each step is announced, confirmed, done and recorded.
 
 pub mod config;
+pub mod envelope;
 mod error;
 mod files;
 mod operator;

@@ -1,7 +1,7 @@
 //! `ceremony`: Strongroom's offline root-key ceremonies.
 //!
 //! ```text
-//! ceremony run CEREMONY.toml --out DIR [--yes] [--share FILE]... [--pin-file FILE] [--shares-dir DIR]
+//! ceremony run CEREMONY.toml --out DIR [--yes] [--share FILE]... [--identity FILE]... [--pin-file FILE] [--shares-dir DIR]
 //! ceremony check CEREMONY.toml
 //! ceremony verify DIR
 //! ```
@@ -40,6 +40,11 @@ enum Command {
         /// share is asked for without echo).
         #[arg(long = "share", value_name = "FILE")]
         shares: Vec<PathBuf>,
+        /// An officer's age identity file (AGE-SECRET-KEY-1…), to open
+        /// share files encrypted to that officer's key (repeat, one per
+        /// officer).
+        #[arg(long = "identity", value_name = "FILE")]
+        identities: Vec<PathBuf>,
         /// File holding the token's initial user PIN, for the ceremony that
         /// sets up shares (otherwise asked for without echo).
         #[arg(long, value_name = "FILE")]
@@ -79,6 +84,7 @@ fn execute(command: Command) -> Result<(), CeremonyError> {
             out,
             yes,
             shares,
+            identities,
             pin_file,
             shares_dir,
         } => {
@@ -88,6 +94,7 @@ fn execute(command: Command) -> Result<(), CeremonyError> {
                 shares_dir,
                 share_files: shares,
                 pin_file,
+                identity_files: identities,
             };
             let outcome = run(&ceremony, &options, &mut Console { assume_yes: yes })?;
             println!("Done: {} files written.", outcome.outputs.len());

@@ -37,9 +37,10 @@ use zeroize::Zeroizing;
 
 use crate::config::{
     Action, Ceremony, CertificateProfile, Kind, MAX_CRL_YEARS, MAX_ROOT_YEARS,
-    MAX_SUBORDINATE_YEARS, NewKey, RevokedTarget, SubjectKey, check_fits, longer_than_years,
-    rfc3339, truncate,
+    MAX_SUBORDINATE_YEARS, NewKey, RevokedTarget, SharesConfig, SubjectKey, check_fits,
+    longer_than_years, rfc3339, truncate,
 };
+use crate::envelope::{self, ENCRYPTED_SUFFIX, Identities};
 use crate::error::CeremonyError;
 use crate::files::{
     create_exclusive, ensure_absent, read, read_certificate, read_public_key, sha256, signed_part,
@@ -70,6 +71,9 @@ pub struct RunOptions {
     /// A file holding the token's initial user PIN, for a ceremony with
     /// `[shares]` (otherwise asked for without echo).
     pub pin_file: Option<PathBuf>,
+    /// age identity files that open share files encrypted to officers'
+    /// keys (see [`crate::envelope`]); only with `share_files`.
+    pub identity_files: Vec<PathBuf>,
 }
 
 /// What a finished ceremony produced.
@@ -198,15 +202,8 @@ pub fn run(
         transcript.append(unlock.entry)?;
         let mut share_files = Vec::new();
 
-        if let Some(shares) = ceremony.shares {
-            share_files = split_and_set_pin(
-                token,
-                shares.threshold,
-                shares.count,
-                &plan,
-                &mut transcript,
-                operator,
-            )?;
+        if let Some(shares) = &ceremony.shares {
+            share_files = split_and_set_pin(token, shares, &plan, &mut transcript, operator)?;
         }
 
         match &ceremony.action {
@@ -628,7 +625,12 @@ fn plan(ceremony: &Ceremony, options: &RunOptions, now: SystemTime) -> Result<Pl
     }
 
     // Shares.
-    if let Some(shares) = ceremony.shares {
+    if !options.identity_files.is_empty() && options.share_files.is_empty() {
+        return Err(CeremonyError::Refused(
+            "--identity opens encrypted --share files, and no --share file was given".into(),
+        ));
+    }
+    if let Some(shares) = &ceremony.shares {
         if !options.share_files.is_empty() {
             return Err(CeremonyError::Refused(
                 "this ceremony sets up new shares ([shares]); it takes the token's initial \
@@ -636,10 +638,15 @@ fn plan(ceremony: &Ceremony, options: &RunOptions, now: SystemTime) -> Result<Pl
                     .into(),
             ));
         }
+        let suffix = if shares.recipients.is_empty() {
+            ""
+        } else {
+            ENCRYPTED_SUFFIX
+        };
         for i in 1..=shares.count {
             plan.share_paths.push(
                 plan.shares_dir
-                    .join(format!("share-{i}-of-{}.txt", shares.count)),
+                    .join(format!("share-{i}-of-{}.txt{suffix}", shares.count)),
             );
         }
     } else if options.pin_file.is_some() {
@@ -870,10 +877,25 @@ fn unlock(
     }
     let mut combiner = Combiner::new();
     let mut presented = Vec::new();
+    let identities = read_identities(&options.identity_files)?;
     for path in &options.share_files {
-        let text = Zeroizing::new(read(path)?);
-        let text = std::str::from_utf8(&text)
-            .map_err(|_| CeremonyError::input(path, "not a share file (not UTF-8)"))?;
+        let bytes = Zeroizing::new(read(path)?);
+        let decrypted;
+        let text = if envelope::is_encrypted(&bytes) {
+            let identities = identities.as_ref().ok_or_else(|| {
+                CeremonyError::input(
+                    path,
+                    "the share is encrypted to an officer's age key: give that officer's \
+                     identity file with --identity",
+                )
+            })?;
+            decrypted = envelope::decrypt(&bytes, identities)
+                .map_err(|e| CeremonyError::input(path, e.to_string()))?;
+            decrypted.as_str()
+        } else {
+            std::str::from_utf8(&bytes)
+                .map_err(|_| CeremonyError::input(path, "not a share file (not UTF-8)"))?
+        };
         let share =
             Share::from_text(text).map_err(|e| CeremonyError::input(path, e.to_string()))?;
         presented.push(public_share_facts(&share));
@@ -931,6 +953,24 @@ fn unlock(
     Ok(Unlocked { token, entry })
 }
 
+/// The identities in `paths`, all together (each officer may bring one
+/// file); `None` without any.
+fn read_identities(paths: &[PathBuf]) -> Result<Option<Identities>, CeremonyError> {
+    let mut all: Option<Identities> = None;
+    for path in paths {
+        let bytes = Zeroizing::new(read(path)?);
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| CeremonyError::input(path, "not an age identity file (not UTF-8)"))?;
+        let identities =
+            Identities::parse(text).map_err(|e| CeremonyError::input(path, e.to_string()))?;
+        match &mut all {
+            None => all = Some(identities),
+            Some(all) => all.extend(identities),
+        }
+    }
+    Ok(all)
+}
+
 fn public_share_facts(share: &Share) -> serde_json::Value {
     json!({
         "index": share.index(),
@@ -961,19 +1001,25 @@ fn read_share(operator: &mut dyn Operator, n: usize) -> Result<Share, CeremonyEr
     )))
 }
 
-/// Splits a new secret, writes the share files, then sets the PIN derived
+/// Splits a new secret, writes the share files (each encrypted to its
+/// officer's key when the file lists recipients), then sets the PIN derived
 /// from it (in that order: a failed write leaves the old PIN in place).
 fn split_and_set_pin(
     token: &Token,
-    threshold: u8,
-    count: u8,
+    config: &SharesConfig,
     plan: &Plan,
     transcript: &mut Transcript,
     operator: &mut dyn Operator,
 ) -> Result<Vec<PathBuf>, CeremonyError> {
+    let (threshold, count) = (config.threshold, config.count);
+    let encrypted = if config.recipients.is_empty() {
+        ""
+    } else {
+        ", each encrypted to its officer's age key,"
+    };
     if !operator.confirm(&format!(
-        "Split a new secret into {count} shares ({threshold} needed), write them to {}, and \
-         replace the user PIN of token '{}' with one derived from the secret",
+        "Split a new secret into {count} shares ({threshold} needed), write them{encrypted} to \
+         {}, and replace the user PIN of token '{}' with one derived from the secret",
         plan.shares_dir.display(),
         token.label()
     ))? {
@@ -982,12 +1028,24 @@ fn split_and_set_pin(
     let mut rng = MixedRng::new(token);
     let secret = Secret::generate(&mut rng)?;
     let shares = split(&secret, threshold, count, &mut rng)?;
+    // Every file's content is ready before the first is written.
+    let contents = shares
+        .iter()
+        .enumerate()
+        .map(|(i, share)| {
+            let text = Zeroizing::new(share.to_text());
+            match config.recipients.get(i) {
+                None => Ok(text),
+                Some(recipient) => Ok(Zeroizing::new(envelope::encrypt(&text, recipient)?)),
+            }
+        })
+        .collect::<Result<Vec<_>, envelope::EnvelopeError>>()
+        .map_err(|e| CeremonyError::Refused(e.to_string()))?;
     create_private_dir(&plan.shares_dir)?;
     let mut written = Vec::new();
     let result = (|| {
-        for (share, path) in shares.iter().zip(&plan.share_paths) {
-            let text = Zeroizing::new(share.to_text());
-            create_exclusive(path, text.as_bytes(), true)?;
+        for (content, path) in contents.iter().zip(&plan.share_paths) {
+            create_exclusive(path, content.as_bytes(), true)?;
             written.push(path.clone());
         }
         token.set_pin(crate::hsm_pin(&secret))?;
@@ -1007,9 +1065,13 @@ fn split_and_set_pin(
     let facts: Vec<serde_json::Value> = shares
         .iter()
         .zip(&plan.share_paths)
-        .map(|(s, p)| {
+        .enumerate()
+        .map(|(i, (s, p))| {
             let mut v = public_share_facts(s);
             v["file"] = json!(p.display().to_string());
+            if let Some(recipient) = config.recipients.get(i) {
+                v["encrypted_to"] = json!(recipient.to_string());
+            }
             v
         })
         .collect();

@@ -715,6 +715,200 @@ certificate = "issuing.pem"
     verify_ok(&key_dir);
 }
 
+/// An officer's age identity, made by the `age-keygen` tool (installed by
+/// the test command): the identity file and its public key.
+fn age_officer(dir: &Path, name: &str) -> (PathBuf, String) {
+    let path = dir.join(format!("{name}.agekey"));
+    let tool = |args: &[&str]| {
+        let out = Command::new("age-keygen")
+            .args(args)
+            .output()
+            .expect("age-keygen is installed (package `age`; ./scripts/test installs it)");
+        assert!(out.status.success(), "age-keygen: {}", text(&out));
+        out
+    };
+    tool(&["-o", p(&path)]);
+    let public = String::from_utf8(tool(&["-y", p(&path)]).stdout).expect("utf-8");
+    (path, public.trim().to_owned())
+}
+
+/// `age -d -i IDENTITY FILE`, the reference tool.
+fn age_decrypt(identity: &Path, file: &Path) -> Output {
+    Command::new("age")
+        .args(["-d", "-i", p(identity), p(file)])
+        .output()
+        .expect("age is installed (package `age`; ./scripts/test installs it)")
+}
+
+/// Shares written encrypted to each officer's age key: only that officer's
+/// identity opens a share (ours and the `age` tool agree), the transcript
+/// names each share's recipient, and a later ceremony takes encrypted and
+/// plain shares side by side.
+#[test]
+fn shares_encrypted_to_officers_open_only_with_their_identities() {
+    let offline = Offline::new("cer-age");
+    let dir = offline.dir();
+    let officers: Vec<(PathBuf, String)> = (1..=3)
+        .map(|i| age_officer(dir, &format!("officer{i}")))
+        .collect();
+    let recipients: Vec<String> = officers.iter().map(|(_, k)| format!("\"{k}\"")).collect();
+    let key_config = |name: &str, label: &str, shares: &str| {
+        write(
+            dir,
+            name,
+            &format!(
+                "ceremony = \"key\"\n{}\n{shares}\n[key]\nlabel = \"{label}\"\n\
+                 type = \"ec-p256\"\n\n[outputs]\npublic_key = \"{label}.pub.pem\"\n",
+                offline.hsm()
+            ),
+        )
+    };
+    let first = key_config(
+        "first.toml",
+        "first",
+        &format!(
+            "[shares]\nthreshold = 2\ncount = 3\nrecipients = [{}]\n",
+            recipients.join(", ")
+        ),
+    );
+    let first_dir = dir.join("first");
+    run_ok(&first, &first_dir, &["--pin-file", p(&offline.pin_file())]);
+    verify_ok(&first_dir);
+
+    let shares_dir = first_dir.join("shares");
+    let mut names: Vec<String> = std::fs::read_dir(&shares_dir)
+        .expect("shares dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "share-1-of-3.txt.age",
+            "share-2-of-3.txt.age",
+            "share-3-of-3.txt.age"
+        ]
+    );
+    let share = |i: usize| shares_dir.join(format!("share-{i}-of-3.txt.age"));
+    for i in 1..=3 {
+        use std::os::unix::fs::PermissionsExt;
+        let bytes = std::fs::read(share(i)).expect("share file");
+        let armored = String::from_utf8(bytes).expect("armored text");
+        assert!(armored.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"));
+        assert!(
+            !armored.contains("strongroom-share"),
+            "plaintext in share {i}"
+        );
+        let mode = std::fs::metadata(share(i))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "share {i}");
+        // The age tool opens each share with its officer's identity only.
+        for (j, (identity, _)) in officers.iter().enumerate() {
+            let out = age_decrypt(identity, &share(i));
+            if j + 1 == i {
+                let plain = String::from_utf8_lossy(&out.stdout);
+                assert!(out.status.success(), "age -d share {i}: {}", text(&out));
+                assert!(plain.starts_with("strongroom-share v1\n"), "share {i}");
+                assert!(
+                    plain.contains(&format!(" threshold 2 of 3 share {i}\n")),
+                    "share {i}"
+                );
+            } else {
+                assert!(!out.status.success(), "officer {} opened share {i}", j + 1);
+            }
+        }
+    }
+    // The transcript says which key each share was encrypted to.
+    let transcript = std::fs::read_to_string(first_dir.join("transcript.jsonl")).expect("read");
+    let split: serde_json::Value = transcript
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json line"))
+        .find(|v| v["step"] == "shares-split")
+        .expect("a shares-split entry");
+    let to: Vec<&str> = split["details"]["shares"]
+        .as_array()
+        .expect("shares")
+        .iter()
+        .map(|s| s["encrypted_to"].as_str().expect("encrypted_to"))
+        .collect();
+    let keys: Vec<&str> = officers.iter().map(|(_, k)| k.as_str()).collect();
+    assert_eq!(to, keys);
+
+    // The next ceremony needs two shares: officer 1's still encrypted, and
+    // officer 3's opened beforehand with the age tool.
+    let second = key_config("second.toml", "second", "");
+    let second_dir = dir.join("second");
+    let (id1, id3) = (&officers[0].0, &officers[2].0);
+    let out = age_decrypt(id3, &share(3));
+    assert!(out.status.success(), "age -d: {}", text(&out));
+    let plain3 = write(
+        dir,
+        "share-3.txt",
+        &String::from_utf8(out.stdout).expect("utf-8"),
+    );
+    refused(
+        &second,
+        &second_dir,
+        &["--share", p(&share(1)), "--share", p(&plain3)],
+        "encrypted to an officer's age key: give that officer's identity file with --identity",
+    );
+    refused(
+        &second,
+        &second_dir,
+        &[
+            "--share",
+            p(&share(1)),
+            "--share",
+            p(&share(3)),
+            "--identity",
+            p(id1),
+        ],
+        "none of the given age identities can open it",
+    );
+    refused(
+        &second,
+        &second_dir,
+        &["--identity", p(id1)],
+        "no --share file was given",
+    );
+    let damaged = dir.join("damaged.age");
+    std::fs::copy(share(1), &damaged).expect("copy");
+    // A bit of the payload's last base64 line (an altered header looks like
+    // another officer's share to age: its key cannot be unwrapped).
+    let at = std::fs::metadata(&damaged).expect("meta").len() as usize
+        - "-----END AGE ENCRYPTED FILE-----\n".len()
+        - 10;
+    flip(&damaged, at);
+    refused(
+        &second,
+        &second_dir,
+        &[
+            "--share",
+            p(&damaged),
+            "--share",
+            p(&plain3),
+            "--identity",
+            p(id1),
+        ],
+        "not an intact age file",
+    );
+    run_ok(
+        &second,
+        &second_dir,
+        &[
+            "--share",
+            p(&share(1)),
+            "--identity",
+            p(id1),
+            "--share",
+            p(&plain3),
+        ],
+    );
+    verify_ok(&second_dir);
+}
+
 /// Refusals decided from the file alone: nothing is written and the HSM is
 /// never opened (these files name a token that does not exist).
 #[test]
@@ -790,7 +984,8 @@ fn example_files_parse() {
     );
 }
 
-/// The ceremony links no networking code and no async runtime.
+/// The ceremony links no networking code and no async runtime: neither in
+/// its dependency tree nor in its binary.
 #[test]
 fn no_networking_crates_in_the_dependency_tree() {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -824,4 +1019,35 @@ fn no_networking_crates_in_the_dependency_tree() {
         found.is_empty(),
         "networking crates linked: {found:?}\n{tree}"
     );
+
+    // `futures` is in the tree (age's header serializer, cookie-factory,
+    // depends on it) but none of its code may be linked, nor any other
+    // runtime's: the binary's own symbols say what it contains.
+    let out = Command::new("nm")
+        .args(["--demangle", BIN])
+        .output()
+        .expect("nm (binutils) is installed");
+    assert!(out.status.success(), "nm failed:\n{}", text(&out));
+    let symbols = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        symbols.contains("strongroom_ceremony::"),
+        "no symbols in {BIN}"
+    );
+    let runtimes = [
+        "tokio::",
+        "mio::",
+        "hyper::",
+        "tonic::",
+        "h2::",
+        "reqwest::",
+        "futures_executor::",
+        "futures_util::",
+        "async_std::",
+    ];
+    let linked: Vec<&str> = symbols
+        .lines()
+        .filter(|line| runtimes.iter().any(|r| line.contains(r)))
+        .take(5)
+        .collect();
+    assert!(linked.is_empty(), "runtime code linked: {linked:?}");
 }
