@@ -315,5 +315,103 @@ fn seal_unseal_and_rekey_with_officers_shares() {
         serde_json::from_str(&std::fs::read_to_string(&record_path).expect("seal.json"))
             .expect("json");
     assert_eq!(record["sets"].as_array().expect("sets").len(), 1);
+
+    // New shares encrypted to each officer's age key: each holder verifies
+    // and unseals with the file as written and their own identity.
+    let (id1, key1) = age_officer(dir.path(), "officer1.agekey");
+    let (id2, key2) = age_officer(dir.path(), "officer2.agekey");
+    let keys = dir.path().join("recipients.txt");
+    std::fs::write(&keys, format!("# officer 1, officer 2\n{key1}\n{key2}\n")).expect("write");
+    let started = server.json(&[
+        "operator",
+        "rekey",
+        "start",
+        "--shares",
+        "2",
+        "--threshold",
+        "2",
+        "--share-file",
+        p(&shares[0]),
+    ]);
+    let nonce = started["nonce"].as_str().expect("nonce").to_string();
+    let sealed_dir = dir.path().join("sealed-shares");
+    for share in [&shares[0], &shares[1], &shares[2]] {
+        server.ok(&[
+            "operator",
+            "rekey",
+            "update",
+            "--nonce",
+            &nonce,
+            "--share-file",
+            p(share),
+            "--out-dir",
+            p(&sealed_dir),
+            "--recipients",
+            p(&keys),
+        ]);
+    }
+    let sealed: Vec<PathBuf> = (1..=2)
+        .map(|i| sealed_dir.join(format!("share-{i}-of-2.txt.age")))
+        .collect();
+    let verify = |share: &Path, identity: &Path| {
+        server.cli(&[
+            "operator",
+            "rekey",
+            "verify",
+            "--nonce",
+            &nonce,
+            "--share-file",
+            p(share),
+            "--identity",
+            p(identity),
+        ])
+    };
+    let wrong = verify(&sealed[0], &id2);
+    assert!(!wrong.status.success());
+    assert!(
+        output_text(&wrong).contains("none of the given age identities"),
+        "{}",
+        output_text(&wrong)
+    );
+    assert!(verify(&sealed[0], &id1).status.success());
+    assert!(verify(&sealed[1], &id2).status.success());
+    assert_eq!(server.status()["shares"], 2);
+    server.ok(&[
+        "operator",
+        "seal",
+        "--share-file",
+        p(&sealed[1]),
+        "--identity",
+        p(&id2),
+    ]);
+    let unseal = |share: &Path, identity: &Path| {
+        server.json(&[
+            "operator",
+            "unseal",
+            "--share-file",
+            p(share),
+            "--identity",
+            p(identity),
+        ])
+    };
+    assert_eq!(unseal(&sealed[0], &id1)["sealed"], true);
+    assert_eq!(unseal(&sealed[1], &id2)["sealed"], false);
     server.stop();
+}
+
+/// An officer's age identity, made by `age-keygen` (mode 0600): the file
+/// and its public key.
+fn age_officer(dir: &Path, name: &str) -> (PathBuf, String) {
+    let path = dir.join(name);
+    let keygen = |args: &[&str]| {
+        let out = std::process::Command::new("age-keygen")
+            .args(args)
+            .output()
+            .expect("age-keygen is installed (package `age`; ./scripts/test installs it)");
+        assert!(out.status.success(), "age-keygen: {}", output_text(&out));
+        out
+    };
+    keygen(&["-o", p(&path)]);
+    let public = String::from_utf8(keygen(&["-y", p(&path)]).stdout).expect("utf-8");
+    (path, public.trim().to_owned())
 }

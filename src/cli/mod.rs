@@ -64,8 +64,8 @@
 //!   unseal attempt is in progress `unseal progress: P of K (attempt NONCE)`;
 //!   while an init waits for verification, `init pending: share set SET_ID,
 //!   V of N shares verified`.
-//! - `strongroom operator init --shares N --threshold K [--out-dir DIR]
-//!   [--pin-file FILE|-]`: initialises a fresh appliance and hands out its N
+//! - `strongroom operator init --shares N --threshold K [--out-dir DIR
+//!   [--recipients FILE]] [--pin-file FILE|-]`: initialises a fresh appliance and hands out its N
 //!   shares, once (the appliance keeps none). The token's current user PIN
 //!   (from `--pin-file`, mode 0600, or a prompt that does not echo)
 //!   authorises it. Once every share is written or printed, the command
@@ -79,7 +79,11 @@
 //!   never replacing anything, synced); DIR must be new (created, mode 0700)
 //!   or empty, which is checked, and the files created empty, before the
 //!   request; text output is then only `share set: SET_ID`, `threshold: K of
-//!   N` and one `wrote PATH` line per file.
+//!   N` and one `wrote PATH` line per file. With `--recipients FILE` (one
+//!   age X25519 public key `age1…` per line, in share order, `#` comments
+//!   allowed; exactly N distinct keys, checked before the request) share i is
+//!   written as `DIR/share-<i>-of-<N>.txt.age`, ASCII-armored age encrypted
+//!   to the i-th key, and its line reads `wrote PATH (encrypted to age1…)`.
 //! - `strongroom operator unseal [--share-file FILE|-] [--nonce NONCE]`:
 //!   gives one share to the current unseal attempt. Without `--nonce` it
 //!   first asks the appliance for the attempt in progress (refusing, before
@@ -98,7 +102,7 @@
 //!   as `init`), authorised by one share of the current set (not counted);
 //!   prints its nonce and the next step.
 //! - `strongroom operator rekey update --nonce NONCE [--share-file FILE|-]
-//!   [--out-dir DIR]`: gives one share of the current set. The response to
+//!   [--out-dir DIR [--recipients FILE]]`: gives one share of the current set. The response to
 //!   the last one needed carries the new shares, printed or written exactly
 //!   as by `init` (with `--out-dir`, DIR and the rekey are checked before the
 //!   share is sent); each holder of a new share must then run `rekey
@@ -114,9 +118,13 @@
 //! A share is read from `--share-file FILE`, from standard input with
 //! `--share-file -`, or else from a prompt on the terminal that does not
 //! echo (the compact form `strongroom-share:v1:…` on one line, or the text
-//! form line by line up to its `check` line). It is checked locally first: a
-//! mistyped or damaged share is refused (exit 1) before anything is sent, and
-//! no message ever quotes a share's digits.
+//! form line by line up to its `check` line). A share file encrypted with age
+//! (armored or binary) is opened with `--identity FILE`, the officer's age
+//! identity file (`AGE-SECRET-KEY-1…` lines, mode 0600; allowed only with
+//! `--share-file`); without it, or with another officer's identity, the
+//! command refuses. It is checked locally first: a mistyped or damaged share
+//! is refused (exit 1) before anything is sent, and no message ever quotes a
+//! share's digits.
 //!
 //! - `strongroom agent --cert FILE --key FILE [--threshold 30d] [--interval 1h]
 //!   [--rotate-key] [--reload-cmd CMD] [--once] [--ttl D] [--chain FILE]`:
@@ -160,15 +168,17 @@
 //!   "sealed", "set_id", "threshold", "shares", "progress", "nonce",
 //!   "init_pending", "init_verified"}` — the proto `SealStatusResponse`
 //!   fields (`shares` is N, `nonce` is `""` when no attempt is in progress);
-//! - `operator init`: `{"set_id", "threshold", "shares": […], "files": […]}`
-//!   — `shares` (the text forms, share 1 first) only when they were not
-//!   written to files; `files` the paths written, `[]` otherwise;
+//! - `operator init`: `{"set_id", "threshold", "shares": […], "files": […],
+//!   "encrypted_to": […]}` — `shares` (the text forms, share 1 first) only
+//!   when they were not written to files; `files` the paths written, `[]`
+//!   otherwise; `encrypted_to` each file's age recipient, `[]` without
+//!   `--recipients`;
 //! - `operator rekey start|verify|status|cancel`: `{"started", "nonce",
 //!   "new_threshold", "new_shares", "progress", "required", "new_set_id",
 //!   "verified", "complete"}` — the proto `RekeyStatusResponse` fields;
 //! - `operator rekey update`: `{"status": {…rekey status…}, "shares": […],
-//!   "files": […]}` — `shares` only when this call received the new shares
-//!   and did not write them to files.
+//!   "files": […], "encrypted_to": […]}` — `shares` only when this call
+//!   received the new shares and did not write them to files.
 //!
 //! Private key material never appears on stdout, in JSON or otherwise. Share
 //! text appears only where the contract above prints it.

@@ -9,7 +9,9 @@
 //! 1. A share is read from `--share-file FILE`, from standard input
 //!    (`--share-file -`), or from a prompt on the terminal that does not echo
 //!    (compact form on one line, or the text form line by line up to its
-//!    `check` line; see [`read_share_lines`]).
+//!    `check` line; see [`read_share_lines`]). A file encrypted with age is
+//!    opened with the officer's `--identity FILE`
+//!    ([`strongroom_ceremony::envelope`]).
 //! 2. It is parsed here with [`Share::from_text`]: its checksum catches a
 //!    typo or a damaged file before anything is sent, and the error names the
 //!    share by set and index, never by its digits.
@@ -20,7 +22,8 @@
 //! `--out-dir`. The files are created empty, exclusively and with mode 0600
 //! *before* the request ([`ShareFiles::reserve`]): the appliance never shows
 //! shares twice, so every name must be known to be free and writable before
-//! it hands them out.
+//! it hands them out. With `--recipients FILE` each file is encrypted to its
+//! officer's age key before any is written.
 //!
 //! *Architecture invariant*: share text is held in [`Zeroizing`] strings,
 //! written only to stdout or a share file, and never formatted into an error,
@@ -35,6 +38,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, anyhow, bail};
 use serde::Serialize;
+use strongroom_ceremony::envelope::{self, ENCRYPTED_SUFFIX, Identities, Recipient};
 use strongroom_ceremony::shares::Share;
 use strongroom_proto::v1::seal_client::SealClient;
 use strongroom_proto::v1::{
@@ -165,6 +169,9 @@ struct InitArgs {
     #[arg(long, value_name = "DIR")]
     out_dir: Option<PathBuf>,
 
+    #[command(flatten)]
+    recipients: RecipientsArg,
+
     /// Read the token's current user PIN from FILE, or from standard input
     /// with `-`. Default: a prompt on the terminal that does not echo.
     #[arg(long, value_name = "FILE")]
@@ -197,10 +204,26 @@ struct RekeyCancelArgs {
 /// Where a share is read from.
 #[derive(Debug, clap::Args)]
 struct ShareInput {
-    /// Read the share (text or compact form) from FILE, or from standard
-    /// input with `-`. Default: a prompt on the terminal that does not echo.
+    /// Read the share (text or compact form, or either encrypted with age)
+    /// from FILE, or from standard input with `-`. Default: a prompt on the
+    /// terminal that does not echo.
     #[arg(long, value_name = "FILE")]
     share_file: Option<PathBuf>,
+
+    /// The officer's age identity file (AGE-SECRET-KEY-1…) that opens an
+    /// encrypted share file.
+    #[arg(long, value_name = "FILE", requires = "share_file")]
+    identity: Option<PathBuf>,
+}
+
+/// `--recipients FILE`: new share files encrypted to the officers' keys.
+#[derive(Debug, clap::Args)]
+struct RecipientsArg {
+    /// Encrypt new share I to the I-th age public key (`age1…`) in FILE,
+    /// one key per line in officer order (`#` comments allowed), and name it
+    /// share-I-of-N.txt.age. Needs --out-dir.
+    #[arg(long, value_name = "FILE", requires = "out_dir")]
+    recipients: Option<PathBuf>,
 }
 
 /// Options of `strongroom operator unseal`.
@@ -253,6 +276,9 @@ struct RekeyUpdateArgs {
     /// shares. DIR must be new (it is created, mode 0700) or empty.
     #[arg(long, value_name = "DIR")]
     out_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    recipients: RecipientsArg,
 
     #[command(flatten)]
     conn: ConnectionArgs,
@@ -333,7 +359,9 @@ async fn init(args: InitArgs) -> anyhow::Result<()> {
     } = args.split;
     check_split(count, threshold)?;
     let url = conn.url();
-    let output = NewShareOutput::prepare(args.out_dir.as_deref(), count)?;
+    let recipients = read_recipients(args.recipients.recipients.as_deref())?;
+    check_recipient_count(&recipients, count)?;
+    let output = NewShareOutput::prepare(args.out_dir.as_deref(), count, &recipients)?;
     let pin = read_pin(args.pin_file.as_deref())?;
     let mut client = seal_client(&conn).await?;
     let response = client
@@ -356,7 +384,7 @@ async fn init(args: InitArgs) -> anyhow::Result<()> {
         "the shares could not all be delivered, so none was verified and nothing was \
          committed; run init again",
     )?;
-    print_new_shares(conn.output, &set, &shares, &files, None)?;
+    print_new_shares(conn.output, &set, &shares, &files, &recipients, None)?;
     // Every share is stored (or shown): give each back, which commits.
     for share in &shares {
         client
@@ -548,6 +576,8 @@ async fn rekey_update(args: RekeyUpdateArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.out_dir {
         check_out_dir(dir)?;
     }
+    // Read now, checked against the new set's size below.
+    let recipients = read_recipients(args.recipients.recipients.as_deref())?;
     let share = read_share(&args.share)?;
     let mut client = seal_client(&args.conn).await?;
     let output = match &args.out_dir {
@@ -578,7 +608,8 @@ async fn rekey_update(args: RekeyUpdateArgs) -> anyhow::Result<()> {
                         status.new_shares
                     )
                 })?;
-            NewShareOutput::prepare(Some(dir), count)?
+            check_recipient_count(&recipients, count)?;
+            NewShareOutput::prepare(Some(dir), count, &recipients)?
         }
     };
     eprintln!(
@@ -608,6 +639,7 @@ async fn rekey_update(args: RekeyUpdateArgs) -> anyhow::Result<()> {
                 status: RekeyStatusJson::from(&status),
                 shares: None,
                 files: Vec::new(),
+                encrypted_to: Vec::new(),
             }),
             OutputFormat::Text => {
                 println!(
@@ -630,7 +662,14 @@ async fn rekey_update(args: RekeyUpdateArgs) -> anyhow::Result<()> {
             args.nonce
         )
     })?;
-    print_new_shares(args.conn.output, &set, &shares, &files, Some(&status))?;
+    print_new_shares(
+        args.conn.output,
+        &set,
+        &shares,
+        &files,
+        &recipients,
+        Some(&status),
+    )?;
     eprintln!(
         "strongroom: each holder of a new share must now run \
          `strongroom operator rekey verify --nonce {}` with it; the old shares stay valid \
@@ -811,20 +850,46 @@ impl InputShare {
 /// prompt. A share that does not parse (typo, damage, not a share) is
 /// refused here, before anything is sent.
 fn read_share(input: &ShareInput) -> anyhow::Result<InputShare> {
-    let (text, source): (Zeroizing<String>, String) = match input.share_file.as_deref() {
+    let (bytes, source): (Zeroizing<Vec<u8>>, String) = match input.share_file.as_deref() {
         Some(path) if path != Path::new("-") => {
             let mut file = File::open(path)
                 .with_context(|| format!("cannot read the share file {}", path.display()))?;
             let what = format!("the share file {}", path.display());
-            (read_limited(&mut file, &what)?, what)
+            (read_limited_bytes(&mut file, &what)?, what)
         }
         Some(_) if !std::io::stdin().is_terminal() => {
             let what = "standard input".to_owned();
-            (read_limited(&mut std::io::stdin().lock(), &what)?, what)
+            (
+                read_limited_bytes(&mut std::io::stdin().lock(), &what)?,
+                what,
+            )
         }
         // No file, or `-` on a terminal: never echo a share.
-        _ => (prompt_share()?, "the terminal".to_owned()),
+        _ => {
+            let typed = prompt_share()?;
+            let mut bytes = Zeroizing::new(Vec::with_capacity(typed.len()));
+            bytes.extend_from_slice(typed.as_bytes());
+            (bytes, "the terminal".to_owned())
+        }
     };
+    let text = if envelope::is_encrypted(&bytes) {
+        let Some(identity) = input.identity.as_deref() else {
+            bail!(
+                "{source} holds a share encrypted with age: give the officer's identity file \
+                 with --identity FILE (nothing was sent)"
+            );
+        };
+        let identities = read_identity(identity)?;
+        envelope::decrypt(&bytes, &identities)
+            .map_err(|e| anyhow!("{source} cannot be opened (nothing was sent): {e}"))?
+    } else {
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| anyhow!("{source} is not text (not UTF-8): not a share"))?;
+        let mut owned = Zeroizing::new(String::with_capacity(text.len()));
+        owned.push_str(text);
+        owned
+    };
+    drop(bytes);
     let share = Share::from_text(&text)
         .map_err(|e| anyhow!("the share from {source} is refused (nothing was sent): {e}"))?;
     drop(text);
@@ -834,6 +899,16 @@ fn read_share(input: &ShareInput) -> anyhow::Result<InputShare> {
 /// Reads all of `reader` (at most [`MAX_SHARE_INPUT`] bytes) as UTF-8 into
 /// memory that is wiped on drop.
 fn read_limited(reader: &mut impl Read, what: &str) -> anyhow::Result<Zeroizing<String>> {
+    let buf = read_limited_bytes(reader, what)?;
+    let text = std::str::from_utf8(&buf).map_err(|_| anyhow!("{what} is not text (not UTF-8)"))?;
+    let mut owned = Zeroizing::new(String::with_capacity(text.len()));
+    owned.push_str(text);
+    Ok(owned)
+}
+
+/// Reads all of `reader` (at most [`MAX_SHARE_INPUT`] bytes) into memory
+/// that is wiped on drop.
+fn read_limited_bytes(reader: &mut impl Read, what: &str) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     // Fixed size, so that no reallocation leaves copies behind.
     let mut buf = Zeroizing::new(vec![0u8; MAX_SHARE_INPUT + 1]);
     let mut len = 0;
@@ -848,11 +923,58 @@ fn read_limited(reader: &mut impl Read, what: &str) -> anyhow::Result<Zeroizing<
     if len > MAX_SHARE_INPUT {
         bail!("{what} is larger than {MAX_SHARE_INPUT} bytes: not a share");
     }
-    let text = std::str::from_utf8(&buf[..len])
-        .map_err(|_| anyhow!("{what} is not text (not UTF-8): not a share"))?;
-    let mut owned = Zeroizing::new(String::with_capacity(len));
-    owned.push_str(text);
-    Ok(owned)
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// An officer's age identity file; like a PIN file, it must not be
+/// readable by others.
+fn read_identity(path: &Path) -> anyhow::Result<Identities> {
+    let what = format!("the identity file {}", path.display());
+    let mut file = File::open(path).with_context(|| format!("cannot read {what}"))?;
+    let mode = file.metadata()?.permissions().mode();
+    if mode & 0o077 != 0 {
+        bail!("{what} is readable by others; chmod 600 it");
+    }
+    let text = read_limited(&mut file, &what)?;
+    Identities::parse(&text).map_err(|e| anyhow!("{what}: {e}"))
+}
+
+/// The officers' age public keys from `--recipients FILE` (none without
+/// it): one per line, distinct.
+fn read_recipients(path: Option<&Path>) -> anyhow::Result<Vec<Recipient>> {
+    let Some(path) = path else {
+        return Ok(Vec::new());
+    };
+    let what = format!("the recipients file {}", path.display());
+    let mut file = File::open(path).with_context(|| format!("cannot read {what}"))?;
+    let text = read_limited(&mut file, &what)?;
+    let recipients = envelope::parse_recipients(&text).map_err(|e| anyhow!("{what}: {e}"))?;
+    if recipients.is_empty() {
+        bail!("{what} lists no age public key");
+    }
+    for (i, r) in recipients.iter().enumerate() {
+        if let Some(j) = recipients[..i].iter().position(|o| o == r) {
+            bail!(
+                "{what}: keys {} and {} are the same: each share goes to a different officer",
+                j + 1,
+                i + 1
+            );
+        }
+    }
+    Ok(recipients)
+}
+
+/// One recipient per new share, or none.
+fn check_recipient_count(recipients: &[Recipient], count: u8) -> anyhow::Result<()> {
+    if !recipients.is_empty() && recipients.len() != usize::from(count) {
+        bail!(
+            "the recipients file lists {} keys for {count} new shares: give one per share, in \
+             share order",
+            recipients.len()
+        );
+    }
+    Ok(())
 }
 
 /// Reads the token's user PIN for init: from FILE, standard input (`-`), or
@@ -1077,11 +1199,14 @@ enum NewShareOutput {
 }
 
 impl NewShareOutput {
-    /// Stdout, or `count` files reserved in `dir`.
-    fn prepare(dir: Option<&Path>, count: u8) -> anyhow::Result<Self> {
+    /// Stdout, or `count` files reserved in `dir` (each encrypted to its
+    /// recipient when `recipients` is not empty).
+    fn prepare(dir: Option<&Path>, count: u8, recipients: &[Recipient]) -> anyhow::Result<Self> {
         match dir {
             None => Ok(NewShareOutput::Stdout),
-            Some(dir) => Ok(NewShareOutput::Files(ShareFiles::reserve(dir, count)?)),
+            Some(dir) => Ok(NewShareOutput::Files(ShareFiles::reserve(
+                dir, count, recipients,
+            )?)),
         }
     }
 
@@ -1121,9 +1246,11 @@ fn check_out_dir(dir: &Path) -> anyhow::Result<bool> {
     }
 }
 
-/// The file name of share `index` of `count`.
-fn share_file_name(index: u8, count: u8) -> String {
-    format!("share-{index}-of-{count}.txt")
+/// The file name of share `index` of `count` (`.age` appended when it is
+/// encrypted).
+fn share_file_name(index: u8, count: u8, encrypted: bool) -> String {
+    let suffix = if encrypted { ENCRYPTED_SUFFIX } else { "" };
+    format!("share-{index}-of-{count}.txt{suffix}")
 }
 
 /// Creates `path`, which must not exist (`O_EXCL`: never replaces anything,
@@ -1154,14 +1281,18 @@ struct ShareFiles {
     created_dir: bool,
     /// Share `i` goes to `files[i - 1]`.
     files: Vec<(PathBuf, File)>,
+    /// Empty, or share `i` is encrypted to `recipients[i - 1]`.
+    recipients: Vec<Recipient>,
     /// Set once shares were written: from then on nothing is removed.
     filled: bool,
 }
 
 impl ShareFiles {
     /// Checks that `dir` is new or empty, creates it if new (mode 0700), and
-    /// creates `share-<i>-of-<count>.txt` for every share, empty, mode 0600.
-    fn reserve(dir: &Path, count: u8) -> anyhow::Result<Self> {
+    /// creates `share-<i>-of-<count>.txt` (`.txt.age` with `recipients`) for
+    /// every share, empty, mode 0600.
+    fn reserve(dir: &Path, count: u8, recipients: &[Recipient]) -> anyhow::Result<Self> {
+        check_recipient_count(recipients, count)?;
         let exists = check_out_dir(dir)?;
         if !exists {
             DirBuilder::new()
@@ -1173,6 +1304,7 @@ impl ShareFiles {
             dir: dir.to_path_buf(),
             created_dir: !exists,
             files: Vec::with_capacity(count.into()),
+            recipients: recipients.to_vec(),
             filled: false,
         };
         if !exists {
@@ -1180,7 +1312,7 @@ impl ShareFiles {
                 .with_context(|| format!("cannot set the mode of {}", dir.display()))?;
         }
         for index in 1..=count {
-            let path = dir.join(share_file_name(index, count));
+            let path = dir.join(share_file_name(index, count, !recipients.is_empty()));
             let file = create_share_file(&path)?;
             reserved.files.push((path, file));
         }
@@ -1190,8 +1322,6 @@ impl ShareFiles {
     /// Writes share `i` to file `i` and syncs it. A failure does not stop
     /// the others: every share that can be written is.
     fn fill(mut self, shares: &[Zeroizing<String>]) -> anyhow::Result<Vec<PathBuf>> {
-        // The shares exist nowhere else: never remove a file from now on.
-        self.filled = true;
         if shares.len() != self.files.len() {
             bail!(
                 "{} shares for {} files: nothing was written",
@@ -1199,12 +1329,26 @@ impl ShareFiles {
                 self.files.len()
             );
         }
+        // Every file's content is ready before the first is written.
+        let mut contents = Vec::with_capacity(shares.len());
+        for (i, share) in shares.iter().enumerate() {
+            let mut text = Zeroizing::new(String::with_capacity(share.len() + 1));
+            text.push_str(share.trim_end());
+            text.push('\n');
+            contents.push(match self.recipients.get(i) {
+                None => text,
+                Some(to) => Zeroizing::new(
+                    envelope::encrypt(&text, to)
+                        .map_err(|e| anyhow!("share {}: {e}; nothing was written", i + 1))?,
+                ),
+            });
+        }
+        // The shares exist nowhere else: never remove a file from now on.
+        self.filled = true;
         let mut failed = Vec::new();
-        for ((path, file), share) in self.files.iter_mut().zip(shares) {
-            let text = share.trim_end();
+        for ((path, file), content) in self.files.iter_mut().zip(&contents) {
             let result = file
-                .write_all(text.as_bytes())
-                .and_then(|()| file.write_all(b"\n"))
+                .write_all(content.as_bytes())
                 .and_then(|()| file.sync_all());
             if let Err(e) = result {
                 failed.push(format!("{}: {e}", path.display()));
@@ -1247,9 +1391,11 @@ fn print_new_shares(
     set: &NewSet,
     shares: &[Zeroizing<String>],
     files: &[PathBuf],
+    recipients: &[Recipient],
     rekey: Option<&RekeyStatusResponse>,
 ) -> anyhow::Result<()> {
     let printed = files.is_empty();
+    let encrypted_to: Vec<String> = recipients.iter().map(|r| r.to_string()).collect();
     match format {
         OutputFormat::Json => {
             let texts = printed.then(|| shares.iter().map(|s| s.as_str()).collect());
@@ -1261,6 +1407,7 @@ fn print_new_shares(
                         threshold: set.threshold,
                         shares: texts,
                         files,
+                        encrypted_to,
                     },
                     shares,
                 ),
@@ -1269,6 +1416,7 @@ fn print_new_shares(
                         status: RekeyStatusJson::from(status),
                         shares: texts,
                         files,
+                        encrypted_to,
                     },
                     shares,
                 ),
@@ -1287,8 +1435,11 @@ fn print_new_shares(
         OutputFormat::Text => {
             println!("share set: {}", set.set_id);
             println!("threshold: {} of {}", set.threshold, set.count);
-            for path in files {
-                println!("wrote {}", path.display());
+            for (i, path) in files.iter().enumerate() {
+                match encrypted_to.get(i) {
+                    Some(to) => println!("wrote {} (encrypted to {to})", path.display()),
+                    None => println!("wrote {}", path.display()),
+                }
             }
             eprintln!(
                 "strongroom: give one file to each officer: they are the only copies of the \
@@ -1425,6 +1576,9 @@ struct InitJson<'a> {
     shares: Option<Vec<&'a str>>,
     /// The files written, share 1 first (`[]` when printed).
     files: Vec<String>,
+    /// The age public key each file is encrypted to, share 1 first (`[]`
+    /// without `--recipients`).
+    encrypted_to: Vec<String>,
 }
 
 /// `operator rekey update`. No `Debug`: it may hold share text.
@@ -1438,6 +1592,9 @@ struct RekeyUpdateJson<'a> {
     shares: Option<Vec<&'a str>>,
     /// The files written, new share 1 first (`[]` otherwise).
     files: Vec<String>,
+    /// The age public key each file is encrypted to, new share 1 first
+    /// (`[]` without `--recipients`).
+    encrypted_to: Vec<String>,
 }
 
 #[cfg(test)]
@@ -1577,6 +1734,7 @@ mod tests {
         fs::write(&path, &typo).expect("write");
         let input = ShareInput {
             share_file: Some(path.clone()),
+            identity: None,
         };
         let err = format!("{:#}", read_share(&input).expect_err("typo"));
         assert!(err.contains("checksum mismatch"), "{err}");
@@ -1594,6 +1752,166 @@ mod tests {
         assert!(debug.contains("<redacted>"), "{debug}");
     }
 
+    /// An officer's identity made by `age-keygen` (mode 0600): its file and
+    /// public key.
+    fn age_officer(dir: &Path, name: &str) -> (PathBuf, Recipient) {
+        let path = dir.join(name);
+        let tool = |args: &[&str]| {
+            let out = std::process::Command::new("age-keygen")
+                .args(args)
+                .output()
+                .expect("age-keygen is installed (package `age`; ./scripts/test installs it)");
+            assert!(out.status.success(), "age-keygen {args:?}");
+            out
+        };
+        tool(&["-o", path.to_str().expect("utf-8")]);
+        let public =
+            String::from_utf8(tool(&["-y", path.to_str().expect("utf-8")]).stdout).expect("utf-8");
+        (path, public.trim().parse().expect("age public key"))
+    }
+
+    /// `age [-a] -r KEY -o OUT IN`: a share encrypted by the reference tool.
+    fn age_encrypt(to: &Recipient, input: &Path, out: &Path, armor: bool) {
+        let mut args = vec!["-r".to_owned(), to.to_string(), "-o".to_owned()];
+        args.push(out.display().to_string());
+        if armor {
+            args.push("-a".into());
+        }
+        args.push(input.display().to_string());
+        let status = std::process::Command::new("age")
+            .args(&args)
+            .status()
+            .expect("age is installed");
+        assert!(status.success(), "age {args:?}");
+    }
+
+    #[test]
+    fn a_share_encrypted_with_age_opens_with_its_officers_identity_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let split = shares(2, 3);
+        let plain = dir.path().join("share.txt");
+        fs::write(&plain, split[1].to_text()).expect("write");
+        let (mine, my_key) = age_officer(dir.path(), "officer2.key");
+        let (theirs, _) = age_officer(dir.path(), "officer3.key");
+        for armor in [true, false] {
+            let sealed = dir.path().join(format!("share-{armor}.age"));
+            age_encrypt(&my_key, &plain, &sealed, armor);
+            let input = |identity: Option<&Path>| ShareInput {
+                share_file: Some(sealed.clone()),
+                identity: identity.map(Path::to_path_buf),
+            };
+            let err = format!("{:#}", read_share(&input(None)).expect_err("no identity"));
+            assert!(
+                err.contains("encrypted with age") && err.contains("--identity"),
+                "{err}"
+            );
+            let err = format!(
+                "{:#}",
+                read_share(&input(Some(&theirs))).expect_err("theirs")
+            );
+            assert!(err.contains("none of the given age identities"), "{err}");
+            assert!(err.contains("nothing was sent"), "{err}");
+            let good = read_share(&input(Some(&mine))).expect("opens");
+            assert_eq!(*good.compact, split[1].to_compact());
+            assert_eq!(good.index, 2);
+        }
+        // A plain share file reads whether or not an identity is given.
+        let input = ShareInput {
+            share_file: Some(plain),
+            identity: Some(mine.clone()),
+        };
+        assert_eq!(read_share(&input).expect("plain").index, 2);
+        // An identity file others can read is refused, like a PIN file.
+        fs::set_permissions(&mine, Permissions::from_mode(0o644)).expect("chmod");
+        let err = format!("{:#}", read_identity(&mine).expect_err("0644"));
+        assert!(err.contains("readable by others"), "{err}");
+    }
+
+    #[test]
+    fn new_shares_are_written_encrypted_to_their_officers() {
+        let parent = tempfile::tempdir().expect("tempdir");
+        let officers: Vec<(PathBuf, Recipient)> = (1..=3)
+            .map(|i| age_officer(parent.path(), &format!("officer{i}.key")))
+            .collect();
+        let keys: Vec<Recipient> = officers.iter().map(|(_, k)| k.clone()).collect();
+        let list = parent.path().join("recipients.txt");
+        let listed: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+        fs::write(&list, format!("# officers\n{}\n", listed.join("\n"))).expect("write");
+        assert_eq!(read_recipients(Some(&list)).expect("recipients"), keys);
+        let err = format!("{:#}", check_recipient_count(&keys, 4).expect_err("count"));
+        assert!(err.contains("3 keys for 4 new shares"), "{err}");
+        fs::write(&list, format!("{}\n{}\n", listed[0], listed[0])).expect("write");
+        let err = format!("{:#}", read_recipients(Some(&list)).expect_err("twice"));
+        assert!(err.contains("keys 1 and 2 are the same"), "{err}");
+        fs::write(&list, "# nobody\n").expect("write");
+        let err = format!("{:#}", read_recipients(Some(&list)).expect_err("empty"));
+        assert!(err.contains("lists no age public key"), "{err}");
+
+        let dir = parent.path().join("shares");
+        let split = shares(2, 3);
+        let files = ShareFiles::reserve(&dir, 3, &keys).expect("reserve");
+        assert_eq!(
+            entries(&dir),
+            [
+                "share-1-of-3.txt.age",
+                "share-2-of-3.txt.age",
+                "share-3-of-3.txt.age"
+            ]
+        );
+        let written = NewShareOutput::Files(files)
+            .deliver(&texts(&split), &set_of(&split))
+            .expect("deliver");
+        for (i, path) in written.iter().enumerate() {
+            assert_eq!(mode(path), 0o600);
+            let armored = fs::read_to_string(path).expect("read");
+            assert!(armored.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"));
+            assert!(!armored.contains("strongroom-share"), "{armored}");
+            // The reference tool opens it with the officer's identity.
+            let out = std::process::Command::new("age")
+                .args(["-d", "-i"])
+                .args([&officers[i].0, path])
+                .output()
+                .expect("age is installed");
+            assert!(out.status.success(), "age -d {}", path.display());
+            let back =
+                Share::from_text(&String::from_utf8(out.stdout).expect("utf-8")).expect("a share");
+            assert_eq!(back.fingerprint(), split[i].fingerprint());
+        }
+    }
+
+    #[test]
+    fn encryption_options_need_their_companions() {
+        let err = parse(&[
+            "init",
+            "--shares",
+            "3",
+            "--threshold",
+            "2",
+            "--recipients",
+            "r",
+        ])
+        .expect_err("no --out-dir");
+        assert!(err.to_string().contains("--out-dir"), "{err}");
+        parse(&[
+            "init",
+            "--shares",
+            "3",
+            "--threshold",
+            "2",
+            "--out-dir",
+            "d",
+            "--recipients",
+            "r",
+        ])
+        .expect("with --out-dir");
+        let err = parse(&["rekey", "update", "--nonce", "n", "--recipients", "r"])
+            .expect_err("no --out-dir");
+        assert!(err.to_string().contains("--out-dir"), "{err}");
+        let err = parse(&["unseal", "--identity", "k"]).expect_err("no --share-file");
+        assert!(err.to_string().contains("--share-file"), "{err}");
+        parse(&["unseal", "--identity", "k", "--share-file", "s"]).expect("with --share-file");
+    }
+
     #[test]
     fn share_files_are_bounded() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -1601,6 +1919,7 @@ mod tests {
         fs::write(&path, vec![b'a'; MAX_SHARE_INPUT + 1]).expect("write");
         let input = ShareInput {
             share_file: Some(path),
+            identity: None,
         };
         let err = format!("{:#}", read_share(&input).expect_err("too big"));
         assert!(err.contains("larger than"), "{err}");
@@ -1714,7 +2033,7 @@ mod tests {
             .expect_err("not empty")
             .to_string();
         assert!(err.contains("not empty"), "{err}");
-        let err = ShareFiles::reserve(dir.path(), 3)
+        let err = ShareFiles::reserve(dir.path(), 3, &[])
             .expect_err("not empty")
             .to_string();
         assert!(err.contains("not empty"), "{err}");
@@ -1730,7 +2049,7 @@ mod tests {
         let parent = tempfile::tempdir().expect("tempdir");
         let dir = parent.path().join("shares");
         let split = shares(2, 3);
-        let files = ShareFiles::reserve(&dir, 3).expect("reserve");
+        let files = ShareFiles::reserve(&dir, 3, &[]).expect("reserve");
         assert_eq!(mode(&dir), 0o700);
         assert_eq!(
             entries(&dir),
@@ -1746,7 +2065,7 @@ mod tests {
             assert_eq!(back.fingerprint(), share.fingerprint());
         }
         // The directory is no longer empty: a second run refuses it.
-        let err = ShareFiles::reserve(&dir, 3)
+        let err = ShareFiles::reserve(&dir, 3, &[])
             .expect_err("second run")
             .to_string();
         assert!(err.contains("not empty"), "{err}");
@@ -1767,18 +2086,18 @@ mod tests {
         let parent = tempfile::tempdir().expect("tempdir");
         // A directory it created goes too.
         let dir = parent.path().join("shares");
-        drop(ShareFiles::reserve(&dir, 2).expect("reserve"));
+        drop(ShareFiles::reserve(&dir, 2, &[]).expect("reserve"));
         assert!(!dir.exists());
         // An existing empty directory stays, emptied.
         let dir = parent.path().join("empty");
         fs::create_dir(&dir).expect("mkdir");
-        drop(ShareFiles::reserve(&dir, 2).expect("reserve"));
+        drop(ShareFiles::reserve(&dir, 2, &[]).expect("reserve"));
         assert!(entries(&dir).is_empty());
         // Shares that fail their check are not written, and nothing is left.
         let split = shares(2, 3);
         let mut wrong = set_of(&split);
         wrong.threshold = 3;
-        let files = ShareFiles::reserve(&dir, 3).expect("reserve");
+        let files = ShareFiles::reserve(&dir, 3, &[]).expect("reserve");
         let err = NewShareOutput::Files(files)
             .deliver(&texts(&split), &wrong)
             .expect_err("inconsistent")
@@ -1897,6 +2216,7 @@ mod tests {
             threshold: 1,
             shares: Some(shares.iter().map(|s| s.as_str()).collect()),
             files: Vec::new(),
+            encrypted_to: Vec::new(),
         })
         .expect("json");
         assert_eq!(printed["shares"].as_array().map(Vec::len), Some(2));
@@ -1906,6 +2226,7 @@ mod tests {
             threshold: 1,
             shares: None,
             files: vec!["d/share-1-of-2.txt".into(), "d/share-2-of-2.txt".into()],
+            encrypted_to: Vec::new(),
         })
         .expect("json");
         assert!(filed.get("shares").is_none(), "{filed}");
