@@ -20,9 +20,13 @@
 //! plugins (the offline ceremony runs no helper programs). Errors never
 //! quote an identity or a decrypted byte.
 //!
-//! The `age` crate is the format's reference implementation in Rust; it
-//! wipes its file keys and payload buffers, and this module reads the
-//! plaintext into memory that is wiped on drop.
+//! The `age` crate is the format's reference implementation in Rust. It
+//! wipes its file keys and the buffer it decrypts into, and this module
+//! reads the plaintext into memory that is wiped on drop. Residue this
+//! module cannot wipe: the `age` encryptor's chunk buffer, which holds a
+//! share's text while it is encrypted and is freed without being wiped
+//! (the crate offers no way around it), and the stack copy of each
+//! identity as it is parsed.
 //!
 //! [age]: https://age-encryption.org/v1
 
@@ -93,10 +97,18 @@ impl FromStr for Recipient {
         age::x25519::Recipient::from_str(text)
             .map(Recipient)
             .map_err(|reason| {
-                let shown: String = text.chars().take(80).collect();
-                EnvelopeError::BadRecipient(format!(
-                    "'{shown}' is not an age X25519 recipient (age1…): {reason}"
-                ))
+                // Quoted only if it looks like a public key: a line of an
+                // identity file given by mistake is a secret key.
+                let looks_public = text.len() <= 100
+                    && text
+                        .get(..4)
+                        .is_some_and(|p| p.eq_ignore_ascii_case("age1"));
+                EnvelopeError::BadRecipient(if looks_public {
+                    format!("'{text}' is not an age X25519 recipient (age1…): {reason}")
+                } else {
+                    "not an age X25519 recipient (age1…); not shown, as it may be a secret key"
+                        .to_owned()
+                })
             })
     }
 }
@@ -144,7 +156,11 @@ pub fn parse_recipients(text: &str) -> Result<Vec<Recipient>, EnvelopeError> {
 
 /// An officer's age X25519 identities (secret keys), from an identity file
 /// as `age-keygen` writes it. Wiped on drop; never printed.
-pub struct Identities(Vec<age::x25519::Identity>);
+#[allow(
+    clippy::vec_box,
+    reason = "a growing list must move pointers, not copies of secret keys"
+)]
+pub struct Identities(Vec<Box<age::x25519::Identity>>);
 
 impl Identities {
     /// Parses an identity file: `AGE-SECRET-KEY-1…` lines; blank lines and
@@ -156,7 +172,9 @@ impl Identities {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
+            // Boxed, so that a growing list moves pointers, not secret keys.
             let identity = age::x25519::Identity::from_str(line)
+                .map(Box::new)
                 .map_err(|_| EnvelopeError::BadIdentity { line: i + 1 })?;
             identities.push(identity);
         }
@@ -217,6 +235,8 @@ pub fn encrypt(share_text: &str, recipient: &Recipient) -> Result<String, Envelo
 /// in memory wiped on drop. It is not parsed here.
 pub fn decrypt(input: &[u8], identities: &Identities) -> Result<Zeroizing<String>, EnvelopeError> {
     use age::DecryptError as E;
+    // The armor must start the input; `is_encrypted` allows leading space.
+    let input = input.trim_ascii_start();
     let decryptor = age::Decryptor::new_buffered(age::armor::ArmoredReader::new(input)).map_err(
         |e| match e {
             E::UnknownFormat => EnvelopeError::Damaged("an unknown age version"),
@@ -228,7 +248,7 @@ pub fn decrypt(input: &[u8], identities: &Identities) -> Result<Zeroizing<String
         return Err(EnvelopeError::Passphrase);
     }
     let mut reader = decryptor
-        .decrypt(identities.0.iter().map(|i| i as &dyn age::Identity))
+        .decrypt(identities.0.iter().map(|i| &**i as &dyn age::Identity))
         .map_err(|e| match e {
             E::NoMatchingKeys => EnvelopeError::NotForTheseIdentities,
             E::InvalidMac => EnvelopeError::Damaged("its header was altered (MAC mismatch)"),
@@ -257,7 +277,7 @@ mod tests {
     fn identity() -> (Identities, Recipient) {
         let secret = age::x25519::Identity::generate();
         let public = Recipient(secret.to_public());
-        (Identities(vec![secret]), public)
+        (Identities(vec![Box::new(secret)]), public)
     }
 
     const SHARE: &str = "strongroom-share v1\nset 00 threshold 1 of 1 share 1\n";
@@ -268,10 +288,14 @@ mod tests {
         let armored = encrypt(SHARE, &recipient).expect("encrypt");
         assert!(armored.starts_with("-----BEGIN AGE ENCRYPTED FILE-----\n"));
         assert!(armored.ends_with("-----END AGE ENCRYPTED FILE-----\n"));
-        assert!(!armored.contains("strongroom-share"));
         assert!(is_encrypted(armored.as_bytes()));
         assert!(!is_encrypted(SHARE.as_bytes()));
         let back = decrypt(armored.as_bytes(), &identities).expect("decrypt");
+        assert_eq!(back.as_str(), SHARE);
+        // Blank lines before the armor are tolerated.
+        let padded = format!("\n  \n{armored}");
+        assert!(is_encrypted(padded.as_bytes()));
+        let back = decrypt(padded.as_bytes(), &identities).expect("decrypt padded");
         assert_eq!(back.as_str(), SHARE);
     }
 
@@ -288,12 +312,15 @@ mod tests {
     fn a_changed_byte_is_detected() {
         let (identities, recipient) = identity();
         let armored = encrypt(SHARE, &recipient).expect("encrypt");
-        // Flip one base64 character in the middle of the body.
-        let mut bytes = armored.into_bytes();
-        let at = bytes.len() / 2;
-        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
-        let err = decrypt(&bytes, &identities).expect_err("refused");
-        assert!(matches!(err, EnvelopeError::Damaged(_)), "{err}");
+        // One base64 character changed in the header's MAC, then in the
+        // payload (the last base64 line, clear of its padding).
+        let end = armored.len() - "-----END AGE ENCRYPTED FILE-----\n".len();
+        for at in [armored.len() / 2, end - 10] {
+            let mut bytes = armored.clone().into_bytes();
+            bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+            let err = decrypt(&bytes, &identities).expect_err("refused");
+            assert!(matches!(err, EnvelopeError::Damaged(_)), "at {at}: {err}");
+        }
         let err = decrypt(b"age-encryption.org/v1\n-> X25519 nonsense\n", &identities)
             .expect_err("refused");
         assert!(matches!(err, EnvelopeError::Damaged(_)), "{err}");
@@ -315,6 +342,17 @@ mod tests {
             message.starts_with("line 2: 'age1notakey' is not"),
             "{message}"
         );
+        // A secret key given as a recipient is never quoted.
+        let secret = age::x25519::Identity::generate();
+        use age::secrecy::ExposeSecret;
+        let line = secret.to_string().expose_secret().to_owned();
+        let err = parse_recipients(&format!("{ra}\n{line}\n")).expect_err("refused");
+        let message = err.to_string();
+        assert!(
+            message.starts_with("line 2: not an age X25519 recipient"),
+            "{message}"
+        );
+        assert!(!message.contains(&line[16..48]), "{message}");
         assert!(parse_recipients("# none\n").expect("empty").is_empty());
     }
 

@@ -958,6 +958,17 @@ fn unlock(
 fn read_identities(paths: &[PathBuf]) -> Result<Option<Identities>, CeremonyError> {
     let mut all: Option<Identities> = None;
     for path in paths {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| CeremonyError::io(path, e))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(CeremonyError::input(
+                path,
+                "the identity file is readable by others; chmod 600 it",
+            ));
+        }
         let bytes = Zeroizing::new(read(path)?);
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| CeremonyError::input(path, "not an age identity file (not UTF-8)"))?;

@@ -84,7 +84,7 @@
 //!   allowed; exactly N distinct keys, checked before the request) share i is
 //!   written as `DIR/share-<i>-of-<N>.txt.age`, ASCII-armored age encrypted
 //!   to the i-th key, and its line reads `wrote PATH (encrypted to age1…)`.
-//! - `strongroom operator unseal [--share-file FILE|-] [--nonce NONCE]`:
+//! - `strongroom operator unseal [--share-file FILE|- [--identity FILE]] [--nonce NONCE]`:
 //!   gives one share to the current unseal attempt. Without `--nonce` it
 //!   first asks the appliance for the attempt in progress (refusing, before
 //!   the share is even read, if the appliance is not initialised or already
@@ -92,27 +92,27 @@
 //!   must start one. The appliance refuses a share meant for an attempt that
 //!   is no longer current, and a share of another set. Text: `sealed: yes,
 //!   progress P of K (attempt NONCE)` or `unsealed`.
-//!   `strongroom operator unseal --reset [--share-file FILE|-]` discards the
+//!   `strongroom operator unseal --reset [--share-file FILE|- [--identity FILE]]` discards the
 //!   attempt; the share (any valid share of the current set) only authorises
 //!   the reset and is not counted.
-//! - `strongroom operator seal [--share-file FILE|-]`: seals a running
+//! - `strongroom operator seal [--share-file FILE|- [--identity FILE]]`: seals a running
 //!   appliance; one share of the current set authorises it. Text: `sealed`.
 //! - `strongroom operator rekey start --shares N --threshold K
-//!   [--share-file FILE|-]`: starts a rekey to a new share set (same checks
+//!   [--share-file FILE|- [--identity FILE]]`: starts a rekey to a new share set (same checks
 //!   as `init`), authorised by one share of the current set (not counted);
 //!   prints its nonce and the next step.
-//! - `strongroom operator rekey update --nonce NONCE [--share-file FILE|-]
+//! - `strongroom operator rekey update --nonce NONCE [--share-file FILE|- [--identity FILE]]
 //!   [--out-dir DIR [--recipients FILE]]`: gives one share of the current set. The response to
 //!   the last one needed carries the new shares, printed or written exactly
 //!   as by `init` (with `--out-dir`, DIR and the rekey are checked before the
 //!   share is sent); each holder of a new share must then run `rekey
 //!   verify`, and the old shares stay valid until every new share is
 //!   verified. Otherwise text: `rekey NONCE: P of R current shares given`.
-//! - `strongroom operator rekey verify --nonce NONCE [--share-file FILE|-]`:
+//! - `strongroom operator rekey verify --nonce NONCE [--share-file FILE|- [--identity FILE]]`:
 //!   verifies one NEW share. Text: `verified V of N`, or `rekey complete: the
 //!   new share set SET_ID is in force; the old shares no longer work`.
 //! - `strongroom operator rekey status`; `strongroom operator rekey cancel
-//!   [--share-file FILE|-]`: the rekey's progress; cancelling it, authorised
+//!   [--share-file FILE|- [--identity FILE]]`: the rekey's progress; cancelling it, authorised
 //!   by one share of the current set (the current shares stay valid).
 //!
 //! A share is read from `--share-file FILE`, from standard input with

@@ -1865,13 +1865,18 @@ mod tests {
             assert_eq!(mode(path), 0o600);
             let armored = fs::read_to_string(path).expect("read");
             assert!(armored.starts_with("-----BEGIN AGE ENCRYPTED FILE-----"));
-            assert!(!armored.contains("strongroom-share"), "{armored}");
-            // The reference tool opens it with the officer's identity.
-            let out = std::process::Command::new("age")
-                .args(["-d", "-i"])
-                .args([&officers[i].0, path])
-                .output()
-                .expect("age is installed");
+            // The reference tool opens it with the officer's identity, and
+            // with no other officer's.
+            let age_d = |identity: &Path| {
+                std::process::Command::new("age")
+                    .args(["-d", "-i"])
+                    .args([identity, path])
+                    .output()
+                    .expect("age is installed")
+            };
+            let other = &officers[(i + 1) % officers.len()].0;
+            assert!(!age_d(other).status.success(), "{}", path.display());
+            let out = age_d(&officers[i].0);
             assert!(out.status.success(), "age -d {}", path.display());
             let back =
                 Share::from_text(&String::from_utf8(out.stdout).expect("utf-8")).expect("a share");
