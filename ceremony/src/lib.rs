@@ -14,6 +14,8 @@
 //! - [`run()`]: checks everything, then acts step by step (module `run`).
 //! - [`verify()`]: the offline re-check (module `verify`).
 //! - [`transcript`]: the hash-chained JSON-lines record.
+//! - [`chain`]: the hash-chained JSON-lines format itself, which the
+//!   appliance's audit trail shares.
 //! - [`shares`]: K-of-N Shamir sharing of a 256-bit secret with integrity
 //!   checks (set id, per-share checksum, a verifier of the secret), in a
 //!   printable, versioned text format. The ceremony uses it to split the
@@ -27,6 +29,7 @@
 //! by label *and* public key) is checked before anything is written; then
 //! each step is announced, confirmed, done and recorded.
 
+pub mod chain;
 pub mod config;
 pub mod envelope;
 mod error;
