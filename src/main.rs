@@ -11,9 +11,11 @@
 //!   gRPC client of the seal (initialise, unseal, seal, rekey);
 //! - `strongroom agent` keeps a certificate renewed;
 //! - `strongroom ocsp serve` is a keyless OCSP responder serving the
-//!   appliance's pre-signed responses from its store.
+//!   appliance's pre-signed responses from its store;
+//! - `strongroom audit verify FILE…` checks an audit trail's hash chain.
 
 mod appliance;
+mod audit;
 mod cli;
 mod config;
 mod dev;
@@ -51,6 +53,8 @@ enum Command {
     Agent(cli::agent::AgentArgs),
     /// OCSP: serve pre-signed responses without a key (edge mode).
     Ocsp(server::edge::OcspArgs),
+    /// The audit trail: verify its hash chain offline.
+    Audit(cli::audit::AuditArgs),
 }
 
 fn main() -> ExitCode {
@@ -72,6 +76,7 @@ fn main() -> ExitCode {
         Command::Operator(args) => cli::run_operator(args),
         Command::Agent(args) => cli::agent::run(args),
         Command::Ocsp(args) => server::edge::run(args),
+        Command::Audit(args) => cli::audit::run(args),
     };
     match result {
         Ok(code) => code,

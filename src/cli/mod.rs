@@ -126,6 +126,13 @@
 //! is refused (exit 1) before anything is sent, and no message ever quotes a
 //! share's digits.
 //!
+//! - `strongroom audit verify FILE… [--output json]`: checks audit files,
+//!   oldest first, as one hash chain. Exit 0 and `intact: N records,
+//!   sequence A to B[ (continuing an earlier file)], in K files; last hash
+//!   H` (JSON: `{"records", "first_seq", "last_seq", "last_hash",
+//!   "continues_earlier"}`); exit 1 and one line `FILE line N: PROBLEM` at
+//!   the first record that was changed, is missing, was inserted or is out
+//!   of order.
 //! - `strongroom agent --cert FILE --key FILE [--threshold 30d] [--interval 1h]
 //!   [--rotate-key] [--reload-cmd CMD] [--once] [--ttl D] [--chain FILE]`:
 //!   reads the certificate file (PEM, leaf first, optionally followed by the
@@ -197,6 +204,7 @@
 //!   `--cacert` for https, bad duration, …).
 
 pub(crate) mod agent;
+pub(crate) mod audit;
 mod client;
 mod files;
 mod operator;
