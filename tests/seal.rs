@@ -33,8 +33,16 @@ impl Server {
     }
 
     /// Rekeys to `count` shares, `threshold` to unseal, with the current
-    /// `shares`; the new shares are written to `out`. Returns the nonce.
-    fn rekey_to(&self, threshold: u8, count: u8, shares: &[&Path], out: &Path) -> String {
+    /// `shares`; the new shares are written to `out` (`update` gets the
+    /// `extra` options too). Returns the nonce.
+    fn rekey_to(
+        &self,
+        threshold: u8,
+        count: u8,
+        shares: &[&Path],
+        out: &Path,
+        extra: &[&str],
+    ) -> String {
         let (k, n) = (threshold.to_string(), count.to_string());
         let started = self.json(&[
             "operator",
@@ -49,7 +57,7 @@ impl Server {
         ]);
         let nonce = started["nonce"].as_str().expect("nonce").to_string();
         for share in shares {
-            self.ok(&[
+            let mut args = vec![
                 "operator",
                 "rekey",
                 "update",
@@ -59,7 +67,9 @@ impl Server {
                 p(share),
                 "--out-dir",
                 p(out),
-            ]);
+            ];
+            args.extend_from_slice(extra);
+            self.ok(&args);
         }
         nonce
     }
@@ -160,7 +170,7 @@ fn seal_unseal_and_rekey_with_officers_shares() {
 
     // A cancelled rekey leaves the old share valid; its new shares are worthless.
     let abandoned = dir.path().join("abandoned");
-    let nonce = server.rekey_to(3, 5, &[&dev_share], &abandoned);
+    let nonce = server.rekey_to(3, 5, &[&dev_share], &abandoned, &[]);
     let abandoned = share_files(&abandoned, 5);
     for share in &abandoned[..4] {
         server.verify(&nonce, share);
@@ -180,7 +190,7 @@ fn seal_unseal_and_rekey_with_officers_shares() {
     // So does a rekey interrupted by a stop: the next start knows only the
     // old set.
     let interrupted = dir.path().join("interrupted");
-    let nonce = server.rekey_to(2, 3, &[&dev_share], &interrupted);
+    let nonce = server.rekey_to(2, 3, &[&dev_share], &interrupted, &[]);
     let interrupted = share_files(&interrupted, 3);
     server.verify(&nonce, &interrupted[0]);
     server.stop();
@@ -196,7 +206,7 @@ fn seal_unseal_and_rekey_with_officers_shares() {
     // The real rekey: 3 of 5; the old share works until the last new share
     // is verified.
     let officers = dir.path().join("officers");
-    let nonce = server.rekey_to(3, 5, &[&dev_share], &officers);
+    let nonce = server.rekey_to(3, 5, &[&dev_share], &officers, &[]);
     let shares = share_files(&officers, 5);
     let refused = server.refused(&[
         "operator",
@@ -322,34 +332,14 @@ fn seal_unseal_and_rekey_with_officers_shares() {
     let (id2, key2) = age_officer(dir.path(), "officer2.agekey");
     let keys = dir.path().join("recipients.txt");
     std::fs::write(&keys, format!("# officer 1, officer 2\n{key1}\n{key2}\n")).expect("write");
-    let started = server.json(&[
-        "operator",
-        "rekey",
-        "start",
-        "--shares",
-        "2",
-        "--threshold",
-        "2",
-        "--share-file",
-        p(&shares[0]),
-    ]);
-    let nonce = started["nonce"].as_str().expect("nonce").to_string();
     let sealed_dir = dir.path().join("sealed-shares");
-    for share in [&shares[0], &shares[1], &shares[2]] {
-        server.ok(&[
-            "operator",
-            "rekey",
-            "update",
-            "--nonce",
-            &nonce,
-            "--share-file",
-            p(share),
-            "--out-dir",
-            p(&sealed_dir),
-            "--recipients",
-            p(&keys),
-        ]);
-    }
+    let nonce = server.rekey_to(
+        2,
+        2,
+        &[&shares[0], &shares[1], &shares[2]],
+        &sealed_dir,
+        &["--recipients", p(&keys)],
+    );
     let sealed: Vec<PathBuf> = (1..=2)
         .map(|i| sealed_dir.join(format!("share-{i}-of-2.txt.age")))
         .collect();

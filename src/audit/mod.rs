@@ -87,6 +87,9 @@ pub(crate) enum AuditError {
         line: u64,
         problem: String,
     },
+    /// The end of the file cannot be continued.
+    #[error("{path}: {problem}")]
+    Unfinished { path: PathBuf, problem: String },
 }
 
 impl AuditError {
@@ -94,6 +97,13 @@ impl AuditError {
         AuditError::Io {
             path: path.to_path_buf(),
             source,
+        }
+    }
+
+    fn unfinished(path: &Path, problem: impl Into<String>) -> Self {
+        AuditError::Unfinished {
+            path: path.to_path_buf(),
+            problem: problem.into(),
         }
     }
 
@@ -136,9 +146,8 @@ impl AuditLog {
             None => (0, GENESIS.to_string()),
             Some(line) => {
                 let (record, hash) = open_line::<AuditRecord>(&line).map_err(|e| {
-                    AuditError::broken(
+                    AuditError::unfinished(
                         path,
-                        0,
                         format!(
                             "the last record does not open ({e}); check the file with \
                              `strongroom audit verify`"
@@ -207,9 +216,8 @@ fn last_line(file: &mut File, path: &Path) -> Result<Option<String>, AuditError>
     file.read_to_end(&mut tail)
         .map_err(|e| AuditError::io(path, e))?;
     let Some(body) = tail.strip_suffix(b"\n") else {
-        return Err(AuditError::broken(
+        return Err(AuditError::unfinished(
             path,
-            0,
             "the file does not end with a whole record (the writer stopped mid-line?); check \
              it with `strongroom audit verify`",
         ));
@@ -218,16 +226,15 @@ fn last_line(file: &mut File, path: &Path) -> Result<Option<String>, AuditError>
         Some(at) => &body[at + 1..],
         None if start == 0 => body,
         None => {
-            return Err(AuditError::broken(
+            return Err(AuditError::unfinished(
                 path,
-                0,
                 format!("the last record is longer than {MAX_LINE} bytes"),
             ));
         }
     };
     String::from_utf8(line.to_vec())
         .map(Some)
-        .map_err(|_| AuditError::broken(path, 0, "the last record is not UTF-8"))
+        .map_err(|_| AuditError::unfinished(path, "the last record is not UTF-8"))
 }
 
 /// What [`verify_files`] found in an intact trail.
