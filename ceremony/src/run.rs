@@ -36,7 +36,7 @@ use x509_cert::ext::pkix::BasicConstraints;
 use zeroize::Zeroizing;
 
 use crate::config::{
-    Action, Ceremony, CertificateProfile, Kind, MAX_CRL_YEARS, MAX_ROOT_YEARS,
+    Action, Ceremony, CertificateProfile, CrlConfig, Kind, MAX_CRL_YEARS, MAX_ROOT_YEARS,
     MAX_SUBORDINATE_YEARS, NewKey, RevokedTarget, SharesConfig, SubjectKey, check_fits,
     longer_than_years, rfc3339, truncate,
 };
@@ -304,14 +304,7 @@ pub fn run(
             }
             Action::Crl { crl, crl_out, .. } => {
                 let (ca, pair) = signing_pair(&plan, signing_key.as_ref())?;
-                let request = CrlRequest {
-                    number: crl.number,
-                    this_update: plan.this_update,
-                    next_update: plan.next_update,
-                    scope: CrlScope::Authority,
-                    delta_of: None,
-                    freshest: None,
-                };
+                let request = root_crl_request(&plan, crl);
                 let preview = Arc::new(PreviewSigner::new(ca.public_key.clone(), ca.algorithm));
                 let preview_issuer = Issuer::new(&ca.der, preview.clone())?;
                 let entries = || {
@@ -431,6 +424,19 @@ fn subordinate_request<'a>(
         path_len: profile.path_len,
         serial,
         urls: &profile.urls,
+    }
+}
+
+/// The root CRL a `crl` ceremony signs: the same request for the dry run
+/// and for the signature.
+fn root_crl_request(plan: &Plan, crl: &CrlConfig) -> CrlRequest<'static> {
+    CrlRequest {
+        number: crl.number,
+        this_update: plan.this_update,
+        next_update: plan.next_update,
+        scope: CrlScope::Authority,
+        delta_of: None,
+        freshest: None,
     }
 }
 
@@ -803,14 +809,7 @@ fn dry_run(ceremony: &Ceremony, plan: &Plan) -> Result<(), CeremonyError> {
                 .signing
                 .as_ref()
                 .ok_or_else(|| CeremonyError::PostCheck("no signing CA planned".into()))?;
-            let request = CrlRequest {
-                number: crl.number,
-                this_update: plan.this_update,
-                next_update: plan.next_update,
-                scope: CrlScope::Authority,
-                delta_of: None,
-                freshest: None,
-            };
+            let request = root_crl_request(plan, crl);
             let preview = Arc::new(PreviewSigner::new(ca.public_key.clone(), ca.algorithm));
             let issuer = Issuer::new(&ca.der, preview.clone())?;
             let entries = plan
