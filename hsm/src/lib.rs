@@ -1,11 +1,13 @@
 //! Key custody for Strongroom: keys that live in a PKCS#11 HSM.
 //!
-//! The rest of Strongroom sees three small traits, never PKCS#11:
+//! The rest of Strongroom sees four small traits, never PKCS#11:
 //!
 //! - [`Signer`]: a key that reports its public key and algorithm, and signs;
 //! - [`KeyWrapper`]: a key that wraps and unwraps key material held elsewhere;
 //! - [`RandomSource`]: random bytes from the HSM ([`BufferedRandom`] draws
-//!   them in bulk for callers that want a few bytes at a time).
+//!   them in bulk for callers that want a few bytes at a time);
+//! - [`RsaKeySource`]: RSA private keys from the HSM's generator for keys that
+//!   are used outside it (transit's memory signing keys, kept wrapped at rest).
 //!
 //! [`Token`] implements them over `cryptoki`: it opens a module by path, finds
 //! a token by label (or by an RFC 7512 `pkcs11:` URI), logs in once with a
@@ -13,7 +15,10 @@
 //! recovers by itself when the token goes away and comes back. Keys are
 //! generated inside the token ([`Token::generate_key_pair`],
 //! [`Token::generate_wrapping_key`]) as sensitive, non-extractable objects, and
-//! found again by label *and* public key ([`Token::find_key_pair`]).
+//! found again by label *and* public key ([`Token::find_key_pair`]). The one
+//! exception is [`Token::generate_extractable_rsa_key`] (behind
+//! [`RsaKeySource`]): the token generates the pair as session objects, hands
+//! the private key out once and destroys both; CA keys never come from it.
 //!
 //! ```no_run
 //! use strongroom_hsm::{KeySpec, Pin, PoolConfig, Signer, Token};
@@ -35,6 +40,7 @@
 
 mod algorithm;
 mod error;
+mod extractable;
 mod key_pair;
 mod module;
 mod pin;
@@ -86,6 +92,17 @@ pub trait KeyWrapper: Send + Sync {
 pub trait RandomSource: Send + Sync {
     /// Fills `buf` with random bytes.
     fn fill(&self, buf: &mut [u8]) -> Result<()>;
+}
+
+/// A generator of RSA private keys that are used outside the HSM (transit signing keys,
+/// whose material is kept wrapped), so that they still come from the HSM's generator.
+///
+/// This is the only way a private key leaves the token; see
+/// [`Token::generate_extractable_rsa_key`]. CA keys are never generated this way.
+pub trait RsaKeySource: Send + Sync {
+    /// Generates an RSA key pair of `bits` (2048, 3072 or 4096; public exponent 65537)
+    /// and returns the private key as PKCS#1 `RSAPrivateKey` DER.
+    fn generate_rsa_private_key(&self, bits: u32) -> Result<Zeroizing<Vec<u8>>>;
 }
 
 impl RandomSource for Token {
