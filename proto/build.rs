@@ -9,6 +9,7 @@ const PROTOS: &[&str] = &[
     "proto/strongroom/v1/ca.proto",
     "proto/strongroom/v1/seal.proto",
     "proto/strongroom/v1/sys.proto",
+    "proto/strongroom/v1/transit.proto",
 ];
 
 /// Where the `.proto` imports (`strongroom/v1/…`) are resolved from.

@@ -12,6 +12,10 @@
 //!   binary serves with `tonic-health`.
 //! - [`v1::seal_server`] / [`v1::seal_client`]: the `Seal` service
 //!   (initialise, unseal, seal, rekey), which answers while sealed.
+//! - [`v1::transit_server`] / [`v1::transit_client`]: the `Transit` service
+//!   (encryption as a service: named, versioned keys; encrypt, decrypt and
+//!   rewrap, data keys, sign/verify, HMAC and random bytes, each also in
+//!   batches; encrypt and decrypt also as bidirectional streams).
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for gRPC server
 //!   reflection.
 //!
@@ -20,7 +24,7 @@
 //! domain types with `TryFrom`, validating every field at the edge.
 
 /// Messages, enums, clients and servers of package `strongroom.v1`,
-/// generated from `proto/strongroom/v1/{ca,seal,sys}.proto`.
+/// generated from `proto/strongroom/v1/{ca,seal,sys,transit}.proto`.
 // No `#[allow]` needed: the generated client/server modules carry their own,
 // and messages take their docs from the .proto comments, so `missing_docs`
 // here flags any undocumented message, field or enum value.
