@@ -1,6 +1,39 @@
-//! Transit encryption for Strongroom.
+//! Transit encryption for Strongroom: encryption as a service under named,
+//! versioned keys whose material is only ever unwrapped in memory.
 //!
-//! This crate will hold named, versioned keyrings, AEAD encryption with bound
-//! associated data, rewrap, data keys, sign/verify and HMAC. Key material is
-//! unwrapped only in memory through the wrapping abstraction of
-//! `strongroom-hsm`; at rest it is always wrapped by a key inside the HSM.
+//! - [`Transit`] is the engine: create, rotate, update, trim, delete and
+//!   export keys; encrypt, decrypt, rewrap, data keys, sign, verify, HMAC
+//!   and random bytes, each with a batch form where one bad item fails only
+//!   itself.
+//! - [`TransitStore`] is what it needs from storage. Each key version is a
+//!   record of its own, so the hot path reads one policy and one version.
+//! - Key material is generated from the HSM ([`strongroom_hsm::RandomSource`],
+//!   [`strongroom_hsm::RsaKeySource`]) and stored wrapped by an AES-256 key in
+//!   the HSM ([`Kek`]); unwrapped versions are cached in memory, bounded and
+//!   wiped on eviction and when the appliance seals.
+//!
+//! Ciphertexts are `<prefix>:v<version>:<base64(nonce || ciphertext || tag)>`.
+//! The AEAD's associated data is a label, the key name, the version and the
+//! caller's associated data, so a ciphertext of one key or version never
+//! opens under another, and any changed byte fails.
+
+mod aead;
+mod encoded;
+mod engine;
+mod error;
+mod key_type;
+mod material;
+mod name;
+mod store;
+
+pub use encoded::{DEFAULT_PREFIX, Encoded, MAX_ENCODED_LEN};
+pub use engine::{
+    DataKey, DecryptItem, EncryptItem, Kek, KeyInfo, KeyUpdate, MAX_AAD_LEN, MAX_BATCH_ITEMS,
+    MAX_INPUT_LEN, MAX_RANDOM_LEN, MIN_AUTO_ROTATE_PERIOD, NewKey, OverdueKey, Plaintext, Transit,
+    TransitConfig, Versioned,
+};
+pub use error::{Result, TransitError};
+pub use key_type::{ALL_KEY_TYPES, KeyType, Operation};
+pub use material::{HashAlgorithm, SignOptions, SignatureScheme};
+pub use name::{KeyName, MAX_NAME_LEN};
+pub use store::{KeyPolicy, StoreError, StoredVersion, TransitStore, VersionInfo};
