@@ -1,5 +1,8 @@
-//! The embedded certificate store: [`SqliteStore`] implements
-//! [`strongroom_ca::CertStore`] on one SQLite file.
+//! The embedded store: [`SqliteStore`] implements
+//! [`strongroom_ca::CertStore`] and [`strongroom_transit::TransitStore`] on
+//! one SQLite file. Transit keys live in `transit_keys` (one row per key) and
+//! `transit_key_versions` (one row per version, wrapped by the HSM key its
+//! `kek` names); see `sqlite/transit.rs`.
 //!
 //! # Durability
 //!
@@ -127,6 +130,7 @@ use strongroom_ca::{
 
 mod ocsp;
 mod revocation;
+mod transit;
 
 pub(crate) use ocsp::{SignedResponse, StoredResponse, StoredSigner};
 
@@ -162,6 +166,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 4,
         name: "0004_ocsp",
         sql: include_str!("migrations/0004_ocsp.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "0005_transit",
+        sql: include_str!("migrations/0005_transit.sql"),
     },
 ];
 
