@@ -8,10 +8,13 @@ use anyhow::{Context, bail};
 use ring::rand::SystemRandom;
 use ring::signature::{self as ring_sig, KeyPair as _};
 use strongroom_ca::{Authority, DistributionUrls, Issuer, Profile, SystemClock};
-use strongroom_hsm::{KeySpec, Pin, Pkcs11Uri, PoolConfig, PublicKey, SignatureAlgorithm, Token};
+use strongroom_hsm::{
+    BufferedRandom, KeySpec, Pin, Pkcs11Uri, PoolConfig, PublicKey, SignatureAlgorithm, Token,
+};
+use strongroom_transit::{Kek, Transit, TransitStore};
 use zeroize::Zeroizing;
 
-use crate::config::{Config, CrlConfig, OcspConfig};
+use crate::config::{Config, CrlConfig, OcspConfig, TransitConfig};
 use crate::server::crl::Crls;
 use crate::server::ocsp::Ocsp;
 use crate::server::ocsp::signer::load_responder;
@@ -34,6 +37,18 @@ pub(crate) struct Appliance {
     /// The store behind the authority, for what only the appliance keeps
     /// (OCSP responses and signers).
     pub(crate) store: Arc<SqliteStore>,
+    /// The transit engine, when `transit.wrapping_key` is set.
+    pub(crate) transit: Option<Arc<Transit>>,
+}
+
+impl Drop for Appliance {
+    fn drop(&mut self) {
+        // Sealing drops the appliance: wipe the unwrapped transit keys now,
+        // not when the last request holding the engine finishes.
+        if let Some(transit) = &self.transit {
+            transit.forget_keys();
+        }
+    }
 }
 
 impl Appliance {
@@ -117,7 +132,17 @@ impl Appliance {
             }
             None => None,
         };
+        let transit = match &config.transit.wrapping_key {
+            Some(key) => Some(Arc::new(load_transit(
+                &config.transit,
+                key,
+                &token,
+                &store,
+            )?)),
+            None => None,
+        };
         Ok(Appliance {
+            transit,
             authority,
             token,
             crl: config.crl.clone(),
@@ -127,6 +152,39 @@ impl Appliance {
             store,
         })
     }
+}
+
+/// The transit engine over the store, with the wrapping key `key` names.
+fn load_transit(
+    config: &TransitConfig,
+    key: &str,
+    token: &Token,
+    store: &Arc<SqliteStore>,
+) -> anyhow::Result<Transit> {
+    let wrapping = if key.starts_with("pkcs11:") {
+        let uri: Pkcs11Uri = key
+            .parse()
+            .context("transit.wrapping_key is not a valid pkcs11: URI")?;
+        token.find_wrapping_key_by_uri(&uri)?
+    } else {
+        token.find_wrapping_key(key)?
+    };
+    let kek = Kek {
+        label: wrapping.label().to_string(),
+        wrapper: Arc::new(wrapping),
+    };
+    // Key material and data keys come from the HSM, drawn in bulk.
+    let random = Arc::new(BufferedRandom::new(Arc::new(token.clone()), 4096));
+    Ok(Transit::new(
+        Arc::clone(store) as Arc<dyn TransitStore>,
+        kek,
+        random,
+        Arc::new(token.clone()),
+        strongroom_transit::TransitConfig {
+            prefix: config.prefix.clone(),
+            cache_capacity: config.cache_capacity,
+        },
+    ))
 }
 
 /// The label of the token `hsm.token` names.

@@ -37,6 +37,60 @@ pub(crate) struct Config {
     /// How the OCSP responder answers.
     #[serde(default)]
     pub(crate) ocsp: OcspConfig,
+    /// Transit encryption (off unless `wrapping_key` is set).
+    #[serde(default)]
+    pub(crate) transit: TransitConfig,
+}
+
+/// Transit encryption: where its wrapping key is and how it answers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TransitConfig {
+    /// The HSM's AES-256 wrapping key, as a `pkcs11:object=…` URI or a bare
+    /// label. Unset: the Transit service answers FAILED_PRECONDITION.
+    #[serde(default)]
+    pub(crate) wrapping_key: Option<String>,
+    /// Prefix of ciphertexts, signatures and HMACs.
+    #[serde(default = "default_transit_prefix")]
+    pub(crate) prefix: String,
+    /// Most unwrapped key versions kept in memory.
+    #[serde(default = "default_transit_cache")]
+    pub(crate) cache_capacity: usize,
+    /// Largest Transit request, in bytes (default 16 MiB: a batch of 1,000
+    /// items, or one 1 MiB plaintext).
+    #[serde(default = "default_transit_max_request")]
+    pub(crate) max_request_bytes: usize,
+    /// How often keys due for automatic rotation are looked for, e.g. "1m".
+    #[serde(default = "default_transit_rotation_check", with = "duration_text")]
+    pub(crate) rotation_check: std::time::Duration,
+}
+
+impl Default for TransitConfig {
+    fn default() -> Self {
+        TransitConfig {
+            wrapping_key: None,
+            prefix: default_transit_prefix(),
+            cache_capacity: default_transit_cache(),
+            max_request_bytes: default_transit_max_request(),
+            rotation_check: default_transit_rotation_check(),
+        }
+    }
+}
+
+fn default_transit_prefix() -> String {
+    strongroom_transit::DEFAULT_PREFIX.to_string()
+}
+
+fn default_transit_cache() -> usize {
+    1024
+}
+
+fn default_transit_max_request() -> usize {
+    16 << 20
+}
+
+fn default_transit_rotation_check() -> std::time::Duration {
+    std::time::Duration::from_secs(60)
 }
 
 /// How the OCSP responder answers (at the path of `ca.ocsp_url`).
@@ -352,6 +406,27 @@ impl Config {
             self.ocsp.signer_key_spec()?;
         }
         self.ocsp.presign_hashes()?;
+        let transit = &self.transit;
+        let prefix_ok = !transit.prefix.is_empty()
+            && transit.prefix.len() <= 32
+            && transit
+                .prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !prefix_ok {
+            anyhow::bail!("transit.prefix must be 1 to 32 characters of A-Z, a-z, 0-9, '-', '_'");
+        }
+        if transit.cache_capacity == 0 {
+            anyhow::bail!("transit.cache_capacity must be at least 1");
+        }
+        if transit.max_request_bytes < 64 * 1024 || transit.max_request_bytes > 64 << 20 {
+            anyhow::bail!("transit.max_request_bytes must be between 64 KiB and 64 MiB");
+        }
+        if transit.rotation_check < Duration::from_secs(1)
+            || transit.rotation_check > Duration::from_secs(3600)
+        {
+            anyhow::bail!("transit.rotation_check must be between 1s and 1h");
+        }
         Ok(())
     }
 

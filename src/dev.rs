@@ -316,6 +316,10 @@ ca_issuers_url = "http://{http}/ca/issuing.crt"
 # within rebuild_within; the complete CRL is rebuilt halfway through validity.
 delta = true
 
+[transit]
+# Transit key material is wrapped by this AES-256 key in the token.
+wrapping_key = "pkcs11:object={WRAPPING_KEY}"
+
 [profiles.server]
 domains = ["localhost", "**.test"]
 ip_ranges = ["127.0.0.0/8", "::1/128"]

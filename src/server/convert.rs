@@ -21,6 +21,8 @@ use strongroom_proto::v1;
 
 use super::status::Failure;
 
+pub(crate) mod transit;
+
 /// Longest profile name accepted.
 pub(crate) const MAX_PROFILE_LEN: usize = 64;
 

@@ -38,6 +38,7 @@ pub(crate) mod seal;
 mod seal_service;
 mod status;
 mod sys_service;
+mod transit_service;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -48,6 +49,7 @@ use anyhow::Context;
 use strongroom_proto::v1::ca_server::CaServer;
 use strongroom_proto::v1::seal_server::SealServer;
 use strongroom_proto::v1::sys_server::SysServer;
+use strongroom_proto::v1::transit_server::TransitServer;
 use tokio::sync::watch;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -61,6 +63,7 @@ use self::seal::Seal;
 use self::seal_service::SealService;
 pub(crate) use self::status::Failure;
 use self::sys_service::SysService;
+use self::transit_service::TransitService;
 use crate::config::Config;
 
 /// `t` in Unix seconds (0 before the epoch).
@@ -203,6 +206,9 @@ pub(crate) async fn serve(
 
     let ca =
         CaServer::new(CaService::new(seal.gate(), pool.clone())).max_decoding_message_size(limit);
+    let transit_limit = seal.config().transit.max_request_bytes;
+    let transit = TransitServer::new(TransitService::new(seal.gate(), pool.clone()))
+        .max_decoding_message_size(transit_limit);
     let sys =
         SysServer::new(SysService::new(Arc::clone(&seal), pool)).max_decoding_message_size(limit);
     let seal_service =
@@ -227,6 +233,7 @@ pub(crate) async fn serve(
         .tls_config(tls_config)
         .context("the TLS certificate or key is unusable")?
         .add_service(SizeLimited::new(ca, limit))
+        .add_service(SizeLimited::new(transit, transit_limit))
         .add_service(SizeLimited::new(sys, limit))
         .add_service(SizeLimited::new(seal_service, limit))
         .add_service(SizeLimited::new(health, limit))

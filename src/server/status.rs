@@ -15,6 +15,11 @@
 //! | a seal operation out of turn (not initialised, wrong nonce, …) | `FAILED_PRECONDITION` |
 //! | HSM `Unavailable`/`PoolTimeout`, store unavailable | `UNAVAILABLE`        |
 //! | an unreadable client certificate                   | `UNAUTHENTICATED`    |
+//! | `TransitError::{InvalidInput, DecryptionFailed}`   | `INVALID_ARGUMENT`   |
+//! | `TransitError::KeyNotFound`                        | `NOT_FOUND`          |
+//! | `TransitError::KeyExists`                          | `ALREADY_EXISTS`     |
+//! | `TransitError::{Unsupported, VersionNotAllowed, NotPermitted}` | `FAILED_PRECONDITION` |
+//! | transit `StoreError::Conflict` (concurrent rotation) | `ABORTED`          |
 //! | everything else (lints, signature check, HSM, …)   | `INTERNAL`           |
 //!
 //! Messages are written for the caller or the on-call operator. They come
@@ -23,6 +28,7 @@
 //! fixed text.
 
 use strongroom_ca::{CaError, StoreError};
+use strongroom_transit::TransitError;
 use tonic::Status;
 
 /// Everything a request can fail with, before it becomes a gRPC status.
@@ -32,6 +38,8 @@ pub(crate) enum Failure {
     Invalid(Vec<String>),
     /// The CA refused or failed the operation.
     Ca(CaError),
+    /// Transit refused or failed the operation.
+    Transit(TransitError),
     /// The caller presented a client certificate that cannot be read.
     Unauthenticated(String),
     /// What was asked for does not exist (yet).
@@ -50,6 +58,12 @@ pub(crate) enum Failure {
 impl From<CaError> for Failure {
     fn from(error: CaError) -> Self {
         Failure::Ca(error)
+    }
+}
+
+impl From<TransitError> for Failure {
+    fn from(error: TransitError) -> Self {
+        Failure::Transit(error)
     }
 }
 
@@ -72,6 +86,7 @@ pub(crate) fn to_status(failure: &Failure) -> Status {
             Status::invalid_argument(format!("invalid request: {}", problems.join("; ")))
         }
         Failure::Ca(error) => ca_status(error),
+        Failure::Transit(error) => transit_status(error),
         Failure::Unauthenticated(why) => Status::unauthenticated(why.clone()),
         Failure::NotFound(why) => Status::not_found(why.clone()),
         Failure::Unavailable(why) => Status::unavailable(why.clone()),
@@ -113,6 +128,31 @@ fn ca_status(error: &CaError) -> Status {
             ),
             _ => internal(store),
         },
+        _ => internal(error),
+    }
+}
+
+/// The status of a transit error (see the table in the module docs).
+fn transit_status(error: &TransitError) -> Status {
+    use strongroom_transit::StoreError as TransitStore;
+    match error {
+        TransitError::InvalidInput { .. } | TransitError::DecryptionFailed { .. } => {
+            Status::invalid_argument(error.to_string())
+        }
+        TransitError::KeyNotFound { .. } | TransitError::Store(TransitStore::NotFound(_)) => {
+            Status::not_found(error.to_string())
+        }
+        TransitError::KeyExists { .. } | TransitError::Store(TransitStore::Exists(_)) => {
+            Status::already_exists(error.to_string())
+        }
+        TransitError::Unsupported { .. }
+        | TransitError::VersionNotAllowed { .. }
+        | TransitError::NotPermitted { .. } => Status::failed_precondition(error.to_string()),
+        TransitError::Store(TransitStore::Conflict(_)) => Status::aborted(error.to_string()),
+        TransitError::Hsm(
+            strongroom_hsm::Error::Unavailable { .. } | strongroom_hsm::Error::PoolTimeout { .. },
+        ) => Status::unavailable(error.to_string()),
+        TransitError::Hsm(strongroom_hsm::Error::Closed { .. }) => sealed(),
         _ => internal(error),
     }
 }

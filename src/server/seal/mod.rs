@@ -794,6 +794,14 @@ impl Seal {
             self.pool.clone(),
             stopped.clone(),
         ))];
+        if let Some(transit) = &appliance.transit {
+            tasks.push(tokio::spawn(super::transit_service::rotate_due_keys(
+                Arc::clone(transit),
+                self.pool.clone(),
+                self.config.transit.rotation_check,
+                stopped.clone(),
+            )));
+        }
         if let Some(ocsp) = &appliance.ocsp {
             tasks.push(tokio::spawn(super::ocsp::presign::run(
                 Arc::clone(&appliance),

@@ -1,0 +1,907 @@
+//! The `strongroom.v1.Transit` service: encryption as a service.
+//!
+//! Every RPC converts its request at the edge ([`super::convert::transit`]),
+//! runs the engine on the [`BlockingPool`] (a cache miss unwraps through the
+//! HSM and reads the store), and converts the result back. Batch RPCs turn
+//! each item's failure into an `ItemError` and fail as a whole only for what
+//! concerns every item (unknown key, wrong key type, batch size). Stream RPCs
+//! answer each request message with one response message, in order.
+//!
+//! Plaintexts and data keys are moved out of their zeroizing buffers into the
+//! response; they are never logged. Error messages come from
+//! [`TransitError`], which never carries them.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use strongroom_proto::v1;
+use strongroom_proto::v1::transit_server::Transit as TransitRpc;
+use strongroom_transit::{
+    DecryptItem, EncryptItem, HashAlgorithm, KeyName, MAX_BATCH_ITEMS, MAX_RANDOM_LEN, Transit,
+    TransitError, Versioned,
+};
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use zeroize::Zeroizing;
+
+use super::blocking::BlockingPool;
+use super::convert::transit as convert;
+use super::seal::Gate;
+use super::status::{Failure, to_status};
+
+/// Most random bytes one RandomBytesBatch call may ask for in all.
+const MAX_RANDOM_BATCH_TOTAL: usize = 16 << 20;
+
+/// Responses a stream may have in flight before it stops reading requests.
+const STREAM_DEPTH: usize = 8;
+
+/// A server-streaming response.
+type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// The Transit service over the appliance behind a seal.
+#[derive(Clone)]
+pub(crate) struct TransitService {
+    gate: Arc<Gate>,
+    pool: BlockingPool,
+}
+
+impl TransitService {
+    /// A service over the appliance behind `gate`, running engine calls on
+    /// `pool`.
+    pub(crate) fn new(gate: Arc<Gate>, pool: BlockingPool) -> Self {
+        TransitService { gate, pool }
+    }
+
+    /// Runs `work` on the engine, on the blocking pool.
+    async fn run<T, F>(&self, work: F) -> Result<T, Status>
+    where
+        F: FnOnce(&Transit) -> Result<T, TransitError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let engine = engine(&self.gate)?;
+        let result = self.pool.run(move || work(&engine)).await?;
+        result.map_err(|e| to_status(&Failure::Transit(e)))
+    }
+
+    /// Serves a bidirectional stream: each request message becomes one
+    /// response message. The key of the first message is reused by later
+    /// messages that leave theirs empty.
+    fn stream<Req, Resp, F>(
+        &self,
+        mut input: Streaming<Req>,
+        key_of: fn(&Req) -> &str,
+        work: F,
+    ) -> ResponseStream<Resp>
+    where
+        Req: Send + 'static,
+        Resp: Send + 'static,
+        F: Fn(&Transit, &KeyName, Req) -> Result<Resp, TransitError> + Send + Sync + 'static,
+    {
+        let (tx, rx) = mpsc::channel(STREAM_DEPTH);
+        let gate = Arc::clone(&self.gate);
+        let pool = self.pool.clone();
+        let work = Arc::new(work);
+        tokio::spawn(async move {
+            let mut key: Option<KeyName> = None;
+            loop {
+                let message = match input.message().await {
+                    Ok(Some(message)) => message,
+                    Ok(None) => return,
+                    Err(status) => {
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                };
+                let answer = async {
+                    let named = key_of(&message);
+                    if !named.is_empty() {
+                        key = Some(convert::key_name(named).map_err(transit_status)?);
+                    }
+                    let Some(name) = key.clone() else {
+                        return Err(Status::invalid_argument(
+                            "key: the first message of a stream must name the key",
+                        ));
+                    };
+                    let engine = engine(&gate)?;
+                    let work = Arc::clone(&work);
+                    pool.run(move || work(&engine, &name, message))
+                        .await?
+                        .map_err(transit_status)
+                }
+                .await;
+                let failed = answer.is_err();
+                if tx.send(answer).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Box::pin(ReceiverStream::new(rx))
+    }
+}
+
+/// The unsealed appliance's transit engine.
+fn engine(gate: &Gate) -> Result<Arc<Transit>, Status> {
+    let appliance = gate.appliance()?;
+    appliance.transit.clone().ok_or_else(|| {
+        Status::failed_precondition(
+            "transit is not configured on this appliance: set [transit] wrapping_key",
+        )
+    })
+}
+
+fn transit_status(error: TransitError) -> Status {
+    to_status(&Failure::Transit(error))
+}
+
+/// A failed batch item.
+fn item_error(error: TransitError) -> v1::ItemError {
+    let status = transit_status(error);
+    v1::ItemError {
+        code: status.code() as i32,
+        message: status.message().to_string(),
+    }
+}
+
+/// Moves a plaintext out of its zeroizing buffer into a response.
+fn take(mut plaintext: Zeroizing<Vec<u8>>) -> Vec<u8> {
+    std::mem::take(&mut *plaintext)
+}
+
+fn hash_or_default(value: i32) -> Result<HashAlgorithm, TransitError> {
+    Ok(convert::hash(value)?.unwrap_or(HashAlgorithm::Sha256))
+}
+
+fn encrypted(v: Versioned<String>) -> v1::EncryptResponse {
+    v1::EncryptResponse {
+        ciphertext: v.value,
+        key_version: v.version,
+    }
+}
+
+fn decrypted(v: Versioned<Zeroizing<Vec<u8>>>) -> v1::DecryptResponse {
+    v1::DecryptResponse {
+        key_version: v.version,
+        plaintext: take(v.value),
+    }
+}
+
+fn rewrapped(v: Versioned<String>) -> v1::RewrapResponse {
+    v1::RewrapResponse {
+        ciphertext: v.value,
+        key_version: v.version,
+    }
+}
+
+fn encrypt_results(
+    engine: &Transit,
+    name: &KeyName,
+    items: &[v1::EncryptItem],
+) -> Result<Vec<v1::EncryptResult>, TransitError> {
+    use v1::encrypt_result::Result as R;
+    let items: Vec<EncryptItem<'_>> = items
+        .iter()
+        .map(|i| EncryptItem {
+            plaintext: &i.plaintext,
+            associated_data: &i.associated_data,
+            context: &i.context,
+        })
+        .collect();
+    Ok(engine
+        .encrypt_batch(name, &items)?
+        .into_iter()
+        .map(|r| v1::EncryptResult {
+            result: Some(match r {
+                Ok(v) => R::Ok(encrypted(v)),
+                Err(e) => R::Error(item_error(e)),
+            }),
+        })
+        .collect())
+}
+
+fn decrypt_results(
+    engine: &Transit,
+    name: &KeyName,
+    items: &[v1::DecryptItem],
+) -> Result<Vec<v1::DecryptResult>, TransitError> {
+    use v1::decrypt_result::Result as R;
+    let items: Vec<DecryptItem<'_>> = items
+        .iter()
+        .map(|i| DecryptItem {
+            ciphertext: &i.ciphertext,
+            associated_data: &i.associated_data,
+            context: &i.context,
+        })
+        .collect();
+    Ok(engine
+        .decrypt_batch(name, &items)?
+        .into_iter()
+        .map(|r| v1::DecryptResult {
+            result: Some(match r {
+                Ok(v) => R::Ok(decrypted(v)),
+                Err(e) => R::Error(item_error(e)),
+            }),
+        })
+        .collect())
+}
+
+/// Checks a batch's size before anything runs.
+fn batch_len(len: usize) -> Result<(), TransitError> {
+    if len == 0 || len > MAX_BATCH_ITEMS {
+        return Err(TransitError::InvalidInput {
+            field: "items",
+            reason: format!("a batch holds 1 to {MAX_BATCH_ITEMS} items, not {len}"),
+        });
+    }
+    Ok(())
+}
+
+#[tonic::async_trait]
+impl TransitRpc for TransitService {
+    type EncryptStreamStream = ResponseStream<v1::EncryptStreamResponse>;
+    type DecryptStreamStream = ResponseStream<v1::DecryptStreamResponse>;
+
+    async fn create_key(
+        &self,
+        request: Request<v1::CreateKeyRequest>,
+    ) -> Result<Response<v1::TransitKey>, Status> {
+        let new = convert::new_key(request.get_ref()).map_err(transit_status)?;
+        let info = self.run(move |t| t.create_key(new)).await?;
+        Ok(Response::new(convert::wire_key(&info)))
+    }
+
+    async fn get_key(
+        &self,
+        request: Request<v1::GetKeyRequest>,
+    ) -> Result<Response<v1::TransitKey>, Status> {
+        let name = convert::key_name(&request.get_ref().name).map_err(transit_status)?;
+        let info = self.run(move |t| t.get_key(&name)).await?;
+        Ok(Response::new(convert::wire_key(&info)))
+    }
+
+    async fn list_keys(
+        &self,
+        request: Request<v1::ListKeysRequest>,
+    ) -> Result<Response<v1::ListKeysResponse>, Status> {
+        let request = request.into_inner();
+        let limit = match request.page_size {
+            0 => 100,
+            n if n > 1000 => {
+                return Err(Status::invalid_argument("page_size: at most 1000"));
+            }
+            n => n as usize,
+        };
+        let after = match request.page_token.as_str() {
+            "" => None,
+            token => Some(convert::key_name(token).map_err(|_| {
+                Status::invalid_argument(
+                    "page_token: not a token from a previous ListKeys response",
+                )
+            })?),
+        };
+        let keys = self
+            .run(move |t| t.list_keys(after.as_ref(), limit))
+            .await?;
+        let next_page_token = if keys.len() == limit {
+            keys.last().map(|k| k.name.to_string()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(v1::ListKeysResponse {
+            keys: keys.iter().map(convert::wire_policy).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn update_key(
+        &self,
+        request: Request<v1::UpdateKeyRequest>,
+    ) -> Result<Response<v1::TransitKey>, Status> {
+        let request = request.into_inner();
+        let name = convert::key_name(&request.name).map_err(transit_status)?;
+        let update = convert::key_update(&request).map_err(transit_status)?;
+        let info = self.run(move |t| t.update_key(&name, update)).await?;
+        Ok(Response::new(convert::wire_key(&info)))
+    }
+
+    async fn rotate_key(
+        &self,
+        request: Request<v1::RotateKeyRequest>,
+    ) -> Result<Response<v1::TransitKey>, Status> {
+        let name = convert::key_name(&request.get_ref().name).map_err(transit_status)?;
+        let info = self.run(move |t| t.rotate_key(&name)).await?;
+        Ok(Response::new(convert::wire_key(&info)))
+    }
+
+    async fn trim_key(
+        &self,
+        request: Request<v1::TrimKeyRequest>,
+    ) -> Result<Response<v1::TransitKey>, Status> {
+        let request = request.into_inner();
+        let name = convert::key_name(&request.name).map_err(transit_status)?;
+        let min = request.min_available_version;
+        let info = self.run(move |t| t.trim_key(&name, min)).await?;
+        Ok(Response::new(convert::wire_key(&info)))
+    }
+
+    async fn delete_key(
+        &self,
+        request: Request<v1::DeleteKeyRequest>,
+    ) -> Result<Response<v1::DeleteKeyResponse>, Status> {
+        let name = convert::key_name(&request.get_ref().name).map_err(transit_status)?;
+        self.run(move |t| t.delete_key(&name)).await?;
+        Ok(Response::new(v1::DeleteKeyResponse {}))
+    }
+
+    async fn export_key(
+        &self,
+        request: Request<v1::ExportKeyRequest>,
+    ) -> Result<Response<v1::ExportKeyResponse>, Status> {
+        let request = request.into_inner();
+        let name = convert::key_name(&request.name).map_err(transit_status)?;
+        let version = convert::version(request.version);
+        let (info, exported) = self
+            .run(move |t| {
+                let info = t.get_key(&name)?;
+                Ok((info, t.export_key(&name, version)?))
+            })
+            .await?;
+        Ok(Response::new(v1::ExportKeyResponse {
+            name: info.policy.name.to_string(),
+            r#type: convert::wire_key_type(info.policy.key_type),
+            versions: exported
+                .into_iter()
+                .map(|(version, key)| v1::ExportedKeyVersion {
+                    version,
+                    key: take(key),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn rotation_report(
+        &self,
+        request: Request<v1::RotationReportRequest>,
+    ) -> Result<Response<v1::RotationReportResponse>, Status> {
+        let max_age = convert::max_age(request.get_ref().max_age).map_err(transit_status)?;
+        let mut overdue = self
+            .run(move |t| t.rotation_report(std::time::SystemTime::now(), max_age))
+            .await?;
+        overdue.sort_by_key(|k| k.rotated_at);
+        Ok(Response::new(v1::RotationReportResponse {
+            overdue: overdue.iter().map(convert::wire_overdue).collect(),
+        }))
+    }
+
+    async fn encrypt(
+        &self,
+        request: Request<v1::EncryptRequest>,
+    ) -> Result<Response<v1::EncryptResponse>, Status> {
+        let request = request.into_inner();
+        let name = convert::key_name(&request.key).map_err(transit_status)?;
+        let version = convert::version(request.key_version);
+        let out = self
+            .run(move |t| {
+                t.encrypt(
+                    &name,
+                    EncryptItem {
+                        plaintext: &request.plaintext,
+                        associated_data: &request.associated_data,
+                        context: &request.context,
+                    },
+                    version,
+                )
+            })
+            .await?;
+        Ok(Response::new(encrypted(out)))
+    }
+
+    async fn encrypt_batch(
+        &self,
+        request: Request<v1::EncryptBatchRequest>,
+    ) -> Result<Response<v1::EncryptBatchResponse>, Status> {
+        let request = request.into_inner();
+        let name = convert::key_name(&request.key).map_err(transit_status)?;
+        let results = self
+            .run(move |t| encrypt_results(t, &name, &request.items))
+            .await?;
+        Ok(Response::new(v1::EncryptBatchResponse { results }))
+    }
+
+    async fn encrypt_stream(
+        &self,
+        request: Request<Streaming<v1::EncryptStreamRequest>>,
+    ) -> Result<Response<Self::EncryptStreamStream>, Status> {
+        engine(&self.gate)?;
+        Ok(Response::new(self.stream(
+            request.into_inner(),
+            |m: &v1::EncryptStreamRequest| m.key.as_str(),
+            |t, name, m| {
+                Ok(v1::EncryptStreamResponse {
+                    results: encrypt_results(t, name, &m.items)?,
+                })
+            },
+        )))
+    }
+
+    async fn decrypt(
+        &self,
+        request: Request<v1::DecryptRequest>,
+    ) -> Result<Response<v1::DecryptResponse>, Status> {
+        let request = request.into_inner();
+        let name = convert::key_name(&request.key).map_err(transit_status)?;
+        let out = self
+            .run(move |t| {
+                t.decrypt(
+                    &name,
+                    DecryptItem {
+                        ciphertext: &request.ciphertext,
+                        associated_data: &request.associated_data,
+                        context: &request.context,
+                    },
+                )
+            })
+            .await?;
+        Ok(Response::new(decrypted(out)))
+    }
+
+    async fn decrypt_batch(
+        &self,
+        request: Request<v1::DecryptBatchRequest>,
+    ) -> Result<Response<v1::DecryptBatchResponse>, Status> {
+        let request = request.into_inner();
+        let name = convert::key_name(&request.key).map_err(transit_status)?;
+        let results = self
+            .run(move |t| decrypt_results(t, &name, &request.items))
+            .await?;
+        Ok(Response::new(v1::DecryptBatchResponse { results }))
+    }
+
+    async fn decrypt_stream(
+        &self,
+        request: Request<Streaming<v1::DecryptStreamRequest>>,
+    ) -> Result<Response<Self::DecryptStreamStream>, Status> {
+        engine(&self.gate)?;
+        Ok(Response::new(self.stream(
+            request.into_inner(),
+            |m: &v1::DecryptStreamRequest| m.key.as_str(),
+            |t, name, m| {
+                Ok(v1::DecryptStreamResponse {
+                    results: decrypt_results(t, name, &m.items)?,
+                })
+            },
+        )))
+    }
+
+    async fn rewrap(
+        &self,
+        request: Request<v1::RewrapRequest>,
+    ) -> Result<Response<v1::RewrapResponse>, Status> {
+        let request = request.into_inner();
+        let name = convert::key_name(&request.key).map_err(transit_status)?;
+        let out = self
+            .run(move |t| {
+                t.rewrap(
+                    &name,
+                    DecryptItem {
+                        ciphertext: &request.ciphertext,
+                        associated_data: &request.associated_data,
+                        context: &request.context,
+                    },
+                )
+            })
+            .await?;
+        Ok(Response::new(rewrapped(out)))
+    }
+
+    async fn rewrap_batch(
+        &self,
+        request: Request<v1::RewrapBatchRequest>,
+    ) -> Result<Response<v1::RewrapBatchResponse>, Status> {
+        use v1::rewrap_result::Result as R;
+        let request = request.into_inner();
+        let name = convert::key_name(&request.key).map_err(transit_status)?;
+        let results = self
+            .run(move |t| {
+                let items: Vec<DecryptItem<'_>> = request
+                    .items
+                    .iter()
+                    .map(|i| DecryptItem {
+                        ciphertext: &i.ciphertext,
+                        associated_data: &i.associated_data,
+                        context: &i.context,
+                    })
+                    .collect();
+                Ok(t.rewrap_batch(&name, &items)?
+                    .into_iter()
+                    .map(|r| v1::RewrapResult {
+                        result: Some(match r {
+                            Ok(v) => R::Ok(rewrapped(v)),
+                            Err(e) => R::Error(item_error(e)),
+                        }),
+                    })
+                    .collect())
+            })
+            .await?;
+        Ok(Response::new(v1::RewrapBatchResponse { results }))
+    }
+
+    async fn generate_data_key(
+        &self,
+        request: Request<v1::GenerateDataKeyRequest>,
+    ) -> Result<Response<v1::GenerateDataKeyResponse>, Status> {
+        let request = request.into_inner();
+        let name = convert::key_name(&request.key).map_err(transit_status)?;
+        let item = v1::GenerateDataKeyItem {
+            bits: request.bits,
+            wrapped_only: request.wrapped_only,
+            associated_data: request.associated_data,
+            context: request.context,
+        };
+        let out = self.run(move |t| data_key(t, &name, &item)).await?;
+        Ok(Response::new(out))
+    }
+
+    async fn generate_data_key_batch(
+        &self,
+        request: Request<v1::GenerateDataKeyBatchRequest>,
+    ) -> Result<Response<v1::GenerateDataKeyBatchResponse>, Status> {
+        use v1::generate_data_key_result::Result as R;
+        let request = request.into_inner();
+        let name = convert::key_name(&request.key).map_err(transit_status)?;
+        batch_len(request.items.len()).map_err(transit_status)?;
+        let results = self
+            .run(move |t| {
+                // A key-level failure (unknown key, wrong type) fails the batch.
+                t.get_key(&name).and_then(|info| {
+                    if info
+                        .policy
+                        .key_type
+                        .supports(strongroom_transit::Operation::Encrypt)
+                    {
+                        Ok(())
+                    } else {
+                        Err(TransitError::Unsupported {
+                            name: name.to_string(),
+                            key_type: info.policy.key_type,
+                            operation: strongroom_transit::Operation::Encrypt,
+                        })
+                    }
+                })?;
+                Ok(request
+                    .items
+                    .iter()
+                    .map(|item| v1::GenerateDataKeyResult {
+                        result: Some(match data_key(t, &name, item) {
+                            Ok(v) => R::Ok(v),
+                            Err(e) => R::Error(item_error(e)),
+                        }),
+                    })
+                    .collect())
+            })
+            .await?;
+        Ok(Response::new(v1::GenerateDataKeyBatchResponse { results }))
+    }
+
+    async fn sign(
+        &self,
+        request: Request<v1::SignRequest>,
+    ) -> Result<Response<v1::SignResponse>, Status> {
+        let request = request.into_inner();
+        let name = convert::key_name(&request.key).map_err(transit_status)?;
+        let options = convert::sign_options(request.hash, request.scheme, request.prehashed)
+            .map_err(transit_status)?;
+        convert::no_context(&request.context).map_err(transit_status)?;
+        let version = convert::version(request.key_version);
+        let out = self
+            .run(move |t| t.sign(&name, &request.input, &options, version))
+            .await?;
+        Ok(Response::new(v1::SignResponse {
+            signature: out.value,
+            key_version: out.version,
+        }))
+    }
+
+    async fn sign_batch(
+        &self,
+        request: Request<v1::SignBatchRequest>,
+    ) -> Result<Response<v1::SignBatchResponse>, Status> {
+        use v1::sign_result::Result as R;
+        let request = request.into_inner();
+        let name = convert::key_name(&request.key).map_err(transit_status)?;
+        let options = convert::sign_options(request.hash, request.scheme, request.prehashed)
+            .map_err(transit_status)?;
+        batch_len(request.items.len()).map_err(transit_status)?;
+        let results = self
+            .run(move |t| {
+                let mut results = Vec::with_capacity(request.items.len());
+                for item in &request.items {
+                    let signed = convert::no_context(&item.context)
+                        .and_then(|()| t.sign(&name, &item.input, &options, None));
+                    results.push(v1::SignResult {
+                        result: Some(match signed {
+                            Ok(v) => R::Ok(v1::SignResponse {
+                                signature: v.value,
+                                key_version: v.version,
+                            }),
+                            Err(
+                                e @ (TransitError::KeyNotFound { .. }
+                                | TransitError::Unsupported { .. }),
+                            ) => {
+                                return Err(e);
+                            }
+                            Err(e) => R::Error(item_error(e)),
+                        }),
+                    });
+                }
+                Ok(results)
+            })
+            .await?;
+        Ok(Response::new(v1::SignBatchResponse { results }))
+    }
+
+    async fn verify(
+        &self,
+        request: Request<v1::VerifyRequest>,
+    ) -> Result<Response<v1::VerifyResponse>, Status> {
+        let request = request.into_inner();
+        let name = convert::key_name(&request.key).map_err(transit_status)?;
+        let options = convert::sign_options(request.hash, request.scheme, request.prehashed)
+            .map_err(transit_status)?;
+        convert::no_context(&request.context).map_err(transit_status)?;
+        let out = self
+            .run(move |t| t.verify(&name, &request.input, &request.signature, &options))
+            .await?;
+        Ok(Response::new(v1::VerifyResponse {
+            valid: out.value,
+            key_version: out.version,
+        }))
+    }
+
+    async fn verify_batch(
+        &self,
+        request: Request<v1::VerifyBatchRequest>,
+    ) -> Result<Response<v1::VerifyBatchResponse>, Status> {
+        use v1::verify_result::Result as R;
+        let request = request.into_inner();
+        let name = convert::key_name(&request.key).map_err(transit_status)?;
+        let options = convert::sign_options(request.hash, request.scheme, request.prehashed)
+            .map_err(transit_status)?;
+        batch_len(request.items.len()).map_err(transit_status)?;
+        let results = self
+            .run(move |t| {
+                let mut results = Vec::with_capacity(request.items.len());
+                for item in &request.items {
+                    let checked = convert::no_context(&item.context)
+                        .and_then(|()| t.verify(&name, &item.input, &item.signature, &options));
+                    results.push(v1::VerifyResult {
+                        result: Some(match checked {
+                            Ok(v) => R::Ok(v1::VerifyResponse {
+                                valid: v.value,
+                                key_version: v.version,
+                            }),
+                            Err(
+                                e @ (TransitError::KeyNotFound { .. }
+                                | TransitError::Unsupported { .. }),
+                            ) => {
+                                return Err(e);
+                            }
+                            Err(e) => R::Error(item_error(e)),
+                        }),
+                    });
+                }
+                Ok(results)
+            })
+            .await?;
+        Ok(Response::new(v1::VerifyBatchResponse { results }))
+    }
+
+    async fn hmac(
+        &self,
+        request: Request<v1::HmacRequest>,
+    ) -> Result<Response<v1::HmacResponse>, Status> {
+        let request = request.into_inner();
+        let name = convert::key_name(&request.key).map_err(transit_status)?;
+        let hash = hash_or_default(request.hash).map_err(transit_status)?;
+        let version = convert::version(request.key_version);
+        let out = self
+            .run(move |t| t.hmac(&name, &request.input, hash, version))
+            .await?;
+        Ok(Response::new(v1::HmacResponse {
+            hmac: out.value,
+            key_version: out.version,
+        }))
+    }
+
+    async fn hmac_batch(
+        &self,
+        request: Request<v1::HmacBatchRequest>,
+    ) -> Result<Response<v1::HmacBatchResponse>, Status> {
+        use v1::hmac_result::Result as R;
+        let request = request.into_inner();
+        let name = convert::key_name(&request.key).map_err(transit_status)?;
+        let hash = hash_or_default(request.hash).map_err(transit_status)?;
+        batch_len(request.items.len()).map_err(transit_status)?;
+        let results = self
+            .run(move |t| {
+                let mut results = Vec::with_capacity(request.items.len());
+                for item in &request.items {
+                    results.push(v1::HmacResult {
+                        result: Some(match t.hmac(&name, &item.input, hash, None) {
+                            Ok(v) => R::Ok(v1::HmacResponse {
+                                hmac: v.value,
+                                key_version: v.version,
+                            }),
+                            Err(
+                                e @ (TransitError::KeyNotFound { .. }
+                                | TransitError::Unsupported { .. }),
+                            ) => {
+                                return Err(e);
+                            }
+                            Err(e) => R::Error(item_error(e)),
+                        }),
+                    });
+                }
+                Ok(results)
+            })
+            .await?;
+        Ok(Response::new(v1::HmacBatchResponse { results }))
+    }
+
+    async fn verify_hmac(
+        &self,
+        request: Request<v1::VerifyHmacRequest>,
+    ) -> Result<Response<v1::VerifyHmacResponse>, Status> {
+        let request = request.into_inner();
+        let name = convert::key_name(&request.key).map_err(transit_status)?;
+        let hash = hash_or_default(request.hash).map_err(transit_status)?;
+        let out = self
+            .run(move |t| t.verify_hmac(&name, &request.input, &request.hmac, hash))
+            .await?;
+        Ok(Response::new(v1::VerifyHmacResponse {
+            valid: out.value,
+            key_version: out.version,
+        }))
+    }
+
+    async fn verify_hmac_batch(
+        &self,
+        request: Request<v1::VerifyHmacBatchRequest>,
+    ) -> Result<Response<v1::VerifyHmacBatchResponse>, Status> {
+        use v1::verify_hmac_result::Result as R;
+        let request = request.into_inner();
+        let name = convert::key_name(&request.key).map_err(transit_status)?;
+        let hash = hash_or_default(request.hash).map_err(transit_status)?;
+        batch_len(request.items.len()).map_err(transit_status)?;
+        let results = self
+            .run(move |t| {
+                let mut results = Vec::with_capacity(request.items.len());
+                for item in &request.items {
+                    results.push(v1::VerifyHmacResult {
+                        result: Some(match t.verify_hmac(&name, &item.input, &item.hmac, hash) {
+                            Ok(v) => R::Ok(v1::VerifyHmacResponse {
+                                valid: v.value,
+                                key_version: v.version,
+                            }),
+                            Err(
+                                e @ (TransitError::KeyNotFound { .. }
+                                | TransitError::Unsupported { .. }),
+                            ) => {
+                                return Err(e);
+                            }
+                            Err(e) => R::Error(item_error(e)),
+                        }),
+                    });
+                }
+                Ok(results)
+            })
+            .await?;
+        Ok(Response::new(v1::VerifyHmacBatchResponse { results }))
+    }
+
+    async fn random_bytes(
+        &self,
+        request: Request<v1::RandomBytesRequest>,
+    ) -> Result<Response<v1::RandomBytesResponse>, Status> {
+        let len = request.get_ref().length as usize;
+        let random = self.run(move |t| t.random_bytes(len)).await?;
+        Ok(Response::new(v1::RandomBytesResponse {
+            random: take(random),
+        }))
+    }
+
+    async fn random_bytes_batch(
+        &self,
+        request: Request<v1::RandomBytesBatchRequest>,
+    ) -> Result<Response<v1::RandomBytesBatchResponse>, Status> {
+        use v1::random_bytes_result::Result as R;
+        let request = request.into_inner();
+        batch_len(request.items.len()).map_err(transit_status)?;
+        let total: usize = request
+            .items
+            .iter()
+            .map(|i| (i.length as usize).min(MAX_RANDOM_LEN + 1))
+            .sum();
+        if total > MAX_RANDOM_BATCH_TOTAL {
+            return Err(Status::invalid_argument(format!(
+                "items: {total} random bytes in all is more than the limit of {MAX_RANDOM_BATCH_TOTAL}"
+            )));
+        }
+        let results = self
+            .run(move |t| {
+                Ok(request
+                    .items
+                    .iter()
+                    .map(|i| v1::RandomBytesResult {
+                        result: Some(match t.random_bytes(i.length as usize) {
+                            Ok(random) => R::Ok(v1::RandomBytesResponse {
+                                random: take(random),
+                            }),
+                            Err(e) => R::Error(item_error(e)),
+                        }),
+                    })
+                    .collect())
+            })
+            .await?;
+        Ok(Response::new(v1::RandomBytesBatchResponse { results }))
+    }
+}
+
+/// One data key for a request item.
+fn data_key(
+    engine: &Transit,
+    name: &KeyName,
+    item: &v1::GenerateDataKeyItem,
+) -> Result<v1::GenerateDataKeyResponse, TransitError> {
+    let bits = if item.bits == 0 { 256 } else { item.bits };
+    let key = engine.generate_data_key(
+        name,
+        bits,
+        item.wrapped_only,
+        EncryptItem {
+            plaintext: &[],
+            associated_data: &item.associated_data,
+            context: &item.context,
+        },
+    )?;
+    Ok(v1::GenerateDataKeyResponse {
+        plaintext: key.plaintext.map(take).unwrap_or_default(),
+        ciphertext: key.ciphertext,
+        key_version: key.version,
+    })
+}
+
+/// Rotates keys whose automatic rotation period has passed, every `every`,
+/// until `stop` turns true (or its sender is gone).
+pub(crate) async fn rotate_due_keys(
+    transit: Arc<Transit>,
+    pool: BlockingPool,
+    every: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let engine = Arc::clone(&transit);
+        match pool
+            .run(move || engine.rotate_due(std::time::SystemTime::now()))
+            .await
+        {
+            Ok(Ok(rotated)) if !rotated.is_empty() => {
+                tracing::info!(keys = rotated.len(), "rotated transit keys that were due");
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot look for transit keys due for rotation")
+            }
+            Err(e) => tracing::warn!(error = ?e, "cannot look for transit keys due for rotation"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    return;
+                }
+            }
+        }
+    }
+}
