@@ -165,6 +165,20 @@ impl WrappingKey {
         &self.inner.id
     }
 
+    /// Destroys the key in the token, for ever: material it wrapped can no
+    /// longer be unwrapped. Callers re-wrap everything first (transit's KEK
+    /// rotation does, and refuses to destroy a key still in use).
+    pub fn destroy(self) -> Result<()> {
+        self.with_handle(|session, handle| session.destroy_object(handle))?;
+        *self.inner.handle.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        tracing::warn!(
+            token = %self.inner.token.label(),
+            key = %self.inner.label,
+            "destroyed AES-256 wrapping key"
+        );
+        Ok(())
+    }
+
     /// Runs `op` with the wrapping key's handle.
     fn with_handle<T>(
         &self,

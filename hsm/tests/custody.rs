@@ -221,3 +221,21 @@ fn wrapped_material_round_trips_and_tampering_fails() {
         .expect_err("unknown");
     assert!(matches!(err, Error::KeyNotFound { .. }), "{err}");
 }
+
+#[test]
+fn a_destroyed_wrapping_key_is_gone_for_ever() {
+    let token = &fixture("hsm-custody").token;
+    let doomed = token
+        .generate_wrapping_key("wrap-doomed")
+        .expect("wrapping key");
+    let wrapped = doomed.wrap(b"material").expect("wrap");
+    let copy = token.find_wrapping_key("wrap-doomed").expect("found");
+    doomed.destroy().expect("destroyed");
+    let err = token.find_wrapping_key("wrap-doomed").expect_err("gone");
+    assert!(matches!(err, Error::KeyNotFound { .. }), "{err}");
+    assert!(
+        copy.unwrap(&wrapped).is_err(),
+        "unwrapped with a destroyed key"
+    );
+    assert!(!listed_objects().iter().any(|o| o.contains("wrap-doomed")));
+}
