@@ -9,6 +9,9 @@
 //! - `strongroom operator status|init|unseal|seal` and `strongroom operator
 //!   rekey start|update|verify|status|cancel` are the security officers'
 //!   gRPC client of the seal (initialise, unseal, seal, rekey);
+//! - `strongroom transit create|show|list|rotate|update|trim|delete|export|report`
+//!   and `strongroom transit encrypt|decrypt|rewrap|datakey|sign|verify|hmac|verify-hmac|random`
+//!   are gRPC clients of the appliance's Transit service;
 //! - `strongroom agent` keeps a certificate renewed;
 //! - `strongroom ocsp serve` is a keyless OCSP responder serving the
 //!   appliance's pre-signed responses from its store;
@@ -49,6 +52,8 @@ enum Command {
     Crl(cli::CrlArgs),
     /// Seal: initialise, unseal, seal and rekey the appliance.
     Operator(cli::OperatorArgs),
+    /// Transit encryption: keys, encrypt, decrypt, sign, HMAC.
+    Transit(cli::transit::TransitArgs),
     /// Keep a certificate and key renewed before they expire.
     Agent(cli::agent::AgentArgs),
     /// OCSP: serve pre-signed responses without a key (edge mode).
@@ -74,6 +79,7 @@ fn main() -> ExitCode {
         Command::Ca(args) => cli::run_ca(args),
         Command::Crl(args) => cli::run_crl(args),
         Command::Operator(args) => cli::run_operator(args),
+        Command::Transit(args) => cli::transit::run(args),
         Command::Agent(args) => cli::agent::run(args),
         Command::Ocsp(args) => server::edge::run(args),
         Command::Audit(args) => cli::audit::run(args),

@@ -1,7 +1,8 @@
 //! The command-line client: `strongroom cert …` and `strongroom ca …` talk to a
 //! running appliance over gRPC; `strongroom operator …` initialises, unseals,
-//! seals and rekeys it (see [`operator`]); `strongroom agent` keeps a
-//! certificate renewed (see [`agent`]).
+//! seals and rekeys it (see [`operator`]); `strongroom transit …` uses its
+//! transit keys (see [`transit`]); `strongroom agent` keeps a certificate
+//! renewed (see [`agent`]).
 //!
 //! # Contract
 //!
@@ -24,10 +25,10 @@
 //! roots are never used).
 //!
 //! Durations (`--ttl`, `--timeout`, `--expiring-within`, the agent's
-//! `--threshold` and `--interval`) are written like `30d`, `12h`, `90d12h`,
-//! `30m`, `45s` and must be greater than zero. Serials are hexadecimal, either
-//! case, optionally with `:` separators or a `0x` prefix (as OpenSSL prints
-//! them).
+//! `--threshold` and `--interval`, transit's `--auto-rotate` and
+//! `--max-age`) are written like `30d`, `12h`, `90d12h`, `30m`, `45s` and
+//! must be greater than zero. Serials are hexadecimal, either case,
+//! optionally with `:` separators or a `0x` prefix (as OpenSSL prints them).
 //!
 //! ## Commands
 //!
@@ -126,6 +127,91 @@
 //! is refused (exit 1) before anything is sent, and no message ever quotes a
 //! share's digits.
 //!
+//! - `strongroom transit create NAME [--type aes256-gcm96|chacha20-poly1305|
+//!   xchacha20-poly1305|ed25519|ecdsa-p256|ecdsa-p384|rsa-3072|rsa-4096|hmac]
+//!   [--derived] [--convergent] [--exportable] [--allow-deletion]
+//!   [--auto-rotate D]`: creates a key with version 1 (default type
+//!   `aes256-gcm96`; `--convergent` needs `--derived`). Text: `created NAME
+//!   (TYPE, version 1)`.
+//! - `strongroom transit show NAME [--public-keys]`: the key's settings, one
+//!   `label: value` line each (`name`, `type`, `latest version`, `min
+//!   decryption version`, `min encryption version` (`0 (latest only)` for
+//!   0), `min available version`, `flags` (a comma-separated subset of
+//!   `derived, convergent, exportable, deletion-allowed`, or `-`),
+//!   `auto-rotate` (a duration or `off`), `created`, `rotated`), then one
+//!   line per version, oldest first, `vN created TIME`. With
+//!   `--public-keys`, each version line of a signing key is followed by that
+//!   version's public key PEM. Never the key material.
+//! - `strongroom transit list [--page-size N] [--page-token T] [--all]`: one
+//!   line per key, by name, `name type latest_version rotated_at`, no
+//!   header; paging as for `cert list` (a note with the next page token on
+//!   stderr unless `--all`).
+//! - `strongroom transit rotate NAME`: adds a version. Text: `rotated NAME to
+//!   version N`.
+//! - `strongroom transit update NAME [--min-decryption-version N]
+//!   [--min-encryption-version N] [--allow-deletion true|false]
+//!   [--exportable] [--auto-rotate D|off]`: changes the given settings (at
+//!   least one is required, else a usage error); `--exportable` can never be
+//!   undone; `--auto-rotate off` stops automatic rotation. Text: as `show`.
+//! - `strongroom transit trim NAME --min-available-version N`: deletes the
+//!   versions below N for ever. Text: as `show`.
+//! - `strongroom transit delete NAME`: deletes the key for ever (it must
+//!   allow deletion). Text: `deleted NAME`.
+//! - `strongroom transit export NAME [--version N] --out FILE [--force]`:
+//!   writes an exportable key's material to FILE (mode 0600; `--out` is
+//!   required, key material is never printed): for AEAD and HMAC keys one
+//!   line `vN BASE64` per version (the raw key, standard base64), for signing
+//!   keys per version a line `vN` followed by the unencrypted PKCS#8 `PRIVATE
+//!   KEY` PEM block (OpenSSL reads the first block as is). Text: `wrote FILE
+//!   (NAME TYPE, v1 v2 …)`.
+//! - `strongroom transit report [--max-age D]`: keys whose latest version is
+//!   older than D (default the appliance's, 365d), oldest first, one line
+//!   each, `name type latest_version rotated_at age`; nothing if none.
+//! - `strongroom transit encrypt NAME [--aad TEXT | --aad-file FILE]
+//!   [--context TEXT] [--in FILE|-]`: encrypts the bytes of FILE, or of
+//!   standard input (`-` or no `--in`), and prints the ciphertext
+//!   `strongroom:vN:BASE64` and a newline.
+//! - `strongroom transit decrypt NAME [--aad TEXT | --aad-file FILE]
+//!   [--context TEXT] [--ciphertext TEXT | --in FILE|-] [--out FILE
+//!   [--force]]`: the ciphertext from `--ciphertext`, or else from FILE or
+//!   standard input (surrounding whitespace ignored). The plaintext bytes,
+//!   exactly, go to stdout (no newline added), or to `--out` (mode 0600;
+//!   text output `wrote FILE (N bytes, key version V)`). `--output json` is
+//!   refused with a usage error (exit 2): decrypted data is never put in
+//!   JSON, where it would have to be re-encoded and could end up in logs of
+//!   the tools that handle JSON.
+//! - `strongroom transit rewrap NAME --ciphertext TEXT [--aad TEXT |
+//!   --aad-file FILE] [--context TEXT]`: prints the ciphertext re-encrypted
+//!   under the latest version.
+//! - `strongroom transit datakey NAME [--bits 128|256|512] (--out-plaintext
+//!   FILE [--force] | --wrapped-only) [--aad …] [--context TEXT]`: prints the
+//!   encrypted data key (decrypt it later with `transit decrypt`). The data
+//!   key in the clear (raw bytes, default 32) is written only to
+//!   `--out-plaintext` (mode 0600), which is required unless
+//!   `--wrapped-only` (a usage error otherwise); it is never printed.
+//! - `strongroom transit sign NAME [--hash sha2-256|sha2-384|sha2-512]
+//!   [--scheme pss|pkcs1v15] [--prehashed] [--in FILE|-]`: prints the
+//!   signature `strongroom:vN:BASE64`. Defaults are the key type's
+//!   (sha2-256, sha2-384 for ecdsa-p384; pss for RSA).
+//! - `strongroom transit verify NAME --signature TEXT [--hash …] [--scheme
+//!   …] [--prehashed] [--in FILE|-]`: prints `valid` (exit 0), or `invalid`
+//!   and exits 1 with one line on stderr (`strongroom: the signature does not
+//!   match the input (key NAME, version N)`).
+//! - `strongroom transit hmac NAME [--hash …] [--in FILE|-]`: prints the
+//!   HMAC `strongroom:vN:BASE64`.
+//!   `strongroom transit verify-hmac NAME --hmac TEXT [--hash …] [--in
+//!   FILE|-]`: as `verify`.
+//! - `strongroom transit random --bytes N [--format base64|hex]`: N (1 to
+//!   65536) random bytes from the HSM, printed in base64 (default) or
+//!   lower-case hex, and a newline.
+//!
+//! Transit inputs (plaintexts, messages) read from a file or standard input
+//! are at most 1 MiB, the appliance's limit; a larger one is refused with
+//! one line naming the limit before anything is sent (a ciphertext read
+//! from a file: 2 MiB; `--aad-file`: 4 KiB). `--aad` and `--context` send
+//! the text's UTF-8 bytes. A key that does not exist fails with `NotFound:
+//! transit key "NAME" does not exist`.
+//!
 //! - `strongroom audit verify FILE… [--output json]`: checks audit files,
 //!   oldest first, as one hash chain. Exit 0 and `intact: N records,
 //!   sequence A to B[ (continuing an earlier file)], in K files; last hash
@@ -185,18 +271,42 @@
 //!   "verified", "complete"}` — the proto `RekeyStatusResponse` fields;
 //! - `operator rekey update`: `{"status": {…rekey status…}, "shares": […],
 //!   "files": […], "encrypted_to": […]}` — `shares` only when this call
-//!   received the new shares and did not write them to files.
+//!   received the new shares and did not write them to files;
+//! - `transit create|show|rotate|update|trim`: `{"name", "type", "derived",
+//!   "convergent", "exportable", "deletion_allowed", "auto_rotate_period",
+//!   "latest_version", "min_decryption_version", "min_encryption_version",
+//!   "min_available_version", "versions": [{"version", "created_at",
+//!   "public_key_pem"}], "created_at", "rotated_at"}` — the proto
+//!   `TransitKey` fields; `type` as `--type` names it; `auto_rotate_period`
+//!   like `90d` or `null`; `public_key_pem` `""` for keys that do not sign;
+//! - `transit list`: `{"keys": [{…}, …], "next_page_token"}` (`versions`
+//!   empty); `transit delete`: `{"name", "deleted": true}`;
+//! - `transit export`: `{"name", "type", "versions": [N, …], "file"}` (never
+//!   the material);
+//! - `transit report`: `{"overdue": [{"name", "type", "latest_version",
+//!   "rotated_at", "age", "auto_rotate_period"}, …]}`;
+//! - `transit encrypt`, `transit rewrap`: `{"ciphertext", "key_version"}`;
+//!   `transit datakey`: `{"ciphertext", "key_version", "plaintext_file"}`
+//!   (never the data key); `transit sign`: `{"signature", "key_version"}`;
+//!   `transit hmac`: `{"hmac", "key_version"}`; `transit verify`, `transit
+//!   verify-hmac`: `{"valid", "key_version"}` (exit 1 when not valid);
+//!   `transit random`: `{"length", "format", "random"}` (`random` encoded as
+//!   `--format` says); `transit decrypt`: none (a usage error).
 //!
-//! Private key material never appears on stdout, in JSON or otherwise. Share
-//! text appears only where the contract above prints it.
+//! Private key material never appears on stdout, in JSON or otherwise;
+//! neither do transit data keys or exported transit keys, and decrypted data
+//! only as `transit decrypt`'s raw output. Share text appears only where the
+//! contract above prints it.
 //!
 //! ## Errors and exit codes
 //!
 //! - `0`: success (for `agent --once`: whether or not it renewed).
-//! - `1`: the command failed. One line on stderr: `strongroom: <what
-//!   failed>: <gRPC code>: <server message>`, for example `strongroom: issue
-//!   certificate: InvalidArgument: name 'x.example.com' is not allowed by
-//!   profile 'server'`. Code names are `InvalidArgument`, `NotFound`,
+//! - `1`: the command failed (for `transit verify` and `verify-hmac`: also
+//!   when the signature or HMAC is not valid). One line on stderr:
+//!   `strongroom: <what failed>: <gRPC code>: <server message>`, for
+//!   example `strongroom: issue certificate: InvalidArgument: name
+//!   'x.example.com' is not allowed by profile 'server'`. Code names are
+//!   `InvalidArgument`, `NotFound`,
 //!   `PermissionDenied`, `FailedPrecondition`, `Unavailable`, … Connection
 //!   failures name the address: `strongroom: cannot connect to URL (the
 //!   appliance may not be running there): …`.
@@ -209,6 +319,7 @@ mod client;
 mod files;
 mod operator;
 mod output;
+pub(crate) mod transit;
 
 use std::fmt;
 use std::future::Future;
