@@ -115,7 +115,7 @@ pub struct KeyInfo {
 }
 
 /// One encryption (or data key) request's inputs.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Default)]
 pub struct EncryptItem<'a> {
     /// The plaintext (ignored for data keys).
     pub plaintext: &'a [u8],
@@ -123,6 +123,24 @@ pub struct EncryptItem<'a> {
     pub associated_data: &'a [u8],
     /// The context of derived keys.
     pub context: &'a [u8],
+}
+
+impl std::fmt::Debug for EncryptItem<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncryptItem")
+            .field("plaintext_len", &self.plaintext.len())
+            .field("associated_data_len", &self.associated_data.len())
+            .field("context_len", &self.context.len())
+            .finish()
+    }
+}
+
+impl<T> std::fmt::Debug for Versioned<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Versioned")
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One decryption or rewrap request's inputs.
@@ -136,8 +154,9 @@ pub struct DecryptItem<'a> {
     pub context: &'a [u8],
 }
 
-/// An encoded output (ciphertext, signature or HMAC) and its key version.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// An encoded output (ciphertext, signature or HMAC) or a plaintext, and
+/// its key version. `Debug` shows only the version: the value may be secret.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Versioned<T> {
     /// The output.
     pub value: T,
@@ -195,8 +214,6 @@ impl VersionCache {
     fn get(&mut self, name: &KeyName, version: u32) -> Option<Arc<VersionKey>> {
         self.tick += 1;
         let tick = self.tick;
-        // Borrowed lookup without cloning the name: scan is avoided by
-        // building the key only on a miss.
         let entry = self.entries.get_mut(&(name.clone(), version))?;
         entry.1 = tick;
         Some(entry.0.clone())
@@ -1140,3 +1157,6 @@ fn check_period(period: Option<Duration>) -> Result<()> {
         _ => Ok(()),
     }
 }
+
+#[cfg(test)]
+mod tests;

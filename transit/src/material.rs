@@ -84,9 +84,15 @@ enum Resolved {
 fn resolve(key_type: KeyType, options: &SignOptions, input: &[u8]) -> Result<Resolved, Refusal> {
     let resolved = match key_type {
         KeyType::Ed25519 => {
-            if options.hash.is_some() || options.scheme.is_some() || options.prehashed {
+            // Name the field the caller actually set.
+            let set = [
+                ("hash", options.hash.is_some()),
+                ("scheme", options.scheme.is_some()),
+                ("prehashed", options.prehashed),
+            ];
+            if let Some((field, _)) = set.into_iter().find(|(_, set)| *set) {
                 return Err((
-                    "hash",
+                    field,
                     "Ed25519 signs the whole message: leave hash, scheme and prehashed unset"
                         .into(),
                 ));
