@@ -303,6 +303,43 @@ async fn transit_over_grpc_on_a_real_token() {
         .expect_err("unknown key");
     assert_eq!(missing.code(), Code::NotFound);
 
+    // A batch answers per item; a key that cannot do the operation fails it all.
+    let macs = client
+        .hmac_batch(v1::HmacBatchRequest {
+            key: "mac".into(),
+            hash: v1::HashAlgorithm::Sha2512 as i32,
+            items: vec![
+                v1::HmacItem {
+                    input: b"a".to_vec(),
+                },
+                v1::HmacItem {
+                    input: vec![0; (1 << 20) + 1],
+                },
+            ],
+        })
+        .await
+        .expect("hmac batch")
+        .into_inner()
+        .results;
+    assert!(
+        matches!(&macs[0].result, Some(v1::hmac_result::Result::Ok(ok)) if ok.hmac.starts_with("strongroom:v1:"))
+    );
+    assert!(
+        matches!(&macs[1].result, Some(v1::hmac_result::Result::Error(e)) if e.code == Code::InvalidArgument as i32)
+    );
+    let whole = client
+        .sign_batch(v1::SignBatchRequest {
+            key: "mac".into(),
+            items: vec![v1::SignItem {
+                input: b"a".to_vec(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect_err("hmac keys do not sign");
+    assert_eq!(whole.code(), Code::FailedPrecondition);
+
     // A batch answers per item: a bad item fails only itself.
     let one = encrypt(&mut client, "aes", b"one", b"").await;
     let two = encrypt(&mut client, "chacha", b"two", b"").await;

@@ -226,6 +226,26 @@ fn decrypt_results(
         .collect())
 }
 
+/// Runs `op` on each item: a key-level failure (unknown key, wrong key
+/// type) fails the whole batch, any other only its own item.
+fn per_item<I, O, R>(
+    items: &[I],
+    mut op: impl FnMut(&I) -> Result<O, TransitError>,
+    mut wrap: impl FnMut(Result<O, v1::ItemError>) -> R,
+) -> Result<Vec<R>, TransitError> {
+    let mut results = Vec::with_capacity(items.len());
+    for item in items {
+        match op(item) {
+            Ok(value) => results.push(wrap(Ok(value))),
+            Err(e @ (TransitError::KeyNotFound { .. } | TransitError::Unsupported { .. })) => {
+                return Err(e);
+            }
+            Err(e) => results.push(wrap(Err(item_error(e)))),
+        }
+    }
+    Ok(results)
+}
+
 /// Checks a batch's size before anything runs.
 fn batch_len(len: usize) -> Result<(), TransitError> {
     if len == 0 || len > MAX_BATCH_ITEMS {
@@ -615,27 +635,22 @@ impl TransitRpc for TransitService {
         batch_len(request.items.len()).map_err(transit_status)?;
         let results = self
             .run(move |t| {
-                let mut results = Vec::with_capacity(request.items.len());
-                for item in &request.items {
-                    let signed = convert::no_context(&item.context)
-                        .and_then(|()| t.sign(&name, &item.input, &options, None));
-                    results.push(v1::SignResult {
-                        result: Some(match signed {
+                per_item(
+                    &request.items,
+                    |item| {
+                        convert::no_context(&item.context)
+                            .and_then(|()| t.sign(&name, &item.input, &options, None))
+                    },
+                    |r| v1::SignResult {
+                        result: Some(match r {
                             Ok(v) => R::Ok(v1::SignResponse {
                                 signature: v.value,
                                 key_version: v.version,
                             }),
-                            Err(
-                                e @ (TransitError::KeyNotFound { .. }
-                                | TransitError::Unsupported { .. }),
-                            ) => {
-                                return Err(e);
-                            }
-                            Err(e) => R::Error(item_error(e)),
+                            Err(e) => R::Error(e),
                         }),
-                    });
-                }
-                Ok(results)
+                    },
+                )
             })
             .await?;
         Ok(Response::new(v1::SignBatchResponse { results }))
@@ -671,27 +686,22 @@ impl TransitRpc for TransitService {
         batch_len(request.items.len()).map_err(transit_status)?;
         let results = self
             .run(move |t| {
-                let mut results = Vec::with_capacity(request.items.len());
-                for item in &request.items {
-                    let checked = convert::no_context(&item.context)
-                        .and_then(|()| t.verify(&name, &item.input, &item.signature, &options));
-                    results.push(v1::VerifyResult {
-                        result: Some(match checked {
+                per_item(
+                    &request.items,
+                    |item| {
+                        convert::no_context(&item.context)
+                            .and_then(|()| t.verify(&name, &item.input, &item.signature, &options))
+                    },
+                    |r| v1::VerifyResult {
+                        result: Some(match r {
                             Ok(v) => R::Ok(v1::VerifyResponse {
                                 valid: v.value,
                                 key_version: v.version,
                             }),
-                            Err(
-                                e @ (TransitError::KeyNotFound { .. }
-                                | TransitError::Unsupported { .. }),
-                            ) => {
-                                return Err(e);
-                            }
-                            Err(e) => R::Error(item_error(e)),
+                            Err(e) => R::Error(e),
                         }),
-                    });
-                }
-                Ok(results)
+                    },
+                )
             })
             .await?;
         Ok(Response::new(v1::VerifyBatchResponse { results }))
@@ -725,25 +735,19 @@ impl TransitRpc for TransitService {
         batch_len(request.items.len()).map_err(transit_status)?;
         let results = self
             .run(move |t| {
-                let mut results = Vec::with_capacity(request.items.len());
-                for item in &request.items {
-                    results.push(v1::HmacResult {
-                        result: Some(match t.hmac(&name, &item.input, hash, None) {
+                per_item(
+                    &request.items,
+                    |item| t.hmac(&name, &item.input, hash, None),
+                    |r| v1::HmacResult {
+                        result: Some(match r {
                             Ok(v) => R::Ok(v1::HmacResponse {
                                 hmac: v.value,
                                 key_version: v.version,
                             }),
-                            Err(
-                                e @ (TransitError::KeyNotFound { .. }
-                                | TransitError::Unsupported { .. }),
-                            ) => {
-                                return Err(e);
-                            }
-                            Err(e) => R::Error(item_error(e)),
+                            Err(e) => R::Error(e),
                         }),
-                    });
-                }
-                Ok(results)
+                    },
+                )
             })
             .await?;
         Ok(Response::new(v1::HmacBatchResponse { results }))
@@ -776,25 +780,19 @@ impl TransitRpc for TransitService {
         batch_len(request.items.len()).map_err(transit_status)?;
         let results = self
             .run(move |t| {
-                let mut results = Vec::with_capacity(request.items.len());
-                for item in &request.items {
-                    results.push(v1::VerifyHmacResult {
-                        result: Some(match t.verify_hmac(&name, &item.input, &item.hmac, hash) {
+                per_item(
+                    &request.items,
+                    |item| t.verify_hmac(&name, &item.input, &item.hmac, hash),
+                    |r| v1::VerifyHmacResult {
+                        result: Some(match r {
                             Ok(v) => R::Ok(v1::VerifyHmacResponse {
                                 valid: v.value,
                                 key_version: v.version,
                             }),
-                            Err(
-                                e @ (TransitError::KeyNotFound { .. }
-                                | TransitError::Unsupported { .. }),
-                            ) => {
-                                return Err(e);
-                            }
-                            Err(e) => R::Error(item_error(e)),
+                            Err(e) => R::Error(e),
                         }),
-                    });
-                }
-                Ok(results)
+                    },
+                )
             })
             .await?;
         Ok(Response::new(v1::VerifyHmacBatchResponse { results }))
