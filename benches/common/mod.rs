@@ -1,6 +1,6 @@
-//! Helpers the root package's benchmarks (`issuance`, `ocsp`) share: child
-//! processes, `strongroom dev`, tools installed with apt, the raw HSM rate,
-//! machine facts and number formatting.
+//! Helpers the root package's benchmarks (`issuance`, `ocsp`, `transit`)
+//! share: child processes, `strongroom dev`, tools installed with apt, the raw
+//! HSM rate, machine facts and number formatting.
 
 // Each benchmark uses only part of this module.
 #![allow(dead_code, unreachable_pub, missing_docs)]
