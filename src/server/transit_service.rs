@@ -17,8 +17,8 @@ use std::sync::Arc;
 use strongroom_proto::v1;
 use strongroom_proto::v1::transit_server::Transit as TransitRpc;
 use strongroom_transit::{
-    DecryptItem, EncryptItem, HashAlgorithm, KeyName, MAX_BATCH_ITEMS, MAX_RANDOM_LEN, Transit,
-    TransitError, Versioned,
+    DecryptItem, EncryptItem, HashAlgorithm, KeyName, MAX_RANDOM_LEN, Operation, Transit,
+    TransitError, Versioned, check_batch,
 };
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
@@ -244,17 +244,6 @@ fn per_item<I, O, R>(
         }
     }
     Ok(results)
-}
-
-/// Checks a batch's size before anything runs.
-fn batch_len(len: usize) -> Result<(), TransitError> {
-    if len == 0 || len > MAX_BATCH_ITEMS {
-        return Err(TransitError::InvalidInput {
-            field: "items",
-            reason: format!("a batch holds 1 to {MAX_BATCH_ITEMS} items, not {len}"),
-        });
-    }
-    Ok(())
 }
 
 #[tonic::async_trait]
@@ -570,25 +559,11 @@ impl TransitRpc for TransitService {
         use v1::generate_data_key_result::Result as R;
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
-        batch_len(request.items.len()).map_err(transit_status)?;
+        check_batch(request.items.len()).map_err(transit_status)?;
         let results = self
             .run(move |t| {
                 // A key-level failure (unknown key, wrong type) fails the batch.
-                t.get_key(&name).and_then(|info| {
-                    if info
-                        .policy
-                        .key_type
-                        .supports(strongroom_transit::Operation::Encrypt)
-                    {
-                        Ok(())
-                    } else {
-                        Err(TransitError::Unsupported {
-                            name: name.to_string(),
-                            key_type: info.policy.key_type,
-                            operation: strongroom_transit::Operation::Encrypt,
-                        })
-                    }
-                })?;
+                t.require(&name, Operation::Encrypt)?;
                 Ok(request
                     .items
                     .iter()
@@ -632,7 +607,7 @@ impl TransitRpc for TransitService {
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let options = convert::sign_options(request.hash, request.scheme, request.prehashed)
             .map_err(transit_status)?;
-        batch_len(request.items.len()).map_err(transit_status)?;
+        check_batch(request.items.len()).map_err(transit_status)?;
         let results = self
             .run(move |t| {
                 per_item(
@@ -683,7 +658,7 @@ impl TransitRpc for TransitService {
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let options = convert::sign_options(request.hash, request.scheme, request.prehashed)
             .map_err(transit_status)?;
-        batch_len(request.items.len()).map_err(transit_status)?;
+        check_batch(request.items.len()).map_err(transit_status)?;
         let results = self
             .run(move |t| {
                 per_item(
@@ -732,7 +707,7 @@ impl TransitRpc for TransitService {
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let hash = hash_or_default(request.hash).map_err(transit_status)?;
-        batch_len(request.items.len()).map_err(transit_status)?;
+        check_batch(request.items.len()).map_err(transit_status)?;
         let results = self
             .run(move |t| {
                 per_item(
@@ -777,7 +752,7 @@ impl TransitRpc for TransitService {
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let hash = hash_or_default(request.hash).map_err(transit_status)?;
-        batch_len(request.items.len()).map_err(transit_status)?;
+        check_batch(request.items.len()).map_err(transit_status)?;
         let results = self
             .run(move |t| {
                 per_item(
@@ -815,7 +790,7 @@ impl TransitRpc for TransitService {
     ) -> Result<Response<v1::RandomBytesBatchResponse>, Status> {
         use v1::random_bytes_result::Result as R;
         let request = request.into_inner();
-        batch_len(request.items.len()).map_err(transit_status)?;
+        check_batch(request.items.len()).map_err(transit_status)?;
         let total: usize = request
             .items
             .iter()

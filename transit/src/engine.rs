@@ -203,39 +203,57 @@ pub struct OverdueKey {
     pub auto_rotate_period: Option<Duration>,
 }
 
-/// Unwrapped versions, least recently used evicted first.
+/// Unwrapped versions, least recently used evicted first. Keyed by name,
+/// then version, so a lookup borrows the name instead of copying it.
 struct VersionCache {
     capacity: usize,
     tick: u64,
-    entries: HashMap<(KeyName, u32), (Arc<VersionKey>, u64)>,
+    len: usize,
+    entries: HashMap<KeyName, HashMap<u32, (Arc<VersionKey>, u64)>>,
 }
 
 impl VersionCache {
     fn get(&mut self, name: &KeyName, version: u32) -> Option<Arc<VersionKey>> {
         self.tick += 1;
         let tick = self.tick;
-        let entry = self.entries.get_mut(&(name.clone(), version))?;
+        let entry = self.entries.get_mut(name)?.get_mut(&version)?;
         entry.1 = tick;
         Some(entry.0.clone())
     }
 
     fn insert(&mut self, name: &KeyName, version: u32, key: Arc<VersionKey>) {
-        if self.entries.len() >= self.capacity.max(1)
-            && let Some(oldest) = self
+        if self.len >= self.capacity.max(1)
+            && let Some((oldest, v)) = self
                 .entries
                 .iter()
-                .min_by_key(|(_, (_, used))| *used)
-                .map(|(k, _)| k.clone())
+                .flat_map(|(n, versions)| versions.iter().map(move |(v, (_, used))| (n, *v, *used)))
+                .min_by_key(|(_, _, used)| *used)
+                .map(|(n, v, _)| (n.clone(), v))
         {
-            self.entries.remove(&oldest);
+            self.retain(&oldest, |other| other != v);
         }
         self.tick += 1;
-        self.entries
-            .insert((name.clone(), version), (key, self.tick));
+        let versions = self.entries.entry(name.clone()).or_default();
+        if versions.insert(version, (key, self.tick)).is_none() {
+            self.len += 1;
+        }
     }
 
-    fn forget_key(&mut self, name: &KeyName) {
-        self.entries.retain(|(n, _), _| n != name);
+    /// Keeps the versions of `name` for which `keep` holds.
+    fn retain(&mut self, name: &KeyName, keep: impl Fn(u32) -> bool) {
+        if let Some(versions) = self.entries.get_mut(name) {
+            let before = versions.len();
+            versions.retain(|v, _| keep(*v));
+            self.len -= before - versions.len();
+            if versions.is_empty() {
+                self.entries.remove(name);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.len = 0;
     }
 }
 
@@ -284,6 +302,7 @@ impl Transit {
             cache: Mutex::new(VersionCache {
                 capacity,
                 tick: 0,
+                len: 0,
                 entries: HashMap::new(),
             }),
             admin: Mutex::new(()),
@@ -299,11 +318,7 @@ impl Transit {
     /// Forgets every unwrapped key (their material is wiped as the last
     /// in-flight request using each finishes). Called when sealing.
     pub fn forget_keys(&self) {
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entries
-            .clear();
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
         self.policies
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -312,11 +327,13 @@ impl Transit {
 
     /// Number of unwrapped key versions in memory.
     pub fn cached_versions(&self) -> usize {
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entries
-            .len()
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).len
+    }
+
+    /// Fails unless the key exists and its type can do `operation` (from
+    /// the cached policy: no store or HSM call once the key was used).
+    pub fn require(&self, name: &KeyName, operation: Operation) -> Result<()> {
+        require(&*self.load_policy(name)?, operation)
     }
 
     // ----- keys -----
@@ -485,8 +502,7 @@ impl Transit {
         self.cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entries
-            .retain(|(n, v), _| n != name || *v >= min_available_version);
+            .retain(name, |v| v >= min_available_version);
         self.set_policy(policy.clone());
         tracing::info!(key = %name, min_available_version, removed, "trimmed transit key");
         self.key_info(policy)
@@ -1018,7 +1034,7 @@ impl Transit {
         self.cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .forget_key(name);
+            .retain(name, |_| false);
     }
 
     fn stored_version(&self, policy: &KeyPolicy, version: u32) -> Result<StoredVersion> {
@@ -1138,7 +1154,8 @@ fn check_context(policy: &KeyPolicy, context: &[u8]) -> Result<()> {
     }
 }
 
-fn check_batch(len: usize) -> Result<()> {
+/// Refuses a batch of no items or more than [`MAX_BATCH_ITEMS`].
+pub fn check_batch(len: usize) -> Result<()> {
     if len == 0 || len > MAX_BATCH_ITEMS {
         return Err(TransitError::input(
             "items",

@@ -30,7 +30,7 @@ pub use encoded::{DEFAULT_PREFIX, Encoded, MAX_ENCODED_LEN};
 pub use engine::{
     DataKey, DecryptItem, EncryptItem, Kek, KeyInfo, KeyUpdate, MAX_AAD_LEN, MAX_BATCH_ITEMS,
     MAX_INPUT_LEN, MAX_RANDOM_LEN, MIN_AUTO_ROTATE_PERIOD, NewKey, OverdueKey, Plaintext, Transit,
-    TransitConfig, Versioned,
+    TransitConfig, Versioned, check_batch,
 };
 pub use error::{Result, TransitError};
 pub use key_type::{ALL_KEY_TYPES, KeyType, Operation};
