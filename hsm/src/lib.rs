@@ -1,9 +1,11 @@
 //! Key custody for Strongroom: keys that live in a PKCS#11 HSM.
 //!
-//! The rest of Strongroom sees four small traits, never PKCS#11:
+//! The rest of Strongroom sees five small traits, never PKCS#11:
 //!
 //! - [`Signer`]: a key that reports its public key and algorithm, and signs;
 //! - [`KeyWrapper`]: a key that wraps and unwraps key material held elsewhere;
+//! - [`WrappingKeys`]: the token's wrapping keys by label, to find, generate
+//!   and destroy them (transit's KEK rotation);
 //! - [`RandomSource`]: random bytes from the HSM ([`BufferedRandom`] draws
 //!   them in bulk for callers that want a few bytes at a time);
 //! - [`RsaKeySource`]: RSA private keys from the HSM's generator for keys that
@@ -50,6 +52,8 @@ mod token;
 mod uri;
 mod wrapping_key;
 
+use std::sync::Arc;
+
 use zeroize::Zeroizing;
 
 pub use algorithm::{KeySpec, SignatureAlgorithm};
@@ -86,6 +90,34 @@ pub trait KeyWrapper: Send + Sync {
     /// Recovers material from [`KeyWrapper::wrap`]'s output; fails on any
     /// change to `wrapped` or under any other key.
     fn unwrap(&self, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
+}
+
+/// The wrapping keys of an HSM, by label: found, generated and destroyed.
+/// Transit's KEK rotation works through this view.
+pub trait WrappingKeys: Send + Sync {
+    /// The one wrapping key labelled `label`.
+    fn find_wrapper(&self, label: &str) -> Result<Arc<dyn KeyWrapper>>;
+
+    /// Generates a new wrapping key labelled `label`; refuses a label in use.
+    fn generate_wrapper(&self, label: &str) -> Result<Arc<dyn KeyWrapper>>;
+
+    /// Destroys the wrapping key labelled `label` for ever;
+    /// [`Error::KeyNotFound`] if there is none.
+    fn destroy_wrapper(&self, label: &str) -> Result<()>;
+}
+
+impl WrappingKeys for Token {
+    fn find_wrapper(&self, label: &str) -> Result<Arc<dyn KeyWrapper>> {
+        Ok(Arc::new(self.find_wrapping_key(label)?))
+    }
+
+    fn generate_wrapper(&self, label: &str) -> Result<Arc<dyn KeyWrapper>> {
+        Ok(Arc::new(self.generate_wrapping_key(label)?))
+    }
+
+    fn destroy_wrapper(&self, label: &str) -> Result<()> {
+        self.find_wrapping_key(label)?.destroy()
+    }
 }
 
 /// A source of cryptographically secure random bytes.

@@ -6,7 +6,7 @@ mod common;
 
 use common::{fixture, run};
 use secrecy::ExposeSecret;
-use strongroom_hsm::{Error, KeySpec, KeyWrapper};
+use strongroom_hsm::{Error, KeySpec, KeyWrapper, WrappingKeys};
 
 fn pkcs11_tool(args: &[&str]) -> std::process::Output {
     let fx = fixture("hsm-custody");
@@ -238,4 +238,31 @@ fn a_destroyed_wrapping_key_is_gone_for_ever() {
         "unwrapped with a destroyed key"
     );
     assert!(!listed_objects().iter().any(|o| o.contains("wrap-doomed")));
+}
+
+#[test]
+fn wrapping_keys_are_generated_found_and_destroyed_by_label() {
+    let token = &fixture("hsm-custody").token;
+    let keys: &dyn WrappingKeys = token;
+    let made = keys.generate_wrapper("wrap-by-label").expect("generate");
+    let wrapped = made.wrap(b"material").expect("wrap");
+    let found = keys.find_wrapper("wrap-by-label").expect("find");
+    assert_eq!(
+        found.unwrap(&wrapped).expect("unwrap").as_slice(),
+        b"material"
+    );
+    let err = keys
+        .generate_wrapper("wrap-by-label")
+        .err()
+        .expect("label taken");
+    assert!(matches!(err, Error::LabelExists { .. }), "{err}");
+    keys.destroy_wrapper("wrap-by-label").expect("destroy");
+    assert!(found.unwrap(&wrapped).is_err(), "unwrapped after destroy");
+    for err in [
+        keys.find_wrapper("wrap-by-label").err().expect("gone"),
+        keys.destroy_wrapper("wrap-by-label").expect_err("gone"),
+    ] {
+        assert!(matches!(err, Error::KeyNotFound { .. }), "{err}");
+    }
+    assert!(!listed_objects().iter().any(|o| o.contains("wrap-by-label")));
 }
