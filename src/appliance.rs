@@ -11,7 +11,7 @@ use strongroom_ca::{Authority, DistributionUrls, Issuer, Profile, SystemClock};
 use strongroom_hsm::{
     BufferedRandom, KeySpec, Pin, Pkcs11Uri, PoolConfig, PublicKey, SignatureAlgorithm, Token,
 };
-use strongroom_transit::{Kek, Transit, TransitStore};
+use strongroom_transit::{Transit, TransitStore};
 use zeroize::Zeroizing;
 
 use crate::config::{Config, CrlConfig, OcspConfig, TransitConfig};
@@ -154,37 +154,57 @@ impl Appliance {
     }
 }
 
-/// The transit engine over the store, with the wrapping key `key` names.
+/// The transit engine over the store. Its KEK is the one the store records
+/// as current; the wrapping key `key` names is recorded as current on the
+/// first start (and checked against its URI's `id=` while it is current).
 fn load_transit(
     config: &TransitConfig,
     key: &str,
     token: &Token,
     store: &Arc<SqliteStore>,
 ) -> anyhow::Result<Transit> {
-    let wrapping = if key.starts_with("pkcs11:") {
-        let uri: Pkcs11Uri = key
-            .parse()
-            .context("transit.wrapping_key is not a valid pkcs11: URI")?;
-        token.find_wrapping_key_by_uri(&uri)?
+    let uri: Option<Pkcs11Uri> = if key.starts_with("pkcs11:") {
+        Some(
+            key.parse()
+                .context("transit.wrapping_key is not a valid pkcs11: URI")?,
+        )
     } else {
-        token.find_wrapping_key(key)?
+        None
     };
-    let kek = Kek {
-        label: wrapping.label().to_string(),
-        wrapper: Arc::new(wrapping),
+    let label = match &uri {
+        Some(uri) => uri
+            .object
+            .clone()
+            .context("transit.wrapping_key's URI names no object")?,
+        None => key.to_string(),
     };
     // Key material and data keys come from the HSM, drawn in bulk.
     let random = Arc::new(BufferedRandom::new(Arc::new(token.clone()), 4096));
-    Ok(Transit::new(
+    let transit = Transit::open(
         Arc::clone(store) as Arc<dyn TransitStore>,
-        kek,
+        Arc::new(token.clone()),
+        &label,
         random,
         Arc::new(token.clone()),
         strongroom_transit::TransitConfig {
             prefix: config.prefix.clone(),
             cache_capacity: config.cache_capacity,
         },
-    ))
+    )
+    .context("cannot open the transit engine")?;
+    let current = transit.current_kek_label();
+    match &uri {
+        Some(uri) if current == label => {
+            token.find_wrapping_key_by_uri(uri)?;
+        }
+        _ if current != label => tracing::info!(
+            configured = %label,
+            current = %current,
+            "the transit KEK was rotated since the first start; using the current one"
+        ),
+        _ => {}
+    }
+    Ok(transit)
 }
 
 /// The label of the token `hsm.token` names.

@@ -172,6 +172,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "0005_transit",
         sql: include_str!("migrations/0005_transit.sql"),
     },
+    Migration {
+        version: 6,
+        name: "0006_transit_keks",
+        sql: include_str!("migrations/0006_transit_keks.sql"),
+    },
 ];
 
 /// How long a statement waits for a lock held by another connection or process.

@@ -2,11 +2,12 @@
 //! them.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use ring::rand::SecureRandom;
-use strongroom_hsm::{KeyWrapper, RandomSource, RsaKeySource};
+use strongroom_hsm::{RandomSource, RsaKeySource, WrappingKeys};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
@@ -16,6 +17,11 @@ use crate::key_type::{KeyType, Operation};
 use crate::material::{self, HashAlgorithm, SignOptions, VersionKey};
 use crate::name::KeyName;
 use crate::store::{KeyPolicy, StoredVersion, TransitStore, VersionInfo};
+
+mod kek;
+
+use kek::{KekRing, RewrapPass};
+pub use kek::{KekStatus, RewrapStep};
 
 /// Largest plaintext, message or HMAC input per item, in bytes.
 pub const MAX_INPUT_LEN: usize = 1 << 20;
@@ -44,16 +50,6 @@ impl Default for TransitConfig {
             cache_capacity: 1024,
         }
     }
-}
-
-/// The HSM key that wraps transit material, and its label (stored with
-/// every version it wraps).
-#[derive(Clone)]
-pub struct Kek {
-    /// The wrapping key's label in the HSM.
-    pub label: String,
-    /// The wrapping key.
-    pub wrapper: Arc<dyn KeyWrapper>,
 }
 
 /// Settings of a new key.
@@ -261,13 +257,20 @@ impl VersionCache {
 /// blocking (it may call the HSM or the store).
 pub struct Transit {
     store: Arc<dyn TransitStore>,
-    kek: Kek,
+    wrapping_keys: Arc<dyn WrappingKeys>,
+    /// The current KEK, and the retired ones loaded so far.
+    keks: RwLock<KekRing>,
+    /// Versions may still be wrapped by a retired KEK.
+    rewrap_pending: AtomicBool,
+    /// Where the re-wrap under the current KEK has got to.
+    rewrap: Mutex<RewrapPass>,
     random: Arc<dyn RandomSource>,
     rsa: Arc<dyn RsaKeySource>,
     config: TransitConfig,
     policies: RwLock<HashMap<KeyName, Arc<KeyPolicy>>>,
     cache: Mutex<VersionCache>,
-    /// Serialises changes to keys (create, rotate, update, trim, delete).
+    /// Serialises changes to keys (create, rotate, update, trim, delete)
+    /// and to KEKs (rotate, re-wrap, destroy).
     admin: Mutex<()>,
     nonces: ring::rand::SystemRandom,
 }
@@ -275,26 +278,38 @@ pub struct Transit {
 impl std::fmt::Debug for Transit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Transit")
-            .field("kek", &self.kek.label)
+            .field("kek", &self.current_kek().label)
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
 }
 
 impl Transit {
-    /// An engine over `store`, wrapping material with `kek`, drawing key
-    /// material from `random` and RSA keys from `rsa` (both the HSM).
-    pub fn new(
+    /// An engine over `store` that wraps key material with the HSM's
+    /// `wrapping_keys` and draws it from `random` and RSA keys from `rsa`
+    /// (all the HSM).
+    ///
+    /// The KEK is the one the store records as current; `configured_kek`
+    /// (a label) is recorded as current only when the store has none yet. A
+    /// re-wrap left unfinished (by a crash, say) is pending again: see
+    /// [`Transit::rewrap_step`].
+    pub fn open(
         store: Arc<dyn TransitStore>,
-        kek: Kek,
+        wrapping_keys: Arc<dyn WrappingKeys>,
+        configured_kek: &str,
         random: Arc<dyn RandomSource>,
         rsa: Arc<dyn RsaKeySource>,
         config: TransitConfig,
-    ) -> Self {
+    ) -> Result<Self> {
+        let label = store.adopt_kek(configured_kek, SystemTime::now())?;
+        let wrapper = wrapping_keys.find_wrapper(&label)?;
         let capacity = config.cache_capacity;
-        Transit {
+        Ok(Transit {
             store,
-            kek,
+            wrapping_keys,
+            keks: RwLock::new(KekRing::new(label, wrapper)),
+            rewrap_pending: AtomicBool::new(true),
+            rewrap: Mutex::new(RewrapPass::default()),
             random,
             rsa,
             config,
@@ -307,7 +322,7 @@ impl Transit {
             }),
             admin: Mutex::new(()),
             nonces: ring::rand::SystemRandom::new(),
-        }
+        })
     }
 
     /// The prefix of encoded values.
@@ -979,11 +994,12 @@ impl Transit {
     ) -> Result<StoredVersion> {
         let (material, public_key) =
             material::generate(key_type, self.random.as_ref(), self.rsa.as_ref())?;
-        let wrapped = self.kek.wrapper.wrap(&material)?;
+        let kek = self.current_kek();
+        let wrapped = kek.wrapper.wrap(&material)?;
         Ok(StoredVersion {
             version,
             created_at: now,
-            kek: self.kek.label.clone(),
+            kek: kek.label,
             wrapped,
             public_key: public_key.map(|k| k.der().to_vec()),
         })
@@ -1062,15 +1078,12 @@ impl Transit {
             version,
             reason,
         };
-        if stored.kek != self.kek.label {
-            return Err(material_error(
-                "wrapped by an HSM key this appliance has not loaded",
-            ));
-        }
-        let material =
-            self.kek.wrapper.unwrap(&stored.wrapped).map_err(|_| {
-                material_error("the HSM refused to unwrap it (damaged or wrong key)")
-            })?;
+        let wrapper = self
+            .wrapper(&stored.kek)
+            .map_err(|_| material_error("wrapped by an HSM key the token does not hold"))?;
+        let material = wrapper
+            .unwrap(&stored.wrapped)
+            .map_err(|_| material_error("the HSM refused to unwrap it (damaged or wrong key)"))?;
         let key = Arc::new(
             VersionKey::new(policy.key_type, policy.derived, material).map_err(material_error)?,
         );

@@ -69,6 +69,26 @@ pub enum TransitError {
         /// Which setting forbids it.
         reason: String,
     },
+    /// No key-encryption key with this label was ever recorded.
+    #[error("transit KEK {label:?} is not known")]
+    KekNotFound {
+        /// The label asked for.
+        label: String,
+    },
+    /// A key-encryption key with this label exists (in the store or the HSM).
+    #[error("transit KEK {label:?} exists already; choose another label")]
+    KekExists {
+        /// The label asked for.
+        label: String,
+    },
+    /// The key-encryption key cannot be changed that way now.
+    #[error("transit KEK {label:?}: {reason}")]
+    KekRefused {
+        /// The KEK.
+        label: String,
+        /// Why.
+        reason: String,
+    },
     /// The HSM failed to wrap, unwrap or generate.
     #[error("HSM: {0}")]
     Hsm(#[from] strongroom_hsm::Error),

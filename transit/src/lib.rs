@@ -9,8 +9,13 @@
 //!   record of its own, so the hot path reads one policy and one version.
 //! - Key material is generated from the HSM ([`strongroom_hsm::RandomSource`],
 //!   [`strongroom_hsm::RsaKeySource`]) and stored wrapped by an AES-256 key in
-//!   the HSM ([`Kek`]); unwrapped versions are cached in memory, bounded and
-//!   wiped on eviction and when the appliance seals.
+//!   the HSM, the KEK ([`strongroom_hsm::WrappingKeys`]); unwrapped versions
+//!   are cached in memory, bounded and wiped on eviction and when the
+//!   appliance seals.
+//! - The KEK rotates online ([`Transit::rotate_kek`]): a new one wraps new
+//!   versions at once, [`Transit::rewrap_step`] moves the stored versions
+//!   under it (resumable after a crash), and the old one is destroyed once it
+//!   wraps nothing ([`Transit::destroy_kek`]).
 //!
 //! Ciphertexts are `<prefix>:v<version>:<base64(nonce || ciphertext || tag)>`.
 //! The AEAD's associated data is a label, the key name, the version and the
@@ -28,12 +33,14 @@ mod store;
 
 pub use encoded::{DEFAULT_PREFIX, Encoded, MAX_ENCODED_LEN};
 pub use engine::{
-    DataKey, DecryptItem, EncryptItem, Kek, KeyInfo, KeyUpdate, MAX_AAD_LEN, MAX_BATCH_ITEMS,
-    MAX_INPUT_LEN, MAX_RANDOM_LEN, MIN_AUTO_ROTATE_PERIOD, NewKey, OverdueKey, Plaintext, Transit,
-    TransitConfig, Versioned, check_batch,
+    DataKey, DecryptItem, EncryptItem, KekStatus, KeyInfo, KeyUpdate, MAX_AAD_LEN, MAX_BATCH_ITEMS,
+    MAX_INPUT_LEN, MAX_RANDOM_LEN, MIN_AUTO_ROTATE_PERIOD, NewKey, OverdueKey, Plaintext,
+    RewrapStep, Transit, TransitConfig, Versioned, check_batch,
 };
 pub use error::{Result, TransitError};
 pub use key_type::{ALL_KEY_TYPES, KeyType, Operation};
 pub use material::{HashAlgorithm, SignOptions, SignatureScheme};
 pub use name::{KeyName, MAX_NAME_LEN};
-pub use store::{KeyPolicy, StoreError, StoredVersion, TransitStore, VersionInfo};
+pub use store::{
+    KekRecord, KekState, KeyPolicy, StoreError, StoredVersion, TransitStore, VersionInfo,
+};

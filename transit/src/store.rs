@@ -74,6 +74,43 @@ pub struct VersionInfo {
     pub public_key: Option<Vec<u8>>,
 }
 
+/// Where a key-encryption key (an HSM wrapping key) stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KekState {
+    /// New versions are wrapped by it; there is exactly one.
+    Current,
+    /// Replaced by a newer KEK; versions it still wraps are being re-wrapped.
+    Retired,
+    /// Destroyed in the HSM after it wrapped nothing any more.
+    Destroyed,
+}
+
+impl KekState {
+    /// The state's name: `current`, `retired` or `destroyed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            KekState::Current => "current",
+            KekState::Retired => "retired",
+            KekState::Destroyed => "destroyed",
+        }
+    }
+}
+
+/// A key-encryption key transit has used, and how much it still wraps.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KekRecord {
+    /// The wrapping key's label in the HSM.
+    pub label: String,
+    /// Where it stands.
+    pub state: KekState,
+    /// When it was first recorded.
+    pub created_at: SystemTime,
+    /// When it last changed state.
+    pub state_changed_at: SystemTime,
+    /// How many stored key versions it wraps.
+    pub versions: u64,
+}
+
 /// Storage failures.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -127,4 +164,43 @@ pub trait TransitStore: Send + Sync {
 
     /// Deletes a key and all its versions; false if it did not exist.
     fn delete_key(&self, name: &KeyName) -> Result<bool, StoreError>;
+
+    /// Records `label` as the current KEK unless one is recorded already;
+    /// returns the current KEK's label either way.
+    fn adopt_kek(&self, label: &str, now: SystemTime) -> Result<String, StoreError>;
+
+    /// Records `new` as the current KEK and retires `current`, in one
+    /// transaction: [`StoreError::Conflict`] if `current` is no longer the
+    /// current KEK, [`StoreError::Exists`] if `new` was ever recorded.
+    fn rotate_kek(&self, current: &str, new: &str, now: SystemTime) -> Result<(), StoreError>;
+
+    /// Every KEK ever recorded, oldest first, with the number of versions
+    /// each wraps.
+    fn keks(&self) -> Result<Vec<KekRecord>, StoreError>;
+
+    /// Versions wrapped by `kek`, in (name, version) order after `after`, at
+    /// most `limit`, with their material.
+    fn versions_wrapped_by(
+        &self,
+        kek: &str,
+        after: Option<(&KeyName, u32)>,
+        limit: usize,
+    ) -> Result<Vec<(KeyName, StoredVersion)>, StoreError>;
+
+    /// Replaces one version's material with `wrapped` (wrapped by `to`) if
+    /// it is still wrapped by `from`; false if it is not (re-wrapped,
+    /// trimmed or deleted meanwhile).
+    fn rewrap_version(
+        &self,
+        name: &KeyName,
+        version: u32,
+        from: &str,
+        to: &str,
+        wrapped: &[u8],
+    ) -> Result<bool, StoreError>;
+
+    /// Marks the retired KEK `label` destroyed; [`StoreError::Conflict`] if
+    /// it is not retired or still wraps a version, [`StoreError::NotFound`]
+    /// if it was never recorded.
+    fn kek_destroyed(&self, label: &str, now: SystemTime) -> Result<(), StoreError>;
 }

@@ -1,6 +1,7 @@
-//! The transit half of the SQLite store (migration 0005):
-//! [`TransitStore`] on `transit_keys` (one row per key) and
-//! `transit_key_versions` (one row per version).
+//! The transit half of the SQLite store (migrations 0005 and 0006):
+//! [`TransitStore`] on `transit_keys` (one row per key),
+//! `transit_key_versions` (one row per version) and `transit_keks` (one row
+//! per HSM wrapping key ever used).
 //!
 //! Every read is one statement on a reader connection, answered from a
 //! primary key: a key's row by name, a version's row by `(name, version)`, a
@@ -25,7 +26,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use strongroom_transit::{
-    KeyName, KeyPolicy, KeyType, StoreError, StoredVersion, TransitStore, VersionInfo,
+    KekRecord, KekState, KeyName, KeyPolicy, KeyType, StoreError, StoredVersion, TransitStore,
+    VersionInfo,
 };
 
 use super::{SqliteStore, conversion_error};
@@ -88,6 +90,47 @@ const TRIM_SQL: &str = "DELETE FROM transit_key_versions WHERE name = ?1 AND ver
 
 /// A key; its versions go with it (`ON DELETE CASCADE`).
 const DELETE_KEY_SQL: &str = "DELETE FROM transit_keys WHERE name = ?1";
+
+/// The current KEK's label.
+const CURRENT_KEK_SQL: &str = "SELECT label FROM transit_keks WHERE state = 'current'";
+
+/// Makes a recorded KEK current (`?2` is the time).
+const ADOPT_KEK_SQL: &str = "INSERT INTO transit_keks (label, state, created_at, state_changed_at) \
+                             VALUES (?1, 'current', ?2, ?2) \
+                             ON CONFLICT (label) DO UPDATE SET state = 'current', \
+                             state_changed_at = ?2 WHERE state = 'retired'";
+
+/// Retires the current KEK `?1`.
+const RETIRE_KEK_SQL: &str = "UPDATE transit_keks SET state = 'retired', state_changed_at = ?2 \
+                              WHERE label = ?1 AND state = 'current'";
+
+/// A new current KEK.
+const NEW_KEK_SQL: &str = "INSERT INTO transit_keks (label, state, created_at, state_changed_at) \
+                           VALUES (?1, 'current', ?2, ?2)";
+
+/// Every KEK, oldest first.
+const KEKS_SQL: &str = "SELECT label, state, created_at, state_changed_at FROM transit_keks \
+                        ORDER BY created_at, label";
+
+/// How many versions each KEK wraps (a scan of the `kek` index).
+const VERSIONS_PER_KEK_SQL: &str = "SELECT kek, count(*) FROM transit_key_versions GROUP BY kek";
+
+/// Versions wrapped by `?1` after `(?2, ?3)` in key order (`''` and 0 for the
+/// first page: no name is empty).
+const WRAPPED_BY_SQL: &str = "SELECT name, version, created_at, wrapped, public_key \
+                              FROM transit_key_versions \
+                              WHERE kek = ?1 AND (name, version) > (?2, ?3) \
+                              ORDER BY name, version LIMIT ?4";
+
+/// One version re-wrapped: only while `?3` still wraps it.
+const REWRAP_SQL: &str = "UPDATE transit_key_versions SET kek = ?4, wrapped = ?5 \
+                          WHERE name = ?1 AND version = ?2 AND kek = ?3";
+
+/// A retired KEK that wraps nothing, destroyed.
+const KEK_DESTROYED_SQL: &str = "UPDATE transit_keks SET state = 'destroyed', \
+                                 state_changed_at = ?2 \
+                                 WHERE label = ?1 AND state = 'retired' AND NOT EXISTS \
+                                 (SELECT 1 FROM transit_key_versions WHERE kek = ?1)";
 
 /// A SQLite failure as [`StoreError::Backend`], saying what was being done.
 fn backend(doing: &str, e: rusqlite::Error) -> StoreError {
@@ -520,6 +563,172 @@ impl TransitStore for SqliteStore {
                 .and_then(|mut delete| delete.execute([name.as_str()]))
                 .map(|deleted| deleted > 0)
                 .map_err(|e| backend(&doing, e))
+        })
+    }
+
+    fn adopt_kek(&self, label: &str, now: SystemTime) -> Result<String, StoreError> {
+        let doing = format!("adopting {label:?} as the transit KEK");
+        let now = time_to_column(&doing, now)?;
+        self.transit_write(&doing, |tx| {
+            let current: Option<String> = tx
+                .query_row(CURRENT_KEK_SQL, [], |row| row.get(0))
+                .optional()
+                .map_err(|e| backend(&doing, e))?;
+            if let Some(current) = current {
+                return Ok(current);
+            }
+            let changed = tx
+                .execute(ADOPT_KEK_SQL, params![label, now])
+                .map_err(|e| backend(&doing, e))?;
+            if changed == 0 {
+                return Err(StoreError::Backend(format!("{doing}: it was destroyed")));
+            }
+            Ok(label.to_string())
+        })
+    }
+
+    fn rotate_kek(&self, current: &str, new: &str, now: SystemTime) -> Result<(), StoreError> {
+        let doing = format!("rotating the transit KEK from {current:?} to {new:?}");
+        let now = time_to_column(&doing, now)?;
+        self.transit_write(&doing, |tx| {
+            let retired = tx
+                .execute(RETIRE_KEK_SQL, params![current, now])
+                .map_err(|e| backend(&doing, e))?;
+            if retired == 0 {
+                return Err(StoreError::Conflict(current.to_string()));
+            }
+            tx.execute(NEW_KEK_SQL, params![new, now])
+                .map_err(|e| {
+                    if is_unique_violation(&e) {
+                        StoreError::Exists(new.to_string())
+                    } else {
+                        backend(&doing, e)
+                    }
+                })
+                .map(drop)
+        })
+    }
+
+    fn keks(&self) -> Result<Vec<KekRecord>, StoreError> {
+        let doing = "listing transit KEKs";
+        let reader = self.reader();
+        let counts: std::collections::HashMap<String, u64> = reader
+            .prepare_cached(VERSIONS_PER_KEK_SQL)
+            .and_then(|mut select| {
+                select
+                    .query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)?)))?
+                    .map(|r| r.map(|(label, n)| (label, n.unsigned_abs())))
+                    .collect()
+            })
+            .map_err(|e| backend(doing, e))?;
+        reader
+            .prepare_cached(KEKS_SQL)
+            .and_then(|mut select| {
+                select
+                    .query_map([], |row| {
+                        let label: String = row.get(0)?;
+                        let state = match row.get_ref(1)?.as_str()? {
+                            "current" => KekState::Current,
+                            "retired" => KekState::Retired,
+                            "destroyed" => KekState::Destroyed,
+                            other => {
+                                return Err(conversion_error(
+                                    1,
+                                    Type::Text,
+                                    format!("unknown KEK state {other:?}"),
+                                ));
+                            }
+                        };
+                        Ok(KekRecord {
+                            versions: counts.get(&label).copied().unwrap_or(0),
+                            label,
+                            state,
+                            created_at: created_at_column(row, 2)?,
+                            state_changed_at: created_at_column(row, 3)?,
+                        })
+                    })?
+                    .collect()
+            })
+            .map_err(|e| backend(doing, e))
+    }
+
+    fn versions_wrapped_by(
+        &self,
+        kek: &str,
+        after: Option<(&KeyName, u32)>,
+        limit: usize,
+    ) -> Result<Vec<(KeyName, StoredVersion)>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (after_name, after_version) = after.map_or(("", 0), |(n, v)| (n.as_str(), v));
+        self.reader()
+            .prepare_cached(WRAPPED_BY_SQL)
+            .and_then(|mut select| {
+                select
+                    .query_map(params![kek, after_name, after_version, limit], |row| {
+                        let name: String = row.get(0)?;
+                        let name = KeyName::new(&name).map_err(|e| {
+                            conversion_error(0, Type::Text, format!("bad key name: {e}"))
+                        })?;
+                        Ok((
+                            name,
+                            StoredVersion {
+                                version: row.get(1)?,
+                                created_at: created_at_column(row, 2)?,
+                                kek: kek.to_string(),
+                                wrapped: row.get(3)?,
+                                public_key: row.get(4)?,
+                            },
+                        ))
+                    })?
+                    .collect()
+            })
+            .map_err(|e| backend(&format!("listing the versions KEK {kek:?} wraps"), e))
+    }
+
+    fn rewrap_version(
+        &self,
+        name: &KeyName,
+        version: u32,
+        from: &str,
+        to: &str,
+        wrapped: &[u8],
+    ) -> Result<bool, StoreError> {
+        let doing = format!(
+            "re-wrapping transit key {:?} version {version} under KEK {to:?}",
+            name.as_str()
+        );
+        self.transit_write(&doing, |tx| {
+            tx.prepare_cached(REWRAP_SQL)
+                .and_then(|mut update| {
+                    update.execute(params![name.as_str(), version, from, to, wrapped])
+                })
+                .map(|changed| changed > 0)
+                .map_err(|e| backend(&doing, e))
+        })
+    }
+
+    fn kek_destroyed(&self, label: &str, now: SystemTime) -> Result<(), StoreError> {
+        let doing = format!("recording transit KEK {label:?} as destroyed");
+        let now = time_to_column(&doing, now)?;
+        self.transit_write(&doing, |tx| {
+            let changed = tx
+                .execute(KEK_DESTROYED_SQL, params![label, now])
+                .map_err(|e| backend(&doing, e))?;
+            if changed > 0 {
+                return Ok(());
+            }
+            let known: Option<String> = tx
+                .query_row(
+                    "SELECT state FROM transit_keks WHERE label = ?1",
+                    [label],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(|e| backend(&doing, e))?;
+            Err(match known {
+                None => StoreError::NotFound(label.to_string()),
+                Some(_) => StoreError::Conflict(label.to_string()),
+            })
         })
     }
 }
@@ -1192,5 +1401,237 @@ mod tests {
 
         p.auto_rotate_period = Some(Duration::from_millis(100));
         backend_message(store.update_key(&p));
+    }
+
+    /// Label, state and version count of every KEK.
+    fn kek_table(store: &SqliteStore) -> Vec<(String, KekState, u64)> {
+        store
+            .keks()
+            .expect("keks")
+            .into_iter()
+            .map(|k| (k.label, k.state, k.versions))
+            .collect()
+    }
+
+    fn row(label: &str, state: KekState, versions: u64) -> (String, KekState, u64) {
+        (label.to_string(), state, versions)
+    }
+
+    #[test]
+    fn the_first_kek_is_adopted_and_rotations_are_compare_and_swap() {
+        let (_dir, store) = temp_store();
+        assert!(store.keks().expect("keks").is_empty());
+        assert_eq!(
+            store.adopt_kek("transit-kek-1", at(10)).expect("adopt"),
+            "transit-kek-1"
+        );
+        // Once one is current, the configured label no longer matters.
+        assert_eq!(
+            store.adopt_kek("other", at(11)).expect("adopt"),
+            "transit-kek-1"
+        );
+        key_with_versions(&store, "k", 3);
+        assert_eq!(
+            kek_table(&store),
+            [row("transit-kek-1", KekState::Current, 3)]
+        );
+
+        store
+            .rotate_kek("transit-kek-1", "kek-2", at(20))
+            .expect("rotate");
+        assert!(matches!(
+            store.rotate_kek("transit-kek-1", "kek-3", at(21)),
+            Err(StoreError::Conflict(label)) if label == "transit-kek-1"
+        ));
+        assert!(matches!(
+            store.rotate_kek("kek-2", "transit-kek-1", at(22)),
+            Err(StoreError::Exists(label)) if label == "transit-kek-1"
+        ));
+        // The refused rotation retired nothing.
+        assert_eq!(store.adopt_kek("x", at(23)).expect("adopt"), "kek-2");
+        let keks = store.keks().expect("keks");
+        assert_eq!(
+            kek_table(&store),
+            [
+                row("transit-kek-1", KekState::Retired, 3),
+                row("kek-2", KekState::Current, 0)
+            ]
+        );
+        assert_eq!(keks[0].created_at, at(10));
+        assert_eq!(keks[0].state_changed_at, at(20));
+        assert_eq!(keks[1].created_at, at(20));
+    }
+
+    #[test]
+    fn versions_are_rewrapped_by_compare_and_swap_on_their_kek() {
+        let (_dir, store) = temp_store();
+        store.adopt_kek("transit-kek-1", at(1)).expect("adopt");
+        key_with_versions(&store, "a", 3);
+        key_with_versions(&store, "b", 2);
+        store
+            .rotate_kek("transit-kek-1", "kek-2", at(2))
+            .expect("rotate");
+        let page = |after: Option<(&KeyName, u32)>| {
+            store
+                .versions_wrapped_by("transit-kek-1", after, 2)
+                .expect("page")
+                .into_iter()
+                .map(|(n, v)| (n.as_str().to_string(), v.version))
+                .collect::<Vec<_>>()
+        };
+        let key = |n: &str| n.to_string();
+        assert_eq!(page(None), [(key("a"), 1), (key("a"), 2)]);
+        let a = name("a");
+        assert_eq!(page(Some((&a, 2))), [(key("a"), 3), (key("b"), 1)]);
+        let first = store
+            .versions_wrapped_by("transit-kek-1", None, 1)
+            .expect("page");
+        assert_eq!(first[0].1, stored(1));
+
+        assert!(
+            store
+                .rewrap_version(&a, 1, "transit-kek-1", "kek-2", b"new material")
+                .expect("rewrap")
+        );
+        // Done already, or never wrapped by that key: nothing changes.
+        assert!(
+            !store
+                .rewrap_version(&a, 1, "transit-kek-1", "kek-2", b"other")
+                .expect("rewrap")
+        );
+        assert!(
+            !store
+                .rewrap_version(&a, 9, "transit-kek-1", "kek-2", b"other")
+                .expect("rewrap")
+        );
+        let moved = store.version(&a, 1).expect("read").expect("exists");
+        assert_eq!(
+            (moved.kek.as_str(), moved.wrapped.as_slice()),
+            ("kek-2", &b"new material"[..])
+        );
+        assert_eq!(page(None), [(key("a"), 2), (key("a"), 3)]);
+        assert_eq!(
+            kek_table(&store),
+            [
+                row("transit-kek-1", KekState::Retired, 4),
+                row("kek-2", KekState::Current, 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn only_a_retired_kek_that_wraps_nothing_is_recorded_destroyed() {
+        let (_dir, store) = temp_store();
+        store.adopt_kek("transit-kek-1", at(1)).expect("adopt");
+        key_with_versions(&store, "a", 1);
+        assert!(matches!(
+            store.kek_destroyed("transit-kek-1", at(2)),
+            Err(StoreError::Conflict(_))
+        ));
+        store
+            .rotate_kek("transit-kek-1", "kek-2", at(3))
+            .expect("rotate");
+        assert!(matches!(
+            store.kek_destroyed("transit-kek-1", at(4)),
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            store.kek_destroyed("unknown", at(4)),
+            Err(StoreError::NotFound(_))
+        ));
+        store
+            .rewrap_version(&name("a"), 1, "transit-kek-1", "kek-2", b"m")
+            .expect("rewrap");
+        store
+            .kek_destroyed("transit-kek-1", at(5))
+            .expect("destroyed");
+        assert!(matches!(
+            store.kek_destroyed("transit-kek-1", at(6)),
+            Err(StoreError::Conflict(_))
+        ));
+        // A destroyed key is never adopted again.
+        assert_eq!(
+            kek_table(&store),
+            [
+                row("transit-kek-1", KekState::Destroyed, 0),
+                row("kek-2", KekState::Current, 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_rewrap_reads_from_the_kek_index_and_writes_by_primary_key() {
+        let (_dir, store) = temp_store();
+        key_with_versions(&store, "k", 3);
+        let reader = store.reader();
+        let cases = [
+            (
+                WRAPPED_BY_SQL,
+                "SEARCH transit_key_versions USING INDEX transit_key_versions_kek \
+                 (kek=? AND (name,version)>(?,?))",
+            ),
+            (
+                REWRAP_SQL,
+                "SEARCH transit_key_versions USING PRIMARY KEY (name=? AND version=?)",
+            ),
+            (
+                VERSIONS_PER_KEK_SQL,
+                "SCAN transit_key_versions USING COVERING INDEX transit_key_versions_kek",
+            ),
+        ];
+        for (sql, expected) in cases {
+            assert_eq!(plan(&reader, sql), [expected], "{sql}");
+        }
+    }
+
+    #[test]
+    fn a_version_5_store_records_its_keks_as_retired_and_adopts_the_configured_one() {
+        let dir = TempDir::new().expect("temp dir");
+        let path = dir.path().join("store.db");
+        // A store as release 5 left it: transit versions, no KEK table.
+        {
+            let conn = Connection::open(&path).expect("raw open");
+            conn.execute_batch(
+                "CREATE TABLE schema_migrations (
+                     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL
+                 ) STRICT;",
+            )
+            .expect("schema_migrations");
+            for m in &crate::store::sqlite::MIGRATIONS[..5] {
+                conn.execute_batch(m.sql).expect("migration");
+                conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?1, ?2, 0)",
+                    params![m.version, m.name],
+                )
+                .expect("record migration");
+            }
+            conn.execute_batch(
+                "INSERT INTO transit_keys VALUES ('k', 'aes256-gcm96', 0, 0, 0, 0, NULL, 2, 1, 0, \
+                 1, 100, 200);
+                 INSERT INTO transit_key_versions VALUES ('k', 1, 100, 'old-kek', x'01', NULL);
+                 INSERT INTO transit_key_versions VALUES ('k', 2, 200, 'configured', x'02', NULL);",
+            )
+            .expect("old rows");
+        }
+        let store = SqliteStore::open(&path).expect("open migrates");
+        assert_eq!(
+            kek_table(&store),
+            [
+                row("old-kek", KekState::Retired, 1),
+                row("configured", KekState::Retired, 1)
+            ]
+        );
+        assert_eq!(store.keks().expect("keks")[1].created_at, at(200));
+        assert_eq!(
+            store.adopt_kek("configured", at(300)).expect("adopt"),
+            "configured"
+        );
+        assert_eq!(
+            kek_table(&store),
+            [
+                row("old-kek", KekState::Retired, 1),
+                row("configured", KekState::Current, 1)
+            ]
+        );
     }
 }

@@ -19,11 +19,11 @@ use base64ct::{Base64, Encoding};
 use der::Decode;
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{self as ring_sig, KeyPair as _};
-use strongroom_hsm::{KeyWrapper, RandomSource, RsaKeySource};
+use strongroom_hsm::{KeyWrapper, RandomSource, RsaKeySource, WrappingKeys};
 use zeroize::Zeroizing;
 
 use super::{
-    DecryptItem, EncryptItem, Kek, KeyUpdate, MAX_AAD_LEN, MAX_BATCH_ITEMS, MAX_INPUT_LEN,
+    DecryptItem, EncryptItem, KeyUpdate, MAX_AAD_LEN, MAX_BATCH_ITEMS, MAX_INPUT_LEN,
     MAX_RANDOM_LEN, NewKey, Plaintext, Transit, TransitConfig, Versioned,
 };
 use crate::encoded::{DEFAULT_PREFIX, Encoded, MAX_ENCODED_LEN};
@@ -31,7 +31,9 @@ use crate::error::{Result, TransitError};
 use crate::key_type::{ALL_KEY_TYPES, KeyType, Operation};
 use crate::material::{HashAlgorithm, SignOptions, SignatureScheme};
 use crate::name::KeyName;
-use crate::store::{KeyPolicy, StoreError, StoredVersion, TransitStore, VersionInfo};
+use crate::store::{
+    KekRecord, KekState, KeyPolicy, StoreError, StoredVersion, TransitStore, VersionInfo,
+};
 
 // ----- test doubles -----
 
@@ -41,6 +43,8 @@ type Record = (KeyPolicy, BTreeMap<u32, StoredVersion>);
 #[derive(Default)]
 struct MemoryStore {
     keys: Mutex<BTreeMap<KeyName, Record>>,
+    /// Label, state, created, state changed; oldest first.
+    keks: Mutex<Vec<(String, KekState, SystemTime, SystemTime)>>,
 }
 
 impl MemoryStore {
@@ -178,6 +182,178 @@ impl TransitStore for MemoryStore {
     fn delete_key(&self, name: &KeyName) -> Result<bool, StoreError> {
         Ok(self.lock().remove(name).is_some())
     }
+
+    fn adopt_kek(&self, label: &str, now: SystemTime) -> Result<String, StoreError> {
+        let mut keks = self.keks.lock().unwrap();
+        if let Some(current) = keks.iter().find(|k| k.1 == KekState::Current) {
+            return Ok(current.0.clone());
+        }
+        match keks.iter_mut().find(|k| k.0 == label) {
+            Some(known) => *known = (known.0.clone(), KekState::Current, known.2, now),
+            None => keks.push((label.to_string(), KekState::Current, now, now)),
+        }
+        Ok(label.to_string())
+    }
+
+    fn rotate_kek(&self, current: &str, new: &str, now: SystemTime) -> Result<(), StoreError> {
+        let mut keks = self.keks.lock().unwrap();
+        if keks.iter().any(|k| k.0 == new) {
+            return Err(StoreError::Exists(new.to_string()));
+        }
+        let Some(old) = keks
+            .iter_mut()
+            .find(|k| k.0 == current && k.1 == KekState::Current)
+        else {
+            return Err(StoreError::Conflict(current.to_string()));
+        };
+        old.1 = KekState::Retired;
+        old.3 = now;
+        keks.push((new.to_string(), KekState::Current, now, now));
+        Ok(())
+    }
+
+    fn keks(&self) -> Result<Vec<KekRecord>, StoreError> {
+        let keys = self.lock();
+        let keks = self.keks.lock().unwrap();
+        Ok(keks
+            .iter()
+            .map(|(label, state, created_at, state_changed_at)| KekRecord {
+                label: label.clone(),
+                state: *state,
+                created_at: *created_at,
+                state_changed_at: *state_changed_at,
+                versions: keys
+                    .values()
+                    .flat_map(|(_, versions)| versions.values())
+                    .filter(|v| &v.kek == label)
+                    .count() as u64,
+            })
+            .collect())
+    }
+
+    fn versions_wrapped_by(
+        &self,
+        kek: &str,
+        after: Option<(&KeyName, u32)>,
+        limit: usize,
+    ) -> Result<Vec<(KeyName, StoredVersion)>, StoreError> {
+        Ok(self
+            .lock()
+            .iter()
+            .flat_map(|(name, (_, versions))| versions.values().map(move |v| (name, v)))
+            .filter(|(name, v)| {
+                v.kek == kek && after.is_none_or(|(n, after)| (*name, v.version) > (n, after))
+            })
+            .take(limit)
+            .map(|(name, v)| (name.clone(), v.clone()))
+            .collect())
+    }
+
+    fn rewrap_version(
+        &self,
+        name: &KeyName,
+        version: u32,
+        from: &str,
+        to: &str,
+        wrapped: &[u8],
+    ) -> Result<bool, StoreError> {
+        let mut keys = self.lock();
+        match keys
+            .get_mut(name)
+            .and_then(|(_, versions)| versions.get_mut(&version))
+        {
+            Some(v) if v.kek == from => {
+                v.kek = to.to_string();
+                v.wrapped = wrapped.to_vec();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn kek_destroyed(&self, label: &str, now: SystemTime) -> Result<(), StoreError> {
+        let in_use = self
+            .lock()
+            .values()
+            .flat_map(|(_, versions)| versions.values())
+            .any(|v| v.kek == label);
+        let mut keks = self.keks.lock().unwrap();
+        let kek = keks
+            .iter_mut()
+            .find(|k| k.0 == label)
+            .ok_or_else(|| StoreError::NotFound(label.to_string()))?;
+        if kek.1 != KekState::Retired || in_use {
+            return Err(StoreError::Conflict(label.to_string()));
+        }
+        kek.1 = KekState::Destroyed;
+        kek.3 = now;
+        Ok(())
+    }
+}
+
+/// The HSM's wrapping keys, by label: [`TestWrapper`]s in a map. Counts
+/// generations and destructions.
+#[derive(Default)]
+struct TestKeys {
+    keys: Mutex<BTreeMap<String, Arc<TestWrapper>>>,
+    destroyed: Mutex<Vec<String>>,
+}
+
+impl TestKeys {
+    fn with(label: &str, wrapper: Arc<TestWrapper>) -> Arc<Self> {
+        let keys = TestKeys::default();
+        keys.keys.lock().unwrap().insert(label.to_string(), wrapper);
+        Arc::new(keys)
+    }
+
+    fn get(&self, label: &str) -> Option<Arc<TestWrapper>> {
+        self.keys.lock().unwrap().get(label).cloned()
+    }
+
+    /// Loses a key behind the engine's back, as a broken HSM might.
+    fn lose(&self, label: &str) {
+        self.keys.lock().unwrap().remove(label);
+    }
+}
+
+fn missing_key(label: &str) -> strongroom_hsm::Error {
+    strongroom_hsm::Error::KeyNotFound {
+        token: "test".into(),
+        label: label.into(),
+        with_public_key: false,
+    }
+}
+
+impl WrappingKeys for TestKeys {
+    fn find_wrapper(&self, label: &str) -> strongroom_hsm::Result<Arc<dyn KeyWrapper>> {
+        match self.get(label) {
+            Some(w) => Ok(w),
+            None => Err(missing_key(label)),
+        }
+    }
+
+    fn generate_wrapper(&self, label: &str) -> strongroom_hsm::Result<Arc<dyn KeyWrapper>> {
+        let mut keys = self.keys.lock().unwrap();
+        if keys.contains_key(label) {
+            return Err(strongroom_hsm::Error::LabelExists {
+                token: "test".into(),
+                label: label.into(),
+            });
+        }
+        let wrapper = Arc::new(TestWrapper::new());
+        keys.insert(label.to_string(), wrapper.clone());
+        Ok(wrapper)
+    }
+
+    fn destroy_wrapper(&self, label: &str) -> strongroom_hsm::Result<()> {
+        match self.keys.lock().unwrap().remove(label) {
+            Some(_) => {
+                self.destroyed.lock().unwrap().push(label.to_string());
+                Ok(())
+            }
+            None => Err(missing_key(label)),
+        }
+    }
 }
 
 fn hsm_error(what: &str) -> strongroom_hsm::Error {
@@ -292,6 +468,7 @@ struct Fixture {
     transit: Transit,
     store: Arc<MemoryStore>,
     wrapper: Arc<TestWrapper>,
+    keys: Arc<TestKeys>,
 }
 
 fn fixture() -> Fixture {
@@ -301,30 +478,31 @@ fn fixture() -> Fixture {
 fn fixture_with(config: TransitConfig) -> Fixture {
     let store = Arc::new(MemoryStore::default());
     let wrapper = Arc::new(TestWrapper::new());
-    let transit = engine(store.clone(), wrapper.clone(), KEK_LABEL, config);
+    let keys = TestKeys::with(KEK_LABEL, wrapper.clone());
+    let transit = engine(store.clone(), keys.clone(), KEK_LABEL, config);
     Fixture {
         transit,
         store,
         wrapper,
+        keys,
     }
 }
 
 fn engine(
     store: Arc<MemoryStore>,
-    wrapper: Arc<TestWrapper>,
+    keys: Arc<TestKeys>,
     label: &str,
     config: TransitConfig,
 ) -> Transit {
-    Transit::new(
+    Transit::open(
         store,
-        Kek {
-            label: label.to_string(),
-            wrapper,
-        },
+        keys,
+        label,
         Arc::new(SystemRandomSource(SystemRandom::new())),
         Arc::new(FixedRsaKeys),
         config,
     )
+    .unwrap()
 }
 
 fn key(name: &str) -> KeyName {
@@ -2065,21 +2243,21 @@ fn material_from_another_wrapping_key_is_refused() {
     // Same label, another key: the wrapped record does not unwrap.
     let foreign = engine(
         f.store.clone(),
-        Arc::new(TestWrapper::new()),
+        TestKeys::with(KEK_LABEL, Arc::new(TestWrapper::new())),
         KEK_LABEL,
         TransitConfig::default(),
     );
     assert!(material_error(&foreign).contains("unwrap"));
-    // Another label: not even tried.
-    let relabelled = engine(
-        f.store.clone(),
-        f.wrapper.clone(),
-        "another-kek",
-        TransitConfig::default(),
-    );
+    // Wrapped by a key the HSM does not hold: not even tried.
+    let mut stored = f.store.stored(&name, 1).unwrap();
+    stored.kek = "another-kek".into();
+    f.store.put_version(&name, stored.clone());
+    f.transit.forget_keys();
     let unwraps = f.wrapper.unwraps();
-    assert!(material_error(&relabelled).contains("not loaded"));
+    assert!(material_error(&f.transit).contains("does not hold"));
     assert_eq!(f.wrapper.unwraps(), unwraps);
+    stored.kek = KEK_LABEL.into();
+    f.store.put_version(&name, stored);
     // A damaged record.
     let mut stored = f.store.stored(&name, 1).unwrap();
     stored.wrapped[WRAP_NONCE_LEN + 3] ^= 0x10;
@@ -2578,4 +2756,288 @@ fn signatures_and_hmacs_follow_key_versions() {
     );
     update(&mac, 2, 0);
     expect_version_not_allowed(check(&h1.value), 1);
+}
+
+// ----- 13. KEK rotation -----
+
+const NEW_KEK: &str = "transit-kek-new";
+
+/// What was made before a KEK rotation, to check after it.
+struct Made {
+    aes: KeyName,
+    ciphertexts: Vec<String>,
+    ed: KeyName,
+    signature: String,
+    mac: KeyName,
+    tag: String,
+}
+
+/// An AES key with four versions and a ciphertext under each, an Ed25519
+/// key with a signature, and an HMAC key with a tag: six versions in all.
+fn make_keys(f: &Fixture) -> Made {
+    let aes = f.create("aes", KeyType::Aes256Gcm96);
+    let mut ciphertexts = vec![f.encrypt(&aes, SECRET, b"ad", b"")];
+    for _ in 0..3 {
+        f.transit.rotate_key(&aes).unwrap();
+        ciphertexts.push(f.encrypt(&aes, SECRET, b"ad", b""));
+    }
+    let ed = f.create("ed", KeyType::Ed25519);
+    let signature = f
+        .transit
+        .sign(&ed, b"m", &SignOptions::default(), None)
+        .unwrap()
+        .value;
+    let mac = f.create("mac", KeyType::Hmac);
+    let tag = f
+        .transit
+        .hmac(&mac, b"m", HashAlgorithm::Sha256, None)
+        .unwrap()
+        .value;
+    Made {
+        aes,
+        ciphertexts,
+        ed,
+        signature,
+        mac,
+        tag,
+    }
+}
+
+/// Everything made before still decrypts and verifies through `transit`.
+#[track_caller]
+fn assert_still_usable(transit: &Transit, made: &Made) {
+    for ct in &made.ciphertexts {
+        let opened = transit
+            .decrypt(&made.aes, dec_item(ct, b"ad"))
+            .unwrap_or_else(|e| panic!("{ct}: {e}"));
+        assert!(opened.value.as_slice() == SECRET);
+    }
+    assert!(
+        transit
+            .verify(&made.ed, b"m", &made.signature, &SignOptions::default())
+            .unwrap()
+            .value
+    );
+    assert!(
+        transit
+            .verify_hmac(&made.mac, b"m", &made.tag, HashAlgorithm::Sha256)
+            .unwrap()
+            .value
+    );
+}
+
+/// The KEK label of every stored version.
+fn kek_labels(store: &MemoryStore) -> Vec<String> {
+    store
+        .lock()
+        .values()
+        .flat_map(|(_, versions)| versions.values().map(|v| v.kek.clone()))
+        .collect()
+}
+
+/// Runs re-wrap steps of `limit` until finished; returns the steps.
+fn rewrap_all(transit: &Transit, limit: usize) -> Vec<super::RewrapStep> {
+    let mut steps = Vec::new();
+    while transit.rewrap_pending() {
+        let step = transit.rewrap_step(limit).unwrap();
+        steps.push(step);
+        assert!(steps.len() < 100, "the re-wrap does not finish: {steps:?}");
+        if step.pass_done && !step.finished {
+            break;
+        }
+    }
+    steps
+}
+
+#[test]
+fn a_kek_rotation_rewraps_every_version_under_the_new_kek() {
+    let f = fixture();
+    let made = make_keys(&f);
+    // Nothing to do before a rotation.
+    assert_eq!(rewrap_all(&f.transit, 10).len(), 1);
+    assert!(!f.transit.rewrap_pending());
+
+    let status = f
+        .transit
+        .rotate_kek(Some(NEW_KEK), SystemTime::now())
+        .unwrap();
+    assert_eq!(status.current, NEW_KEK);
+    assert_eq!(status.to_rewrap, 6);
+    assert!(status.rewrap_pending);
+    let states: Vec<_> = status
+        .keks
+        .iter()
+        .map(|k| (k.label.as_str(), k.state, k.versions))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (KEK_LABEL, KekState::Retired, 6),
+            (NEW_KEK, KekState::Current, 0)
+        ]
+    );
+    // New versions are wrapped by the new KEK at once.
+    f.transit.rotate_key(&made.aes).unwrap();
+    assert_eq!(f.store.stored(&made.aes, 5).unwrap().kek, NEW_KEK);
+    // Old ones still work meanwhile.
+    f.transit.forget_keys();
+    assert_still_usable(&f.transit, &made);
+
+    let steps = rewrap_all(&f.transit, 4);
+    assert_eq!(steps.iter().map(|s| s.rewrapped).sum::<u64>(), 6);
+    assert_eq!(steps.iter().map(|s| s.failed).sum::<u64>(), 0);
+    assert!(steps.last().unwrap().finished);
+    assert!(kek_labels(&f.store).iter().all(|l| l == NEW_KEK));
+    let status = f.transit.kek_status().unwrap();
+    assert_eq!((status.to_rewrap, status.rewrap_pending), (0, false));
+
+    // The old KEK can go; everything still opens under the new one alone,
+    // in a fresh engine that has nothing cached.
+    let status = f.transit.destroy_kek(KEK_LABEL, SystemTime::now()).unwrap();
+    assert_eq!(status.keks[0].state, KekState::Destroyed);
+    assert_eq!(*f.keys.destroyed.lock().unwrap(), [KEK_LABEL]);
+    assert!(f.keys.get(KEK_LABEL).is_none());
+    let fresh = engine(
+        f.store.clone(),
+        f.keys.clone(),
+        KEK_LABEL,
+        TransitConfig::default(),
+    );
+    assert_eq!(fresh.current_kek_label(), NEW_KEK);
+    assert_still_usable(&fresh, &made);
+}
+
+#[test]
+fn an_interrupted_rewrap_resumes_in_a_new_engine() {
+    let f = fixture();
+    let made = make_keys(&f);
+    f.transit
+        .rotate_kek(Some(NEW_KEK), SystemTime::now())
+        .unwrap();
+    let first = f.transit.rewrap_step(2).unwrap();
+    assert_eq!((first.rewrapped, first.pass_done), (2, false));
+    // The process dies here; the next one is configured with the old label.
+    drop(f.transit);
+    let resumed = engine(
+        f.store.clone(),
+        f.keys.clone(),
+        KEK_LABEL,
+        TransitConfig::default(),
+    );
+    assert_eq!(resumed.current_kek_label(), NEW_KEK);
+    assert!(resumed.rewrap_pending());
+    assert_eq!(resumed.kek_status().unwrap().to_rewrap, 4);
+    let steps = rewrap_all(&resumed, 3);
+    assert_eq!(steps.iter().map(|s| s.rewrapped).sum::<u64>(), 4);
+    assert!(steps.last().unwrap().finished);
+    f.keys.lose(KEK_LABEL);
+    resumed.forget_keys();
+    assert_still_usable(&resumed, &made);
+}
+
+#[test]
+fn destroying_a_kek_is_refused_while_it_is_current_or_wraps_a_version() {
+    let f = fixture();
+    make_keys(&f);
+    let now = SystemTime::now();
+    let refused = |label: &str| match expect_err(f.transit.destroy_kek(label, now)) {
+        TransitError::KekRefused { reason, .. } => reason,
+        other => panic!("expected KekRefused, got {other:?}"),
+    };
+    assert!(refused(KEK_LABEL).contains("current"));
+    assert!(matches!(
+        expect_err(f.transit.destroy_kek("never-seen", now)),
+        TransitError::KekNotFound { .. }
+    ));
+    f.transit.rotate_kek(Some(NEW_KEK), now).unwrap();
+    assert!(refused(KEK_LABEL).contains("still wraps 6 key version(s)"));
+    assert!(f.keys.get(KEK_LABEL).is_some());
+    rewrap_all(&f.transit, 100);
+    f.transit.destroy_kek(KEK_LABEL, now).unwrap();
+    assert!(refused(KEK_LABEL).contains("destroyed already"));
+    assert!(refused(NEW_KEK).contains("current"));
+}
+
+#[test]
+fn rotate_kek_refuses_used_and_malformed_labels() {
+    let f = fixture();
+    let now = SystemTime::now();
+    for bad in ["", "has space", "slash/", &"x".repeat(65)] {
+        let err = expect_err(f.transit.rotate_kek(Some(bad), now));
+        assert!(
+            matches!(err, TransitError::InvalidInput { field: "label", .. }),
+            "{bad:?}: {err:?}"
+        );
+    }
+    // Known to the store, or only to the HSM: both refused, nothing changes.
+    assert!(matches!(
+        expect_err(f.transit.rotate_kek(Some(KEK_LABEL), now)),
+        TransitError::KekExists { .. }
+    ));
+    f.keys.generate_wrapper("hsm-only").unwrap();
+    assert!(matches!(
+        expect_err(f.transit.rotate_kek(Some("hsm-only"), now)),
+        TransitError::KekExists { .. }
+    ));
+    assert!(f.keys.get("hsm-only").is_some(), "someone else's key stays");
+    assert_eq!(f.transit.current_kek_label(), KEK_LABEL);
+    assert_eq!(f.transit.kek_status().unwrap().keks.len(), 1);
+    // The default label names the time.
+    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let status = f.transit.rotate_kek(None, at).unwrap();
+    assert_eq!(status.current, "transit-kek-1800000000");
+}
+
+#[test]
+fn a_rotation_the_store_refuses_leaves_no_key_in_the_hsm() {
+    let f = fixture();
+    // Another appliance on the same store rotated meanwhile.
+    f.store
+        .rotate_kek(KEK_LABEL, "elsewhere", SystemTime::now())
+        .unwrap();
+    let err = expect_err(f.transit.rotate_kek(Some(NEW_KEK), SystemTime::now()));
+    assert!(
+        matches!(err, TransitError::Store(StoreError::Conflict(_))),
+        "{err:?}"
+    );
+    assert!(f.keys.get(NEW_KEK).is_none());
+    assert_eq!(*f.keys.destroyed.lock().unwrap(), [NEW_KEK]);
+    assert_eq!(f.transit.current_kek_label(), KEK_LABEL);
+}
+
+#[test]
+fn unreadable_versions_are_reported_and_do_not_stop_the_rest() {
+    let f = fixture();
+    let made = make_keys(&f);
+    let mut damaged = f.store.stored(&made.aes, 2).unwrap();
+    damaged.wrapped[WRAP_NONCE_LEN + 1] ^= 1;
+    f.store.put_version(&made.aes, damaged);
+    f.transit
+        .rotate_kek(Some(NEW_KEK), SystemTime::now())
+        .unwrap();
+    let steps = rewrap_all(&f.transit, 2);
+    let last = steps.last().unwrap();
+    assert!(last.pass_done && !last.finished, "{steps:?}");
+    assert_eq!(steps.iter().map(|s| s.rewrapped).sum::<u64>(), 5);
+    assert_eq!(steps.iter().map(|s| s.failed).sum::<u64>(), 1);
+    let status = f.transit.kek_status().unwrap();
+    assert_eq!((status.to_rewrap, status.rewrap_pending), (1, true));
+    assert!(matches!(
+        expect_err(f.transit.destroy_kek(KEK_LABEL, SystemTime::now())),
+        TransitError::KekRefused { .. }
+    ));
+    // A retired KEK the HSM lost: its versions count as failed, every pass.
+    f.keys.lose(KEK_LABEL);
+    let fresh = engine(
+        f.store.clone(),
+        f.keys.clone(),
+        KEK_LABEL,
+        TransitConfig::default(),
+    );
+    let step = fresh.rewrap_step(10).unwrap();
+    assert_eq!(
+        (step.failed, step.pass_done, step.finished),
+        (1, true, false)
+    );
+    assert!(fresh.rewrap_pending());
 }
