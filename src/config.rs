@@ -46,8 +46,10 @@ pub(crate) struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TransitConfig {
-    /// The HSM's AES-256 wrapping key, as a `pkcs11:object=…` URI or a bare
-    /// label. Unset: the Transit service answers FAILED_PRECONDITION.
+    /// The HSM's AES-256 wrapping key (KEK), as a `pkcs11:object=…` URI or a
+    /// bare label, recorded as the current KEK on the first start; after a
+    /// KEK rotation the store's current KEK is used instead. Unset: the
+    /// Transit service answers FAILED_PRECONDITION.
     #[serde(default)]
     pub(crate) wrapping_key: Option<String>,
     /// Prefix of ciphertexts, signatures and HMACs.
@@ -63,6 +65,9 @@ pub(crate) struct TransitConfig {
     /// How often keys due for automatic rotation are looked for, e.g. "1m".
     #[serde(default = "default_transit_rotation_check", with = "duration_text")]
     pub(crate) rotation_check: std::time::Duration,
+    /// Most key versions re-wrapped per second after a KEK rotation.
+    #[serde(default = "default_kek_rewrap_rate")]
+    pub(crate) kek_rewrap_rate: u32,
 }
 
 impl Default for TransitConfig {
@@ -73,8 +78,13 @@ impl Default for TransitConfig {
             cache_capacity: default_transit_cache(),
             max_request_bytes: default_transit_max_request(),
             rotation_check: default_transit_rotation_check(),
+            kek_rewrap_rate: default_kek_rewrap_rate(),
         }
     }
+}
+
+fn default_kek_rewrap_rate() -> u32 {
+    1000
 }
 
 fn default_transit_prefix() -> String {
@@ -426,6 +436,11 @@ impl Config {
             || transit.rotation_check > Duration::from_secs(3600)
         {
             anyhow::bail!("transit.rotation_check must be between 1s and 1h");
+        }
+        if transit.kek_rewrap_rate == 0 || transit.kek_rewrap_rate > 1_000_000 {
+            anyhow::bail!(
+                "transit.kek_rewrap_rate must be between 1 and 1000000 versions a second"
+            );
         }
         Ok(())
     }

@@ -152,6 +152,9 @@ fn services_and_rpcs_are_present() {
                     "RandomBytesBatchRequest",
                     "RandomBytesBatchResponse",
                 ),
+                ("RotateKek", "RotateKekRequest", "KekStatus"),
+                ("GetKekStatus", "GetKekStatusRequest", "KekStatus"),
+                ("DestroyKek", "DestroyKekRequest", "KekStatus"),
             ],
         ),
     ]);

@@ -16,9 +16,9 @@
 //! | HSM `Unavailable`/`PoolTimeout`, store unavailable | `UNAVAILABLE`        |
 //! | an unreadable client certificate                   | `UNAUTHENTICATED`    |
 //! | `TransitError::{InvalidInput, DecryptionFailed}`   | `INVALID_ARGUMENT`   |
-//! | `TransitError::KeyNotFound`                        | `NOT_FOUND`          |
-//! | `TransitError::KeyExists`                          | `ALREADY_EXISTS`     |
-//! | `TransitError::{Unsupported, VersionNotAllowed, NotPermitted}` | `FAILED_PRECONDITION` |
+//! | `TransitError::{KeyNotFound, KekNotFound}`         | `NOT_FOUND`          |
+//! | `TransitError::{KeyExists, KekExists}`             | `ALREADY_EXISTS`     |
+//! | `TransitError::{Unsupported, VersionNotAllowed, NotPermitted, KekRefused}` | `FAILED_PRECONDITION` |
 //! | transit `StoreError::Conflict` (concurrent rotation) | `ABORTED`          |
 //! | everything else (lints, signature check, HSM, …)   | `INTERNAL`           |
 //!
@@ -139,15 +139,16 @@ fn transit_status(error: &TransitError) -> Status {
         TransitError::InvalidInput { .. } | TransitError::DecryptionFailed { .. } => {
             Status::invalid_argument(error.to_string())
         }
-        TransitError::KeyNotFound { .. } | TransitError::Store(TransitStore::NotFound(_)) => {
-            Status::not_found(error.to_string())
-        }
-        TransitError::KeyExists { .. } | TransitError::Store(TransitStore::Exists(_)) => {
-            Status::already_exists(error.to_string())
-        }
+        TransitError::KeyNotFound { .. }
+        | TransitError::KekNotFound { .. }
+        | TransitError::Store(TransitStore::NotFound(_)) => Status::not_found(error.to_string()),
+        TransitError::KeyExists { .. }
+        | TransitError::KekExists { .. }
+        | TransitError::Store(TransitStore::Exists(_)) => Status::already_exists(error.to_string()),
         TransitError::Unsupported { .. }
         | TransitError::VersionNotAllowed { .. }
-        | TransitError::NotPermitted { .. } => Status::failed_precondition(error.to_string()),
+        | TransitError::NotPermitted { .. }
+        | TransitError::KekRefused { .. } => Status::failed_precondition(error.to_string()),
         TransitError::Store(TransitStore::Conflict(_)) => Status::aborted(error.to_string()),
         TransitError::Hsm(
             strongroom_hsm::Error::Unavailable { .. } | strongroom_hsm::Error::PoolTimeout { .. },

@@ -819,6 +819,42 @@ impl TransitRpc for TransitService {
             .await?;
         Ok(Response::new(v1::RandomBytesBatchResponse { results }))
     }
+
+    async fn rotate_kek(
+        &self,
+        request: Request<v1::RotateKekRequest>,
+    ) -> Result<Response<v1::KekStatus>, Status> {
+        let label = request.into_inner().label;
+        let status = self
+            .run(move |t| {
+                let label = (!label.is_empty()).then_some(label.as_str());
+                t.rotate_kek(label, std::time::SystemTime::now())
+            })
+            .await?;
+        Ok(Response::new(convert::wire_kek_status(&status)))
+    }
+
+    async fn get_kek_status(
+        &self,
+        _request: Request<v1::GetKekStatusRequest>,
+    ) -> Result<Response<v1::KekStatus>, Status> {
+        let status = self.run(|t| t.kek_status()).await?;
+        Ok(Response::new(convert::wire_kek_status(&status)))
+    }
+
+    async fn destroy_kek(
+        &self,
+        request: Request<v1::DestroyKekRequest>,
+    ) -> Result<Response<v1::KekStatus>, Status> {
+        let label = request.into_inner().label;
+        if label.is_empty() {
+            return Err(Status::invalid_argument("label: required"));
+        }
+        let status = self
+            .run(move |t| t.destroy_kek(&label, std::time::SystemTime::now()))
+            .await?;
+        Ok(Response::new(convert::wire_kek_status(&status)))
+    }
 }
 
 /// One data key for a request item.
@@ -870,6 +906,72 @@ pub(crate) async fn rotate_due_keys(
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
+            changed = stop.changed() => {
+                if changed.is_err() || *stop.borrow() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Versions re-wrapped per step of the background re-wrap.
+const REWRAP_BATCH: usize = 64;
+
+/// How long the re-wrap waits before another pass when versions could not
+/// be unwrapped.
+const REWRAP_RETRY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How often an idle re-wrap checks whether a KEK rotation gave it work.
+const REWRAP_IDLE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Re-wraps, under the current KEK, the key versions retired KEKs still
+/// wrap, at most `rate` versions a second, until `stop` turns true (or its
+/// sender is gone). Idle while there is nothing to do; resumes after a
+/// restart because the engine starts with a re-wrap pending.
+pub(crate) async fn rewrap_keks(
+    transit: Arc<Transit>,
+    pool: BlockingPool,
+    rate: u32,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let rate = rate.max(1);
+    let batch = REWRAP_BATCH.min(rate as usize);
+    // One batch per this much time keeps to the rate.
+    let per_batch = std::time::Duration::from_secs_f64(batch as f64 / f64::from(rate));
+    let mut moved = 0u64;
+    loop {
+        let mut pause = REWRAP_IDLE_CHECK;
+        if transit.rewrap_pending() {
+            let started = tokio::time::Instant::now();
+            let engine = Arc::clone(&transit);
+            match pool.run(move || engine.rewrap_step(batch)).await {
+                Ok(Ok(step)) => {
+                    moved += step.rewrapped;
+                    pause = per_batch.saturating_sub(started.elapsed());
+                    if step.finished {
+                        tracing::info!(
+                            versions = moved,
+                            "re-wrapped transit key versions under the current KEK"
+                        );
+                        moved = 0;
+                    } else if step.pass_done {
+                        tracing::warn!(
+                            versions = moved,
+                            "transit KEK re-wrap pass done, but some versions cannot be unwrapped; retrying in a minute"
+                        );
+                        pause = REWRAP_RETRY;
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "transit KEK re-wrap failed; retrying");
+                    pause = REWRAP_IDLE_CHECK.max(per_batch);
+                }
+                Err(e) => tracing::warn!(error = ?e, "transit KEK re-wrap failed; retrying"),
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
             changed = stop.changed() => {
                 if changed.is_err() || *stop.borrow() {
                     return;

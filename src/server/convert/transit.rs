@@ -4,8 +4,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use strongroom_proto::v1;
 use strongroom_transit::{
-    HashAlgorithm, KeyInfo, KeyName, KeyPolicy, KeyType, KeyUpdate, NewKey, OverdueKey,
-    SignOptions, SignatureScheme, TransitError,
+    HashAlgorithm, KekState, KekStatus, KeyInfo, KeyName, KeyPolicy, KeyType, KeyUpdate, NewKey,
+    OverdueKey, SignOptions, SignatureScheme, TransitError,
 };
 
 use super::duration;
@@ -230,6 +230,30 @@ pub(crate) fn wire_overdue(key: &OverdueKey) -> v1::OverdueKey {
         rotated_at: Some(timestamp(key.rotated_at)),
         age: Some(wire_duration(key.age)),
         auto_rotate_period: key.auto_rotate_period.map(wire_duration),
+    }
+}
+
+/// The KEKs and the re-wrap's progress, for the wire.
+pub(crate) fn wire_kek_status(status: &KekStatus) -> v1::KekStatus {
+    v1::KekStatus {
+        current: status.current.clone(),
+        keks: status
+            .keks
+            .iter()
+            .map(|k| v1::Kek {
+                label: k.label.clone(),
+                state: match k.state {
+                    KekState::Current => v1::KekState::Current,
+                    KekState::Retired => v1::KekState::Retired,
+                    KekState::Destroyed => v1::KekState::Destroyed,
+                } as i32,
+                created_at: Some(timestamp(k.created_at)),
+                state_changed_at: Some(timestamp(k.state_changed_at)),
+                versions: k.versions,
+            })
+            .collect(),
+        versions_to_rewrap: status.to_rewrap,
+        rewrap_pending: status.rewrap_pending,
     }
 }
 

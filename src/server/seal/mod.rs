@@ -801,6 +801,12 @@ impl Seal {
                 self.config.transit.rotation_check,
                 stopped.clone(),
             )));
+            tasks.push(tokio::spawn(super::transit_service::rewrap_keks(
+                Arc::clone(transit),
+                self.pool.clone(),
+                self.config.transit.kek_rewrap_rate,
+                stopped.clone(),
+            )));
         }
         if let Some(ocsp) = &appliance.ocsp {
             tasks.push(tokio::spawn(super::ocsp::presign::run(
