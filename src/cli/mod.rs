@@ -204,6 +204,19 @@
 //! - `strongroom transit random --bytes N [--format base64|hex]`: N (1 to
 //!   65536) random bytes from the HSM, printed in base64 (default) or
 //!   lower-case hex, and a newline.
+//! - `strongroom transit kek rotate [--label L] [--wait]`: generates a new
+//!   KEK in the HSM and makes it current. Text: `rotated the transit KEK to
+//!   L; N key version(s) to re-wrap`, then the status. With `--wait`, one
+//!   line `re-wrapped D of T key version(s), N left` whenever the count
+//!   falls, until it is 0.
+//! - `strongroom transit kek status [--watch]`: `current KEK: L`, a
+//!   `re-wrap: …` line, and a table (LABEL, STATE, VERSIONS, CREATED,
+//!   CHANGED) of every KEK, oldest first. `--watch` follows the re-wrap as
+//!   `--wait` does; it exits 1 if the count stops falling for 150 s.
+//! - `strongroom transit kek destroy LABEL`: destroys a retired KEK that
+//!   wraps nothing. Text: `destroyed transit KEK LABEL`, then the status.
+//!   JSON of the three: `{current, versions_to_rewrap, rewrap_pending,
+//!   keks: [{label, state, versions, created_at, state_changed_at}]}`.
 //!
 //! Transit inputs (plaintexts, messages) read from a file or standard input
 //! are at most 1 MiB, the appliance's limit; a larger one is refused with

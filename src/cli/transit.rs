@@ -1,7 +1,8 @@
 //! `strongroom transit …`: the client of the `Transit` service. It manages
 //! named, versioned keys (create, show, list, rotate, update, trim, delete,
 //! export, rotation report) and uses them: encrypt, decrypt, rewrap, data
-//! keys, sign, verify, HMAC, random bytes. The commands and their output are
+//! keys, sign, verify, HMAC, random bytes; `transit kek` manages the HSM
+//! keys that wrap them ([`kek`]). The commands and their output are
 //! part of the CLI contract in [`super`].
 //!
 //! # Inputs
@@ -48,6 +49,8 @@ use super::client::{ConnectionArgs, OutputFormat, rpc_error};
 use super::files::{KEY_MODE, check_outputs, write_atomic};
 use super::output::{pem_text, print_json, timestamp};
 use super::{UsageError, parse_duration_arg, proto_duration, run_async};
+
+mod kek;
 
 /// Most bytes of a plaintext or message: the appliance's limit (1 MiB).
 pub(crate) const MAX_INPUT: usize = 1 << 20;
@@ -110,6 +113,9 @@ enum TransitCommand {
     VerifyHmac(VerifyHmacArgs),
     /// Random bytes from the appliance's HSM.
     Random(RandomArgs),
+    /// The HSM keys (KEKs) that wrap every key version: rotate, status,
+    /// destroy.
+    Kek(kek::KekArgs),
 }
 
 /// Key types, as `--type` names them.
@@ -736,6 +742,7 @@ pub(crate) fn run(args: TransitArgs) -> anyhow::Result<ExitCode> {
         TransitCommand::Hmac(a) => run_async(hmac(a)),
         TransitCommand::VerifyHmac(a) => run_async(verify_hmac(a)),
         TransitCommand::Random(a) => run_async(random(a)),
+        TransitCommand::Kek(a) => run_async(kek::run(a)),
     }
 }
 
@@ -2240,10 +2247,27 @@ mod tests {
                 "hmac",
                 "verify-hmac",
                 "random",
+                "kek",
             ]
         );
         for name in names {
             let sub = transit.find_subcommand_mut(&name).expect("subcommand");
+            if name == "kek" {
+                let verbs: Vec<String> = sub
+                    .get_subcommands()
+                    .map(|c| c.get_name().to_owned())
+                    .collect();
+                assert_eq!(verbs, ["rotate", "status", "destroy"]);
+                for verb in verbs {
+                    let help = sub
+                        .find_subcommand_mut(&verb)
+                        .expect("verb")
+                        .render_long_help()
+                        .to_string();
+                    assert!(help.contains("--addr"), "kek {verb}: {help}");
+                }
+                continue;
+            }
             let help = sub.render_long_help().to_string();
             assert!(help.contains("--addr"), "{name}: {help}");
         }
