@@ -12,23 +12,12 @@ use common::{Dev, openssl, output_text, p};
 use strongroom_proto::v1;
 use strongroom_proto::v1::transit_client::TransitClient;
 use tonic::Code;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+use tonic::transport::Channel;
 
 const SECRET: &[u8] = b"TOP-SECRET-PLAINTEXT-7f3a";
 
 async fn connect(dev: &Dev) -> TransitClient<Channel> {
-    let pem = std::fs::read_to_string(&dev.cacert).expect("CA certificate");
-    let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem));
-    let channel = Channel::from_shared(dev.addr.clone())
-        .expect("uri")
-        .tls_config(tls)
-        .expect("tls config")
-        .connect()
-        .await
-        .expect("connect over TLS");
-    TransitClient::new(channel)
-        .max_decoding_message_size(64 << 20)
-        .max_encoding_message_size(64 << 20)
+    dev.transit_client().await
 }
 
 async fn create(

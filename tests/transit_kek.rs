@@ -14,7 +14,7 @@ use common::{Dev, output_text};
 use strongroom_proto::v1;
 use strongroom_proto::v1::transit_client::TransitClient;
 use tonic::Code;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+use tonic::transport::Channel;
 
 /// The dev appliance's first KEK (see `strongroom dev`).
 const DEV_KEK: &str = "dev-transit-wrap";
@@ -24,16 +24,7 @@ const NEW_KEK: &str = "kek-rotated";
 const RATE: u32 = 20;
 
 async fn connect(dev: &Dev) -> TransitClient<Channel> {
-    let pem = std::fs::read_to_string(&dev.cacert).expect("CA certificate");
-    let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem));
-    let channel = Channel::from_shared(dev.addr.clone())
-        .expect("uri")
-        .tls_config(tls)
-        .expect("tls config")
-        .connect()
-        .await
-        .expect("connect over TLS");
-    TransitClient::new(channel)
+    dev.transit_client().await
 }
 
 /// Sets `transit.kek_rewrap_rate` in the dev appliance's configuration.

@@ -1245,6 +1245,27 @@ mod tests {
         }
     }
 
+    /// A database at `path` with only the first `applied` migrations, as an
+    /// older release left it.
+    pub(super) fn database_at_migration(path: &Path, applied: usize) -> Connection {
+        let conn = Connection::open(path).expect("raw open");
+        conn.execute_batch(
+            "CREATE TABLE schema_migrations (
+                 version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL
+             ) STRICT;",
+        )
+        .expect("schema_migrations");
+        for m in &MIGRATIONS[..applied] {
+            conn.execute_batch(m.sql).expect("migration");
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?1, ?2, 0)",
+                params![m.version, m.name],
+            )
+            .expect("record migration");
+        }
+        conn
+    }
+
     pub(super) fn temp_store() -> (TempDir, SqliteStore) {
         let dir = TempDir::new().expect("temp dir");
         let store = SqliteStore::open(&dir.path().join("store.db")).expect("open store");
@@ -1898,19 +1919,7 @@ mod tests {
         // A database as the first release left it: migration 1 only, with a
         // row indexed by the insert trigger.
         {
-            let conn = Connection::open(&path).expect("raw open");
-            conn.execute_batch(
-                "CREATE TABLE schema_migrations (
-                     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL
-                 ) STRICT;",
-            )
-            .expect("schema_migrations");
-            conn.execute_batch(MIGRATIONS[0].sql).expect("migration 1");
-            conn.execute(
-                "INSERT INTO schema_migrations VALUES (1, '0001_certificates', 0)",
-                [],
-            )
-            .expect("record migration 1");
+            let conn = database_at_migration(&path, 1);
             conn.execute(
                 "INSERT INTO certificates (issuer_id, serial, profile, requester, subject, sans, \
                  not_before, not_after, status, tbs_der, created_at) \

@@ -89,6 +89,26 @@ impl Dev {
         }
     }
 
+    /// A gRPC client of the Transit service over TLS, accepting messages of
+    /// up to 64 MiB.
+    pub async fn transit_client(
+        &self,
+    ) -> strongroom_proto::v1::transit_client::TransitClient<tonic::transport::Channel> {
+        use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+        let pem = std::fs::read_to_string(&self.cacert).expect("CA certificate");
+        let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem));
+        let channel = Channel::from_shared(self.addr.clone())
+            .expect("uri")
+            .tls_config(tls)
+            .expect("tls config")
+            .connect()
+            .await
+            .expect("connect over TLS");
+        strongroom_proto::v1::transit_client::TransitClient::new(channel)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20)
+    }
+
     pub fn cli(&self, args: &[&str]) -> Output {
         Command::new(BIN)
             .args(args)

@@ -741,7 +741,7 @@ mod tests {
     use tempfile::TempDir;
 
     use super::*;
-    use crate::store::sqlite::tests::temp_store;
+    use crate::store::sqlite::tests::{database_at_migration, temp_store};
 
     const HOUR: Duration = Duration::from_secs(3600);
 
@@ -1590,21 +1590,7 @@ mod tests {
         let path = dir.path().join("store.db");
         // A store as release 5 left it: transit versions, no KEK table.
         {
-            let conn = Connection::open(&path).expect("raw open");
-            conn.execute_batch(
-                "CREATE TABLE schema_migrations (
-                     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL
-                 ) STRICT;",
-            )
-            .expect("schema_migrations");
-            for m in &crate::store::sqlite::MIGRATIONS[..5] {
-                conn.execute_batch(m.sql).expect("migration");
-                conn.execute(
-                    "INSERT INTO schema_migrations VALUES (?1, ?2, 0)",
-                    params![m.version, m.name],
-                )
-                .expect("record migration");
-            }
+            let conn = database_at_migration(&path, 5);
             conn.execute_batch(
                 "INSERT INTO transit_keys VALUES ('k', 'aes256-gcm96', 0, 0, 0, 0, NULL, 2, 1, 0, \
                  1, 100, 200);
