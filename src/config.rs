@@ -40,6 +40,58 @@ pub(crate) struct Config {
     /// Transit encryption (off unless `wrapping_key` is set).
     #[serde(default)]
     pub(crate) transit: TransitConfig,
+    /// The audit trail.
+    #[serde(default)]
+    pub(crate) audit: AuditConfig,
+}
+
+/// The audit trail: one hash-chained record per request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuditConfig {
+    /// Directory of the trail's files; default `<data_dir>/audit`.
+    #[serde(default)]
+    pub(crate) dir: Option<PathBuf>,
+    /// Rotate to a new file at this size, in bytes (default 64 MiB).
+    #[serde(default = "default_audit_file_bytes")]
+    pub(crate) max_file_bytes: u64,
+    /// Longest a request waits for its record to be written, e.g. "1s";
+    /// past it, the request fails with UNAVAILABLE.
+    #[serde(default = "default_audit_timeout", with = "duration_text")]
+    pub(crate) timeout: std::time::Duration,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            dir: None,
+            max_file_bytes: default_audit_file_bytes(),
+            timeout: default_audit_timeout(),
+        }
+    }
+}
+
+fn default_audit_file_bytes() -> u64 {
+    64 << 20
+}
+
+fn default_audit_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(1)
+}
+
+impl Config {
+    /// Where and how the audit trail is written.
+    pub(crate) fn audit_trail(&self) -> crate::audit::TrailConfig {
+        crate::audit::TrailConfig {
+            dir: self
+                .audit
+                .dir
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("audit")),
+            max_file_bytes: self.audit.max_file_bytes,
+            timeout: self.audit.timeout,
+        }
+    }
 }
 
 /// Transit encryption: where its wrapping key is and how it answers.
@@ -437,6 +489,13 @@ impl Config {
         {
             anyhow::bail!("transit.rotation_check must be between 1s and 1h");
         }
+        let audit = &self.audit;
+        if audit.max_file_bytes < 64 * 1024 {
+            anyhow::bail!("audit.max_file_bytes must be at least 64 KiB");
+        }
+        if audit.timeout < Duration::from_millis(10) || audit.timeout > Duration::from_secs(30) {
+            anyhow::bail!("audit.timeout must be between 10ms and 30s");
+        }
         if transit.kek_rewrap_rate == 0 || transit.kek_rewrap_rate > 1_000_000 {
             anyhow::bail!(
                 "transit.kek_rewrap_rate must be between 1 and 1000000 versions a second"
@@ -452,6 +511,9 @@ impl Config {
             }
         };
         abs(&mut self.data_dir);
+        if let Some(dir) = &mut self.audit.dir {
+            abs(dir);
+        }
         abs(&mut self.tls.cert);
         abs(&mut self.tls.key);
         if let Some(ca) = &mut self.tls.client_ca {

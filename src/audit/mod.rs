@@ -28,6 +28,10 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use strongroom_ceremony::chain::{GENESIS, open_line, seal};
 
+mod trail;
+
+pub(crate) use trail::{AuditTrail, AuditUnavailable, TrailConfig};
+
 /// Longest audit line accepted when reading a trail.
 const MAX_LINE: usize = 64 * 1024;
 
@@ -60,10 +64,6 @@ pub(crate) struct AuditRecord {
 
 /// A record to append: everything but the sequence, time and chain.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[allow(
-    dead_code,
-    reason = "the server does not write the trail yet; ARCHITECTURE.md says so"
-)]
 pub(crate) struct AuditEntry {
     pub(crate) caller: String,
     pub(crate) source: String,
@@ -121,10 +121,6 @@ impl AuditError {
 
 /// An audit file open for appending, continuing the chain it holds.
 #[derive(Debug)]
-#[allow(
-    dead_code,
-    reason = "the server does not write the trail yet; ARCHITECTURE.md says so"
-)]
 pub(crate) struct AuditLog {
     path: PathBuf,
     file: File,
@@ -134,10 +130,6 @@ pub(crate) struct AuditLog {
     prev: String,
 }
 
-#[allow(
-    dead_code,
-    reason = "the server does not write the trail yet; ARCHITECTURE.md says so"
-)]
 impl AuditLog {
     /// Opens `path` for appending (created mode 0600 if missing). An
     /// existing file must end with a whole, intact record, which the next
@@ -174,8 +166,58 @@ impl AuditLog {
         })
     }
 
+    /// Creates `path` (mode 0600; refused if it exists) for records that
+    /// continue a chain whose last record is `seq` with hash `prev`: a new
+    /// file of a rotated trail.
+    pub(crate) fn continue_in(path: &Path, seq: u64, prev: &str) -> Result<AuditLog, AuditError> {
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| AuditError::io(path, e))?;
+        Ok(AuditLog {
+            path: path.to_path_buf(),
+            file,
+            seq,
+            prev: prev.to_string(),
+        })
+    }
+
+    /// The file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The last record's sequence number (0 before the first) and hash.
+    pub(crate) fn chain(&self) -> (u64, &str) {
+        (self.seq, &self.prev)
+    }
+
+    /// The file's size in bytes.
+    pub(crate) fn len(&self) -> Result<u64, AuditError> {
+        Ok(self
+            .file
+            .metadata()
+            .map_err(|e| AuditError::io(&self.path, e))?
+            .len())
+    }
+
+    /// Whether the path still names the file being written (it was not
+    /// deleted, renamed away or replaced).
+    pub(crate) fn still_in_place(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match (std::fs::metadata(&self.path), self.file.metadata()) {
+            (Ok(at_path), Ok(open)) => at_path.dev() == open.dev() && at_path.ino() == open.ino(),
+            _ => false,
+        }
+    }
+
     /// Appends one record (one `write`) and returns it with its hash. The
-    /// chain advances only if the write succeeded.
+    /// chain advances only if the write succeeded; a write that fails part
+    /// way (a full disk) is cut off again, so the file still ends with a
+    /// whole record.
     pub(crate) fn append(
         &mut self,
         entry: AuditEntry,
@@ -195,9 +237,15 @@ impl AuditLog {
         };
         let (line, hash) =
             seal(&record).map_err(|e| AuditError::io(&self.path, std::io::Error::other(e)))?;
-        self.file
-            .write_all(line.as_bytes())
-            .map_err(|e| AuditError::io(&self.path, e))?;
+        let before = self.file.metadata().map(|m| m.len());
+        if let Err(e) = self.file.write_all(line.as_bytes()) {
+            if let Ok(before) = before {
+                // Best effort: a device that cannot be truncated holds no
+                // partial line worth removing.
+                let _ = self.file.set_len(before);
+            }
+            return Err(AuditError::io(&self.path, e));
+        }
         self.seq = record.seq;
         self.prev = hash.clone();
         Ok((record, hash))

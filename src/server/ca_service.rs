@@ -23,6 +23,7 @@ use strongroom_proto::v1::ca_server::Ca;
 use tonic::{Request, Response, Status};
 use zeroize::Zeroizing;
 
+use super::audit::AuditTarget;
 use super::blocking::BlockingPool;
 use super::convert::{
     self, CsrIssue, KeyIssue, ListQuery, RenewKey, Renewal, RevokeCall, certificate, quoted,
@@ -434,6 +435,15 @@ fn finish<T: Logged>(
     }
 }
 
+/// Names the new certificate's serial in the audit record of an issuance.
+fn note_issued(target: &AuditTarget, result: &Result<v1::IssueResponse, Failure>) {
+    if let Ok(issued) = result
+        && let Some(certificate) = &issued.certificate
+    {
+        target.note("issued_serial", &certificate.serial);
+    }
+}
+
 /// The requester logged when the caller's identity could not be established.
 const UNKNOWN: &str = "-";
 
@@ -443,6 +453,8 @@ impl Ca for CaService {
         &self,
         request: Request<v1::IssueFromCsrRequest>,
     ) -> Result<Response<v1::IssueResponse>, Status> {
+        let target = AuditTarget::of(&request);
+        target.note("profile", &request.get_ref().profile);
         let (who, result) = match requester(&request) {
             Ok(caller) => (
                 caller.clone(),
@@ -450,6 +462,7 @@ impl Ca for CaService {
             ),
             Err(failure) => (UNKNOWN.into(), Err(failure)),
         };
+        note_issued(&target, &result);
         finish("IssueFromCsr", &who, None, result)
     }
 
@@ -457,6 +470,8 @@ impl Ca for CaService {
         &self,
         request: Request<v1::IssueWithKeyRequest>,
     ) -> Result<Response<v1::IssueResponse>, Status> {
+        let target = AuditTarget::of(&request);
+        target.note("profile", &request.get_ref().profile);
         let (who, result) = match requester(&request) {
             Ok(caller) => (
                 caller.clone(),
@@ -464,6 +479,7 @@ impl Ca for CaService {
             ),
             Err(failure) => (UNKNOWN.into(), Err(failure)),
         };
+        note_issued(&target, &result);
         finish("IssueWithKey", &who, None, result)
     }
 
@@ -472,12 +488,15 @@ impl Ca for CaService {
         request: Request<v1::RenewRequest>,
     ) -> Result<Response<v1::IssueResponse>, Status> {
         let caller = requester(&request);
+        let target = AuditTarget::of(&request);
         let request = request.into_inner();
         let asked = request.serial.clone();
+        target.note("serial", &asked);
         let (who, result) = match caller {
             Ok(caller) => (caller.clone(), self.renewal(caller, request).await),
             Err(failure) => (UNKNOWN.into(), Err(failure)),
         };
+        note_issued(&target, &result);
         finish("Renew", &who, Some(&asked), result)
     }
 
@@ -486,8 +505,10 @@ impl Ca for CaService {
         request: Request<v1::GetCertificateRequest>,
     ) -> Result<Response<v1::Certificate>, Status> {
         let caller = requester(&request);
+        let target = AuditTarget::of(&request);
         let request = request.into_inner();
         let asked = request.serial.clone();
+        target.note("serial", &asked);
         let (who, result) = match caller {
             Ok(caller) => (caller, self.get(request).await),
             Err(failure) => (UNKNOWN.into(), Err(failure)),
@@ -511,8 +532,10 @@ impl Ca for CaService {
         request: Request<v1::RevokeRequest>,
     ) -> Result<Response<v1::RevokeResponse>, Status> {
         let caller = requester(&request);
+        let target = AuditTarget::of(&request);
         let request = request.into_inner();
         let asked = request.serial.clone();
+        target.note("serial", &asked);
         let (who, result) = match caller {
             Ok(caller) => (caller.clone(), self.revoke(caller, request).await),
             Err(failure) => (UNKNOWN.into(), Err(failure)),

@@ -25,6 +25,7 @@
 //! Every gRPC service (including health and reflection) refuses requests
 //! larger than `limits.max_request_bytes`.
 
+mod audit;
 mod blocking;
 mod ca_service;
 mod convert;
@@ -56,6 +57,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use zeroize::Zeroizing;
 
+use self::audit::Audited;
 pub(crate) use self::blocking::BlockingPool;
 use self::ca_service::CaService;
 use self::limit::SizeLimited;
@@ -229,16 +231,36 @@ pub(crate) async fn serve(
         .context("cannot build the gRPC reflection service")?
         .max_decoding_message_size(limit);
 
+    let trail_config = seal.config().audit_trail();
+    let trail = crate::audit::AuditTrail::open(trail_config.clone()).with_context(|| {
+        format!(
+            "cannot open the audit trail in {}",
+            trail_config.dir.display()
+        )
+    })?;
+
     let router = Server::builder()
         .tls_config(tls_config)
         .context("the TLS certificate or key is unusable")?
-        .add_service(SizeLimited::new(ca, limit))
-        .add_service(SizeLimited::new(transit, transit_limit))
-        .add_service(SizeLimited::new(sys, limit))
-        .add_service(SizeLimited::new(seal_service, limit))
-        .add_service(SizeLimited::new(health, limit))
-        .add_service(SizeLimited::new(reflection_v1, limit))
-        .add_service(SizeLimited::new(reflection_v1alpha, limit));
+        .add_service(Audited::new(SizeLimited::new(ca, limit), trail.clone()))
+        .add_service(Audited::new(
+            SizeLimited::new(transit, transit_limit),
+            trail.clone(),
+        ))
+        .add_service(Audited::new(SizeLimited::new(sys, limit), trail.clone()))
+        .add_service(Audited::new(
+            SizeLimited::new(seal_service, limit),
+            trail.clone(),
+        ))
+        .add_service(Audited::new(SizeLimited::new(health, limit), trail.clone()))
+        .add_service(Audited::new(
+            SizeLimited::new(reflection_v1, limit),
+            trail.clone(),
+        ))
+        .add_service(Audited::new(
+            SizeLimited::new(reflection_v1alpha, limit),
+            trail.clone(),
+        ));
 
     // One stop signal for both servers. The trigger owns the sender: when it
     // is aborted (gRPC ended on its own), the dropped sender stops HTTP too.

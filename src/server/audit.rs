@@ -1,0 +1,313 @@
+//! One audit record per gRPC request, written before the caller learns the
+//! outcome.
+//!
+//! [`Audited`] wraps each service. It names the caller (the client
+//! certificate's identity, or `anonymous`), the source address and the
+//! operation (the RPC's path), lets the handler name the target
+//! ([`AuditTarget::note`]: profile, serial, key name — never a secret), and
+//! records the outcome (the final gRPC status) and the latency:
+//!
+//! - an error answered in the response headers (a "trailers-only"
+//!   response) is recorded before the response is returned;
+//! - any other response is recorded when its body ends, before its trailers
+//!   (which carry the status) are sent; a stream the caller abandons is
+//!   recorded as `CANCELLED`.
+//!
+//! If the record cannot be written within the trail's bound, the caller
+//! gets `UNAVAILABLE` instead of the outcome: an unaudited success is never
+//! reported as a success.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use hyper::body::{Body as HttpBody, Frame};
+use tonic::body::Body;
+use tonic::codegen::http::{HeaderMap, Request, Response};
+use tonic::codegen::{BoxFuture, Service};
+use tonic::server::NamedService;
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+use tonic::{Code, Status};
+
+use super::peer::{ANONYMOUS, identity};
+use crate::audit::{AuditEntry, AuditTrail, AuditUnavailable};
+
+/// The target of a request, filled in by its handler.
+#[derive(Clone, Default, Debug)]
+pub(crate) struct AuditTarget(Arc<Mutex<BTreeMap<String, String>>>);
+
+impl AuditTarget {
+    /// The target of `request`'s audit record (a detached one for a request
+    /// that did not come through [`Audited`]).
+    pub(crate) fn of<T>(request: &tonic::Request<T>) -> AuditTarget {
+        request
+            .extensions()
+            .get::<AuditTarget>()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Names what the request acts on (`field` is e.g. `key`, `profile`,
+    /// `serial`). Never pass a secret.
+    pub(crate) fn note(&self, field: &str, value: impl Into<String>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(field.to_string(), value.into());
+    }
+}
+
+/// A gRPC service whose every request is audited.
+#[derive(Clone)]
+pub(crate) struct Audited<S> {
+    inner: S,
+    trail: AuditTrail,
+}
+
+impl<S> Audited<S> {
+    /// Wraps `inner`, recording to `trail`.
+    pub(crate) fn new(inner: S, trail: AuditTrail) -> Self {
+        Audited { inner, trail }
+    }
+}
+
+impl<S: NamedService> NamedService for Audited<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S> Service<Request<Body>> for Audited<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Response<Body>, Infallible>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        let started = Instant::now();
+        let target = AuditTarget::default();
+        request.extensions_mut().insert(target.clone());
+        let pending = Pending {
+            trail: self.trail.clone(),
+            caller: caller(&request),
+            source: source(&request),
+            operation: request.uri().path().trim_start_matches('/').to_string(),
+            target,
+            started,
+        };
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await?;
+            if let Some(status) = Status::from_header_map(response.headers()) {
+                // Trailers-only: the outcome is known now.
+                return Ok(match pending.record(&status).await {
+                    Ok(()) => response,
+                    Err(e) => unavailable(&e).into_http(),
+                });
+            }
+            let (parts, body) = response.into_parts();
+            let body = AuditedBody {
+                inner: body,
+                pending: Some(pending),
+                writing: None,
+            };
+            Ok(Response::from_parts(parts, Body::new(body)))
+        })
+    }
+}
+
+/// What is known of a request until its outcome is.
+struct Pending {
+    trail: AuditTrail,
+    caller: String,
+    source: String,
+    operation: String,
+    target: AuditTarget,
+    started: Instant,
+}
+
+impl Pending {
+    fn entry(&self, status: &Status) -> AuditEntry {
+        AuditEntry {
+            caller: self.caller.clone(),
+            source: self.source.clone(),
+            operation: self.operation.clone(),
+            target: self
+                .target
+                .0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            outcome: outcome(status.code()),
+            detail: (status.code() != Code::Ok).then(|| status.message().to_string()),
+            latency_us: u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        }
+    }
+
+    async fn record(&self, status: &Status) -> Result<(), AuditUnavailable> {
+        self.trail.record(self.entry(status)).await.map(drop)
+    }
+}
+
+/// A response body that records the request when it ends, before the
+/// trailers go out.
+struct AuditedBody {
+    inner: Body,
+    /// Not yet recorded.
+    pending: Option<Pending>,
+    /// The record being written, and the trailers held back meanwhile.
+    writing: Option<(Recording, HeaderMap)>,
+}
+
+/// A record being written.
+type Recording = Pin<Box<dyn Future<Output = Result<u64, AuditUnavailable>> + Send>>;
+
+impl AuditedBody {
+    /// Starts writing the record for the final `trailers`.
+    fn start(&mut self, trailers: HeaderMap) {
+        let status = Status::from_header_map(&trailers).unwrap_or_else(|| Status::ok(""));
+        if let Some(pending) = self.pending.take() {
+            let entry = pending.entry(&status);
+            let trail = pending.trail.clone();
+            self.writing = Some((Box::pin(async move { trail.record(entry).await }), trailers));
+        } else {
+            self.writing = Some((Box::pin(async { Ok(0) }), trailers));
+        }
+    }
+}
+
+impl HttpBody for AuditedBody {
+    type Data = tonic::codegen::Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        loop {
+            if let Some((writing, _)) = &mut this.writing {
+                let written = std::task::ready!(writing.as_mut().poll(cx));
+                let Some((_, mut trailers)) = this.writing.take() else {
+                    return Poll::Ready(None);
+                };
+                if let Err(e) = written {
+                    trailers = HeaderMap::new();
+                    // Replaces grpc-status and grpc-message.
+                    let _ = unavailable(&e).add_header(&mut trailers);
+                }
+                return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+            }
+            if this.pending.is_none() {
+                return Pin::new(&mut this.inner).poll_frame(cx);
+            }
+            match std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+                Some(Ok(frame)) if frame.is_trailers() => {
+                    let trailers = frame.into_trailers().unwrap_or_default();
+                    this.start(trailers);
+                }
+                None => {
+                    // Ended without trailers: report the outcome as OK in
+                    // trailers of our own, once recorded.
+                    let mut trailers = HeaderMap::new();
+                    let _ = Status::ok("").add_header(&mut trailers);
+                    this.start(trailers);
+                }
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.pending.is_none() && self.writing.is_none() && self.inner.is_end_stream()
+    }
+}
+
+impl Drop for AuditedBody {
+    fn drop(&mut self) {
+        // The caller went away before the end: still one record.
+        if let Some(pending) = self.pending.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let entry = pending.entry(&Status::cancelled("the caller went away"));
+            let trail = pending.trail;
+            runtime.spawn(async move {
+                if let Err(e) = trail.record(entry).await {
+                    tracing::error!(error = %e, "cannot audit an abandoned request");
+                }
+            });
+        }
+    }
+}
+
+/// The status a request gets when its record cannot be written.
+fn unavailable(e: &AuditUnavailable) -> Status {
+    Status::unavailable(format!("{e}; the request was not confirmed"))
+}
+
+/// `OK`, `INVALID_ARGUMENT`, … : the status code's name in the protocol.
+fn outcome(code: Code) -> String {
+    let name = match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    };
+    name.to_string()
+}
+
+fn connect_info<B>(request: &Request<B>) -> Option<&TlsConnectInfo<TcpConnectInfo>> {
+    request.extensions().get::<TlsConnectInfo<TcpConnectInfo>>()
+}
+
+/// The identity of the client certificate, or [`ANONYMOUS`].
+fn caller<B>(request: &Request<B>) -> String {
+    let leaf = connect_info(request)
+        .and_then(|info| info.peer_certs())
+        .and_then(|certs| certs.first().cloned());
+    match leaf {
+        None => ANONYMOUS.to_string(),
+        Some(der) => identity(der.as_ref()).unwrap_or_else(|_| "unreadable-certificate".into()),
+    }
+}
+
+/// The peer's address, or `unknown`.
+fn source<B>(request: &Request<B>) -> String {
+    connect_info(request)
+        .and_then(|info| info.get_ref().remote_addr())
+        .map_or_else(|| "unknown".to_string(), |a| a.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outcomes_are_protocol_names() {
+        assert_eq!(outcome(Code::Ok), "OK");
+        assert_eq!(outcome(Code::PermissionDenied), "PERMISSION_DENIED");
+        assert_eq!(outcome(Code::Unavailable), "UNAVAILABLE");
+    }
+}

@@ -1,0 +1,211 @@
+//! The audit trail end to end: the dev appliance writes exactly one
+//! hash-chained record per gRPC request (unary or streaming, succeeded or
+//! failed), no secret reaches it, `strongroom audit verify` accepts it, and
+//! when the trail cannot be written requests fail with UNAVAILABLE within
+//! the bound, then succeed again once it can.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::{BIN, Dev, output_text};
+use strongroom_proto::v1;
+use tonic::Code;
+
+const SECRET: &[u8] = b"TOP-SECRET-PLAINTEXT-9c1e";
+
+/// The trail's files, oldest first.
+fn trail_files(data: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(data.join("audit"))
+        .expect("audit dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Every record of the trail, parsed.
+fn records(data: &Path) -> Vec<serde_json::Value> {
+    trail_files(data)
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .expect("read trail")
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("a JSON record"))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_request_leaves_one_record_and_the_trail_fails_closed() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("dev");
+    let dev = Dev::start(&data);
+    let mut client = dev.transit_client().await;
+    let before = records(&data).len();
+
+    // Six requests: successes, failures, and one stream of three messages.
+    client
+        .create_key(v1::CreateKeyRequest {
+            name: "audited".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("create");
+    let ciphertext = client
+        .encrypt(v1::EncryptRequest {
+            key: "audited".into(),
+            plaintext: SECRET.to_vec(),
+            associated_data: b"order-1".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .expect("encrypt")
+        .into_inner()
+        .ciphertext;
+    let wrong = client
+        .decrypt(v1::DecryptRequest {
+            key: "audited".into(),
+            ciphertext: ciphertext.clone(),
+            associated_data: b"order-2".to_vec(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("wrong associated data");
+    assert_eq!(wrong.code(), Code::InvalidArgument);
+    let missing = client
+        .get_key(v1::GetKeyRequest {
+            name: "nobody".into(),
+        })
+        .await
+        .expect_err("no such key");
+    assert_eq!(missing.code(), Code::NotFound);
+    let messages: Vec<v1::EncryptStreamRequest> = (0..3)
+        .map(|_| v1::EncryptStreamRequest {
+            key: "audited".into(),
+            items: vec![v1::EncryptItem {
+                plaintext: SECRET.to_vec(),
+                ..Default::default()
+            }],
+        })
+        .collect();
+    let mut answers = client
+        .encrypt_stream(tokio_stream::iter(messages))
+        .await
+        .expect("stream")
+        .into_inner();
+    let mut n = 0;
+    while let Some(answer) = answers.message().await.expect("stream answer") {
+        assert_eq!(answer.results.len(), 1);
+        n += 1;
+    }
+    assert_eq!(n, 3);
+    client
+        .get_kek_status(v1::GetKekStatusRequest {})
+        .await
+        .expect("kek status");
+
+    let all = records(&data);
+    let new = &all[before..];
+    let seen: Vec<(&str, &str)> = new
+        .iter()
+        .map(|r| {
+            (
+                r["operation"].as_str().expect("operation"),
+                r["outcome"].as_str().expect("outcome"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("strongroom.v1.Transit/CreateKey", "OK"),
+            ("strongroom.v1.Transit/Encrypt", "OK"),
+            ("strongroom.v1.Transit/Decrypt", "INVALID_ARGUMENT"),
+            ("strongroom.v1.Transit/GetKey", "NOT_FOUND"),
+            ("strongroom.v1.Transit/EncryptStream", "OK"),
+            ("strongroom.v1.Transit/GetKekStatus", "OK"),
+        ]
+    );
+    for record in new {
+        assert_eq!(record["caller"], "anonymous");
+        assert!(
+            record["source"]
+                .as_str()
+                .expect("source")
+                .starts_with("127.0.0.1:"),
+            "{record}"
+        );
+        assert!(record["latency_us"].as_u64().is_some(), "{record}");
+    }
+    assert!(
+        new[3]["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("nobody")
+    );
+
+    // No secret anywhere in the trail, in the clear or as the ciphertext.
+    let text: String = trail_files(&data)
+        .iter()
+        .map(|f| std::fs::read_to_string(f).expect("read"))
+        .collect();
+    assert!(!text.contains(std::str::from_utf8(SECRET).expect("utf-8")));
+    let body = ciphertext.rsplit(':').next().expect("body");
+    assert!(!text.contains(body));
+
+    // The trail verifies as one chain.
+    let files = trail_files(&data);
+    let out = std::process::Command::new(BIN)
+        .args(["audit", "verify"])
+        .args(&files)
+        .output()
+        .expect("audit verify");
+    assert!(out.status.success(), "{}", output_text(&out));
+
+    // The trail cannot be written: the newest file is moved away (reported
+    // as deleted) and the next file's name is taken by /dev/full.
+    let last_seq = all.last().expect("records")["seq"].as_u64().expect("seq");
+    let current = files.last().expect("a file").clone();
+    let aside = data.join("audit").join("moved-aside.jsonl.bak");
+    std::fs::rename(&current, &aside).expect("move aside");
+    let next = data
+        .join("audit")
+        .join(format!("audit-{:020}.jsonl", last_seq + 1));
+    std::os::unix::fs::symlink("/dev/full", &next).expect("symlink");
+    let started = Instant::now();
+    let refused = client
+        .get_kek_status(v1::GetKekStatusRequest {})
+        .await
+        .expect_err("unaudited");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(refused.message().contains("audit"), "{refused:?}");
+
+    // Writable again: requests succeed and the chain goes on.
+    std::fs::remove_file(&next).expect("remove symlink");
+    client
+        .get_kek_status(v1::GetKekStatusRequest {})
+        .await
+        .expect("audited again");
+    std::fs::rename(&aside, &current).expect("move back");
+    let files = trail_files(&data);
+    let out = std::process::Command::new(BIN)
+        .args(["audit", "verify"])
+        .args(&files)
+        .output()
+        .expect("audit verify");
+    assert!(out.status.success(), "{}", output_text(&out));
+    let last = records(&data).pop().expect("a record");
+    assert_eq!(last["seq"].as_u64(), Some(last_seq + 1));
+    assert_eq!(last["operation"], "strongroom.v1.Transit/GetKekStatus");
+    dev.stop();
+}
