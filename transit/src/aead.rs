@@ -44,6 +44,15 @@ impl AeadCipher {
         }
     }
 
+    /// The nonce length of `key_type`'s AEAD, as [`Self::nonce_len`]
+    /// gives it for a keyed one.
+    pub(crate) fn nonce_len_of(key_type: KeyType) -> usize {
+        match key_type {
+            KeyType::XChaCha20Poly1305 => 24,
+            _ => 12,
+        }
+    }
+
     /// Encrypts `plaintext` under `nonce` (exactly [`Self::nonce_len`]
     /// bytes) and returns `nonce || ciphertext || tag`, built in one buffer
     /// allocated once at its final size and encrypted in place.
@@ -112,6 +121,7 @@ mod tests {
                 sealed.extend_from_slice(&test.ct);
                 sealed.extend_from_slice(&test.tag);
                 let id = test.tc_id;
+                assert_eq!(cipher.nonce_len(), AeadCipher::nonce_len_of(key_type));
                 if test.nonce.len() != cipher.nonce_len() {
                     // The transit format uses one nonce length per AEAD.
                     continue;

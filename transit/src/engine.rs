@@ -10,6 +10,7 @@ use strongroom_hsm::{KeyWrapper, RandomSource, RsaKeySource};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use crate::aead::AeadCipher;
 use crate::encoded::{DEFAULT_PREFIX, Encoded};
 use crate::error::{Result, TransitError};
 use crate::key_type::{KeyType, Operation};
@@ -254,6 +255,47 @@ impl VersionCache {
     fn clear(&mut self) {
         self.entries.clear();
         self.len = 0;
+    }
+}
+
+/// Random nonces drawn ahead for the items of one batch: one system call
+/// to the OS generator for the whole batch instead of one per item (each
+/// a `getrandom` call). Every nonce is still 96 (or 192) fresh random bits
+/// from the OS generator, and each drawn nonce is handed out once. When the
+/// drawn ones run out (or none were drawn: unary calls, convergent keys),
+/// each further nonce is drawn on its own.
+#[derive(Default)]
+struct RandomNonces {
+    drawn: Vec<u8>,
+    taken: usize,
+}
+
+impl RandomNonces {
+    /// Draws `count` nonces of `len` bytes; none if the generator fails
+    /// (each item then draws its own, and fails on its own).
+    fn draw(random: &ring::rand::SystemRandom, len: usize, count: usize) -> Self {
+        let mut drawn = vec![0u8; len * count];
+        if random.fill(&mut drawn).is_err() {
+            drawn.clear();
+        }
+        RandomNonces { drawn, taken: 0 }
+    }
+
+    /// Fills `nonce` with the next drawn nonce, or from `random`.
+    fn fill(
+        &mut self,
+        random: &ring::rand::SystemRandom,
+        nonce: &mut [u8],
+    ) -> std::result::Result<(), ring::error::Unspecified> {
+        let end = self.taken + nonce.len();
+        match self.drawn.get(self.taken..end) {
+            Some(next) => {
+                nonce.copy_from_slice(next);
+                self.taken = end;
+                Ok(())
+            }
+            None => random.fill(nonce),
+        }
     }
 }
 
@@ -615,7 +657,7 @@ impl Transit {
         require(&policy, Operation::Encrypt)?;
         let version = self.encryption_version(&policy, version)?;
         let key = self.version_key(&policy, version)?;
-        self.encrypt_with(&policy, &key, version, &item)
+        self.encrypt_with(&policy, &key, version, &item, &mut RandomNonces::default())
     }
 
     /// Encrypts each item under the latest version; one bad item fails
@@ -630,9 +672,10 @@ impl Transit {
         require(&policy, Operation::Encrypt)?;
         let version = policy.latest_version;
         let key = self.version_key(&policy, version)?;
+        let mut nonces = self.draw_nonces(&policy, items.len());
         Ok(items
             .iter()
-            .map(|item| self.encrypt_with(&policy, &key, version, item))
+            .map(|item| self.encrypt_with(&policy, &key, version, item, &mut nonces))
             .collect())
     }
 
@@ -679,6 +722,7 @@ impl Transit {
         require(&policy, Operation::Encrypt)?;
         let version = policy.latest_version;
         let latest = self.version_key(&policy, version)?;
+        let mut nonces = self.draw_nonces(&policy, items.len());
         Ok(items
             .iter()
             .map(|item| {
@@ -692,6 +736,7 @@ impl Transit {
                         associated_data: item.associated_data,
                         context: item.context,
                     },
+                    &mut nonces,
                 )
             })
             .collect())
@@ -723,6 +768,7 @@ impl Transit {
                 plaintext: &plaintext,
                 ..item
             },
+            &mut RandomNonces::default(),
         )?;
         Ok(DataKey {
             plaintext: (!wrapped_only).then_some(plaintext),
@@ -839,12 +885,28 @@ impl Transit {
 
     // ----- internals -----
 
+    /// Random nonces for `count` items of `policy`'s key, drawn in one go
+    /// (none for convergent keys, whose nonces are derived).
+    fn draw_nonces(&self, policy: &KeyPolicy, count: usize) -> RandomNonces {
+        if policy.convergent || count < 2 {
+            return RandomNonces::default();
+        }
+        RandomNonces::draw(
+            &self.nonces,
+            AeadCipher::nonce_len_of(policy.key_type),
+            count,
+        )
+    }
+
+    /// Encrypts one item; a random nonce comes from `nonces` (which draws
+    /// it if it holds none).
     fn encrypt_with(
         &self,
         policy: &KeyPolicy,
         key: &VersionKey,
         version: u32,
         item: &EncryptItem<'_>,
+        nonces: &mut RandomNonces,
     ) -> Result<Versioned<String>> {
         check_len("plaintext", item.plaintext, MAX_INPUT_LEN)?;
         check_len("associated_data", item.associated_data, MAX_AAD_LEN)?;
@@ -866,7 +928,7 @@ impl Transit {
             let mac = material::hmac_with(nonce_key.as_ref(), HashAlgorithm::Sha256, &input);
             nonce.copy_from_slice(&mac[..nonce.len()]);
         } else {
-            self.nonces.fill(nonce).map_err(|_| {
+            nonces.fill(&self.nonces, nonce).map_err(|_| {
                 TransitError::input("plaintext", "the system random generator failed")
             })?;
         }

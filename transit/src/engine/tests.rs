@@ -1382,6 +1382,73 @@ fn batches_hold_one_to_a_thousand_items() {
     );
 }
 
+/// A batch draws its random nonces in one call to the OS generator; each
+/// item still gets its own, for every AEAD, in encryption and rewrap.
+#[test]
+fn batch_nonces_are_drawn_together_and_all_differ() {
+    let f = fixture();
+    for key_type in AEAD_TYPES {
+        let name = f.create(key_type.name(), key_type);
+        let n = nonce_len(key_type);
+        let items = vec![
+            EncryptItem {
+                plaintext: SECRET,
+                ..EncryptItem::default()
+            };
+            MAX_BATCH_ITEMS
+        ];
+        let texts: Vec<String> = f
+            .transit
+            .encrypt_batch(&name, &items)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.unwrap().value)
+            .collect();
+        let rewrap_items: Vec<DecryptItem<'_>> = texts.iter().map(|c| dec_item(c, b"")).collect();
+        let rewrapped: Vec<String> = f
+            .transit
+            .rewrap_batch(&name, &rewrap_items)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.unwrap().value)
+            .collect();
+        let mut nonces = std::collections::HashSet::new();
+        for text in texts.iter().chain(&rewrapped) {
+            let body = body_of(text);
+            assert_eq!(body.len(), n + SECRET.len() + TAG_LEN, "{key_type}");
+            assert!(
+                nonces.insert(body[..n].to_vec()),
+                "{key_type}: a nonce repeats"
+            );
+            f.assert_decrypts(&name, text, b"", SECRET);
+        }
+        assert_eq!(nonces.len(), 2 * MAX_BATCH_ITEMS);
+    }
+}
+
+#[test]
+fn drawn_nonces_are_handed_out_once_then_drawn_one_by_one() {
+    let random = SystemRandom::new();
+    let mut nonces = super::RandomNonces::draw(&random, 12, 3);
+    let drawn = nonces.drawn.clone();
+    assert_eq!(drawn.len(), 36);
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let mut nonce = [0u8; 12];
+        nonces.fill(&random, &mut nonce).unwrap();
+        assert!(!seen.contains(&nonce), "a nonce repeats");
+        seen.push(nonce);
+    }
+    assert_eq!(seen[..3].concat(), drawn, "the drawn ones first, in order");
+    assert!(seen[3..].iter().all(|n| !drawn.windows(12).any(|w| w == n)));
+    // None drawn (unary calls): every nonce comes from the generator.
+    let mut none = super::RandomNonces::default();
+    let (mut a, mut b) = ([0u8; 24], [0u8; 24]);
+    none.fill(&random, &mut a).unwrap();
+    none.fill(&random, &mut b).unwrap();
+    assert_ne!(a, b);
+}
+
 #[test]
 fn data_key_sizes_and_random_lengths_are_checked() {
     let f = fixture();
