@@ -2,6 +2,7 @@
 //! them.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -299,8 +300,111 @@ impl RandomNonces {
     }
 }
 
-/// The transit engine. Cheap to share behind an `Arc`; every method is
-/// blocking (it may call the HSM or the store).
+/// The answer of a `try_` method (such as [`Transit::try_encrypt`]) when
+/// the call needs something that is not in memory: the key's policy or an
+/// unwrapped key version. The blocking method of the same name gets it from
+/// the store and the HSM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotCached;
+
+/// What a `try_` method gives: the operation's result (the same as its
+/// blocking twin's), or [`NotCached`].
+pub type TryResult<T> = std::result::Result<Result<T>, NotCached>;
+
+/// Why an operation stopped: a failure to report, or (memory-only lookups
+/// only, where `M` is [`NotCached`]) a lookup that would have blocked.
+enum Stop<M> {
+    Failed(TransitError),
+    Miss(M),
+}
+
+/// The result of a step that may stop.
+type Step<T, M> = std::result::Result<T, Stop<M>>;
+
+impl<M> From<TransitError> for Stop<M> {
+    fn from(error: TransitError) -> Self {
+        Stop::Failed(error)
+    }
+}
+
+/// Splits an operation's result into its outcome (`Ok`, success or
+/// failure) and a miss (`Err`).
+fn settle<T, M>(result: Step<T, M>) -> std::result::Result<Result<T>, M> {
+    match result {
+        Ok(value) => Ok(Ok(value)),
+        Err(Stop::Failed(error)) => Ok(Err(error)),
+        Err(Stop::Miss(miss)) => Err(miss),
+    }
+}
+
+/// The outcome of an operation whose lookups cannot miss.
+fn settled<T>(result: Step<T, Infallible>) -> Result<T> {
+    settle(result).unwrap_or_else(|never| match never {})
+}
+
+/// Where an operation may look up a key's policy and unwrapped versions.
+/// The encryption and decryption code is written once over this, so a
+/// `try_` method and its blocking twin check and fail the same way; they
+/// differ only in what a lookup that is not in memory does.
+trait Reach {
+    /// What a lookup that is not in memory gives.
+    type Miss;
+
+    fn policy(t: &Transit, name: &KeyName) -> Step<Arc<KeyPolicy>, Self::Miss>;
+
+    fn version_key(
+        t: &Transit,
+        policy: &KeyPolicy,
+        version: u32,
+    ) -> Step<Arc<VersionKey>, Self::Miss>;
+}
+
+/// The blocking methods: a lookup not in memory reads the store and
+/// unwraps through the HSM.
+struct Anywhere;
+
+impl Reach for Anywhere {
+    type Miss = Infallible;
+
+    fn policy(t: &Transit, name: &KeyName) -> Step<Arc<KeyPolicy>, Infallible> {
+        Ok(t.load_policy(name)?)
+    }
+
+    fn version_key(
+        t: &Transit,
+        policy: &KeyPolicy,
+        version: u32,
+    ) -> Step<Arc<VersionKey>, Infallible> {
+        Ok(t.version_key(policy, version)?)
+    }
+}
+
+/// The `try_` methods: memory only (a read lock on the policies and a
+/// short lock on the version cache); anything else is [`NotCached`].
+struct InMemory;
+
+impl Reach for InMemory {
+    type Miss = NotCached;
+
+    fn policy(t: &Transit, name: &KeyName) -> Step<Arc<KeyPolicy>, NotCached> {
+        t.cached_policy(name).ok_or(Stop::Miss(NotCached))
+    }
+
+    fn version_key(
+        t: &Transit,
+        policy: &KeyPolicy,
+        version: u32,
+    ) -> Step<Arc<VersionKey>, NotCached> {
+        t.cached_version_key(&policy.name, version)
+            .ok_or(Stop::Miss(NotCached))
+    }
+}
+
+/// The transit engine. Cheap to share behind an `Arc`. Every method may
+/// block (it may call the HSM or the store), except the `try_` methods,
+/// which use only what is in memory and answer [`NotCached`] otherwise:
+/// an async caller can run those on its own thread and fall back to the
+/// blocking method on a blocking thread.
 pub struct Transit {
     store: Arc<dyn TransitStore>,
     kek: Kek,
@@ -653,11 +757,19 @@ impl Transit {
         item: EncryptItem<'_>,
         version: Option<u32>,
     ) -> Result<Versioned<String>> {
-        let policy = self.load_policy(name)?;
-        require(&policy, Operation::Encrypt)?;
-        let version = self.encryption_version(&policy, version)?;
-        let key = self.version_key(&policy, version)?;
-        self.encrypt_with(&policy, &key, version, &item, &mut RandomNonces::default())
+        settled(self.encrypt_via::<Anywhere>(name, &item, version))
+    }
+
+    /// [`Self::encrypt`] if the key's policy and the version it needs are
+    /// in memory (with the same result), [`NotCached`] otherwise. Never
+    /// calls the store or the HSM.
+    pub fn try_encrypt(
+        &self,
+        name: &KeyName,
+        item: EncryptItem<'_>,
+        version: Option<u32>,
+    ) -> TryResult<Versioned<String>> {
+        settle(self.encrypt_via::<InMemory>(name, &item, version))
     }
 
     /// Encrypts each item under the latest version; one bad item fails
@@ -667,16 +779,18 @@ impl Transit {
         name: &KeyName,
         items: &[EncryptItem<'_>],
     ) -> Result<Vec<Result<Versioned<String>>>> {
-        check_batch(items.len())?;
-        let policy = self.load_policy(name)?;
-        require(&policy, Operation::Encrypt)?;
-        let version = policy.latest_version;
-        let key = self.version_key(&policy, version)?;
-        let mut nonces = self.draw_nonces(&policy, items.len());
-        Ok(items
-            .iter()
-            .map(|item| self.encrypt_with(&policy, &key, version, item, &mut nonces))
-            .collect())
+        settled(self.encrypt_batch_via::<Anywhere>(name, items))
+    }
+
+    /// [`Self::encrypt_batch`] if the key's policy and latest version are
+    /// in memory (with the same results), [`NotCached`] otherwise. Never
+    /// calls the store or the HSM.
+    pub fn try_encrypt_batch(
+        &self,
+        name: &KeyName,
+        items: &[EncryptItem<'_>],
+    ) -> TryResult<Vec<Result<Versioned<String>>>> {
+        settle(self.encrypt_batch_via::<InMemory>(name, items))
     }
 
     /// Decrypts one ciphertext.
@@ -685,9 +799,14 @@ impl Transit {
         name: &KeyName,
         item: DecryptItem<'_>,
     ) -> Result<Versioned<Zeroizing<Vec<u8>>>> {
-        let policy = self.load_policy(name)?;
-        require(&policy, Operation::Encrypt)?;
-        self.decrypt_with(&policy, &item)
+        settled(self.decrypt_via::<Anywhere>(name, &item))
+    }
+
+    /// [`Self::decrypt`] if the key's policy and the ciphertext's version
+    /// are in memory (with the same result), [`NotCached`] otherwise. Never
+    /// calls the store or the HSM.
+    pub fn try_decrypt(&self, name: &KeyName, item: DecryptItem<'_>) -> TryResult<Plaintext> {
+        settle(self.decrypt_via::<InMemory>(name, &item))
     }
 
     /// Decrypts each ciphertext; one bad item fails only itself.
@@ -696,13 +815,20 @@ impl Transit {
         name: &KeyName,
         items: &[DecryptItem<'_>],
     ) -> Result<Vec<Result<Plaintext>>> {
-        check_batch(items.len())?;
-        let policy = self.load_policy(name)?;
-        require(&policy, Operation::Encrypt)?;
-        Ok(items
-            .iter()
-            .map(|item| self.decrypt_with(&policy, item))
-            .collect())
+        settled(self.decrypt_batch_via::<Anywhere>(name, items))
+    }
+
+    /// [`Self::decrypt_batch`] if the key's policy and every version the
+    /// ciphertexts need are in memory (with the same results), [`NotCached`]
+    /// otherwise: at the first item whose version is not, so the items
+    /// before it were decrypted for nothing. Never calls the store or the
+    /// HSM.
+    pub fn try_decrypt_batch(
+        &self,
+        name: &KeyName,
+        items: &[DecryptItem<'_>],
+    ) -> TryResult<Vec<Result<Plaintext>>> {
+        settle(self.decrypt_batch_via::<InMemory>(name, items))
     }
 
     /// Re-encrypts a ciphertext under the latest version; the plaintext
@@ -726,7 +852,7 @@ impl Transit {
         Ok(items
             .iter()
             .map(|item| {
-                let plain = self.decrypt_with(&policy, item)?;
+                let plain = settled(self.decrypt_with::<Anywhere>(&policy, item))?;
                 self.encrypt_with(
                     &policy,
                     &latest,
@@ -885,6 +1011,62 @@ impl Transit {
 
     // ----- internals -----
 
+    fn encrypt_via<R: Reach>(
+        &self,
+        name: &KeyName,
+        item: &EncryptItem<'_>,
+        version: Option<u32>,
+    ) -> Step<Versioned<String>, R::Miss> {
+        let policy = R::policy(self, name)?;
+        require(&policy, Operation::Encrypt)?;
+        let version = self.encryption_version(&policy, version)?;
+        let key = R::version_key(self, &policy, version)?;
+        Ok(self.encrypt_with(&policy, &key, version, item, &mut RandomNonces::default())?)
+    }
+
+    fn encrypt_batch_via<R: Reach>(
+        &self,
+        name: &KeyName,
+        items: &[EncryptItem<'_>],
+    ) -> Step<Vec<Result<Versioned<String>>>, R::Miss> {
+        check_batch(items.len())?;
+        let policy = R::policy(self, name)?;
+        require(&policy, Operation::Encrypt)?;
+        let version = policy.latest_version;
+        let key = R::version_key(self, &policy, version)?;
+        let mut nonces = self.draw_nonces(&policy, items.len());
+        Ok(items
+            .iter()
+            .map(|item| self.encrypt_with(&policy, &key, version, item, &mut nonces))
+            .collect())
+    }
+
+    fn decrypt_via<R: Reach>(
+        &self,
+        name: &KeyName,
+        item: &DecryptItem<'_>,
+    ) -> Step<Plaintext, R::Miss> {
+        let policy = R::policy(self, name)?;
+        require(&policy, Operation::Encrypt)?;
+        self.decrypt_with::<R>(&policy, item)
+    }
+
+    fn decrypt_batch_via<R: Reach>(
+        &self,
+        name: &KeyName,
+        items: &[DecryptItem<'_>],
+    ) -> Step<Vec<Result<Plaintext>>, R::Miss> {
+        check_batch(items.len())?;
+        let policy = R::policy(self, name)?;
+        require(&policy, Operation::Encrypt)?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            // An item's failure is its own; a miss stops the whole batch.
+            out.push(settle(self.decrypt_with::<R>(&policy, item)).map_err(Stop::Miss)?);
+        }
+        Ok(out)
+    }
+
     /// Random nonces for `count` items of `policy`'s key, drawn in one go
     /// (none for convergent keys, whose nonces are derived).
     fn draw_nonces(&self, policy: &KeyPolicy, count: usize) -> RandomNonces {
@@ -940,16 +1122,16 @@ impl Transit {
         })
     }
 
-    fn decrypt_with(
+    fn decrypt_with<R: Reach>(
         &self,
         policy: &KeyPolicy,
         item: &DecryptItem<'_>,
-    ) -> Result<Versioned<Zeroizing<Vec<u8>>>> {
+    ) -> Step<Plaintext, R::Miss> {
         check_len("associated_data", item.associated_data, MAX_AAD_LEN)?;
         check_context(policy, item.context)?;
         let encoded = Encoded::parse(item.ciphertext, &self.config.prefix, "ciphertext")?;
         self.check_decryption_version(policy, encoded.version)?;
-        let key = self.version_key(policy, encoded.version)?;
+        let key = R::version_key(self, policy, encoded.version)?;
         let aad = bound_aad(&policy.name, encoded.version, item.associated_data);
         let plaintext = key
             .cipher(item.context)
@@ -1056,14 +1238,18 @@ impl Transit {
         Ok(KeyInfo { policy, versions })
     }
 
-    fn load_policy(&self, name: &KeyName) -> Result<Arc<KeyPolicy>> {
-        if let Some(p) = self
-            .policies
+    /// The policy of `name` if it is in memory.
+    fn cached_policy(&self, name: &KeyName) -> Option<Arc<KeyPolicy>> {
+        self.policies
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(name)
-        {
-            return Ok(p.clone());
+            .cloned()
+    }
+
+    fn load_policy(&self, name: &KeyName) -> Result<Arc<KeyPolicy>> {
+        if let Some(policy) = self.cached_policy(name) {
+            return Ok(policy);
         }
         let policy = Arc::new(self.fresh_policy(name)?);
         self.policies
@@ -1109,13 +1295,16 @@ impl Transit {
             })
     }
 
-    fn version_key(&self, policy: &KeyPolicy, version: u32) -> Result<Arc<VersionKey>> {
-        if let Some(key) = self
-            .cache
+    /// Unwrapped version `version` of `name` if it is in memory.
+    fn cached_version_key(&self, name: &KeyName, version: u32) -> Option<Arc<VersionKey>> {
+        self.cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&policy.name, version)
-        {
+            .get(name, version)
+    }
+
+    fn version_key(&self, policy: &KeyPolicy, version: u32) -> Result<Arc<VersionKey>> {
+        if let Some(key) = self.cached_version_key(&policy.name, version) {
             return Ok(key);
         }
         let stored = self.stored_version(policy, version)?;

@@ -24,7 +24,7 @@ use zeroize::Zeroizing;
 
 use super::{
     DecryptItem, EncryptItem, Kek, KeyUpdate, MAX_AAD_LEN, MAX_BATCH_ITEMS, MAX_INPUT_LEN,
-    MAX_RANDOM_LEN, NewKey, Plaintext, Transit, TransitConfig, Versioned,
+    MAX_RANDOM_LEN, NewKey, NotCached, Plaintext, Transit, TransitConfig, TryResult, Versioned,
 };
 use crate::encoded::{DEFAULT_PREFIX, Encoded, MAX_ENCODED_LEN};
 use crate::error::{Result, TransitError};
@@ -38,14 +38,23 @@ use crate::store::{KeyPolicy, StoreError, StoredVersion, TransitStore, VersionIn
 type Record = (KeyPolicy, BTreeMap<u32, StoredVersion>);
 
 /// A [`TransitStore`] in a map, honouring every documented contract.
+/// Counts its calls.
 #[derive(Default)]
 struct MemoryStore {
     keys: Mutex<BTreeMap<KeyName, Record>>,
+    calls: AtomicUsize,
 }
 
 impl MemoryStore {
+    /// Every access goes through here, so `calls` counts them all.
     fn lock(&self) -> MutexGuard<'_, BTreeMap<KeyName, Record>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         self.keys.lock().unwrap()
+    }
+
+    /// Accesses so far (the engine's and the tests' own).
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
     }
 
     /// One version's stored record.
@@ -434,6 +443,18 @@ fn enc_item<'a>(
 ) -> EncryptItem<'a> {
     EncryptItem {
         plaintext,
+        associated_data,
+        context,
+    }
+}
+
+fn dec_item_in<'a>(
+    ciphertext: &'a str,
+    associated_data: &'a [u8],
+    context: &'a [u8],
+) -> DecryptItem<'a> {
+    DecryptItem {
+        ciphertext,
         associated_data,
         context,
     }
@@ -1380,6 +1401,215 @@ fn batches_hold_one_to_a_thousand_items() {
             .iter()
             .all(|r| r.as_ref().unwrap().value.as_slice() == b"x")
     );
+}
+
+// ----- the memory-only fast path (try_ methods) -----
+
+impl Fixture {
+    /// Store calls and HSM unwraps so far.
+    fn reach(&self) -> (usize, usize) {
+        (self.store.calls(), self.wrapper.unwraps())
+    }
+}
+
+/// Whether a try_ method missed.
+fn missed<T>(result: TryResult<T>) -> bool {
+    matches!(result, Err(NotCached))
+}
+
+/// The outcome of an operation, comparable across the fast and slow paths
+/// (errors by their Debug form, which carries every field).
+fn outcome<T: Debug>(result: &Result<T>) -> String {
+    format!("{result:?}")
+}
+
+#[test]
+fn try_methods_miss_on_a_cold_cache_without_touching_the_store_or_the_hsm() {
+    let f = fixture();
+    let aes = f.create("aes", KeyType::Aes256Gcm96);
+    let ct = f.encrypt(&aes, SECRET, b"", b"");
+    let ghost = key("ghost");
+    f.transit.forget_keys();
+    let before = f.reach();
+    let plain = enc_item(SECRET, b"", b"");
+    for name in [&aes, &ghost] {
+        assert!(missed(f.transit.try_encrypt(name, plain, None)));
+        assert!(missed(f.transit.try_encrypt_batch(name, &[plain])));
+        assert!(missed(f.transit.try_decrypt(name, dec_item(&ct, b""))));
+        assert!(missed(
+            f.transit.try_decrypt_batch(name, &[dec_item(&ct, b"")])
+        ));
+    }
+    // A batch of the wrong size fails before any lookup, as the slow path does.
+    let empty = f.transit.try_encrypt_batch(&aes, &[]).unwrap();
+    expect_invalid(empty, "items");
+    assert_eq!(
+        f.reach(),
+        before,
+        "a cold try_ call reached the store or the HSM"
+    );
+
+    // The policy alone in memory (require() loads only the policy): the
+    // version still misses.
+    f.transit.require(&aes, Operation::Encrypt).unwrap();
+    let before = f.reach();
+    assert!(missed(f.transit.try_encrypt(&aes, plain, None)));
+    assert!(missed(f.transit.try_decrypt(&aes, dec_item(&ct, b""))));
+    assert_eq!(f.reach(), before);
+
+    // Warm for version 1, then rotated: version 2 is not unwrapped yet, so
+    // encryption misses while decryption of version 1 hits. A batch
+    // holding a version-2 ciphertext misses as a whole.
+    f.assert_decrypts(&aes, &ct, b"", SECRET);
+    f.transit.rotate_key(&aes).unwrap();
+    let before = f.reach();
+    assert!(missed(f.transit.try_encrypt(&aes, plain, None)));
+    assert!(missed(f.transit.try_encrypt_batch(&aes, &[plain])));
+    let opened = f
+        .transit
+        .try_decrypt(&aes, dec_item(&ct, b""))
+        .unwrap()
+        .unwrap();
+    assert_eq!(opened.value.as_slice(), SECRET);
+    // Version 1 may no longer encrypt: the cached policy says so.
+    let v1 = f.transit.try_encrypt(&aes, plain, Some(1)).unwrap();
+    assert!(matches!(
+        v1,
+        Err(TransitError::VersionNotAllowed { version: 1, .. })
+    ));
+    assert_eq!(f.reach(), before);
+    let ct2 = f.encrypt(&aes, b"two", b"", b"");
+    f.transit.forget_keys();
+    f.assert_decrypts(&aes, &ct, b"", SECRET);
+    let before = f.reach();
+    let batch = [dec_item(&ct, b""), dec_item(&ct2, b"")];
+    assert!(missed(f.transit.try_decrypt_batch(&aes, &batch)));
+    assert_eq!(f.reach(), before);
+}
+
+#[test]
+fn try_methods_answer_as_the_blocking_ones_once_warm() {
+    let f = fixture();
+    let mut names = Vec::new();
+    for key_type in AEAD_TYPES {
+        names.push((f.create(key_type.name(), key_type), &b""[..]));
+        let mut derived = NewKey::new(key(&format!("{}-derived", key_type.name())), key_type);
+        derived.derived = true;
+        names.push((f.create_with(derived), &b"ctx"[..]));
+        let mut convergent = NewKey::new(key(&format!("{}-convergent", key_type.name())), key_type);
+        convergent.derived = true;
+        convergent.convergent = true;
+        names.push((f.create_with(convergent), &b"ctx"[..]));
+    }
+    let ed = f.create("ed", KeyType::Ed25519);
+    let too_big = vec![0u8; MAX_INPUT_LEN + 1];
+    for (name, context) in &names {
+        let context: &[u8] = context;
+        let good = f
+            .transit
+            .encrypt(name, enc_item(SECRET, b"ad", context), None)
+            .unwrap();
+        let policy = f.policy(name);
+        f.transit.rotate_key(name).unwrap();
+        let newer = f
+            .transit
+            .encrypt(name, enc_item(b"newer", b"", context), None)
+            .unwrap();
+        // Both versions unwrapped, the policy in memory.
+        f.transit
+            .decrypt(name, dec_item_in(&good.value, b"ad", context))
+            .unwrap();
+        let before = f.reach();
+
+        let encrypts = [
+            (enc_item(SECRET, b"ad", context), None),
+            (enc_item(b"", b"", context), None),
+            (enc_item(SECRET, b"", context), Some(2)),
+            (enc_item(SECRET, b"", context), Some(1)), // below the floor
+            (enc_item(SECRET, b"", context), Some(3)), // above the latest
+            (enc_item(&too_big, b"", context), None),
+            (enc_item(SECRET, b"", b"other context"), None),
+            (enc_item(SECRET, b"", b""), None),
+        ];
+        for (item, version) in encrypts {
+            let fast = f.transit.try_encrypt(name, item, version).unwrap();
+            let slow = f.transit.encrypt(name, item, version);
+            match (&fast, &slow) {
+                (Ok(fast), Ok(slow)) => {
+                    assert_eq!(fast.version, slow.version);
+                    if policy.convergent {
+                        assert_eq!(fast.value, slow.value, "{name}: convergent");
+                    }
+                    let opened = f.transit.decrypt(
+                        name,
+                        dec_item_in(&fast.value, item.associated_data, item.context),
+                    );
+                    assert_eq!(opened.unwrap().value.as_slice(), item.plaintext);
+                }
+                _ => assert_eq!(outcome(&fast), outcome(&slow), "{name}"),
+            }
+        }
+        let items: Vec<EncryptItem<'_>> = encrypts.iter().map(|(item, _)| *item).collect();
+        let fast = f.transit.try_encrypt_batch(name, &items).unwrap().unwrap();
+        let slow = f.transit.encrypt_batch(name, &items).unwrap();
+        assert_eq!(fast.len(), slow.len());
+        for (fast, slow) in fast.iter().zip(&slow) {
+            assert_eq!(fast.is_ok(), slow.is_ok(), "{name}");
+            if let (Err(_), Err(_)) = (fast, slow) {
+                assert_eq!(outcome(fast), outcome(slow));
+            }
+        }
+
+        let mut tampered = body_of(&good.value);
+        tampered[20] ^= 1;
+        let tampered = Encoded {
+            version: 1,
+            bytes: tampered,
+        }
+        .to_text(PREFIX);
+        let beyond = good.value.replace(":v1:", ":v9:");
+        let decrypts = [
+            dec_item_in(&good.value, b"ad", context),
+            dec_item_in(&newer.value, b"", context),
+            dec_item_in(&good.value, b"other", context),
+            dec_item_in(&tampered, b"ad", context),
+            dec_item_in(&beyond, b"ad", context),
+            dec_item_in("garbage", b"", context),
+            dec_item_in(&good.value, b"ad", b""),
+            dec_item_in(&good.value, b"ad", b"other context"),
+        ];
+        for item in decrypts {
+            let fast = f.transit.try_decrypt(name, item).unwrap();
+            assert_eq!(outcome(&fast), outcome(&f.transit.decrypt(name, item)));
+        }
+        let fast = f.transit.try_decrypt_batch(name, &decrypts).unwrap();
+        let slow = f.transit.decrypt_batch(name, &decrypts);
+        assert_eq!(outcome(&fast), outcome(&slow));
+        assert_eq!(fast.unwrap()[0].as_ref().unwrap().value.as_slice(), SECRET);
+        assert_eq!(
+            f.reach(),
+            before,
+            "{name}: a warm try_ call reached the store or the HSM"
+        );
+    }
+
+    // Key-level failures come from the cached policy too.
+    let plain = enc_item(SECRET, b"", b"");
+    f.transit.require(&ed, Operation::Sign).unwrap();
+    let before = f.reach();
+    let fast = f.transit.try_encrypt(&ed, plain, None).unwrap();
+    assert_eq!(
+        outcome(&fast),
+        outcome(&f.transit.encrypt(&ed, plain, None))
+    );
+    let fast = f
+        .transit
+        .try_decrypt_batch(&ed, &[dec_item("x", b"")])
+        .unwrap();
+    let slow = f.transit.decrypt_batch(&ed, &[dec_item("x", b"")]);
+    assert_eq!(outcome(&fast), outcome(&slow));
+    assert!(matches!(fast, Err(TransitError::Unsupported { .. })));
+    assert_eq!(f.reach(), before);
 }
 
 /// A batch draws its random nonces in one call to the OS generator; each
