@@ -56,10 +56,20 @@ impl AeadCipher {
     /// Encrypts `plaintext` under `nonce` (exactly [`Self::nonce_len`]
     /// bytes) and returns `nonce || ciphertext || tag`, built in one buffer
     /// allocated once at its final size and encrypted in place.
+    #[cfg(test)]
     pub(crate) fn seal(&self, nonce: &[u8], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.seal_into(nonce, aad, plaintext, &mut out);
+        out
+    }
+
+    /// [`Self::seal`] into `out` (replacing what it held): grown once to
+    /// its final size if needed, and encrypted in place.
+    pub(crate) fn seal_into(&self, nonce: &[u8], aad: &[u8], plaintext: &[u8], out: &mut Vec<u8>) {
         let n = self.nonce_len();
         assert_eq!(nonce.len(), n, "nonce length");
-        let mut out = Vec::with_capacity(n + plaintext.len() + TAG_LEN);
+        out.clear();
+        out.reserve(n + plaintext.len() + TAG_LEN);
         out.extend_from_slice(nonce);
         out.extend_from_slice(plaintext);
         let (nonce, buffer) = out.split_at_mut(n);
@@ -73,7 +83,6 @@ impl AeadCipher {
         // far above the transit limits.
         .expect("plaintext within AEAD limits");
         out.extend_from_slice(&tag);
-        out
     }
 
     /// Opens `nonce || ciphertext || tag`; `None` if it does not

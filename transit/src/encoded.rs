@@ -43,49 +43,66 @@ impl std::fmt::Debug for Encoded {
 impl Encoded {
     /// `<prefix>:v<version>:<base64>` (standard alphabet, padded).
     pub fn to_text(&self, prefix: &str) -> String {
-        // ":v", at most 10 digits, ":".
-        let head = prefix.len() + 13;
-        let body = base64::encoded_len(self.bytes.len(), true).unwrap_or(0);
-        let mut out = String::with_capacity(head + body);
-        out.push_str(prefix);
-        // Writing to a String cannot fail.
-        let _ = write!(out, ":v{}:", self.version);
-        STANDARD.encode_string(&self.bytes, &mut out);
-        out
+        to_text(prefix, self.version, &self.bytes)
     }
 
     /// Parses `<prefix>:v<version>:<base64>`; `field` names the request field
     /// in errors, which never quote the value.
     pub fn parse(text: &str, prefix: &str, field: &'static str) -> Result<Self, TransitError> {
-        if text.len() > MAX_ENCODED_LEN {
-            return Err(TransitError::input(
-                field,
-                format!("longer than {MAX_ENCODED_LEN} bytes"),
-            ));
-        }
-        let rest = text
-            .strip_prefix(prefix)
-            .and_then(|r| r.strip_prefix(":v"))
-            .ok_or_else(|| {
-                TransitError::input(field, format!("does not start with \"{prefix}:v\""))
-            })?;
-        let (version, body) = rest
-            .split_once(':')
-            .ok_or_else(|| TransitError::input(field, "expected <prefix>:v<version>:<base64>"))?;
-        let version: u32 = match version.parse() {
-            Ok(v) if v > 0 && !version.starts_with('0') && !version.starts_with('+') => v,
-            _ => {
-                return Err(TransitError::input(
-                    field,
-                    "the version after \":v\" is not a positive decimal number",
-                ));
-            }
-        };
-        let bytes = STANDARD
-            .decode(body)
-            .map_err(|_| TransitError::input(field, "the part after the version is not base64"))?;
+        let mut bytes = Vec::new();
+        let version = parse_into(text, prefix, field, &mut bytes)?;
         Ok(Encoded { version, bytes })
     }
+}
+
+/// [`Encoded::to_text`] of `version` and `bytes`.
+pub(crate) fn to_text(prefix: &str, version: u32, bytes: &[u8]) -> String {
+    // ":v", at most 10 digits, ":".
+    let head = prefix.len() + 13;
+    let body = base64::encoded_len(bytes.len(), true).unwrap_or(0);
+    let mut out = String::with_capacity(head + body);
+    out.push_str(prefix);
+    // Writing to a String cannot fail.
+    let _ = write!(out, ":v{version}:");
+    STANDARD.encode_string(bytes, &mut out);
+    out
+}
+
+/// [`Encoded::parse`], decoding into `bytes` (replacing what it held) and
+/// returning the version.
+pub(crate) fn parse_into(
+    text: &str,
+    prefix: &str,
+    field: &'static str,
+    bytes: &mut Vec<u8>,
+) -> Result<u32, TransitError> {
+    if text.len() > MAX_ENCODED_LEN {
+        return Err(TransitError::input(
+            field,
+            format!("longer than {MAX_ENCODED_LEN} bytes"),
+        ));
+    }
+    let rest = text
+        .strip_prefix(prefix)
+        .and_then(|r| r.strip_prefix(":v"))
+        .ok_or_else(|| TransitError::input(field, format!("does not start with \"{prefix}:v\"")))?;
+    let (version, body) = rest
+        .split_once(':')
+        .ok_or_else(|| TransitError::input(field, "expected <prefix>:v<version>:<base64>"))?;
+    let version: u32 = match version.parse() {
+        Ok(v) if v > 0 && !version.starts_with('0') && !version.starts_with('+') => v,
+        _ => {
+            return Err(TransitError::input(
+                field,
+                "the version after \":v\" is not a positive decimal number",
+            ));
+        }
+    };
+    bytes.clear();
+    STANDARD
+        .decode_vec(body, bytes)
+        .map_err(|_| TransitError::input(field, "the part after the version is not base64"))?;
+    Ok(version)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::aead::AeadCipher;
-use crate::encoded::{DEFAULT_PREFIX, Encoded};
+use crate::encoded::{self, DEFAULT_PREFIX, Encoded};
 use crate::error::{Result, TransitError};
 use crate::key_type::{KeyType, Operation};
 use crate::material::{self, HashAlgorithm, SignOptions, VersionKey};
@@ -259,9 +259,9 @@ impl VersionCache {
     }
 }
 
-/// Random nonces drawn ahead for the items of one batch: one system call
-/// to the OS generator for the whole batch instead of one per item (each
-/// a `getrandom` call). Every nonce is still 96 (or 192) fresh random bits
+/// Random nonces drawn ahead for the items of one batch: one `getrandom`
+/// call to the OS generator for the whole batch instead of one per item.
+/// Every nonce is still 96 (or 192) fresh random bits
 /// from the OS generator, and each drawn nonce is handed out once. When the
 /// drawn ones run out (or none were drawn: unary calls, convergent keys),
 /// each further nonce is drawn on its own.
@@ -298,6 +298,19 @@ impl RandomNonces {
             None => random.fill(nonce),
         }
     }
+}
+
+/// What the items of one call share: the random nonces drawn for them,
+/// buffers reused from item to item (the bound associated data, and the
+/// sealed bytes before their text form or after it was decoded: both
+/// public), and the key version the last item used, so that a batch
+/// looks a key up again only when the version changes, not per item.
+#[derive(Default)]
+struct Scratch {
+    nonces: RandomNonces,
+    aad: Vec<u8>,
+    sealed: Vec<u8>,
+    key: Option<(u32, Arc<VersionKey>)>,
 }
 
 /// The answer of a `try_` method (such as [`Transit::try_encrypt`]) when
@@ -848,11 +861,11 @@ impl Transit {
         require(&policy, Operation::Encrypt)?;
         let version = policy.latest_version;
         let latest = self.version_key(&policy, version)?;
-        let mut nonces = self.draw_nonces(&policy, items.len());
+        let mut scratch = self.batch_scratch(&policy, items.len());
         Ok(items
             .iter()
             .map(|item| {
-                let plain = settled(self.decrypt_with::<Anywhere>(&policy, item))?;
+                let plain = settled(self.decrypt_with::<Anywhere>(&policy, item, &mut scratch))?;
                 self.encrypt_with(
                     &policy,
                     &latest,
@@ -862,7 +875,7 @@ impl Transit {
                         associated_data: item.associated_data,
                         context: item.context,
                     },
-                    &mut nonces,
+                    &mut scratch,
                 )
             })
             .collect())
@@ -894,7 +907,7 @@ impl Transit {
                 plaintext: &plaintext,
                 ..item
             },
-            &mut RandomNonces::default(),
+            &mut Scratch::default(),
         )?;
         Ok(DataKey {
             plaintext: (!wrapped_only).then_some(plaintext),
@@ -1021,7 +1034,7 @@ impl Transit {
         require(&policy, Operation::Encrypt)?;
         let version = self.encryption_version(&policy, version)?;
         let key = R::version_key(self, &policy, version)?;
-        Ok(self.encrypt_with(&policy, &key, version, item, &mut RandomNonces::default())?)
+        Ok(self.encrypt_with(&policy, &key, version, item, &mut Scratch::default())?)
     }
 
     fn encrypt_batch_via<R: Reach>(
@@ -1034,10 +1047,10 @@ impl Transit {
         require(&policy, Operation::Encrypt)?;
         let version = policy.latest_version;
         let key = R::version_key(self, &policy, version)?;
-        let mut nonces = self.draw_nonces(&policy, items.len());
+        let mut scratch = self.batch_scratch(&policy, items.len());
         Ok(items
             .iter()
-            .map(|item| self.encrypt_with(&policy, &key, version, item, &mut nonces))
+            .map(|item| self.encrypt_with(&policy, &key, version, item, &mut scratch))
             .collect())
     }
 
@@ -1048,7 +1061,7 @@ impl Transit {
     ) -> Step<Plaintext, R::Miss> {
         let policy = R::policy(self, name)?;
         require(&policy, Operation::Encrypt)?;
-        self.decrypt_with::<R>(&policy, item)
+        self.decrypt_with::<R>(&policy, item, &mut Scratch::default())
     }
 
     fn decrypt_batch_via<R: Reach>(
@@ -1060,35 +1073,41 @@ impl Transit {
         let policy = R::policy(self, name)?;
         require(&policy, Operation::Encrypt)?;
         let mut out = Vec::with_capacity(items.len());
+        let mut scratch = Scratch::default();
         for item in items {
             // An item's failure is its own; a miss stops the whole batch.
-            out.push(settle(self.decrypt_with::<R>(&policy, item)).map_err(Stop::Miss)?);
+            let opened = self.decrypt_with::<R>(&policy, item, &mut scratch);
+            out.push(settle(opened).map_err(Stop::Miss)?);
         }
         Ok(out)
     }
 
-    /// Random nonces for `count` items of `policy`'s key, drawn in one go
-    /// (none for convergent keys, whose nonces are derived).
-    fn draw_nonces(&self, policy: &KeyPolicy, count: usize) -> RandomNonces {
+    /// The scratch of a batch encrypting `count` items under `policy`'s
+    /// key: their random nonces drawn in one go (none for convergent keys,
+    /// whose nonces are derived).
+    fn batch_scratch(&self, policy: &KeyPolicy, count: usize) -> Scratch {
         if policy.convergent || count < 2 {
-            return RandomNonces::default();
+            return Scratch::default();
         }
-        RandomNonces::draw(
-            &self.nonces,
-            AeadCipher::nonce_len_of(policy.key_type),
-            count,
-        )
+        Scratch {
+            nonces: RandomNonces::draw(
+                &self.nonces,
+                AeadCipher::nonce_len_of(policy.key_type),
+                count,
+            ),
+            ..Scratch::default()
+        }
     }
 
-    /// Encrypts one item; a random nonce comes from `nonces` (which draws
-    /// it if it holds none).
+    /// Encrypts one item; a random nonce comes from the scratch's nonces
+    /// (which draw it if they hold none).
     fn encrypt_with(
         &self,
         policy: &KeyPolicy,
         key: &VersionKey,
         version: u32,
         item: &EncryptItem<'_>,
-        nonces: &mut RandomNonces,
+        scratch: &mut Scratch,
     ) -> Result<Versioned<String>> {
         check_len("plaintext", item.plaintext, MAX_INPUT_LEN)?;
         check_len("associated_data", item.associated_data, MAX_AAD_LEN)?;
@@ -1110,14 +1129,19 @@ impl Transit {
             let mac = material::hmac_with(nonce_key.as_ref(), HashAlgorithm::Sha256, &input);
             nonce.copy_from_slice(&mac[..nonce.len()]);
         } else {
-            nonces.fill(&self.nonces, nonce).map_err(|_| {
+            scratch.nonces.fill(&self.nonces, nonce).map_err(|_| {
                 TransitError::input("plaintext", "the system random generator failed")
             })?;
         }
-        let aad = bound_aad(&policy.name, version, item.associated_data);
-        let bytes = cipher.seal(nonce, &aad, item.plaintext);
+        bound_aad(
+            &mut scratch.aad,
+            &policy.name,
+            version,
+            item.associated_data,
+        );
+        cipher.seal_into(nonce, &scratch.aad, item.plaintext, &mut scratch.sealed);
         Ok(Versioned {
-            value: Encoded { version, bytes }.to_text(&self.config.prefix),
+            value: encoded::to_text(&self.config.prefix, version, &scratch.sealed),
             version,
         })
     }
@@ -1126,23 +1150,41 @@ impl Transit {
         &self,
         policy: &KeyPolicy,
         item: &DecryptItem<'_>,
+        scratch: &mut Scratch,
     ) -> Step<Plaintext, R::Miss> {
         check_len("associated_data", item.associated_data, MAX_AAD_LEN)?;
         check_context(policy, item.context)?;
-        let encoded = Encoded::parse(item.ciphertext, &self.config.prefix, "ciphertext")?;
-        self.check_decryption_version(policy, encoded.version)?;
-        let key = R::version_key(self, policy, encoded.version)?;
-        let aad = bound_aad(&policy.name, encoded.version, item.associated_data);
+        let version = encoded::parse_into(
+            item.ciphertext,
+            &self.config.prefix,
+            "ciphertext",
+            &mut scratch.sealed,
+        )?;
+        self.check_decryption_version(policy, version)?;
+        let key = match &scratch.key {
+            Some((v, key)) if *v == version => key.clone(),
+            _ => {
+                let key = R::version_key(self, policy, version)?;
+                scratch.key = Some((version, key.clone()));
+                key
+            }
+        };
+        bound_aad(
+            &mut scratch.aad,
+            &policy.name,
+            version,
+            item.associated_data,
+        );
         let plaintext = key
             .cipher(item.context)
-            .open(&aad, &encoded.bytes)
+            .open(&scratch.aad, &scratch.sealed)
             .ok_or_else(|| TransitError::DecryptionFailed {
                 name: policy.name.to_string(),
-                version: encoded.version,
+                version,
             })?;
         Ok(Versioned {
             value: plaintext,
-            version: encoded.version,
+            version,
         })
     }
 
@@ -1348,18 +1390,21 @@ impl Transit {
     }
 }
 
-/// Associated data actually authenticated: a label, the key name and the
-/// version, then the caller's associated data. A ciphertext therefore never
-/// opens under another key or another version.
-fn bound_aad(name: &KeyName, version: u32, aad: &[u8]) -> Vec<u8> {
+/// The label that starts the associated data of every transit AEAD.
+const AAD_LABEL: &[u8] = b"strongroom-transit v1\0";
+
+/// Associated data actually authenticated, written over `out`: a label,
+/// the key name and the version, then the caller's associated data. A
+/// ciphertext therefore never opens under another key or another version.
+fn bound_aad(out: &mut Vec<u8>, name: &KeyName, version: u32, aad: &[u8]) {
     let name = name.as_str().as_bytes();
-    let mut out = Vec::with_capacity(24 + name.len() + aad.len());
-    out.extend_from_slice(b"strongroom-transit v1\0");
+    out.clear();
+    out.reserve(AAD_LABEL.len() + 1 + name.len() + 4 + aad.len());
+    out.extend_from_slice(AAD_LABEL);
     out.push(name.len() as u8);
     out.extend_from_slice(name);
     out.extend_from_slice(&version.to_be_bytes());
     out.extend_from_slice(aad);
-    out
 }
 
 fn require(policy: &KeyPolicy, operation: Operation) -> Result<()> {

@@ -1656,6 +1656,43 @@ fn batch_nonces_are_drawn_together_and_all_differ() {
     }
 }
 
+/// A batch reuses the key of the previous item when the version is the
+/// same; interleaved versions (and derived keys, whose per-item key comes
+/// from the context) still each open under their own.
+#[test]
+fn a_batch_of_interleaved_versions_opens_each_under_its_own() {
+    let f = fixture();
+    let aes = f.create("aes", KeyType::Aes256Gcm96);
+    let mut new = NewKey::new(key("derived"), KeyType::ChaCha20Poly1305);
+    new.derived = true;
+    let derived = f.create_with(new);
+    for (name, contexts) in [(&aes, [&b""[..]; 2]), (&derived, [&b"a"[..], &b"b"[..]])] {
+        let mut texts = Vec::new();
+        for version in 1..=3u32 {
+            if version > 1 {
+                f.transit.rotate_key(name).unwrap();
+            }
+            for context in contexts {
+                let plaintext = format!("v{version} {context:?}");
+                let item = enc_item(plaintext.as_bytes(), b"", context);
+                let text = f.transit.encrypt(name, item, None).unwrap().value;
+                texts.push((text, context, plaintext));
+            }
+        }
+        let order = [0, 2, 0, 4, 5, 1, 3, 2, 5];
+        let items: Vec<DecryptItem<'_>> = order
+            .iter()
+            .map(|&i| dec_item_in(&texts[i].0, b"", texts[i].1))
+            .collect();
+        let opened = f.transit.decrypt_batch(name, &items).unwrap();
+        for (&i, opened) in order.iter().zip(opened) {
+            let opened = opened.unwrap();
+            assert_eq!(opened.value.as_slice(), texts[i].2.as_bytes(), "{name} {i}");
+            assert_eq!(opened.version, version_of(&texts[i].0));
+        }
+    }
+}
+
 #[test]
 fn drawn_nonces_are_handed_out_once_then_drawn_one_by_one() {
     let random = SystemRandom::new();
