@@ -69,9 +69,25 @@ impl BlockingPool {
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "a blocking task failed");
-            Failure::Internal("the operation failed unexpectedly; see the server log".into())
+            unexpected()
         })
     }
+}
+
+/// Runs short work that never blocks (no HSM, no store; for instance the
+/// transit engine's memory-only `try_` methods) on the calling async
+/// thread, without the hand-off to a blocking thread, but failing as
+/// [`BlockingPool::run`] does: a panic becomes [`Failure::Internal`].
+pub(crate) fn inline<T>(work: impl FnOnce() -> T) -> Result<T, Failure> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|_| {
+        tracing::error!("an inline task panicked");
+        unexpected()
+    })
+}
+
+/// The failure of work that panicked.
+fn unexpected() -> Failure {
+    Failure::Internal("the operation failed unexpectedly; see the server log".into())
 }
 
 #[cfg(test)]
@@ -116,6 +132,14 @@ mod tests {
         };
         assert_eq!(permits(2), 2 * CALLS_PER_SESSION);
         assert_eq!(permits(0), CALLS_PER_SESSION, "at least one session");
+    }
+
+    #[test]
+    fn inline_work_runs_here_and_a_panic_is_an_internal_failure() {
+        let here = std::thread::current().id();
+        assert_eq!(inline(|| std::thread::current().id()).expect("ran"), here);
+        let result: Result<(), Failure> = inline(|| panic!("boom"));
+        assert!(matches!(result, Err(Failure::Internal(_))));
     }
 
     #[tokio::test]

@@ -2,7 +2,14 @@
 //!
 //! Every RPC converts its request at the edge ([`super::convert::transit`]),
 //! runs the engine on the [`BlockingPool`] (a cache miss unwraps through the
-//! HSM and reads the store), and converts the result back. Batch RPCs turn
+//! HSM and reads the store), and converts the result back. Encrypt and
+//! Decrypt (unary, batch, and each stream message) first try the engine's
+//! memory-only `try_` form right on the async thread, which skips the
+//! hand-off to a blocking thread (most of a small call's cost; see
+//! BENCHMARKS.md), and go to the pool only when the key's policy or version is not in memory,
+//! or when the call carries more than [`INLINE_MAX_BYTES`], so that a long
+//! AES job never holds up the async threads. Both ways give the same
+//! answers and errors. Batch RPCs turn
 //! each item's failure into an `ItemError` and fail as a whole only for what
 //! concerns every item (unknown key, wrong key type, batch size). Stream RPCs
 //! answer each request message with one response message, in order.
@@ -17,8 +24,8 @@ use std::sync::Arc;
 use strongroom_proto::v1;
 use strongroom_proto::v1::transit_server::Transit as TransitRpc;
 use strongroom_transit::{
-    DecryptItem, EncryptItem, HashAlgorithm, KeyName, MAX_RANDOM_LEN, Operation, Transit,
-    TransitError, Versioned, check_batch,
+    DecryptItem, EncryptItem, HashAlgorithm, KeyName, MAX_RANDOM_LEN, NotCached, Operation,
+    Plaintext, Transit, TransitError, TryResult, Versioned, check_batch,
 };
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
@@ -26,7 +33,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use zeroize::Zeroizing;
 
-use super::blocking::BlockingPool;
+use super::blocking::{self, BlockingPool};
 use super::convert::transit as convert;
 use super::seal::Gate;
 use super::status::{Failure, to_status};
@@ -36,6 +43,13 @@ const MAX_RANDOM_BATCH_TOTAL: usize = 16 << 20;
 
 /// Responses a stream may have in flight before it stops reading requests.
 const STREAM_DEPTH: usize = 8;
+
+/// Most input bytes (plaintexts or ciphertexts, associated data and
+/// contexts) of one call or stream message that may be encrypted or
+/// decrypted on an async thread; larger ones always go to the blocking pool.
+/// AES-GCM and base64 take some tens of microseconds for this much, about
+/// what the hand-off to the pool costs.
+const INLINE_MAX_BYTES: usize = 64 << 10;
 
 /// A server-streaming response.
 type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -67,17 +81,21 @@ impl TransitService {
 
     /// Serves a bidirectional stream: each request message becomes one
     /// response message. The key of the first message is reused by later
-    /// messages that leave theirs empty.
-    fn stream<Req, Resp, F>(
+    /// messages that leave theirs empty. Each message runs `fast` inline
+    /// when [`try_inline`] allows, `work` on the pool otherwise.
+    fn stream<Req, Resp, F, G>(
         &self,
         mut input: Streaming<Req>,
         key_of: fn(&Req) -> &str,
+        input_len: fn(&Req) -> usize,
+        fast: G,
         work: F,
     ) -> ResponseStream<Resp>
     where
         Req: Send + 'static,
         Resp: Send + 'static,
         F: Fn(&Transit, &KeyName, Req) -> Result<Resp, TransitError> + Send + Sync + 'static,
+        G: Fn(&Transit, &KeyName, &Req) -> TryResult<Resp> + Send + Sync + 'static,
     {
         let (tx, rx) = mpsc::channel(STREAM_DEPTH);
         let gate = Arc::clone(&self.gate);
@@ -104,6 +122,10 @@ impl TransitService {
                             "key: the first message of a stream must name the key",
                         ));
                     };
+                    let len = input_len(&message);
+                    if let Some(answer) = try_inline(&gate, len, |t| fast(t, &name, &message))? {
+                        return Ok(answer);
+                    }
                     let engine = engine(&gate)?;
                     let work = Arc::clone(&work);
                     pool.run(move || work(&engine, &name, message))
@@ -129,6 +151,25 @@ fn engine(gate: &Gate) -> Result<Arc<Transit>, Status> {
             "transit is not configured on this appliance: set [transit] wrapping_key",
         )
     })
+}
+
+/// Runs `fast`, a memory-only `try_` engine call, right here on the async
+/// thread if the call's input is at most [`INLINE_MAX_BYTES`]. `None`: run
+/// the blocking form on the pool instead (a larger input, or a key not in
+/// memory). A panic fails as it would on the pool.
+fn try_inline<T>(
+    gate: &Gate,
+    input_len: usize,
+    fast: impl FnOnce(&Transit) -> TryResult<T>,
+) -> Result<Option<T>, Status> {
+    if input_len > INLINE_MAX_BYTES {
+        return Ok(None);
+    }
+    let engine = engine(gate)?;
+    match blocking::inline(|| fast(&engine))? {
+        Ok(outcome) => outcome.map(Some).map_err(transit_status),
+        Err(NotCached) => Ok(None),
+    }
 }
 
 fn transit_status(error: TransitError) -> Status {
@@ -174,22 +215,63 @@ fn rewrapped(v: Versioned<String>) -> v1::RewrapResponse {
     }
 }
 
-fn encrypt_results(
-    engine: &Transit,
-    name: &KeyName,
-    items: &[v1::EncryptItem],
-) -> Result<Vec<v1::EncryptResult>, TransitError> {
-    use v1::encrypt_result::Result as R;
-    let items: Vec<EncryptItem<'_>> = items
+fn encrypt_item(request: &v1::EncryptRequest) -> EncryptItem<'_> {
+    EncryptItem {
+        plaintext: &request.plaintext,
+        associated_data: &request.associated_data,
+        context: &request.context,
+    }
+}
+
+fn decrypt_item(request: &v1::DecryptRequest) -> DecryptItem<'_> {
+    DecryptItem {
+        ciphertext: &request.ciphertext,
+        associated_data: &request.associated_data,
+        context: &request.context,
+    }
+}
+
+fn encrypt_len(items: &[v1::EncryptItem]) -> usize {
+    items
+        .iter()
+        .map(|i| i.plaintext.len() + i.associated_data.len() + i.context.len())
+        .sum()
+}
+
+fn decrypt_len(items: &[v1::DecryptItem]) -> usize {
+    items
+        .iter()
+        .map(|i| i.ciphertext.len() + i.associated_data.len() + i.context.len())
+        .sum()
+}
+
+fn encrypt_items(items: &[v1::EncryptItem]) -> Vec<EncryptItem<'_>> {
+    items
         .iter()
         .map(|i| EncryptItem {
             plaintext: &i.plaintext,
             associated_data: &i.associated_data,
             context: &i.context,
         })
-        .collect();
-    Ok(engine
-        .encrypt_batch(name, &items)?
+        .collect()
+}
+
+fn decrypt_items(items: &[v1::DecryptItem]) -> Vec<DecryptItem<'_>> {
+    items
+        .iter()
+        .map(|i| DecryptItem {
+            ciphertext: &i.ciphertext,
+            associated_data: &i.associated_data,
+            context: &i.context,
+        })
+        .collect()
+}
+
+fn encrypt_answers(
+    results: Vec<Result<Versioned<String>, TransitError>>,
+) -> Vec<v1::EncryptResult> {
+    use v1::encrypt_result::Result as R;
+    results
         .into_iter()
         .map(|r| v1::EncryptResult {
             result: Some(match r {
@@ -197,25 +279,12 @@ fn encrypt_results(
                 Err(e) => R::Error(item_error(e)),
             }),
         })
-        .collect())
+        .collect()
 }
 
-fn decrypt_results(
-    engine: &Transit,
-    name: &KeyName,
-    items: &[v1::DecryptItem],
-) -> Result<Vec<v1::DecryptResult>, TransitError> {
+fn decrypt_answers(results: Vec<Result<Plaintext, TransitError>>) -> Vec<v1::DecryptResult> {
     use v1::decrypt_result::Result as R;
-    let items: Vec<DecryptItem<'_>> = items
-        .iter()
-        .map(|i| DecryptItem {
-            ciphertext: &i.ciphertext,
-            associated_data: &i.associated_data,
-            context: &i.context,
-        })
-        .collect();
-    Ok(engine
-        .decrypt_batch(name, &items)?
+    results
         .into_iter()
         .map(|r| v1::DecryptResult {
             result: Some(match r {
@@ -223,7 +292,47 @@ fn decrypt_results(
                 Err(e) => R::Error(item_error(e)),
             }),
         })
-        .collect())
+        .collect()
+}
+
+fn encrypt_results(
+    engine: &Transit,
+    name: &KeyName,
+    items: &[v1::EncryptItem],
+) -> Result<Vec<v1::EncryptResult>, TransitError> {
+    Ok(encrypt_answers(
+        engine.encrypt_batch(name, &encrypt_items(items))?,
+    ))
+}
+
+fn try_encrypt_results(
+    engine: &Transit,
+    name: &KeyName,
+    items: &[v1::EncryptItem],
+) -> TryResult<Vec<v1::EncryptResult>> {
+    engine
+        .try_encrypt_batch(name, &encrypt_items(items))
+        .map(|outcome| outcome.map(encrypt_answers))
+}
+
+fn decrypt_results(
+    engine: &Transit,
+    name: &KeyName,
+    items: &[v1::DecryptItem],
+) -> Result<Vec<v1::DecryptResult>, TransitError> {
+    Ok(decrypt_answers(
+        engine.decrypt_batch(name, &decrypt_items(items))?,
+    ))
+}
+
+fn try_decrypt_results(
+    engine: &Transit,
+    name: &KeyName,
+    items: &[v1::DecryptItem],
+) -> TryResult<Vec<v1::DecryptResult>> {
+    engine
+        .try_decrypt_batch(name, &decrypt_items(items))
+        .map(|outcome| outcome.map(decrypt_answers))
 }
 
 /// Runs `op` on each item: a key-level failure (unknown key, wrong key
@@ -390,18 +499,13 @@ impl TransitRpc for TransitService {
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let version = convert::version(request.key_version);
+        let len = request.plaintext.len() + request.associated_data.len() + request.context.len();
+        let fast = |t: &Transit| t.try_encrypt(&name, encrypt_item(&request), version);
+        if let Some(out) = try_inline(&self.gate, len, fast)? {
+            return Ok(Response::new(encrypted(out)));
+        }
         let out = self
-            .run(move |t| {
-                t.encrypt(
-                    &name,
-                    EncryptItem {
-                        plaintext: &request.plaintext,
-                        associated_data: &request.associated_data,
-                        context: &request.context,
-                    },
-                    version,
-                )
-            })
+            .run(move |t| t.encrypt(&name, encrypt_item(&request), version))
             .await?;
         Ok(Response::new(encrypted(out)))
     }
@@ -412,6 +516,11 @@ impl TransitRpc for TransitService {
     ) -> Result<Response<v1::EncryptBatchResponse>, Status> {
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
+        let len = encrypt_len(&request.items);
+        let fast = |t: &Transit| try_encrypt_results(t, &name, &request.items);
+        if let Some(results) = try_inline(&self.gate, len, fast)? {
+            return Ok(Response::new(v1::EncryptBatchResponse { results }));
+        }
         let results = self
             .run(move |t| encrypt_results(t, &name, &request.items))
             .await?;
@@ -426,6 +535,11 @@ impl TransitRpc for TransitService {
         Ok(Response::new(self.stream(
             request.into_inner(),
             |m: &v1::EncryptStreamRequest| m.key.as_str(),
+            |m| encrypt_len(&m.items),
+            |t, name, m| {
+                try_encrypt_results(t, name, &m.items)
+                    .map(|outcome| outcome.map(|results| v1::EncryptStreamResponse { results }))
+            },
             |t, name, m| {
                 Ok(v1::EncryptStreamResponse {
                     results: encrypt_results(t, name, &m.items)?,
@@ -440,17 +554,13 @@ impl TransitRpc for TransitService {
     ) -> Result<Response<v1::DecryptResponse>, Status> {
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
+        let len = request.ciphertext.len() + request.associated_data.len() + request.context.len();
+        let fast = |t: &Transit| t.try_decrypt(&name, decrypt_item(&request));
+        if let Some(out) = try_inline(&self.gate, len, fast)? {
+            return Ok(Response::new(decrypted(out)));
+        }
         let out = self
-            .run(move |t| {
-                t.decrypt(
-                    &name,
-                    DecryptItem {
-                        ciphertext: &request.ciphertext,
-                        associated_data: &request.associated_data,
-                        context: &request.context,
-                    },
-                )
-            })
+            .run(move |t| t.decrypt(&name, decrypt_item(&request)))
             .await?;
         Ok(Response::new(decrypted(out)))
     }
@@ -461,6 +571,11 @@ impl TransitRpc for TransitService {
     ) -> Result<Response<v1::DecryptBatchResponse>, Status> {
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
+        let len = decrypt_len(&request.items);
+        let fast = |t: &Transit| try_decrypt_results(t, &name, &request.items);
+        if let Some(results) = try_inline(&self.gate, len, fast)? {
+            return Ok(Response::new(v1::DecryptBatchResponse { results }));
+        }
         let results = self
             .run(move |t| decrypt_results(t, &name, &request.items))
             .await?;
@@ -475,6 +590,11 @@ impl TransitRpc for TransitService {
         Ok(Response::new(self.stream(
             request.into_inner(),
             |m: &v1::DecryptStreamRequest| m.key.as_str(),
+            |m| decrypt_len(&m.items),
+            |t, name, m| {
+                try_decrypt_results(t, name, &m.items)
+                    .map(|outcome| outcome.map(|results| v1::DecryptStreamResponse { results }))
+            },
             |t, name, m| {
                 Ok(v1::DecryptStreamResponse {
                     results: decrypt_results(t, name, &m.items)?,

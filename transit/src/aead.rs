@@ -3,7 +3,7 @@
 //! `nonce || ciphertext || tag`.
 
 use aes_gcm::Aes256Gcm;
-use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::aead::{AeadInPlace, KeyInit};
 use chacha20poly1305::{ChaCha20Poly1305, XChaCha20Poly1305};
 use zeroize::Zeroizing;
 
@@ -44,43 +44,65 @@ impl AeadCipher {
         }
     }
 
+    /// The nonce length of `key_type`'s AEAD, as [`Self::nonce_len`]
+    /// gives it for a keyed one.
+    pub(crate) fn nonce_len_of(key_type: KeyType) -> usize {
+        match key_type {
+            KeyType::XChaCha20Poly1305 => 24,
+            _ => 12,
+        }
+    }
+
     /// Encrypts `plaintext` under `nonce` (exactly [`Self::nonce_len`]
-    /// bytes) and returns `nonce || ciphertext || tag`.
+    /// bytes) and returns `nonce || ciphertext || tag`, built in one buffer
+    /// allocated once at its final size and encrypted in place.
+    #[cfg(test)]
     pub(crate) fn seal(&self, nonce: &[u8], aad: &[u8], plaintext: &[u8]) -> Vec<u8> {
-        assert_eq!(nonce.len(), self.nonce_len(), "nonce length");
-        let payload = Payload {
-            msg: plaintext,
-            aad,
-        };
-        let sealed = match self {
-            AeadCipher::Aes(c) => c.encrypt(nonce.into(), payload),
-            AeadCipher::ChaCha(c) => c.encrypt(nonce.into(), payload),
-            AeadCipher::XChaCha(c) => c.encrypt(nonce.into(), payload),
+        let mut out = Vec::new();
+        self.seal_into(nonce, aad, plaintext, &mut out);
+        out
+    }
+
+    /// [`Self::seal`] into `out` (replacing what it held): grown once to
+    /// its final size if needed, and encrypted in place.
+    pub(crate) fn seal_into(&self, nonce: &[u8], aad: &[u8], plaintext: &[u8], out: &mut Vec<u8>) {
+        let n = self.nonce_len();
+        assert_eq!(nonce.len(), n, "nonce length");
+        out.clear();
+        out.reserve(n + plaintext.len() + TAG_LEN);
+        out.extend_from_slice(nonce);
+        out.extend_from_slice(plaintext);
+        let (nonce, buffer) = out.split_at_mut(n);
+        let nonce = &*nonce;
+        let tag = match self {
+            AeadCipher::Aes(c) => c.encrypt_in_place_detached(nonce.into(), aad, buffer),
+            AeadCipher::ChaCha(c) => c.encrypt_in_place_detached(nonce.into(), aad, buffer),
+            AeadCipher::XChaCha(c) => c.encrypt_in_place_detached(nonce.into(), aad, buffer),
         }
         // Encryption fails only for inputs beyond the AEAD's limits (64 GiB),
         // far above the transit limits.
         .expect("plaintext within AEAD limits");
-        let mut out = Vec::with_capacity(nonce.len() + sealed.len());
-        out.extend_from_slice(nonce);
-        out.extend_from_slice(&sealed);
-        out
+        out.extend_from_slice(&tag);
     }
 
     /// Opens `nonce || ciphertext || tag`; `None` if it does not
-    /// authenticate or is too short.
+    /// authenticate or is too short. The plaintext is decrypted in place in
+    /// one buffer, wiped on drop (also when the tag does not match).
     pub(crate) fn open(&self, aad: &[u8], sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
         let n = self.nonce_len();
         if sealed.len() < n + TAG_LEN {
             return None;
         }
-        let (nonce, msg) = sealed.split_at(n);
-        let payload = Payload { msg, aad };
+        let (nonce, rest) = sealed.split_at(n);
+        let (msg, tag) = rest.split_at(rest.len() - TAG_LEN);
+        let tag = tag.into();
+        let mut out = Zeroizing::new(msg.to_vec());
         let opened = match self {
-            AeadCipher::Aes(c) => c.decrypt(nonce.into(), payload),
-            AeadCipher::ChaCha(c) => c.decrypt(nonce.into(), payload),
-            AeadCipher::XChaCha(c) => c.decrypt(nonce.into(), payload),
+            AeadCipher::Aes(c) => c.decrypt_in_place_detached(nonce.into(), aad, &mut out, tag),
+            AeadCipher::ChaCha(c) => c.decrypt_in_place_detached(nonce.into(), aad, &mut out, tag),
+            AeadCipher::XChaCha(c) => c.decrypt_in_place_detached(nonce.into(), aad, &mut out, tag),
         };
-        opened.ok().map(Zeroizing::new)
+        opened.ok().map(|()| out)
     }
 }
 
@@ -108,6 +130,7 @@ mod tests {
                 sealed.extend_from_slice(&test.ct);
                 sealed.extend_from_slice(&test.tag);
                 let id = test.tc_id;
+                assert_eq!(cipher.nonce_len(), AeadCipher::nonce_len_of(key_type));
                 if test.nonce.len() != cipher.nonce_len() {
                     // The transit format uses one nonce length per AEAD.
                     continue;

@@ -2,6 +2,7 @@
 //! them.
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
@@ -11,7 +12,8 @@ use strongroom_hsm::{RandomSource, RsaKeySource, WrappingKeys};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::encoded::{DEFAULT_PREFIX, Encoded};
+use crate::aead::AeadCipher;
+use crate::encoded::{self, DEFAULT_PREFIX, Encoded};
 use crate::error::{Result, TransitError};
 use crate::key_type::{KeyType, Operation};
 use crate::material::{self, HashAlgorithm, SignOptions, VersionKey};
@@ -253,8 +255,165 @@ impl VersionCache {
     }
 }
 
-/// The transit engine. Cheap to share behind an `Arc`; every method is
-/// blocking (it may call the HSM or the store).
+/// Random nonces drawn ahead for the items of one batch: one `getrandom`
+/// call to the OS generator for the whole batch instead of one per item.
+/// Every nonce is still 96 (or 192) fresh random bits
+/// from the OS generator, and each drawn nonce is handed out once. When the
+/// drawn ones run out (or none were drawn: unary calls, convergent keys),
+/// each further nonce is drawn on its own.
+#[derive(Default)]
+struct RandomNonces {
+    drawn: Vec<u8>,
+    taken: usize,
+}
+
+impl RandomNonces {
+    /// Draws `count` nonces of `len` bytes; none if the generator fails
+    /// (each item then draws its own, and fails on its own).
+    fn draw(random: &ring::rand::SystemRandom, len: usize, count: usize) -> Self {
+        let mut drawn = vec![0u8; len * count];
+        if random.fill(&mut drawn).is_err() {
+            drawn.clear();
+        }
+        RandomNonces { drawn, taken: 0 }
+    }
+
+    /// Fills `nonce` with the next drawn nonce, or from `random`.
+    fn fill(
+        &mut self,
+        random: &ring::rand::SystemRandom,
+        nonce: &mut [u8],
+    ) -> std::result::Result<(), ring::error::Unspecified> {
+        let end = self.taken + nonce.len();
+        match self.drawn.get(self.taken..end) {
+            Some(next) => {
+                nonce.copy_from_slice(next);
+                self.taken = end;
+                Ok(())
+            }
+            None => random.fill(nonce),
+        }
+    }
+}
+
+/// What the items of one call share: the random nonces drawn for them,
+/// buffers reused from item to item (the bound associated data, and the
+/// sealed bytes before their text form or after it was decoded: both
+/// public), and the key version the last item used, so that a batch
+/// looks a key up again only when the version changes, not per item.
+#[derive(Default)]
+struct Scratch {
+    nonces: RandomNonces,
+    aad: Vec<u8>,
+    sealed: Vec<u8>,
+    key: Option<(u32, Arc<VersionKey>)>,
+}
+
+/// The answer of a `try_` method (such as [`Transit::try_encrypt`]) when
+/// the call needs something that is not in memory: the key's policy or an
+/// unwrapped key version. The blocking method of the same name gets it from
+/// the store and the HSM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotCached;
+
+/// What a `try_` method gives: the operation's result (the same as its
+/// blocking twin's), or [`NotCached`].
+pub type TryResult<T> = std::result::Result<Result<T>, NotCached>;
+
+/// Why an operation stopped: a failure to report, or (memory-only lookups
+/// only, where `M` is [`NotCached`]) a lookup that would have blocked.
+enum Stop<M> {
+    Failed(TransitError),
+    Miss(M),
+}
+
+/// The result of a step that may stop.
+type Step<T, M> = std::result::Result<T, Stop<M>>;
+
+impl<M> From<TransitError> for Stop<M> {
+    fn from(error: TransitError) -> Self {
+        Stop::Failed(error)
+    }
+}
+
+/// Splits an operation's result into its outcome (`Ok`, success or
+/// failure) and a miss (`Err`).
+fn settle<T, M>(result: Step<T, M>) -> std::result::Result<Result<T>, M> {
+    match result {
+        Ok(value) => Ok(Ok(value)),
+        Err(Stop::Failed(error)) => Ok(Err(error)),
+        Err(Stop::Miss(miss)) => Err(miss),
+    }
+}
+
+/// The outcome of an operation whose lookups cannot miss.
+fn settled<T>(result: Step<T, Infallible>) -> Result<T> {
+    settle(result).unwrap_or_else(|never| match never {})
+}
+
+/// Where an operation may look up a key's policy and unwrapped versions.
+/// The encryption and decryption code is written once over this, so a
+/// `try_` method and its blocking twin check and fail the same way; they
+/// differ only in what a lookup that is not in memory does.
+trait Reach {
+    /// What a lookup that is not in memory gives.
+    type Miss;
+
+    fn policy(t: &Transit, name: &KeyName) -> Step<Arc<KeyPolicy>, Self::Miss>;
+
+    fn version_key(
+        t: &Transit,
+        policy: &KeyPolicy,
+        version: u32,
+    ) -> Step<Arc<VersionKey>, Self::Miss>;
+}
+
+/// The blocking methods: a lookup not in memory reads the store and
+/// unwraps through the HSM.
+struct Anywhere;
+
+impl Reach for Anywhere {
+    type Miss = Infallible;
+
+    fn policy(t: &Transit, name: &KeyName) -> Step<Arc<KeyPolicy>, Infallible> {
+        Ok(t.load_policy(name)?)
+    }
+
+    fn version_key(
+        t: &Transit,
+        policy: &KeyPolicy,
+        version: u32,
+    ) -> Step<Arc<VersionKey>, Infallible> {
+        Ok(t.version_key(policy, version)?)
+    }
+}
+
+/// The `try_` methods: memory only (a read lock on the policies and a
+/// short lock on the version cache); anything else is [`NotCached`].
+struct InMemory;
+
+impl Reach for InMemory {
+    type Miss = NotCached;
+
+    fn policy(t: &Transit, name: &KeyName) -> Step<Arc<KeyPolicy>, NotCached> {
+        t.cached_policy(name).ok_or(Stop::Miss(NotCached))
+    }
+
+    fn version_key(
+        t: &Transit,
+        policy: &KeyPolicy,
+        version: u32,
+    ) -> Step<Arc<VersionKey>, NotCached> {
+        t.cached_version_key(&policy.name, version)
+            .ok_or(Stop::Miss(NotCached))
+    }
+}
+
+/// The transit engine. Cheap to share behind an `Arc`. Every method may
+/// block (it may call the HSM or the store), except the `try_` methods,
+/// which use only what is in memory and answer [`NotCached`] otherwise:
+/// an async caller can run those on its own thread and fall back to the
+/// blocking method on a blocking thread.
 pub struct Transit {
     store: Arc<dyn TransitStore>,
     wrapping_keys: Arc<dyn WrappingKeys>,
@@ -626,11 +785,19 @@ impl Transit {
         item: EncryptItem<'_>,
         version: Option<u32>,
     ) -> Result<Versioned<String>> {
-        let policy = self.load_policy(name)?;
-        require(&policy, Operation::Encrypt)?;
-        let version = self.encryption_version(&policy, version)?;
-        let key = self.version_key(&policy, version)?;
-        self.encrypt_with(&policy, &key, version, &item)
+        settled(self.encrypt_via::<Anywhere>(name, &item, version))
+    }
+
+    /// [`Self::encrypt`] if the key's policy and the version it needs are
+    /// in memory (with the same result), [`NotCached`] otherwise. Never
+    /// calls the store or the HSM.
+    pub fn try_encrypt(
+        &self,
+        name: &KeyName,
+        item: EncryptItem<'_>,
+        version: Option<u32>,
+    ) -> TryResult<Versioned<String>> {
+        settle(self.encrypt_via::<InMemory>(name, &item, version))
     }
 
     /// Encrypts each item under the latest version; one bad item fails
@@ -640,15 +807,18 @@ impl Transit {
         name: &KeyName,
         items: &[EncryptItem<'_>],
     ) -> Result<Vec<Result<Versioned<String>>>> {
-        check_batch(items.len())?;
-        let policy = self.load_policy(name)?;
-        require(&policy, Operation::Encrypt)?;
-        let version = policy.latest_version;
-        let key = self.version_key(&policy, version)?;
-        Ok(items
-            .iter()
-            .map(|item| self.encrypt_with(&policy, &key, version, item))
-            .collect())
+        settled(self.encrypt_batch_via::<Anywhere>(name, items))
+    }
+
+    /// [`Self::encrypt_batch`] if the key's policy and latest version are
+    /// in memory (with the same results), [`NotCached`] otherwise. Never
+    /// calls the store or the HSM.
+    pub fn try_encrypt_batch(
+        &self,
+        name: &KeyName,
+        items: &[EncryptItem<'_>],
+    ) -> TryResult<Vec<Result<Versioned<String>>>> {
+        settle(self.encrypt_batch_via::<InMemory>(name, items))
     }
 
     /// Decrypts one ciphertext.
@@ -657,9 +827,14 @@ impl Transit {
         name: &KeyName,
         item: DecryptItem<'_>,
     ) -> Result<Versioned<Zeroizing<Vec<u8>>>> {
-        let policy = self.load_policy(name)?;
-        require(&policy, Operation::Encrypt)?;
-        self.decrypt_with(&policy, &item)
+        settled(self.decrypt_via::<Anywhere>(name, &item))
+    }
+
+    /// [`Self::decrypt`] if the key's policy and the ciphertext's version
+    /// are in memory (with the same result), [`NotCached`] otherwise. Never
+    /// calls the store or the HSM.
+    pub fn try_decrypt(&self, name: &KeyName, item: DecryptItem<'_>) -> TryResult<Plaintext> {
+        settle(self.decrypt_via::<InMemory>(name, &item))
     }
 
     /// Decrypts each ciphertext; one bad item fails only itself.
@@ -668,13 +843,20 @@ impl Transit {
         name: &KeyName,
         items: &[DecryptItem<'_>],
     ) -> Result<Vec<Result<Plaintext>>> {
-        check_batch(items.len())?;
-        let policy = self.load_policy(name)?;
-        require(&policy, Operation::Encrypt)?;
-        Ok(items
-            .iter()
-            .map(|item| self.decrypt_with(&policy, item))
-            .collect())
+        settled(self.decrypt_batch_via::<Anywhere>(name, items))
+    }
+
+    /// [`Self::decrypt_batch`] if the key's policy and every version the
+    /// ciphertexts need are in memory (with the same results), [`NotCached`]
+    /// otherwise: at the first item whose version is not, so the items
+    /// before it were decrypted for nothing. Never calls the store or the
+    /// HSM.
+    pub fn try_decrypt_batch(
+        &self,
+        name: &KeyName,
+        items: &[DecryptItem<'_>],
+    ) -> TryResult<Vec<Result<Plaintext>>> {
+        settle(self.decrypt_batch_via::<InMemory>(name, items))
     }
 
     /// Re-encrypts a ciphertext under the latest version; the plaintext
@@ -694,10 +876,11 @@ impl Transit {
         require(&policy, Operation::Encrypt)?;
         let version = policy.latest_version;
         let latest = self.version_key(&policy, version)?;
+        let mut scratch = self.batch_scratch(&policy, items.len());
         Ok(items
             .iter()
             .map(|item| {
-                let plain = self.decrypt_with(&policy, item)?;
+                let plain = settled(self.decrypt_with::<Anywhere>(&policy, item, &mut scratch))?;
                 self.encrypt_with(
                     &policy,
                     &latest,
@@ -707,6 +890,7 @@ impl Transit {
                         associated_data: item.associated_data,
                         context: item.context,
                     },
+                    &mut scratch,
                 )
             })
             .collect())
@@ -738,6 +922,7 @@ impl Transit {
                 plaintext: &plaintext,
                 ..item
             },
+            &mut Scratch::default(),
         )?;
         Ok(DataKey {
             plaintext: (!wrapped_only).then_some(plaintext),
@@ -854,12 +1039,90 @@ impl Transit {
 
     // ----- internals -----
 
+    fn encrypt_via<R: Reach>(
+        &self,
+        name: &KeyName,
+        item: &EncryptItem<'_>,
+        version: Option<u32>,
+    ) -> Step<Versioned<String>, R::Miss> {
+        let policy = R::policy(self, name)?;
+        require(&policy, Operation::Encrypt)?;
+        let version = self.encryption_version(&policy, version)?;
+        let key = R::version_key(self, &policy, version)?;
+        Ok(self.encrypt_with(&policy, &key, version, item, &mut Scratch::default())?)
+    }
+
+    fn encrypt_batch_via<R: Reach>(
+        &self,
+        name: &KeyName,
+        items: &[EncryptItem<'_>],
+    ) -> Step<Vec<Result<Versioned<String>>>, R::Miss> {
+        check_batch(items.len())?;
+        let policy = R::policy(self, name)?;
+        require(&policy, Operation::Encrypt)?;
+        let version = policy.latest_version;
+        let key = R::version_key(self, &policy, version)?;
+        let mut scratch = self.batch_scratch(&policy, items.len());
+        Ok(items
+            .iter()
+            .map(|item| self.encrypt_with(&policy, &key, version, item, &mut scratch))
+            .collect())
+    }
+
+    fn decrypt_via<R: Reach>(
+        &self,
+        name: &KeyName,
+        item: &DecryptItem<'_>,
+    ) -> Step<Plaintext, R::Miss> {
+        let policy = R::policy(self, name)?;
+        require(&policy, Operation::Encrypt)?;
+        self.decrypt_with::<R>(&policy, item, &mut Scratch::default())
+    }
+
+    fn decrypt_batch_via<R: Reach>(
+        &self,
+        name: &KeyName,
+        items: &[DecryptItem<'_>],
+    ) -> Step<Vec<Result<Plaintext>>, R::Miss> {
+        check_batch(items.len())?;
+        let policy = R::policy(self, name)?;
+        require(&policy, Operation::Encrypt)?;
+        let mut out = Vec::with_capacity(items.len());
+        let mut scratch = Scratch::default();
+        for item in items {
+            // An item's failure is its own; a miss stops the whole batch.
+            let opened = self.decrypt_with::<R>(&policy, item, &mut scratch);
+            out.push(settle(opened).map_err(Stop::Miss)?);
+        }
+        Ok(out)
+    }
+
+    /// The scratch of a batch encrypting `count` items under `policy`'s
+    /// key: their random nonces drawn in one go (none for convergent keys,
+    /// whose nonces are derived).
+    fn batch_scratch(&self, policy: &KeyPolicy, count: usize) -> Scratch {
+        if policy.convergent || count < 2 {
+            return Scratch::default();
+        }
+        Scratch {
+            nonces: RandomNonces::draw(
+                &self.nonces,
+                AeadCipher::nonce_len_of(policy.key_type),
+                count,
+            ),
+            ..Scratch::default()
+        }
+    }
+
+    /// Encrypts one item; a random nonce comes from the scratch's nonces
+    /// (which draw it if they hold none).
     fn encrypt_with(
         &self,
         policy: &KeyPolicy,
         key: &VersionKey,
         version: u32,
         item: &EncryptItem<'_>,
+        scratch: &mut Scratch,
     ) -> Result<Versioned<String>> {
         check_len("plaintext", item.plaintext, MAX_INPUT_LEN)?;
         check_len("associated_data", item.associated_data, MAX_AAD_LEN)?;
@@ -881,39 +1144,62 @@ impl Transit {
             let mac = material::hmac_with(nonce_key.as_ref(), HashAlgorithm::Sha256, &input);
             nonce.copy_from_slice(&mac[..nonce.len()]);
         } else {
-            self.nonces.fill(nonce).map_err(|_| {
+            scratch.nonces.fill(&self.nonces, nonce).map_err(|_| {
                 TransitError::input("plaintext", "the system random generator failed")
             })?;
         }
-        let aad = bound_aad(&policy.name, version, item.associated_data);
-        let bytes = cipher.seal(nonce, &aad, item.plaintext);
+        bound_aad(
+            &mut scratch.aad,
+            &policy.name,
+            version,
+            item.associated_data,
+        );
+        cipher.seal_into(nonce, &scratch.aad, item.plaintext, &mut scratch.sealed);
         Ok(Versioned {
-            value: Encoded { version, bytes }.to_text(&self.config.prefix),
+            value: encoded::to_text(&self.config.prefix, version, &scratch.sealed),
             version,
         })
     }
 
-    fn decrypt_with(
+    fn decrypt_with<R: Reach>(
         &self,
         policy: &KeyPolicy,
         item: &DecryptItem<'_>,
-    ) -> Result<Versioned<Zeroizing<Vec<u8>>>> {
+        scratch: &mut Scratch,
+    ) -> Step<Plaintext, R::Miss> {
         check_len("associated_data", item.associated_data, MAX_AAD_LEN)?;
         check_context(policy, item.context)?;
-        let encoded = Encoded::parse(item.ciphertext, &self.config.prefix, "ciphertext")?;
-        self.check_decryption_version(policy, encoded.version)?;
-        let key = self.version_key(policy, encoded.version)?;
-        let aad = bound_aad(&policy.name, encoded.version, item.associated_data);
+        let version = encoded::parse_into(
+            item.ciphertext,
+            &self.config.prefix,
+            "ciphertext",
+            &mut scratch.sealed,
+        )?;
+        self.check_decryption_version(policy, version)?;
+        let key = match &scratch.key {
+            Some((v, key)) if *v == version => key.clone(),
+            _ => {
+                let key = R::version_key(self, policy, version)?;
+                scratch.key = Some((version, key.clone()));
+                key
+            }
+        };
+        bound_aad(
+            &mut scratch.aad,
+            &policy.name,
+            version,
+            item.associated_data,
+        );
         let plaintext = key
             .cipher(item.context)
-            .open(&aad, &encoded.bytes)
+            .open(&scratch.aad, &scratch.sealed)
             .ok_or_else(|| TransitError::DecryptionFailed {
                 name: policy.name.to_string(),
-                version: encoded.version,
+                version,
             })?;
         Ok(Versioned {
             value: plaintext,
-            version: encoded.version,
+            version,
         })
     }
 
@@ -1010,14 +1296,18 @@ impl Transit {
         Ok(KeyInfo { policy, versions })
     }
 
-    fn load_policy(&self, name: &KeyName) -> Result<Arc<KeyPolicy>> {
-        if let Some(p) = self
-            .policies
+    /// The policy of `name` if it is in memory.
+    fn cached_policy(&self, name: &KeyName) -> Option<Arc<KeyPolicy>> {
+        self.policies
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(name)
-        {
-            return Ok(p.clone());
+            .cloned()
+    }
+
+    fn load_policy(&self, name: &KeyName) -> Result<Arc<KeyPolicy>> {
+        if let Some(policy) = self.cached_policy(name) {
+            return Ok(policy);
         }
         let policy = Arc::new(self.fresh_policy(name)?);
         self.policies
@@ -1063,13 +1353,16 @@ impl Transit {
             })
     }
 
-    fn version_key(&self, policy: &KeyPolicy, version: u32) -> Result<Arc<VersionKey>> {
-        if let Some(key) = self
-            .cache
+    /// Unwrapped version `version` of `name` if it is in memory.
+    fn cached_version_key(&self, name: &KeyName, version: u32) -> Option<Arc<VersionKey>> {
+        self.cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&policy.name, version)
-        {
+            .get(name, version)
+    }
+
+    fn version_key(&self, policy: &KeyPolicy, version: u32) -> Result<Arc<VersionKey>> {
+        if let Some(key) = self.cached_version_key(&policy.name, version) {
             return Ok(key);
         }
         let stored = self.stored_version(policy, version)?;
@@ -1110,18 +1403,21 @@ impl Transit {
     }
 }
 
-/// Associated data actually authenticated: a label, the key name and the
-/// version, then the caller's associated data. A ciphertext therefore never
-/// opens under another key or another version.
-fn bound_aad(name: &KeyName, version: u32, aad: &[u8]) -> Vec<u8> {
+/// The label that starts the associated data of every transit AEAD.
+const AAD_LABEL: &[u8] = b"strongroom-transit v1\0";
+
+/// Associated data actually authenticated, written over `out`: a label,
+/// the key name and the version, then the caller's associated data. A
+/// ciphertext therefore never opens under another key or another version.
+fn bound_aad(out: &mut Vec<u8>, name: &KeyName, version: u32, aad: &[u8]) {
     let name = name.as_str().as_bytes();
-    let mut out = Vec::with_capacity(24 + name.len() + aad.len());
-    out.extend_from_slice(b"strongroom-transit v1\0");
+    out.clear();
+    out.reserve(AAD_LABEL.len() + 1 + name.len() + 4 + aad.len());
+    out.extend_from_slice(AAD_LABEL);
     out.push(name.len() as u8);
     out.extend_from_slice(name);
     out.extend_from_slice(&version.to_be_bytes());
     out.extend_from_slice(aad);
-    out
 }
 
 fn require(policy: &KeyPolicy, operation: Operation) -> Result<()> {

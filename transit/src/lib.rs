@@ -4,7 +4,10 @@
 //! - [`Transit`] is the engine: create, rotate, update, trim, delete and
 //!   export keys; encrypt, decrypt, rewrap, data keys, sign, verify, HMAC
 //!   and random bytes, each with a batch form where one bad item fails only
-//!   itself.
+//!   itself. Encryption and decryption (single and batch) also have `try_`
+//!   forms that use only the policies and unwrapped versions in memory and
+//!   answer [`NotCached`] otherwise, so an async caller can run them on its
+//!   own thread and leave only cache misses to a blocking thread.
 //! - [`TransitStore`] is what it needs from storage. Each key version is a
 //!   record of its own, so the hot path reads one policy and one version.
 //! - Key material is generated from the HSM ([`strongroom_hsm::RandomSource`],
@@ -34,8 +37,8 @@ mod store;
 pub use encoded::{DEFAULT_PREFIX, Encoded, MAX_ENCODED_LEN};
 pub use engine::{
     DataKey, DecryptItem, EncryptItem, KekStatus, KeyInfo, KeyUpdate, MAX_AAD_LEN, MAX_BATCH_ITEMS,
-    MAX_INPUT_LEN, MAX_RANDOM_LEN, MIN_AUTO_ROTATE_PERIOD, NewKey, OverdueKey, Plaintext,
-    RewrapStep, Transit, TransitConfig, Versioned, check_batch,
+    MAX_INPUT_LEN, MAX_RANDOM_LEN, MIN_AUTO_ROTATE_PERIOD, NewKey, NotCached, OverdueKey,
+    Plaintext, RewrapStep, Transit, TransitConfig, TryResult, Versioned, check_batch,
 };
 pub use error::{Result, TransitError};
 pub use key_type::{ALL_KEY_TYPES, KeyType, Operation};

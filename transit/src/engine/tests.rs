@@ -24,7 +24,7 @@ use zeroize::Zeroizing;
 
 use super::{
     DecryptItem, EncryptItem, KeyUpdate, MAX_AAD_LEN, MAX_BATCH_ITEMS, MAX_INPUT_LEN,
-    MAX_RANDOM_LEN, NewKey, Plaintext, Transit, TransitConfig, Versioned,
+    MAX_RANDOM_LEN, NewKey, NotCached, Plaintext, Transit, TransitConfig, TryResult, Versioned,
 };
 use crate::encoded::{DEFAULT_PREFIX, Encoded, MAX_ENCODED_LEN};
 use crate::error::{Result, TransitError};
@@ -40,16 +40,25 @@ use crate::store::{
 type Record = (KeyPolicy, BTreeMap<u32, StoredVersion>);
 
 /// A [`TransitStore`] in a map, honouring every documented contract.
+/// Counts its calls.
 #[derive(Default)]
 struct MemoryStore {
     keys: Mutex<BTreeMap<KeyName, Record>>,
     /// Label, state, created, state changed; oldest first.
     keks: Mutex<Vec<(String, KekState, SystemTime, SystemTime)>>,
+    calls: AtomicUsize,
 }
 
 impl MemoryStore {
+    /// Every access goes through here, so `calls` counts them all.
     fn lock(&self) -> MutexGuard<'_, BTreeMap<KeyName, Record>> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         self.keys.lock().unwrap()
+    }
+
+    /// Accesses so far (the engine's and the tests' own).
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
     }
 
     /// One version's stored record.
@@ -612,6 +621,18 @@ fn enc_item<'a>(
 ) -> EncryptItem<'a> {
     EncryptItem {
         plaintext,
+        associated_data,
+        context,
+    }
+}
+
+fn dec_item_in<'a>(
+    ciphertext: &'a str,
+    associated_data: &'a [u8],
+    context: &'a [u8],
+) -> DecryptItem<'a> {
+    DecryptItem {
+        ciphertext,
         associated_data,
         context,
     }
@@ -1558,6 +1579,319 @@ fn batches_hold_one_to_a_thousand_items() {
             .iter()
             .all(|r| r.as_ref().unwrap().value.as_slice() == b"x")
     );
+}
+
+// ----- the memory-only fast path (try_ methods) -----
+
+impl Fixture {
+    /// Store calls and HSM unwraps so far.
+    fn reach(&self) -> (usize, usize) {
+        (self.store.calls(), self.wrapper.unwraps())
+    }
+}
+
+/// Whether a try_ method missed.
+fn missed<T>(result: TryResult<T>) -> bool {
+    matches!(result, Err(NotCached))
+}
+
+/// The outcome of an operation, comparable across the fast and slow paths
+/// (errors by their Debug form, which carries every field).
+fn outcome<T: Debug>(result: &Result<T>) -> String {
+    format!("{result:?}")
+}
+
+#[test]
+fn try_methods_miss_on_a_cold_cache_without_touching_the_store_or_the_hsm() {
+    let f = fixture();
+    let aes = f.create("aes", KeyType::Aes256Gcm96);
+    let ct = f.encrypt(&aes, SECRET, b"", b"");
+    let ghost = key("ghost");
+    f.transit.forget_keys();
+    let before = f.reach();
+    let plain = enc_item(SECRET, b"", b"");
+    for name in [&aes, &ghost] {
+        assert!(missed(f.transit.try_encrypt(name, plain, None)));
+        assert!(missed(f.transit.try_encrypt_batch(name, &[plain])));
+        assert!(missed(f.transit.try_decrypt(name, dec_item(&ct, b""))));
+        assert!(missed(
+            f.transit.try_decrypt_batch(name, &[dec_item(&ct, b"")])
+        ));
+    }
+    // A batch of the wrong size fails before any lookup, as the slow path does.
+    let empty = f.transit.try_encrypt_batch(&aes, &[]).unwrap();
+    expect_invalid(empty, "items");
+    assert_eq!(
+        f.reach(),
+        before,
+        "a cold try_ call reached the store or the HSM"
+    );
+
+    // The policy alone in memory (require() loads only the policy): the
+    // version still misses.
+    f.transit.require(&aes, Operation::Encrypt).unwrap();
+    let before = f.reach();
+    assert!(missed(f.transit.try_encrypt(&aes, plain, None)));
+    assert!(missed(f.transit.try_decrypt(&aes, dec_item(&ct, b""))));
+    assert_eq!(f.reach(), before);
+
+    // Warm for version 1, then rotated: version 2 is not unwrapped yet, so
+    // encryption misses while decryption of version 1 hits. A batch
+    // holding a version-2 ciphertext misses as a whole.
+    f.assert_decrypts(&aes, &ct, b"", SECRET);
+    f.transit.rotate_key(&aes).unwrap();
+    let before = f.reach();
+    assert!(missed(f.transit.try_encrypt(&aes, plain, None)));
+    assert!(missed(f.transit.try_encrypt_batch(&aes, &[plain])));
+    let opened = f
+        .transit
+        .try_decrypt(&aes, dec_item(&ct, b""))
+        .unwrap()
+        .unwrap();
+    assert_eq!(opened.value.as_slice(), SECRET);
+    // Version 1 may no longer encrypt: the cached policy says so.
+    let v1 = f.transit.try_encrypt(&aes, plain, Some(1)).unwrap();
+    assert!(matches!(
+        v1,
+        Err(TransitError::VersionNotAllowed { version: 1, .. })
+    ));
+    assert_eq!(f.reach(), before);
+    let ct2 = f.encrypt(&aes, b"two", b"", b"");
+    f.transit.forget_keys();
+    f.assert_decrypts(&aes, &ct, b"", SECRET);
+    let before = f.reach();
+    let batch = [dec_item(&ct, b""), dec_item(&ct2, b"")];
+    assert!(missed(f.transit.try_decrypt_batch(&aes, &batch)));
+    assert_eq!(f.reach(), before);
+}
+
+#[test]
+fn try_methods_answer_as_the_blocking_ones_once_warm() {
+    let f = fixture();
+    let mut names = Vec::new();
+    for key_type in AEAD_TYPES {
+        names.push((f.create(key_type.name(), key_type), &b""[..]));
+        let mut derived = NewKey::new(key(&format!("{}-derived", key_type.name())), key_type);
+        derived.derived = true;
+        names.push((f.create_with(derived), &b"ctx"[..]));
+        let mut convergent = NewKey::new(key(&format!("{}-convergent", key_type.name())), key_type);
+        convergent.derived = true;
+        convergent.convergent = true;
+        names.push((f.create_with(convergent), &b"ctx"[..]));
+    }
+    let ed = f.create("ed", KeyType::Ed25519);
+    let too_big = vec![0u8; MAX_INPUT_LEN + 1];
+    for (name, context) in &names {
+        let context: &[u8] = context;
+        let good = f
+            .transit
+            .encrypt(name, enc_item(SECRET, b"ad", context), None)
+            .unwrap();
+        let policy = f.policy(name);
+        f.transit.rotate_key(name).unwrap();
+        let newer = f
+            .transit
+            .encrypt(name, enc_item(b"newer", b"", context), None)
+            .unwrap();
+        // Both versions unwrapped, the policy in memory.
+        f.transit
+            .decrypt(name, dec_item_in(&good.value, b"ad", context))
+            .unwrap();
+        let before = f.reach();
+
+        let encrypts = [
+            (enc_item(SECRET, b"ad", context), None),
+            (enc_item(b"", b"", context), None),
+            (enc_item(SECRET, b"", context), Some(2)),
+            (enc_item(SECRET, b"", context), Some(1)), // below the floor
+            (enc_item(SECRET, b"", context), Some(3)), // above the latest
+            (enc_item(&too_big, b"", context), None),
+            (enc_item(SECRET, b"", b"other context"), None),
+            (enc_item(SECRET, b"", b""), None),
+        ];
+        for (item, version) in encrypts {
+            let fast = f.transit.try_encrypt(name, item, version).unwrap();
+            let slow = f.transit.encrypt(name, item, version);
+            match (&fast, &slow) {
+                (Ok(fast), Ok(slow)) => {
+                    assert_eq!(fast.version, slow.version);
+                    if policy.convergent {
+                        assert_eq!(fast.value, slow.value, "{name}: convergent");
+                    }
+                    let opened = f.transit.decrypt(
+                        name,
+                        dec_item_in(&fast.value, item.associated_data, item.context),
+                    );
+                    assert_eq!(opened.unwrap().value.as_slice(), item.plaintext);
+                }
+                _ => assert_eq!(outcome(&fast), outcome(&slow), "{name}"),
+            }
+        }
+        let items: Vec<EncryptItem<'_>> = encrypts.iter().map(|(item, _)| *item).collect();
+        let fast = f.transit.try_encrypt_batch(name, &items).unwrap().unwrap();
+        let slow = f.transit.encrypt_batch(name, &items).unwrap();
+        assert_eq!(fast.len(), slow.len());
+        for (fast, slow) in fast.iter().zip(&slow) {
+            assert_eq!(fast.is_ok(), slow.is_ok(), "{name}");
+            if let (Err(_), Err(_)) = (fast, slow) {
+                assert_eq!(outcome(fast), outcome(slow));
+            }
+        }
+
+        let mut tampered = body_of(&good.value);
+        tampered[20] ^= 1;
+        let tampered = Encoded {
+            version: 1,
+            bytes: tampered,
+        }
+        .to_text(PREFIX);
+        let beyond = good.value.replace(":v1:", ":v9:");
+        let decrypts = [
+            dec_item_in(&good.value, b"ad", context),
+            dec_item_in(&newer.value, b"", context),
+            dec_item_in(&good.value, b"other", context),
+            dec_item_in(&tampered, b"ad", context),
+            dec_item_in(&beyond, b"ad", context),
+            dec_item_in("garbage", b"", context),
+            dec_item_in(&good.value, b"ad", b""),
+            dec_item_in(&good.value, b"ad", b"other context"),
+        ];
+        for item in decrypts {
+            let fast = f.transit.try_decrypt(name, item).unwrap();
+            assert_eq!(outcome(&fast), outcome(&f.transit.decrypt(name, item)));
+        }
+        let fast = f.transit.try_decrypt_batch(name, &decrypts).unwrap();
+        let slow = f.transit.decrypt_batch(name, &decrypts);
+        assert_eq!(outcome(&fast), outcome(&slow));
+        assert_eq!(fast.unwrap()[0].as_ref().unwrap().value.as_slice(), SECRET);
+        assert_eq!(
+            f.reach(),
+            before,
+            "{name}: a warm try_ call reached the store or the HSM"
+        );
+    }
+
+    // Key-level failures come from the cached policy too.
+    let plain = enc_item(SECRET, b"", b"");
+    f.transit.require(&ed, Operation::Sign).unwrap();
+    let before = f.reach();
+    let fast = f.transit.try_encrypt(&ed, plain, None).unwrap();
+    assert_eq!(
+        outcome(&fast),
+        outcome(&f.transit.encrypt(&ed, plain, None))
+    );
+    let fast = f
+        .transit
+        .try_decrypt_batch(&ed, &[dec_item("x", b"")])
+        .unwrap();
+    let slow = f.transit.decrypt_batch(&ed, &[dec_item("x", b"")]);
+    assert_eq!(outcome(&fast), outcome(&slow));
+    assert!(matches!(fast, Err(TransitError::Unsupported { .. })));
+    assert_eq!(f.reach(), before);
+}
+
+/// A batch draws its random nonces in one call to the OS generator; each
+/// item still gets its own, for every AEAD, in encryption and rewrap.
+#[test]
+fn batch_nonces_are_drawn_together_and_all_differ() {
+    let f = fixture();
+    for key_type in AEAD_TYPES {
+        let name = f.create(key_type.name(), key_type);
+        let n = nonce_len(key_type);
+        let items = vec![
+            EncryptItem {
+                plaintext: SECRET,
+                ..EncryptItem::default()
+            };
+            MAX_BATCH_ITEMS
+        ];
+        let texts: Vec<String> = f
+            .transit
+            .encrypt_batch(&name, &items)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.unwrap().value)
+            .collect();
+        let rewrap_items: Vec<DecryptItem<'_>> = texts.iter().map(|c| dec_item(c, b"")).collect();
+        let rewrapped: Vec<String> = f
+            .transit
+            .rewrap_batch(&name, &rewrap_items)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.unwrap().value)
+            .collect();
+        let mut nonces = std::collections::HashSet::new();
+        for text in texts.iter().chain(&rewrapped) {
+            let body = body_of(text);
+            assert_eq!(body.len(), n + SECRET.len() + TAG_LEN, "{key_type}");
+            assert!(
+                nonces.insert(body[..n].to_vec()),
+                "{key_type}: a nonce repeats"
+            );
+            f.assert_decrypts(&name, text, b"", SECRET);
+        }
+        assert_eq!(nonces.len(), 2 * MAX_BATCH_ITEMS);
+    }
+}
+
+/// A batch reuses the key of the previous item when the version is the
+/// same; interleaved versions (and derived keys, whose per-item key comes
+/// from the context) still each open under their own.
+#[test]
+fn a_batch_of_interleaved_versions_opens_each_under_its_own() {
+    let f = fixture();
+    let aes = f.create("aes", KeyType::Aes256Gcm96);
+    let mut new = NewKey::new(key("derived"), KeyType::ChaCha20Poly1305);
+    new.derived = true;
+    let derived = f.create_with(new);
+    for (name, contexts) in [(&aes, [&b""[..]; 2]), (&derived, [&b"a"[..], &b"b"[..]])] {
+        let mut texts = Vec::new();
+        for version in 1..=3u32 {
+            if version > 1 {
+                f.transit.rotate_key(name).unwrap();
+            }
+            for context in contexts {
+                let plaintext = format!("v{version} {context:?}");
+                let item = enc_item(plaintext.as_bytes(), b"", context);
+                let text = f.transit.encrypt(name, item, None).unwrap().value;
+                texts.push((text, context, plaintext));
+            }
+        }
+        let order = [0, 2, 0, 4, 5, 1, 3, 2, 5];
+        let items: Vec<DecryptItem<'_>> = order
+            .iter()
+            .map(|&i| dec_item_in(&texts[i].0, b"", texts[i].1))
+            .collect();
+        let opened = f.transit.decrypt_batch(name, &items).unwrap();
+        for (&i, opened) in order.iter().zip(opened) {
+            let opened = opened.unwrap();
+            assert_eq!(opened.value.as_slice(), texts[i].2.as_bytes(), "{name} {i}");
+            assert_eq!(opened.version, version_of(&texts[i].0));
+        }
+    }
+}
+
+#[test]
+fn drawn_nonces_are_handed_out_once_then_drawn_one_by_one() {
+    let random = SystemRandom::new();
+    let mut nonces = super::RandomNonces::draw(&random, 12, 3);
+    let drawn = nonces.drawn.clone();
+    assert_eq!(drawn.len(), 36);
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        let mut nonce = [0u8; 12];
+        nonces.fill(&random, &mut nonce).unwrap();
+        assert!(!seen.contains(&nonce), "a nonce repeats");
+        seen.push(nonce);
+    }
+    assert_eq!(seen[..3].concat(), drawn, "the drawn ones first, in order");
+    assert!(seen[3..].iter().all(|n| !drawn.windows(12).any(|w| w == n)));
+    // None drawn (unary calls): every nonce comes from the generator.
+    let mut none = super::RandomNonces::default();
+    let (mut a, mut b) = ([0u8; 24], [0u8; 24]);
+    none.fill(&random, &mut a).unwrap();
+    none.fill(&random, &mut b).unwrap();
+    assert_ne!(a, b);
 }
 
 #[test]
@@ -2997,7 +3331,7 @@ fn a_rotation_the_store_refuses_leaves_no_key_in_the_hsm() {
         .unwrap();
     let err = expect_err(f.transit.rotate_kek(Some(NEW_KEK), SystemTime::now()));
     assert!(
-        matches!(err, TransitError::Store(StoreError::Conflict(_))),
+        matches!(&err, TransitError::KekRefused { reason, .. } if reason.contains("retry")),
         "{err:?}"
     );
     assert!(f.keys.get(NEW_KEK).is_none());
