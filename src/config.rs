@@ -59,6 +59,10 @@ pub(crate) struct AuditConfig {
     /// past it, the request fails with UNAVAILABLE.
     #[serde(default = "default_audit_timeout", with = "duration_text")]
     pub(crate) timeout: std::time::Duration,
+    /// Answer a request only once its record is flushed to the disk, not
+    /// merely written to the operating system (default false).
+    #[serde(default)]
+    pub(crate) sync_before_reply: bool,
 }
 
 impl Default for AuditConfig {
@@ -67,6 +71,7 @@ impl Default for AuditConfig {
             dir: None,
             max_file_bytes: default_audit_file_bytes(),
             timeout: default_audit_timeout(),
+            sync_before_reply: false,
         }
     }
 }
@@ -90,6 +95,7 @@ impl Config {
                 .unwrap_or_else(|| self.data_dir.join("audit")),
             max_file_bytes: self.audit.max_file_bytes,
             timeout: self.audit.timeout,
+            sync_before_reply: self.audit.sync_before_reply,
         }
     }
 }

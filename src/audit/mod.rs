@@ -214,31 +214,50 @@ impl AuditLog {
         }
     }
 
-    /// Appends one record (one `write`) and returns it with its hash. The
-    /// chain advances only if the write succeeded; a write that fails part
-    /// way (a full disk) is cut off again, so the file still ends with a
-    /// whole record.
+    /// Appends one record and returns it with its hash; see
+    /// [`AuditLog::append_all`].
+    #[cfg(test)]
     pub(crate) fn append(
         &mut self,
         entry: AuditEntry,
         at: SystemTime,
     ) -> Result<(AuditRecord, String), AuditError> {
-        let record = AuditRecord {
-            seq: self.seq + 1,
-            time: rfc3339_millis(at),
-            caller: entry.caller,
-            source: entry.source,
-            operation: entry.operation,
-            target: entry.target,
-            outcome: entry.outcome,
-            detail: entry.detail,
-            latency_us: entry.latency_us,
-            prev_hash: self.prev.clone(),
-        };
-        let (line, hash) =
-            seal(&record).map_err(|e| AuditError::io(&self.path, std::io::Error::other(e)))?;
+        let mut appended = self.append_all(vec![(entry, at)])?;
+        Ok((appended.remove(0), self.prev.clone()))
+    }
+
+    /// Appends records in one `write` and returns them. The chain advances
+    /// only if the write succeeded; a write that fails part way (a full
+    /// disk) is cut off again, so the file still ends with a whole record.
+    pub(crate) fn append_all(
+        &mut self,
+        entries: Vec<(AuditEntry, SystemTime)>,
+    ) -> Result<Vec<AuditRecord>, AuditError> {
+        let mut lines = String::new();
+        let mut records = Vec::with_capacity(entries.len());
+        let (mut seq, mut prev) = (self.seq, self.prev.clone());
+        for (entry, at) in entries {
+            seq += 1;
+            let record = AuditRecord {
+                seq,
+                time: rfc3339_millis(at),
+                caller: entry.caller,
+                source: entry.source,
+                operation: entry.operation,
+                target: entry.target,
+                outcome: entry.outcome,
+                detail: entry.detail,
+                latency_us: entry.latency_us,
+                prev_hash: prev,
+            };
+            let (line, hash) =
+                seal(&record).map_err(|e| AuditError::io(&self.path, std::io::Error::other(e)))?;
+            lines.push_str(&line);
+            prev = hash;
+            records.push(record);
+        }
         let before = self.file.metadata().map(|m| m.len());
-        if let Err(e) = self.file.write_all(line.as_bytes()) {
+        if let Err(e) = self.file.write_all(lines.as_bytes()) {
             if let Ok(before) = before {
                 // Best effort: a device that cannot be truncated holds no
                 // partial line worth removing.
@@ -246,9 +265,9 @@ impl AuditLog {
             }
             return Err(AuditError::io(&self.path, e));
         }
-        self.seq = record.seq;
-        self.prev = hash.clone();
-        Ok((record, hash))
+        self.seq = seq;
+        self.prev = prev;
+        Ok(records)
     }
 
     /// Flushes what was appended to the disk.

@@ -1,6 +1,9 @@
 //! The audit trail as the server writes it: one thread owns the files and
-//! appends records in batches (one `fsync` per batch); a request hands its
-//! record over and waits at most a bound (1 s by default) for the answer.
+//! appends records in batches (one `write` and one `fdatasync` per batch);
+//! a request hands its record over and waits at most a bound (1 s by
+//! default) for the answer: until the batch is written (it then survives a
+//! crash of the appliance), or with `audit.sync_before_reply` until it is
+//! flushed to the disk (it then survives a crash of the machine).
 //! If the record is not on disk by then, the request fails: the trail fails
 //! closed, but never hangs a request on a stuck disk.
 //!
@@ -38,6 +41,9 @@ pub(crate) struct TrailConfig {
     pub(crate) max_file_bytes: u64,
     /// Longest a request waits for its record to be written.
     pub(crate) timeout: Duration,
+    /// Reply only once the record is flushed to the disk (`fdatasync`),
+    /// rather than once it is written to the operating system.
+    pub(crate) sync_before_reply: bool,
 }
 
 /// Why a record could not be written in time; the request fails with it.
@@ -108,6 +114,7 @@ impl AuditTrail {
         let writer = Writer {
             dir: config.dir.clone(),
             max_file_bytes: config.max_file_bytes,
+            sync_before_reply: config.sync_before_reply,
             seq,
             prev: prev.to_string(),
             log: Some(log),
@@ -170,6 +177,7 @@ impl AuditTrail {
 struct Writer {
     dir: PathBuf,
     max_file_bytes: u64,
+    sync_before_reply: bool,
     /// The last record written: its sequence number and hash.
     seq: u64,
     prev: String,
@@ -188,40 +196,61 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let mut results: Vec<Result<u64, String>> = batch
+            let entries = batch
                 .iter_mut()
-                .map(|job| {
-                    let entry = std::mem::take(&mut job.entry);
-                    self.write(entry, job.at)
-                })
+                .map(|job| (std::mem::take(&mut job.entry), job.at))
                 .collect();
-            if results.iter().any(Result::is_ok)
-                && let Some(log) = &self.log
-                && let Err(e) = log.sync()
-            {
-                let problem = e.to_string();
-                self.log = None;
-                for result in &mut results {
-                    *result = Err(problem.clone());
-                }
+            let mut results: Vec<Result<u64, String>> = match self.write(entries) {
+                Ok(seqs) => seqs.into_iter().map(Ok).collect(),
+                Err(problem) => vec![Err(problem); batch.len()],
+            };
+            let written = results.iter().any(Result::is_ok);
+            if written && self.sync_before_reply {
+                self.sync(&mut results);
             }
             self.report(&results);
             for (job, result) in batch.into_iter().zip(results) {
                 // The request may have given up waiting; the record stands.
                 let _ = job.done.send(result);
             }
+            if written && !self.sync_before_reply {
+                // The records are in the page cache (they survive a crash of
+                // this process); now make them survive one of the machine.
+                self.sync(&mut []);
+            }
         }
     }
 
-    /// Writes one record, opening, replacing or rotating the file first as
-    /// needed.
-    fn write(&mut self, entry: AuditEntry, at: SystemTime) -> Result<u64, String> {
+    /// Flushes the file to the disk; on failure every result becomes the
+    /// failure and the file is reopened before the next write.
+    fn sync(&mut self, results: &mut [Result<u64, String>]) {
+        if let Some(log) = &self.log
+            && let Err(e) = log.sync()
+        {
+            let problem = e.to_string();
+            tracing::error!(problem = %problem, "audit trail cannot flush to disk");
+            self.log = None;
+            {
+                let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+                health.healthy = false;
+                health.problem = Some(problem.clone());
+            }
+            for result in results {
+                *result = Err(problem.clone());
+            }
+        }
+    }
+
+    /// Writes a batch of records in one go, opening, replacing or rotating
+    /// the file first as needed; returns their sequence numbers.
+    fn write(&mut self, entries: Vec<(AuditEntry, SystemTime)>) -> Result<Vec<u64>, String> {
         let log = self.ready().map_err(|e| e.to_string())?;
-        match log.append(entry, at) {
-            Ok((record, hash)) => {
-                self.seq = record.seq;
-                self.prev = hash;
-                Ok(record.seq)
+        match log.append_all(entries) {
+            Ok(records) => {
+                let (seq, prev) = log.chain();
+                self.prev = prev.to_string();
+                self.seq = seq;
+                Ok(records.iter().map(|r| r.seq).collect())
             }
             Err(e) => {
                 self.log = None;
@@ -375,6 +404,7 @@ mod tests {
             dir: dir.to_path_buf(),
             max_file_bytes,
             timeout: Duration::from_millis(500),
+            sync_before_reply: true,
         }
     }
 
