@@ -33,6 +33,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use zeroize::Zeroizing;
 
+use super::audit::AuditTarget;
 use super::blocking::{self, BlockingPool};
 use super::convert::transit as convert;
 use super::seal::Gate;
@@ -85,6 +86,7 @@ impl TransitService {
     /// when [`try_inline`] allows, `work` on the pool otherwise.
     fn stream<Req, Resp, F, G>(
         &self,
+        target: AuditTarget,
         mut input: Streaming<Req>,
         key_of: fn(&Req) -> &str,
         input_len: fn(&Req) -> usize,
@@ -103,6 +105,8 @@ impl TransitService {
         let work = Arc::new(work);
         tokio::spawn(async move {
             let mut key: Option<KeyName> = None;
+            // Every key the stream names, for its audit record.
+            let mut keys: Vec<String> = Vec::new();
             loop {
                 let message = match input.message().await {
                     Ok(Some(message)) => message,
@@ -116,6 +120,10 @@ impl TransitService {
                     let named = key_of(&message);
                     if !named.is_empty() {
                         key = Some(convert::key_name(named).map_err(transit_status)?);
+                        if !keys.iter().any(|k| k == named) {
+                            keys.push(named.to_string());
+                            target.note("key", keys.join(","));
+                        }
                     }
                     let Some(name) = key.clone() else {
                         return Err(Status::invalid_argument(
@@ -364,6 +372,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::CreateKeyRequest>,
     ) -> Result<Response<v1::TransitKey>, Status> {
+        AuditTarget::of(&request).note("key", &request.get_ref().name);
         let new = convert::new_key(request.get_ref()).map_err(transit_status)?;
         let info = self.run(move |t| t.create_key(new)).await?;
         Ok(Response::new(convert::wire_key(&info)))
@@ -373,6 +382,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::GetKeyRequest>,
     ) -> Result<Response<v1::TransitKey>, Status> {
+        AuditTarget::of(&request).note("key", &request.get_ref().name);
         let name = convert::key_name(&request.get_ref().name).map_err(transit_status)?;
         let info = self.run(move |t| t.get_key(&name)).await?;
         Ok(Response::new(convert::wire_key(&info)))
@@ -416,6 +426,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::UpdateKeyRequest>,
     ) -> Result<Response<v1::TransitKey>, Status> {
+        AuditTarget::of(&request).note("key", &request.get_ref().name);
         let request = request.into_inner();
         let name = convert::key_name(&request.name).map_err(transit_status)?;
         let update = convert::key_update(&request).map_err(transit_status)?;
@@ -427,6 +438,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::RotateKeyRequest>,
     ) -> Result<Response<v1::TransitKey>, Status> {
+        AuditTarget::of(&request).note("key", &request.get_ref().name);
         let name = convert::key_name(&request.get_ref().name).map_err(transit_status)?;
         let info = self.run(move |t| t.rotate_key(&name)).await?;
         Ok(Response::new(convert::wire_key(&info)))
@@ -436,6 +448,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::TrimKeyRequest>,
     ) -> Result<Response<v1::TransitKey>, Status> {
+        AuditTarget::of(&request).note("key", &request.get_ref().name);
         let request = request.into_inner();
         let name = convert::key_name(&request.name).map_err(transit_status)?;
         let min = request.min_available_version;
@@ -447,6 +460,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::DeleteKeyRequest>,
     ) -> Result<Response<v1::DeleteKeyResponse>, Status> {
+        AuditTarget::of(&request).note("key", &request.get_ref().name);
         let name = convert::key_name(&request.get_ref().name).map_err(transit_status)?;
         self.run(move |t| t.delete_key(&name)).await?;
         Ok(Response::new(v1::DeleteKeyResponse {}))
@@ -456,6 +470,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::ExportKeyRequest>,
     ) -> Result<Response<v1::ExportKeyResponse>, Status> {
+        AuditTarget::of(&request).note("key", &request.get_ref().name);
         let request = request.into_inner();
         let name = convert::key_name(&request.name).map_err(transit_status)?;
         let version = convert::version(request.version);
@@ -496,6 +511,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::EncryptRequest>,
     ) -> Result<Response<v1::EncryptResponse>, Status> {
+        AuditTarget::of(&request).note("key", &request.get_ref().key);
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let version = convert::version(request.key_version);
@@ -514,6 +530,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::EncryptBatchRequest>,
     ) -> Result<Response<v1::EncryptBatchResponse>, Status> {
+        AuditTarget::of(&request).note("key", &request.get_ref().key);
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let len = encrypt_len(&request.items);
@@ -533,6 +550,7 @@ impl TransitRpc for TransitService {
     ) -> Result<Response<Self::EncryptStreamStream>, Status> {
         engine(&self.gate)?;
         Ok(Response::new(self.stream(
+            AuditTarget::of(&request),
             request.into_inner(),
             |m: &v1::EncryptStreamRequest| m.key.as_str(),
             |m| encrypt_len(&m.items),
@@ -552,6 +570,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::DecryptRequest>,
     ) -> Result<Response<v1::DecryptResponse>, Status> {
+        AuditTarget::of(&request).note("key", &request.get_ref().key);
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let len = request.ciphertext.len() + request.associated_data.len() + request.context.len();
@@ -569,6 +588,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::DecryptBatchRequest>,
     ) -> Result<Response<v1::DecryptBatchResponse>, Status> {
+        AuditTarget::of(&request).note("key", &request.get_ref().key);
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let len = decrypt_len(&request.items);
@@ -588,6 +608,7 @@ impl TransitRpc for TransitService {
     ) -> Result<Response<Self::DecryptStreamStream>, Status> {
         engine(&self.gate)?;
         Ok(Response::new(self.stream(
+            AuditTarget::of(&request),
             request.into_inner(),
             |m: &v1::DecryptStreamRequest| m.key.as_str(),
             |m| decrypt_len(&m.items),
@@ -607,6 +628,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::RewrapRequest>,
     ) -> Result<Response<v1::RewrapResponse>, Status> {
+        AuditTarget::of(&request).note("key", &request.get_ref().key);
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let out = self
@@ -628,6 +650,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::RewrapBatchRequest>,
     ) -> Result<Response<v1::RewrapBatchResponse>, Status> {
+        AuditTarget::of(&request).note("key", &request.get_ref().key);
         use v1::rewrap_result::Result as R;
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
@@ -660,6 +683,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::GenerateDataKeyRequest>,
     ) -> Result<Response<v1::GenerateDataKeyResponse>, Status> {
+        AuditTarget::of(&request).note("key", &request.get_ref().key);
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let item = v1::GenerateDataKeyItem {
@@ -676,6 +700,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::GenerateDataKeyBatchRequest>,
     ) -> Result<Response<v1::GenerateDataKeyBatchResponse>, Status> {
+        AuditTarget::of(&request).note("key", &request.get_ref().key);
         use v1::generate_data_key_result::Result as R;
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
@@ -703,6 +728,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::SignRequest>,
     ) -> Result<Response<v1::SignResponse>, Status> {
+        AuditTarget::of(&request).note("key", &request.get_ref().key);
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let options = convert::sign_options(request.hash, request.scheme, request.prehashed)
@@ -722,6 +748,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::SignBatchRequest>,
     ) -> Result<Response<v1::SignBatchResponse>, Status> {
+        AuditTarget::of(&request).note("key", &request.get_ref().key);
         use v1::sign_result::Result as R;
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
@@ -755,6 +782,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::VerifyRequest>,
     ) -> Result<Response<v1::VerifyResponse>, Status> {
+        AuditTarget::of(&request).note("key", &request.get_ref().key);
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let options = convert::sign_options(request.hash, request.scheme, request.prehashed)
@@ -773,6 +801,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::VerifyBatchRequest>,
     ) -> Result<Response<v1::VerifyBatchResponse>, Status> {
+        AuditTarget::of(&request).note("key", &request.get_ref().key);
         use v1::verify_result::Result as R;
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
@@ -806,6 +835,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::HmacRequest>,
     ) -> Result<Response<v1::HmacResponse>, Status> {
+        AuditTarget::of(&request).note("key", &request.get_ref().key);
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let hash = hash_or_default(request.hash).map_err(transit_status)?;
@@ -823,6 +853,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::HmacBatchRequest>,
     ) -> Result<Response<v1::HmacBatchResponse>, Status> {
+        AuditTarget::of(&request).note("key", &request.get_ref().key);
         use v1::hmac_result::Result as R;
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
@@ -852,6 +883,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::VerifyHmacRequest>,
     ) -> Result<Response<v1::VerifyHmacResponse>, Status> {
+        AuditTarget::of(&request).note("key", &request.get_ref().key);
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let hash = hash_or_default(request.hash).map_err(transit_status)?;
@@ -868,6 +900,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::VerifyHmacBatchRequest>,
     ) -> Result<Response<v1::VerifyHmacBatchResponse>, Status> {
+        AuditTarget::of(&request).note("key", &request.get_ref().key);
         use v1::verify_hmac_result::Result as R;
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
@@ -944,6 +977,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::RotateKekRequest>,
     ) -> Result<Response<v1::KekStatus>, Status> {
+        AuditTarget::of(&request).note("kek", &request.get_ref().label);
         let label = request.into_inner().label;
         let status = self
             .run(move |t| {
@@ -966,6 +1000,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::DestroyKekRequest>,
     ) -> Result<Response<v1::KekStatus>, Status> {
+        AuditTarget::of(&request).note("kek", &request.get_ref().label);
         let label = request.into_inner().label;
         if label.is_empty() {
             return Err(Status::invalid_argument("label: required"));
