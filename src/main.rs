@@ -12,6 +12,9 @@
 //! - `strongroom transit create|show|list|rotate|update|trim|delete|export|report`
 //!   and `strongroom transit encrypt|decrypt|rewrap|datakey|sign|verify|hmac|verify-hmac|random`
 //!   are gRPC clients of the appliance's Transit service;
+//! - `strongroom status` is the operator's one-screen summary of a running
+//!   appliance (seal, HSM, CA certificates, inventory, transit, audit, and
+//!   the recommended actions);
 //! - `strongroom agent` keeps a certificate renewed;
 //! - `strongroom ocsp serve` is a keyless OCSP responder serving the
 //!   appliance's pre-signed responses from its store;
@@ -54,6 +57,9 @@ enum Command {
     Operator(cli::OperatorArgs),
     /// Transit encryption: keys, encrypt, decrypt, sign, HMAC.
     Transit(cli::transit::TransitArgs),
+    /// The appliance on one screen: seal, HSM, CA certificates, inventory,
+    /// transit, audit, and what to do.
+    Status(cli::status::StatusArgs),
     /// Keep a certificate and key renewed before they expire.
     Agent(cli::agent::AgentArgs),
     /// OCSP: serve pre-signed responses without a key (edge mode).
@@ -80,6 +86,7 @@ fn main() -> ExitCode {
         Command::Crl(args) => cli::run_crl(args),
         Command::Operator(args) => cli::run_operator(args),
         Command::Transit(args) => cli::transit::run(args),
+        Command::Status(args) => cli::status::run(args),
         Command::Agent(args) => cli::agent::run(args),
         Command::Ocsp(args) => server::edge::run(args),
         Command::Audit(args) => cli::audit::run(args),

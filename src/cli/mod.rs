@@ -1,8 +1,9 @@
 //! The command-line client: `strongroom cert …` and `strongroom ca …` talk to a
 //! running appliance over gRPC; `strongroom operator …` initialises, unseals,
 //! seals and rekeys it (see [`operator`]); `strongroom transit …` uses its
-//! transit keys (see [`transit`]); `strongroom agent` keeps a certificate
-//! renewed (see [`agent`]).
+//! transit keys (see [`transit`]); `strongroom status` summarises the
+//! appliance on one screen (see [`status`]); `strongroom agent` keeps a
+//! certificate renewed (see [`agent`]).
 //!
 //! # Contract
 //!
@@ -58,6 +59,14 @@
 //!   the next page token goes to stderr; `--all` follows every page.
 //! - `strongroom ca chain [--out FILE] [--force]`: the CA chain PEM (issuing
 //!   CA first, root last).
+//! - `strongroom status`: the operator's one-screen summary (`Sys.Status`).
+//!   Text: the sections `Seal:`, `HSM:`, `Issuers:`, `Certificates:`,
+//!   `Transit:` and `Audit:`, each a header line followed by indented lines
+//!   (`unknown while sealed` for what only the unsealed appliance knows),
+//!   then `Recommended actions:` and one `  - SENTENCE` line per action, most
+//!   urgent first, or `Recommended actions: none`. Informational: exit 0
+//!   whatever the appliance's state (sealed, HSM down, actions pending);
+//!   exit 1 only when the appliance cannot be asked.
 //!
 //! - `strongroom operator status`: whether the appliance is initialised and
 //!   sealed. Text: `initialized: yes|no`, `sealed: yes|no`, then (once
@@ -270,6 +279,18 @@
 //!   "cert_file", "key_file", "chain_file"}` (files written, or `null`);
 //! - `cert list`: `{"certificates": [{…}, …], "next_page_token"}`;
 //! - `ca chain`: `{"chain_pem", "certificates_pem": […]}`;
+//! - `status`: `{"version", "initialized", "sealed", "hsm_status",
+//!   "hsm_token", "hsm_pool": {"capacity", "open", "idle"}, "started_at",
+//!   "certificates_issued", "issuing_ca": {"subject", "serial",
+//!   "not_after"}, "chain": [{…}], "certificates": {"pending", "issued",
+//!   "revoked", "expiring", "expiring_window"}, "transit": {"enabled",
+//!   "keys_overdue", "rotation_max_age", "current_kek",
+//!   "kek_versions_to_rewrap", "kek_rewrap_pending"}, "audit": {"healthy",
+//!   "problem", "current_file", "last_seq", "records_failed"},
+//!   "recommended_actions": […]}` — the proto `StatusResponse` fields;
+//!   what only the unsealed appliance knows is `null` while sealed (`chain`
+//!   `[]`); durations like `30d`; `recommended_actions` is `[]` when nothing
+//!   needs doing;
 //! - `operator status`, `operator unseal`, `operator seal`: `{"initialized",
 //!   "sealed", "set_id", "threshold", "shares", "progress", "nonce",
 //!   "init_pending", "init_verified"}` — the proto `SealStatusResponse`
@@ -332,6 +353,7 @@ mod client;
 mod files;
 mod operator;
 mod output;
+pub(crate) mod status;
 pub(crate) mod transit;
 
 use std::fmt;

@@ -211,8 +211,6 @@ pub(crate) async fn serve(
     let transit_limit = seal.config().transit.max_request_bytes;
     let transit = TransitServer::new(TransitService::new(seal.gate(), pool.clone()))
         .max_decoding_message_size(transit_limit);
-    let sys =
-        SysServer::new(SysService::new(Arc::clone(&seal), pool)).max_decoding_message_size(limit);
     let seal_service =
         SealServer::new(SealService::new(Arc::clone(&seal))).max_decoding_message_size(limit);
     let (health_reporter, health) = tonic_health::server::health_reporter();
@@ -238,6 +236,8 @@ pub(crate) async fn serve(
             trail_config.dir.display()
         )
     })?;
+    let sys = SysServer::new(SysService::new(Arc::clone(&seal), pool, trail.clone()))
+        .max_decoding_message_size(limit);
 
     let router = Server::builder()
         .tls_config(tls_config)

@@ -91,6 +91,10 @@
 //! - the page token: the row id itself (the integer primary key).
 //!
 //! [`CertStore::count`] by status reads only the `(status, id)` index.
+//! [`SqliteStore::count_issued_expiring`] (issued certificates expiring in a
+//! window, for `Sys.Status`) searches the `not_after` index for the window and
+//! reads only those rows, to check their status and profile: the work grows
+//! with the certificates expiring in the window, never with the table.
 //!
 //! The store never runs `ANALYZE`, so SQLite plans from fixed guesses. Without
 //! a hint it would answer a `not_after` range by walking the whole table in id
@@ -476,6 +480,31 @@ impl SqliteStore {
     /// The group-commit state: the queue and whether someone is committing.
     fn group(&self) -> MutexGuard<'_, Group> {
         self.group.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many issued (not revoked) certificates expire after `now` and at
+    /// or before `until` (Unix seconds), leaving out those of profile
+    /// `except_profile`: what `cert list --status issued --expiring-within`
+    /// lists, less that profile's. Counted from the `not_after` index (see
+    /// "Queries" in the module docs).
+    pub(crate) fn count_issued_expiring(
+        &self,
+        now: i64,
+        until: i64,
+        except_profile: &str,
+    ) -> Result<u64, StoreError> {
+        let reader = self.reader();
+        let count: i64 = reader
+            .prepare_cached(EXPIRING_SQL)
+            .and_then(|mut select| {
+                select.query_row(params![now, until, except_profile], |row| row.get(0))
+            })
+            .map_err(|e| unavailable("counting certificates about to expire", e))?;
+        u64::try_from(count).map_err(|_| {
+            StoreError::Unavailable(
+                "counting certificates about to expire: negative count".to_owned(),
+            )
+        })
     }
 
     /// How many transactions [`SqliteStore::submit`] has committed.
@@ -899,6 +928,15 @@ fn complete_row(
 
 /// Counts the records in one status; answered from the `(status, id)` index.
 const COUNT_SQL: &str = "SELECT COUNT(*) FROM certificates WHERE status = ?1";
+
+/// Counts the issued records expiring in `(?1, ?2]` whose profile is not
+/// `?3`; answered from the `not_after` index. The hints make the window
+/// (selective) drive the query, not `status` (which would walk every issued
+/// certificate); status and profile are then checked on the window's rows
+/// only.
+const EXPIRING_SQL: &str = "SELECT COUNT(*) FROM certificates \
+     WHERE likelihood(status = 'issued', 0.9) AND profile <> ?3 \
+     AND likelihood(not_after > ?1, 0.05) AND likelihood(not_after <= ?2, 0.05)";
 
 /// A listing as SQL: the statement, its parameters in order, and the page
 /// size (the statement fetches one row more, to learn whether a next page exists).
@@ -1539,6 +1577,77 @@ mod tests {
             plan.iter()
                 .all(|line| line.contains("USING COVERING INDEX certificates_status")),
             "{plan:?}"
+        );
+    }
+
+    #[test]
+    fn count_issued_expiring_counts_the_window_from_the_not_after_index() {
+        let (_dir, store) = temp_store();
+        // not_after 1_000 + 100 * n for n in 1..=10; 1..=8 issued, 9 and 10
+        // pending; 2 revoked; 4 of profile "ocsp-signer".
+        for n in 1..=10 {
+            let mut record = pending(ISSUER, n);
+            record.not_after = 1_000 + 100 * n as i64;
+            if n == 4 {
+                record.profile = "ocsp-signer".to_owned();
+            }
+            store.insert_pending(&record).expect("insert");
+        }
+        for n in 1..=8 {
+            store
+                .complete(ISSUER, &serial(n), b"cert", 10)
+                .expect("complete");
+        }
+        store
+            .writer()
+            .execute(
+                "UPDATE certificates SET status = 'revoked' WHERE issuer_id = ?1 AND serial = ?2",
+                params![ISSUER, serial(2).as_bytes()],
+            )
+            .expect("revoke");
+        let count = |now, until, except| {
+            store
+                .count_issued_expiring(now, until, except)
+                .expect("count")
+        };
+        // At 1_250: n = 1 and 2 expired (not counted), the window to 1_600
+        // holds n = 3..=6, all issued.
+        assert_eq!(count(1_250, 1_600, "none"), 4);
+        // The bounds: after `now`, up to and including `until`.
+        assert_eq!(count(1_300, 1_600, "none"), 3);
+        assert_eq!(count(1_300, 1_599, "none"), 2);
+        // Revoked (n = 2) and pending (n = 9, 10) certificates are not counted.
+        assert_eq!(count(1_000, 2_000, "none"), 7);
+        assert_eq!(count(1_850, 2_000, "none"), 0);
+        // Nor is the profile left out.
+        assert_eq!(count(1_250, 1_600, "ocsp-signer"), 3);
+        // The same as the listing the recommended action names.
+        let listed = all(
+            &store,
+            CertFilter {
+                status: Some(CertStatus::Issued),
+                not_after_before: Some(1_600),
+                not_after_after: Some(1_250),
+                ..CertFilter::default()
+            },
+        );
+        assert_eq!(listed.len(), 4);
+
+        let writer = store.writer();
+        let plan: Vec<String> = writer
+            .prepare(&format!("EXPLAIN QUERY PLAN {EXPIRING_SQL}"))
+            .expect("explain")
+            .query_map(params![1_250, 1_600, "ocsp-signer"], |row| {
+                row.get::<_, String>(3)
+            })
+            .expect("plan")
+            .collect::<Result<_, _>>()
+            .expect("plan rows");
+        assert_eq!(
+            plan,
+            [
+                "SEARCH certificates USING INDEX certificates_not_after (not_after>? AND not_after<?)"
+            ],
         );
     }
 
