@@ -1,9 +1,10 @@
 //! The audit trail as the server writes it: one thread owns the files and
-//! appends records in batches (one `write` and one `fdatasync` per batch);
-//! a request hands its record over and waits at most a bound (1 s by
-//! default) for the answer: until the batch is written (it then survives a
-//! crash of the appliance), or with `audit.sync_before_reply` until it is
-//! flushed to the disk (it then survives a crash of the machine).
+//! appends records in batches (one `write` per batch); a request hands its
+//! record over and waits at most a bound (1 s by default) for the answer:
+//! until the batch is written, when it survives a crash of the appliance and
+//! is flushed to the disk within 50 ms (`fdatasync`), or with
+//! `audit.sync_before_reply` until it is flushed, when it survives a crash
+//! of the machine too.
 //! If the record is not on disk by then, the request fails: the trail fails
 //! closed, but never hangs a request on a stuck disk.
 //!
@@ -18,9 +19,9 @@
 //! disk does.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::oneshot;
 
@@ -29,8 +30,12 @@ use super::{AuditEntry, AuditError, AuditLog};
 /// Records waiting for the writer at most; beyond, requests fail at once.
 const QUEUE: usize = 4096;
 
-/// Most records written between two `fsync`s.
+/// Most records written in one `write`.
 const BATCH: usize = 512;
+
+/// Longest a written record waits to be flushed to the disk, unless
+/// `sync_before_reply` flushes every batch before answering.
+const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
 
 /// Where and how the trail is written.
 #[derive(Debug, Clone)]
@@ -188,7 +193,27 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, queue: Receiver<Job>) {
-        while let Ok(first) = queue.recv() {
+        // Written records not yet flushed to the disk, and the last flush.
+        let mut dirty = false;
+        let mut flushed = Instant::now();
+        loop {
+            let first = if dirty {
+                let flush_at = flushed + FLUSH_INTERVAL;
+                match queue.recv_timeout(flush_at.saturating_duration_since(Instant::now())) {
+                    Ok(job) => job,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.sync(&mut []);
+                        (dirty, flushed) = (false, Instant::now());
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match queue.recv() {
+                    Ok(job) => job,
+                    Err(_) => break,
+                }
+            };
             let mut batch = vec![first];
             while batch.len() < BATCH {
                 match queue.try_recv() {
@@ -207,17 +232,24 @@ impl Writer {
             let written = results.iter().any(Result::is_ok);
             if written && self.sync_before_reply {
                 self.sync(&mut results);
+                flushed = Instant::now();
             }
             self.report(&results);
             for (job, result) in batch.into_iter().zip(results) {
                 // The request may have given up waiting; the record stands.
                 let _ = job.done.send(result);
             }
-            if written && !self.sync_before_reply {
-                // The records are in the page cache (they survive a crash of
-                // this process); now make them survive one of the machine.
+            // Otherwise the records are in the page cache, which survives a
+            // crash of this process; they are flushed to the disk within
+            // FLUSH_INTERVAL, to survive one of the machine.
+            dirty |= written && !self.sync_before_reply;
+            if dirty && flushed.elapsed() >= FLUSH_INTERVAL {
                 self.sync(&mut []);
+                (dirty, flushed) = (false, Instant::now());
             }
+        }
+        if dirty {
+            self.sync(&mut []);
         }
     }
 

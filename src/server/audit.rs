@@ -9,15 +9,16 @@
 //!
 //! - an error answered in the response headers (a "trailers-only"
 //!   response) is recorded before the response is returned;
-//! - any other response is recorded when its body ends, before its trailers
-//!   (which carry the status) are sent; a stream the caller abandons is
+//! - any other response is recorded when its body ends, before its last
+//!   message and its trailers (which carry the status) are sent, so a unary
+//!   answer is released only once recorded; a stream the caller abandons is
 //!   recorded as `CANCELLED`.
 //!
 //! If the record cannot be written within the trail's bound, the caller
 //! gets `UNAVAILABLE` instead of the outcome: an unaudited success is never
 //! reported as a success.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
@@ -28,7 +29,7 @@ use std::time::Instant;
 use hyper::body::{Body as HttpBody, Frame};
 use tonic::body::Body;
 use tonic::codegen::http::{HeaderMap, Request, Response};
-use tonic::codegen::{BoxFuture, Service};
+use tonic::codegen::{BoxFuture, Bytes, Service};
 use tonic::server::NamedService;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::{Code, Status};
@@ -115,11 +116,7 @@ where
                 });
             }
             let (parts, body) = response.into_parts();
-            let body = AuditedBody {
-                inner: body,
-                pending: Some(pending),
-                writing: None,
-            };
+            let body = AuditedBody::new(body, pending);
             Ok(Response::from_parts(parts, Body::new(body)))
         })
     }
@@ -159,34 +156,52 @@ impl Pending {
 }
 
 /// A response body that records the request when it ends, before the
-/// trailers go out.
+/// trailers go out. The last message is held back with the trailers, so a
+/// unary answer goes out in one piece once recorded, and never if the record
+/// cannot be written; a stream's earlier messages are not delayed.
 struct AuditedBody {
     inner: Body,
     /// Not yet recorded.
     pending: Option<Pending>,
+    /// A message held back until the next frame shows whether it is the last.
+    held: Option<Frame<Bytes>>,
     /// The record being written, and the trailers held back meanwhile.
     writing: Option<(Recording, HeaderMap)>,
+    /// Frames ready to go out once the record is written.
+    out: VecDeque<Frame<Bytes>>,
 }
 
 /// A record being written.
 type Recording = Pin<Box<dyn Future<Output = Result<u64, AuditUnavailable>> + Send>>;
 
 impl AuditedBody {
+    fn new(inner: Body, pending: Pending) -> Self {
+        AuditedBody {
+            inner,
+            pending: Some(pending),
+            held: None,
+            writing: None,
+            out: VecDeque::new(),
+        }
+    }
+
     /// Starts writing the record for the final `trailers`.
     fn start(&mut self, trailers: HeaderMap) {
         let status = Status::from_header_map(&trailers).unwrap_or_else(|| Status::ok(""));
-        if let Some(pending) = self.pending.take() {
-            let entry = pending.entry(&status);
-            let trail = pending.trail.clone();
-            self.writing = Some((Box::pin(async move { trail.record(entry).await }), trailers));
-        } else {
-            self.writing = Some((Box::pin(async { Ok(0) }), trailers));
-        }
+        let recording: Recording = match self.pending.take() {
+            Some(pending) => {
+                let entry = pending.entry(&status);
+                let trail = pending.trail;
+                Box::pin(async move { trail.record(entry).await })
+            }
+            None => Box::pin(async { Ok(0) }),
+        };
+        self.writing = Some((recording, trailers));
     }
 }
 
 impl HttpBody for AuditedBody {
-    type Data = tonic::codegen::Bytes;
+    type Data = Bytes;
     type Error = Status;
 
     fn poll_frame(
@@ -195,40 +210,66 @@ impl HttpBody for AuditedBody {
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = &mut *self;
         loop {
-            if let Some((writing, _)) = &mut this.writing {
-                let written = std::task::ready!(writing.as_mut().poll(cx));
-                let Some((_, mut trailers)) = this.writing.take() else {
+            if let Some((recording, _)) = &mut this.writing {
+                let written = std::task::ready!(recording.as_mut().poll(cx));
+                let Some((_, trailers)) = this.writing.take() else {
                     return Poll::Ready(None);
                 };
-                if let Err(e) = written {
-                    trailers = HeaderMap::new();
-                    // Replaces grpc-status and grpc-message.
-                    let _ = unavailable(&e).add_header(&mut trailers);
+                match written {
+                    Ok(_) => {
+                        this.out.extend(this.held.take());
+                        this.out.push_back(Frame::trailers(trailers));
+                    }
+                    Err(e) => {
+                        // Nothing of an unaudited answer goes out.
+                        this.held = None;
+                        let mut trailers = HeaderMap::new();
+                        let _ = unavailable(&e).add_header(&mut trailers);
+                        this.out.push_back(Frame::trailers(trailers));
+                    }
                 }
-                return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+            }
+            if let Some(frame) = this.out.pop_front() {
+                return Poll::Ready(Some(Ok(frame)));
             }
             if this.pending.is_none() {
                 return Pin::new(&mut this.inner).poll_frame(cx);
             }
-            match std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
-                Some(Ok(frame)) if frame.is_trailers() => {
-                    let trailers = frame.into_trailers().unwrap_or_default();
-                    this.start(trailers);
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) if frame.is_trailers() => {
+                    this.start(frame.into_trailers().unwrap_or_default());
                 }
-                None => {
+                Poll::Ready(Some(Ok(frame))) => {
+                    // Send the previous message on; hold this one.
+                    if let Some(previous) = this.held.replace(frame) {
+                        return Poll::Ready(Some(Ok(previous)));
+                    }
+                }
+                Poll::Ready(None) => {
                     // Ended without trailers: report the outcome as OK in
                     // trailers of our own, once recorded.
                     let mut trailers = HeaderMap::new();
                     let _ = Status::ok("").add_header(&mut trailers);
                     this.start(trailers);
                 }
-                other => return Poll::Ready(other),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Pending => {
+                    // More is coming later (a stream): do not delay this.
+                    return match this.held.take() {
+                        Some(frame) => Poll::Ready(Some(Ok(frame))),
+                        None => Poll::Pending,
+                    };
+                }
             }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.pending.is_none() && self.writing.is_none() && self.inner.is_end_stream()
+        self.pending.is_none()
+            && self.writing.is_none()
+            && self.held.is_none()
+            && self.out.is_empty()
+            && self.inner.is_end_stream()
     }
 }
 
