@@ -26,6 +26,16 @@ fn trail_files(data: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// `strongroom audit verify` accepts `files` as one chain.
+fn assert_verifies(files: &[PathBuf]) {
+    let out = std::process::Command::new(BIN)
+        .args(["audit", "verify"])
+        .args(files)
+        .output()
+        .expect("audit verify");
+    assert!(out.status.success(), "{}", output_text(&out));
+}
+
 /// Every record of the trail, parsed.
 fn records(data: &Path) -> Vec<serde_json::Value> {
     trail_files(data)
@@ -160,12 +170,7 @@ async fn every_request_leaves_one_record_and_the_trail_fails_closed() {
 
     // The trail verifies as one chain.
     let files = trail_files(&data);
-    let out = std::process::Command::new(BIN)
-        .args(["audit", "verify"])
-        .args(&files)
-        .output()
-        .expect("audit verify");
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_verifies(&files);
 
     // The trail cannot be written: the newest file is moved away (reported
     // as deleted) and the next file's name is taken by /dev/full.
@@ -198,12 +203,7 @@ async fn every_request_leaves_one_record_and_the_trail_fails_closed() {
         .expect("audited again");
     std::fs::rename(&aside, &current).expect("move back");
     let files = trail_files(&data);
-    let out = std::process::Command::new(BIN)
-        .args(["audit", "verify"])
-        .args(&files)
-        .output()
-        .expect("audit verify");
-    assert!(out.status.success(), "{}", output_text(&out));
+    assert_verifies(&files);
     let last = records(&data).pop().expect("a record");
     assert_eq!(last["seq"].as_u64(), Some(last_seq + 1));
     assert_eq!(last["operation"], "strongroom.v1.Transit/GetKekStatus");

@@ -1304,6 +1304,29 @@ mod tests {
         conn
     }
 
+    /// Marks certificate `n` of [`ISSUER`] revoked behind the store's back.
+    fn mark_revoked(store: &SqliteStore, n: u64) {
+        store
+            .writer()
+            .execute(
+                "UPDATE certificates SET status = 'revoked' WHERE issuer_id = ?1 AND serial = ?2",
+                params![ISSUER, serial(n).as_bytes()],
+            )
+            .expect("revoke");
+    }
+
+    /// SQLite's plan for `sql` with `params`, one line per step.
+    fn query_plan(store: &SqliteStore, sql: &str, params: impl rusqlite::Params) -> Vec<String> {
+        store
+            .writer()
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("explain")
+            .query_map(params, |row| row.get::<_, String>(3))
+            .expect("plan")
+            .collect::<Result<_, _>>()
+            .expect("plan rows")
+    }
+
     pub(super) fn temp_store() -> (TempDir, SqliteStore) {
         let dir = TempDir::new().expect("temp dir");
         let store = SqliteStore::open(&dir.path().join("store.db")).expect("open store");
@@ -1554,25 +1577,12 @@ mod tests {
                 .complete(ISSUER, &serial(n), b"cert", 10)
                 .expect("complete");
         }
-        store
-            .writer()
-            .execute(
-                "UPDATE certificates SET status = 'revoked' WHERE issuer_id = ?1 AND serial = ?2",
-                params![ISSUER, serial(1).as_bytes()],
-            )
-            .expect("revoke");
+        mark_revoked(&store, 1);
         assert_eq!(store.count(CertStatus::Pending).expect("count"), 3);
         assert_eq!(store.count(CertStatus::Issued).expect("count"), 2);
         assert_eq!(store.count(CertStatus::Revoked).expect("count"), 1);
 
-        let writer = store.writer();
-        let plan: Vec<String> = writer
-            .prepare(&format!("EXPLAIN QUERY PLAN {COUNT_SQL}"))
-            .expect("explain")
-            .query_map(params!["issued"], |row| row.get::<_, String>(3))
-            .expect("plan")
-            .collect::<Result<_, _>>()
-            .expect("plan rows");
+        let plan = query_plan(&store, COUNT_SQL, params!["issued"]);
         assert!(
             plan.iter()
                 .all(|line| line.contains("USING COVERING INDEX certificates_status")),
@@ -1598,13 +1608,7 @@ mod tests {
                 .complete(ISSUER, &serial(n), b"cert", 10)
                 .expect("complete");
         }
-        store
-            .writer()
-            .execute(
-                "UPDATE certificates SET status = 'revoked' WHERE issuer_id = ?1 AND serial = ?2",
-                params![ISSUER, serial(2).as_bytes()],
-            )
-            .expect("revoke");
+        mark_revoked(&store, 2);
         let count = |now, until, except| {
             store
                 .count_issued_expiring(now, until, except)
@@ -1633,16 +1637,7 @@ mod tests {
         );
         assert_eq!(listed.len(), 4);
 
-        let writer = store.writer();
-        let plan: Vec<String> = writer
-            .prepare(&format!("EXPLAIN QUERY PLAN {EXPIRING_SQL}"))
-            .expect("explain")
-            .query_map(params![1_250, 1_600, "ocsp-signer"], |row| {
-                row.get::<_, String>(3)
-            })
-            .expect("plan")
-            .collect::<Result<_, _>>()
-            .expect("plan rows");
+        let plan = query_plan(&store, EXPIRING_SQL, params![1_250, 1_600, "ocsp-signer"]);
         assert_eq!(
             plan,
             [
