@@ -133,25 +133,24 @@ struct Pending {
 }
 
 impl Pending {
-    fn entry(&self, status: &Status) -> AuditEntry {
-        AuditEntry {
-            caller: self.caller.clone(),
-            source: self.source.clone(),
-            operation: self.operation.clone(),
-            target: self
-                .target
-                .0
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
+    /// The record of the request, which ended with `status`.
+    fn into_entry(self, status: &Status) -> (AuditTrail, AuditEntry) {
+        let target = std::mem::take(&mut *self.target.0.lock().unwrap_or_else(|p| p.into_inner()));
+        let entry = AuditEntry {
+            caller: self.caller,
+            source: self.source,
+            operation: self.operation,
+            target,
             outcome: outcome(status.code()),
             detail: (status.code() != Code::Ok).then(|| status.message().to_string()),
             latency_us: u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX),
-        }
+        };
+        (self.trail, entry)
     }
 
-    async fn record(&self, status: &Status) -> Result<(), AuditUnavailable> {
-        self.trail.record(self.entry(status)).await.map(drop)
+    async fn record(self, status: &Status) -> Result<(), AuditUnavailable> {
+        let (trail, entry) = self.into_entry(status);
+        trail.record(entry).await.map(drop)
     }
 }
 
@@ -190,8 +189,7 @@ impl AuditedBody {
         let status = Status::from_header_map(&trailers).unwrap_or_else(|| Status::ok(""));
         let recording: Recording = match self.pending.take() {
             Some(pending) => {
-                let entry = pending.entry(&status);
-                let trail = pending.trail;
+                let (trail, entry) = pending.into_entry(&status);
                 Box::pin(async move { trail.record(entry).await })
             }
             None => Box::pin(async { Ok(0) }),
@@ -279,8 +277,7 @@ impl Drop for AuditedBody {
         if let Some(pending) = self.pending.take()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
-            let entry = pending.entry(&Status::cancelled("the caller went away"));
-            let trail = pending.trail;
+            let (trail, entry) = pending.into_entry(&Status::cancelled("the caller went away"));
             runtime.spawn(async move {
                 if let Err(e) = trail.record(entry).await {
                     tracing::error!(error = %e, "cannot audit an abandoned request");
