@@ -746,6 +746,22 @@ pub(crate) fn run(args: TransitArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Prints an encoded value (ciphertext, signature, HMAC): the text alone,
+/// or as part of the JSON `json` makes of it.
+fn print_value<J: Serialize>(
+    output: OutputFormat,
+    text: String,
+    json: impl FnOnce(String) -> J,
+) -> anyhow::Result<()> {
+    match output {
+        OutputFormat::Json => print_json(&json(text)),
+        OutputFormat::Text => {
+            println!("{text}");
+            Ok(())
+        }
+    }
+}
+
 /// Connects to the appliance's Transit service.
 async fn connect(conn: &ConnectionArgs) -> anyhow::Result<TransitClient<Channel>> {
     Ok(TransitClient::new(conn.connect().await?).max_decoding_message_size(MAX_RESPONSE))
@@ -1471,16 +1487,12 @@ async fn encrypt(args: EncryptArgs) -> anyhow::Result<()> {
         .await
         .map_err(|s| rpc_error(&format!("encrypt with key {}", args.name), &url, &s))?
         .into_inner();
-    match args.conn.output {
-        OutputFormat::Json => print_json(&CiphertextJson {
-            ciphertext: response.ciphertext,
+    print_value(args.conn.output, response.ciphertext, |ciphertext| {
+        CiphertextJson {
+            ciphertext,
             key_version: response.key_version,
-        }),
-        OutputFormat::Text => {
-            println!("{}", response.ciphertext);
-            Ok(())
         }
-    }
+    })
 }
 
 /// `strongroom transit decrypt`.
@@ -1544,16 +1556,12 @@ async fn rewrap(args: RewrapArgs) -> anyhow::Result<()> {
         .await
         .map_err(|s| rpc_error(&format!("rewrap with key {}", args.name), &url, &s))?
         .into_inner();
-    match args.conn.output {
-        OutputFormat::Json => print_json(&CiphertextJson {
-            ciphertext: response.ciphertext,
+    print_value(args.conn.output, response.ciphertext, |ciphertext| {
+        CiphertextJson {
+            ciphertext,
             key_version: response.key_version,
-        }),
-        OutputFormat::Text => {
-            println!("{}", response.ciphertext);
-            Ok(())
         }
-    }
+    })
 }
 
 /// `strongroom transit datakey`.
@@ -1600,17 +1608,13 @@ async fn datakey(args: DatakeyArgs) -> anyhow::Result<()> {
         }
         write_atomic(path, &plaintext, KEY_MODE, args.force)?;
     }
-    match args.conn.output {
-        OutputFormat::Json => print_json(&DatakeyJson {
-            ciphertext: response.ciphertext,
+    print_value(args.conn.output, response.ciphertext, |ciphertext| {
+        DatakeyJson {
+            ciphertext,
             key_version: response.key_version,
             plaintext_file: args.out_plaintext.map(|p| p.display().to_string()),
-        }),
-        OutputFormat::Text => {
-            println!("{}", response.ciphertext);
-            Ok(())
         }
-    }
+    })
 }
 
 /// `strongroom transit sign`.
@@ -1631,16 +1635,12 @@ async fn sign(args: SignArgs) -> anyhow::Result<()> {
         .await
         .map_err(|s| rpc_error(&format!("sign with key {}", args.name), &url, &s))?
         .into_inner();
-    match args.conn.output {
-        OutputFormat::Json => print_json(&SignatureJson {
-            signature: response.signature,
+    print_value(args.conn.output, response.signature, |signature| {
+        SignatureJson {
+            signature,
             key_version: response.key_version,
-        }),
-        OutputFormat::Text => {
-            println!("{}", response.signature);
-            Ok(())
         }
-    }
+    })
 }
 
 /// Prints whether a signature or HMAC is valid; an invalid one is an error
@@ -1707,16 +1707,10 @@ async fn hmac(args: HmacArgs) -> anyhow::Result<()> {
         .await
         .map_err(|s| rpc_error(&format!("HMAC with key {}", args.name), &url, &s))?
         .into_inner();
-    match args.conn.output {
-        OutputFormat::Json => print_json(&HmacJson {
-            hmac: response.hmac,
-            key_version: response.key_version,
-        }),
-        OutputFormat::Text => {
-            println!("{}", response.hmac);
-            Ok(())
-        }
-    }
+    print_value(args.conn.output, response.hmac, |hmac| HmacJson {
+        hmac,
+        key_version: response.key_version,
+    })
 }
 
 /// `strongroom transit verify-hmac`.
