@@ -61,11 +61,11 @@ use hyper_util::rt::TokioExecutor;
 use strongroom_proto::v1;
 use strongroom_proto::v1::ca_client::CaClient;
 use strongroom_proto::v1::sys_client::SysClient;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+use tonic::transport::Channel;
 
 use common::{
-    BIN, ChildGuard, Machine, START_TIMEOUT, WARM_UP, cpu_time, ensure_tool, free_port, ms, p,
-    raw_hsm_rate, run, start_appliance, thousands,
+    BIN, Banner, ChildGuard, Machine, START_TIMEOUT, WARM_UP, cpu_time, ensure_tool, free_port, ms,
+    p, raw_hsm_rate, run, start_appliance, thousands,
 };
 
 /// How many different CSRs the clients cycle through.
@@ -363,8 +363,8 @@ struct Appliance {
     process: ChildGuard,
     /// `https://127.0.0.1:port`.
     addr: String,
-    /// The dev root CA, PEM file.
-    root: PathBuf,
+    /// The banner: the dev root CA and the dev admin's credentials.
+    banner: Banner,
 }
 
 impl Appliance {
@@ -373,18 +373,17 @@ impl Appliance {
         let (process, banner) = start_appliance(data, log);
         Appliance {
             process,
-            addr: banner.grpc,
-            root: banner.root,
+            addr: banner.grpc.clone(),
+            banner,
         }
     }
 
-    /// One HTTP/2 connection over TLS, trusting only the dev root.
+    /// One HTTP/2 connection over TLS, trusting only the dev root, as the
+    /// dev admin.
     async fn connect(&self) -> Channel {
-        let root = std::fs::read_to_string(&self.root).expect("read the dev root");
-        let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(root));
         Channel::from_shared(self.addr.clone())
             .expect("a gRPC URI")
-            .tls_config(tls)
+            .tls_config(self.banner.tls())
             .expect("a TLS configuration")
             .tcp_nodelay(true)
             .connect()
@@ -479,7 +478,7 @@ async fn bench_strongroom(work: &Path, csrs: &Arc<Vec<Csr>>, options: &Options) 
     );
     let dir = work.join("strongroom-samples");
     std::fs::create_dir_all(&dir).expect("create the sample directory");
-    let root = appliance.root.clone();
+    let root = appliance.banner.root.clone();
     for (i, (csr, (pem, chain))) in load.samples.iter().take(VERIFIED_SAMPLES).enumerate() {
         let leaf = dir.join(format!("{i}.pem"));
         let untrusted = dir.join(format!("{i}-chain.pem"));

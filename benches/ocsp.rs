@@ -1096,6 +1096,8 @@ impl Bench {
                 ])
                 .env("STRONGROOM_ADDR", &banner.grpc)
                 .env("STRONGROOM_CACERT", &banner.root)
+                .env("STRONGROOM_CLIENT_CERT", &banner.client_cert)
+                .env("STRONGROOM_CLIENT_KEY", &banner.client_key)
                 .output()
                 .expect("run strongroom cert issue");
             if out.status.success() {

@@ -69,11 +69,11 @@ use strongroom_proto::v1;
 use strongroom_proto::v1::transit_client::TransitClient;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+use tonic::transport::Channel;
 use tonic::{Response, Status, Streaming};
 
 use common::{
-    BIN, ChildGuard, Machine, START_TIMEOUT, WARM_UP, cpu_time, ms, run, start_appliance,
+    BIN, Banner, ChildGuard, Machine, START_TIMEOUT, WARM_UP, cpu_time, ms, run, start_appliance,
     stdout_of, thousands,
 };
 
@@ -1075,13 +1075,13 @@ fn check_errors(id: &str, part: &str, load: &Load) {
 
 // ---------------------------------------------------------------- strongroom
 
-/// One HTTP/2 connection over TLS to `addr`, trusting only `root`.
-async fn connect(addr: &str, root: &Path) -> Channel {
-    let root = std::fs::read_to_string(root).expect("read the dev root");
-    let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(root));
+/// One HTTP/2 connection over TLS to the dev appliance, trusting only its
+/// root, as its admin.
+async fn connect(banner: &Banner) -> Channel {
+    let addr = &banner.grpc;
     Channel::from_shared(addr.to_string())
         .expect("a gRPC URI")
-        .tls_config(tls)
+        .tls_config(banner.tls())
         .expect("a TLS configuration")
         .tcp_nodelay(true)
         // Batch answers are 1.4 to 4.4 MB: windows well above one answer,
@@ -1105,7 +1105,7 @@ async fn bench_strongroom(work: &Path, options: &Options) -> Vec<Row> {
     let (mut process, banner) = start_appliance(&work.join("dev"), work.join("strongroom.log"));
     let mut clients = Vec::with_capacity(options.connections);
     for _ in 0..options.connections {
-        clients.push(transit_client(connect(&banner.grpc, &banner.root).await));
+        clients.push(transit_client(connect(&banner).await));
     }
 
     // Ready once Transit answers.

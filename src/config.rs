@@ -43,6 +43,39 @@ pub(crate) struct Config {
     /// The audit trail.
     #[serde(default)]
     pub(crate) audit: AuditConfig,
+    /// Who callers are and what they may do.
+    #[serde(default)]
+    pub(crate) auth: AuthConfig,
+}
+
+/// Callers' identities and the policies that grant them capabilities (see
+/// `server::access`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AuthConfig {
+    /// The policy file, read at start and on SIGHUP. Without one nothing is
+    /// granted: only the open operations (health, seal status and unseal,
+    /// the CA chain and CRLs) answer.
+    #[serde(default)]
+    pub(crate) policies: Option<PathBuf>,
+    /// Where a client certificate's identity comes from, first found wins:
+    /// `uri`, `dns`, `cn` (default all three, in that order).
+    #[serde(default = "default_identity_sources")]
+    pub(crate) identity: Vec<crate::server::access::IdentitySource>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            policies: None,
+            identity: default_identity_sources(),
+        }
+    }
+}
+
+fn default_identity_sources() -> Vec<crate::server::access::IdentitySource> {
+    use crate::server::access::IdentitySource;
+    vec![IdentitySource::Uri, IdentitySource::Dns, IdentitySource::Cn]
 }
 
 /// The audit trail: one hash-chained record per request.
@@ -359,7 +392,7 @@ pub(crate) struct TlsConfig {
     pub(crate) key: PathBuf,
     /// CA certificates that client certificates must chain to. When set, a
     /// client certificate is optional, and a caller that presents one is
-    /// identified by it.
+    /// identified by it (`auth.identity`).
     #[serde(default)]
     pub(crate) client_ca: Option<PathBuf>,
 }
@@ -448,6 +481,9 @@ impl Config {
         use std::time::Duration;
         let minute = Duration::from_secs(60);
         let year = Duration::from_secs(366 * 86_400);
+        if self.auth.identity.is_empty() {
+            anyhow::bail!("auth.identity must name at least one of uri, dns, cn");
+        }
         if self.crl.validity < minute || self.crl.validity > year {
             anyhow::bail!("crl.validity must be between 1m and 366d");
         }
@@ -524,6 +560,9 @@ impl Config {
         abs(&mut self.tls.key);
         if let Some(ca) = &mut self.tls.client_ca {
             abs(ca);
+        }
+        if let Some(policies) = &mut self.auth.policies {
+            abs(policies);
         }
         abs(&mut self.hsm.module);
         abs(&mut self.ca.issuer_certificate);

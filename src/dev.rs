@@ -5,7 +5,9 @@
 //! - a dev root (P-384) and an issuing CA (P-256) whose keys are generated in
 //!   the token, plus a transit wrapping key;
 //! - a configuration with `server` and `client` profiles;
-//! - the gRPC server's TLS certificate, issued by the dev CA.
+//! - the gRPC server's TLS certificate and the dev admin's client
+//!   certificate (`tls/admin.pem`), both issued by the dev CA, and access
+//!   policies (`policies.toml`) that grant the admin everything.
 //!
 //! Later starts with the same directory keep all of it, including the
 //! certificate inventory. The appliance then serves gRPC (TLS) and HTTP on
@@ -45,6 +47,9 @@ pub(crate) const DEV_TOKEN: &str = "strongroom-dev";
 const ROOT_KEY: &str = "dev-root-ca";
 const ISSUING_KEY: &str = "dev-issuing-ca";
 const WRAPPING_KEY: &str = "dev-transit-wrap";
+/// The identity of the dev admin certificate, which the dev policies grant
+/// everything.
+pub(crate) const DEV_ADMIN: &str = "spiffe://strongroom.test/admin";
 /// The dev appliance's one unseal share, kept in the data directory.
 const DEV_SHARE: &str = "dev-unseal.share";
 const YEAR: Duration = Duration::from_secs(365 * 86_400);
@@ -106,6 +111,7 @@ pub(crate) fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     }
     if !first_start {
         forget_pin_file(&config_path)?;
+        add_access_control(&config_path, &data_dir)?;
     }
     let mut config = Config::load(&config_path)?;
     if !first_start {
@@ -298,6 +304,10 @@ http = "{http}"
 [tls]
 cert = "tls/server.pem"
 key = "tls/server.key"
+{TLS_CLIENT_CA}
+
+[auth]
+{AUTH_SECTION}
 
 [hsm]
 module = "{module}"
@@ -329,62 +339,120 @@ max_ttl = "365d"
 
 [profiles.client]
 domains = ["localhost", "**.test"]
-uri_patterns = ["spiffe://strongroom.test/*"]
+uri_patterns = ["spiffe://strongroom.test/*", "spiffe://strongroom.test/*/*"]
 ext_key_usage = ["clientAuth"]
 max_ttl = "365d"
 "#,
         module = module.display(),
     );
     std::fs::write(data_dir.join("strongroom.toml"), config)?;
+    write_policies(data_dir)?;
     Ok(())
 }
 
+/// The `[tls]` line that makes the dev root the CA of client certificates.
+const TLS_CLIENT_CA: &str = r#"client_ca = "ca/root.pem""#;
+
+/// The body of the dev configuration's `[auth]` section.
+const AUTH_SECTION: &str = r#"# Reloaded on SIGHUP; grants the dev admin certificate (tls/admin.pem) everything.
+policies = "policies.toml""#;
+
+/// Writes the dev appliance's policy file unless it exists: the dev admin
+/// identity may do everything, nobody else anything.
+fn write_policies(data_dir: &Path) -> anyhow::Result<()> {
+    let path = data_dir.join("policies.toml");
+    if path.exists() {
+        return Ok(());
+    }
+    let text = format!(
+        r#"# Access policies of the dev appliance (see strongroom.example.toml).
+# Edit and reload with `kill -HUP <pid>`; nothing is granted unless a policy says so.
+
+[[policy]]
+name = "dev-admin"
+identities = ["{DEV_ADMIN}"]
+
+[[policy.grant]]
+resources = ["*"]
+capabilities = ["*"]
+"#
+    );
+    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Gives a dev configuration written before access control its client CA,
+/// `[auth]` section and policy file.
+fn add_access_control(config_path: &Path, data_dir: &Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(config_path)
+        .with_context(|| format!("cannot read {}", config_path.display()))?;
+    let mut updated = text.clone();
+    if !updated.contains("client_ca") {
+        updated = updated.replacen(
+            "key = \"tls/server.key\"\n",
+            &format!("key = \"tls/server.key\"\n{TLS_CLIENT_CA}\n"),
+            1,
+        );
+    }
+    if !updated.lines().any(|l| l.trim() == "[auth]") {
+        updated.push_str(&format!("\n[auth]\n{AUTH_SECTION}\n"));
+    }
+    if updated != text {
+        std::fs::write(config_path, updated)
+            .with_context(|| format!("cannot update {}", config_path.display()))?;
+    }
+    write_policies(data_dir)
+}
+
 /// The gRPC server's TLS identity, issued by the dev CA (again when it is
-/// missing or expires within 30 days).
+/// missing or expires within 30 days), and the dev admin's client
+/// certificate beside it.
 fn server_tls(
     appliance: Option<&Appliance>,
     config: &Config,
     data_dir: &Path,
 ) -> anyhow::Result<TlsIdentity> {
     let (cert_path, key_path) = (&config.tls.cert, &config.tls.key);
-    let fresh_enough = read_pem_certificate(cert_path)
-        .ok()
-        .and_then(|der| <x509_cert::Certificate as der::Decode>::from_der(&der).ok())
-        .is_some_and(|c| {
-            c.tbs_certificate.validity.not_after.to_system_time()
-                > SystemTime::now() + Duration::from_secs(30 * 86_400)
-        });
-    if !fresh_enough || !key_path.exists() {
+    let server_names = Names {
+        dns: vec!["localhost".into()],
+        ips: vec!["127.0.0.1".parse()?, "::1".parse()?],
+        uris: vec![],
+    };
+    let server = Credential {
+        profile: "server",
+        common_name: Some("localhost"),
+        names: server_names,
+        cert: cert_path,
+        key: key_path,
+    };
+    if !server.fresh() {
         let Some(appliance) = appliance else {
             bail!(
                 "the dev appliance is sealed and its TLS certificate needs renewing; \
                  start over with --fresh"
             );
         };
-        let (public_key, key_pem) = generate_key(KeySpec::EcP256)?;
-        let names = Names {
-            dns: vec!["localhost".into()],
-            ips: vec!["127.0.0.1".parse()?, "::1".parse()?],
-            uris: vec![],
-        };
-        let prepared = appliance.authority.prepare(IssueRequest {
-            profile: "server".into(),
-            requester: "strongroom-dev".into(),
-            public_key,
-            common_name: Some("localhost".into()),
-            names,
-            ttl: Some(YEAR),
-            renewal_of: None,
-        })?;
-        let issued = appliance.authority.issue(prepared)?;
-        std::fs::create_dir_all(data_dir.join("tls"))?;
-        let chain = format!(
-            "{}{}",
-            issued.certificate_pem(),
-            appliance.authority.issuer().certificate_pem()
-        );
-        write_private(key_path, key_pem.as_bytes())?;
-        std::fs::write(cert_path, chain)?;
+        server.issue(appliance)?;
+    }
+    let (admin_cert, admin_key) = admin_files(data_dir);
+    let admin = Credential {
+        profile: "client",
+        common_name: None,
+        names: Names {
+            uris: vec![DEV_ADMIN.into()],
+            ..Names::default()
+        },
+        cert: &admin_cert,
+        key: &admin_key,
+    };
+    if !admin.fresh() {
+        match appliance {
+            Some(appliance) => admin.issue(appliance)?,
+            None => eprintln!(
+                "strongroom: the dev admin certificate {} needs renewing, which needs the \
+                 appliance unsealed",
+                admin_cert.display()
+            ),
+        }
     }
     Ok(TlsIdentity {
         cert_pem: std::fs::read_to_string(cert_path)?,
@@ -394,6 +462,61 @@ fn server_tls(
             None => None,
         },
     })
+}
+
+/// The dev admin's client certificate (chain) and key files.
+fn admin_files(data_dir: &Path) -> (PathBuf, PathBuf) {
+    let tls = data_dir.join("tls");
+    (tls.join("admin.pem"), tls.join("admin.key"))
+}
+
+/// A certificate the dev appliance issues to itself, kept in two files.
+struct Credential<'a> {
+    profile: &'static str,
+    common_name: Option<&'static str>,
+    names: Names,
+    cert: &'a Path,
+    key: &'a Path,
+}
+
+impl Credential<'_> {
+    /// Whether both files exist and the certificate is valid for 30 more days.
+    fn fresh(&self) -> bool {
+        self.key.exists()
+            && read_pem_certificate(self.cert)
+                .ok()
+                .and_then(|der| <x509_cert::Certificate as der::Decode>::from_der(&der).ok())
+                .is_some_and(|c| {
+                    c.tbs_certificate.validity.not_after.to_system_time()
+                        > SystemTime::now() + Duration::from_secs(30 * 86_400)
+                })
+    }
+
+    /// Issues a new key and certificate (with the issuing CA after it).
+    fn issue(&self, appliance: &Appliance) -> anyhow::Result<()> {
+        let (public_key, key_pem) = generate_key(KeySpec::EcP256)?;
+        let prepared = appliance.authority.prepare(IssueRequest {
+            profile: self.profile.into(),
+            requester: "strongroom-dev".into(),
+            public_key,
+            common_name: self.common_name.map(Into::into),
+            names: self.names.clone(),
+            ttl: Some(YEAR),
+            renewal_of: None,
+        })?;
+        let issued = appliance.authority.issue(prepared)?;
+        if let Some(dir) = self.cert.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let chain = format!(
+            "{}{}",
+            issued.certificate_pem(),
+            appliance.authority.issuer().certificate_pem()
+        );
+        write_private(self.key, key_pem.as_bytes())?;
+        std::fs::write(self.cert, chain)?;
+        Ok(())
+    }
 }
 
 fn print_banner(
@@ -455,6 +578,12 @@ fn print_banner(
         "  database      {}",
         data_dir.join("strongroom.db").display()
     )?;
+    writeln!(
+        out,
+        "  access        {DEV_ADMIN} (tls/admin.pem) may do everything; \
+         policies in {}",
+        data_dir.join("policies.toml").display()
+    )?;
     if let Some(share) = new_share {
         writeln!(out)?;
         writeln!(
@@ -469,6 +598,13 @@ fn print_banner(
     writeln!(out, "In another shell:")?;
     writeln!(out, "export STRONGROOM_ADDR=https://{grpc}")?;
     writeln!(out, "export STRONGROOM_CACERT={}", root.display())?;
+    let (admin_cert, admin_key) = admin_files(data_dir);
+    writeln!(
+        out,
+        "export STRONGROOM_CLIENT_CERT={}",
+        admin_cert.display()
+    )?;
+    writeln!(out, "export STRONGROOM_CLIENT_KEY={}", admin_key.display())?;
     let exe = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "strongroom".into());

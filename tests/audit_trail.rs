@@ -142,7 +142,7 @@ async fn every_request_leaves_one_record_and_the_trail_fails_closed() {
         ]
     );
     for record in new {
-        assert_eq!(record["caller"], "anonymous");
+        assert_eq!(record["caller"], "spiffe://strongroom.test/admin");
         assert!(
             record["source"]
                 .as_str()

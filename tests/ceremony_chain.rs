@@ -216,6 +216,9 @@ http = "127.0.0.1:{http}"
 cert = "tls/tls.pem"
 key = "tls/tls.key"
 
+[auth]
+policies = "policies.toml"
+
 [hsm]
 module = "{module}"
 token = "pkcs11:token={label}"
@@ -238,6 +241,14 @@ max_ttl = "30d"
             issuing = issuing.display(),
             root = root.display(),
         ),
+    );
+    // The test's one caller, without a client certificate, may issue
+    // server certificates and nothing else.
+    write(
+        dir,
+        "policies.toml",
+        "[[policy]]\nname = \"issuer\"\nidentities = [\"anonymous\"]\n\
+         [[policy.grant]]\nresources = [\"profile/server\"]\ncapabilities = [\"issue\"]\n",
     );
     let cacert = tls_dir.join("tls.pem");
     let server = Server::start(&config, &cacert, None);

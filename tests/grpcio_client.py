@@ -1,7 +1,8 @@
 """An independent gRPC client (Python grpcio) for Strongroom.
 
 It knows the appliance only from its .proto files, which it compiles itself,
-and from server reflection. Usage: grpcio_client.py ADDR CACERT PROTO_DIR.
+and from server reflection.
+Usage: grpcio_client.py ADDR CACERT PROTO_DIR CLIENT_CERT CLIENT_KEY.
 Exits non-zero with a message on the first thing that does not hold.
 """
 
@@ -33,13 +34,17 @@ def compile_protos(proto_dir: str) -> str:
 
 
 def main() -> None:
-    addr, cacert, proto_dir = sys.argv[1:4]
+    addr, cacert, proto_dir, client_cert, client_key = sys.argv[1:6]
     compile_protos(proto_dir)
     from strongroom.v1 import ca_pb2, ca_pb2_grpc, sys_pb2, sys_pb2_grpc
 
     target = addr.removeprefix("https://")
-    with open(cacert, "rb") as f:
-        credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
+    with open(cacert, "rb") as ca, open(client_cert, "rb") as cert, open(client_key, "rb") as key:
+        # Mutual TLS with the dev admin's certificate: the appliance's
+        # policies grant nothing to anonymous callers.
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=ca.read(), private_key=key.read(), certificate_chain=cert.read()
+        )
     channel = grpc.secure_channel(target, credentials)
 
     health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""))

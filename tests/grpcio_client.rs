@@ -19,6 +19,8 @@ fn a_grpcio_client_works_from_the_proto_files_and_reflection() {
         .arg(&dev.addr)
         .arg(&dev.cacert)
         .arg(root.join("proto/proto"))
+        .arg(&dev.client_cert)
+        .arg(&dev.client_key)
         .output()
         .expect("run python");
     assert!(

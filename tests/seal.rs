@@ -20,6 +20,7 @@ fn start(data: &Path) -> Server {
         &data.join("ca/root.pem"),
         Some(&data.join("softhsm/softhsm2.conf")),
     )
+    .with_client(&data.join("tls/admin.pem"), &data.join("tls/admin.key"))
 }
 
 /// Seal-specific calls (the test crate's own, beside `common`'s).

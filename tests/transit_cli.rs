@@ -22,6 +22,8 @@ fn run(dev: &Dev, args: &[&str], stdin: &[u8]) -> Output {
         .args(args)
         .env("STRONGROOM_ADDR", &dev.addr)
         .env("STRONGROOM_CACERT", &dev.cacert)
+        .env("STRONGROOM_CLIENT_CERT", &dev.client_cert)
+        .env("STRONGROOM_CLIENT_KEY", &dev.client_key)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -300,6 +300,28 @@ pub struct Banner {
     pub root: PathBuf,
     /// `http://127.0.0.1:port/ca/issuing.crt`.
     pub issuing_url: String,
+    /// The dev admin's client certificate (chain) and key, which the dev
+    /// policies grant everything.
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+impl Banner {
+    /// TLS settings trusting only the dev root and presenting the dev
+    /// admin's certificate.
+    pub fn tls(&self) -> tonic::transport::ClientTlsConfig {
+        use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+        let read = |path: &Path| {
+            std::fs::read_to_string(path)
+                .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
+        };
+        ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read(&self.root)))
+            .identity(Identity::from_pem(
+                read(&self.client_cert),
+                read(&self.client_key),
+            ))
+    }
 }
 
 /// Starts a fresh dev appliance (`strongroom dev`, ephemeral ports on
@@ -322,7 +344,13 @@ pub fn start_appliance(data: &Path, log: PathBuf) -> (ChildGuard, Banner) {
     std::thread::spawn(move || {
         let mut lines = BufReader::new(stdout).lines();
         let (mut grpc, mut root, mut issuing) = (None, None, None);
-        while grpc.is_none() || root.is_none() || issuing.is_none() {
+        let (mut cert, mut key) = (None, None);
+        while grpc.is_none()
+            || root.is_none()
+            || issuing.is_none()
+            || cert.is_none()
+            || key.is_none()
+        {
             let Some(Ok(line)) = lines.next() else {
                 return;
             };
@@ -332,6 +360,12 @@ pub fn start_appliance(data: &Path, log: PathBuf) -> (ChildGuard, Banner) {
             if let Some(v) = line.strip_prefix("export STRONGROOM_CACERT=") {
                 root = Some(PathBuf::from(v));
             }
+            if let Some(v) = line.strip_prefix("export STRONGROOM_CLIENT_CERT=") {
+                cert = Some(PathBuf::from(v));
+            }
+            if let Some(v) = line.strip_prefix("export STRONGROOM_CLIENT_KEY=") {
+                key = Some(PathBuf::from(v));
+            }
             if let Some(url) = line
                 .split_whitespace()
                 .find(|w| w.starts_with("http://") && w.ends_with("/ca/issuing.crt"))
@@ -339,17 +373,19 @@ pub fn start_appliance(data: &Path, log: PathBuf) -> (ChildGuard, Banner) {
                 issuing = Some(url.to_string());
             }
         }
-        let _ = tx.send((grpc, root, issuing));
+        let _ = tx.send((grpc, root, issuing, cert, key));
         // Keep draining, so the appliance never blocks on a full pipe.
         for _ in lines {}
     });
     match rx.recv_timeout(START_TIMEOUT) {
-        Ok((Some(grpc), Some(root), Some(issuing_url))) => (
+        Ok((Some(grpc), Some(root), Some(issuing_url), Some(client_cert), Some(client_key))) => (
             process,
             Banner {
                 grpc,
                 root,
                 issuing_url,
+                client_cert,
+                client_key,
             },
         ),
         _ => {

@@ -481,9 +481,10 @@ impl Authority {
         Ok(issued.saturating_add(revoked))
     }
 
-    /// A request that renews `serial`: same profile, names and subject, and the
-    /// same key unless `new_key` is given. Only an issued, unexpired
-    /// certificate can be renewed, and only by the identity that requested it.
+    /// A request that renews `serial` for `requester`: same profile, names and
+    /// subject, and the same key unless `new_key` is given. Only an issued,
+    /// unexpired certificate can be renewed. Who may renew it is the caller's
+    /// decision (the appliance's access policies).
     pub fn renewal_request(
         &self,
         serial: &Serial,
@@ -502,12 +503,6 @@ impl Authority {
             return Err(CaError::NotRenewable {
                 serial: serial.clone(),
                 status: "expired",
-            });
-        }
-        if record.requester != requester {
-            return Err(CaError::NotPermitted {
-                serial: serial.clone(),
-                action: "renew",
             });
         }
         let der = record
@@ -550,8 +545,8 @@ impl Authority {
     /// [`CertStore::revoke`] for the rules. Returns what happened and the
     /// record as it now stands.
     ///
-    /// Only the identity that requested the certificate may revoke it or lift
-    /// its hold ([`CaError::NotPermitted`]). The revocation time is now unless
+    /// Who may revoke is the caller's decision (the appliance's access
+    /// policies). The revocation time is now unless
     /// `at` says otherwise; it may not lie in the future nor before the
     /// certificate's validity began. `AaCompromise` is refused: this CA issues
     /// no attribute certificates.
@@ -560,7 +555,6 @@ impl Authority {
         serial: &Serial,
         reason: RevocationReason,
         at: Option<SystemTime>,
-        requester: &str,
     ) -> Result<(RevokeOutcome, CertRecord), CaError> {
         if reason == RevocationReason::AaCompromise {
             return Err(CaError::BadRequest(
@@ -576,12 +570,6 @@ impl Authority {
             )));
         }
         let mut record = self.get(serial)?;
-        if record.requester != requester {
-            return Err(CaError::NotPermitted {
-                serial: serial.clone(),
-                action: "revoke",
-            });
-        }
         if revoked_at < record.not_before {
             return Err(CaError::BadRequest(format!(
                 "revocation time {revoked_at} is before certificate {serial} became valid ({})",

@@ -6,9 +6,8 @@ use crate::store::{Serial, StoreError};
 ///
 /// The binary maps these to gRPC statuses in one place: `BadRequest`, `Policy`
 /// and `UnknownProfile` are the caller's fault (InvalidArgument); `NotFound` is
-/// NotFound; `NotRenewable` is FailedPrecondition; `NotPermitted` is
-/// PermissionDenied; HSM and store outages are Unavailable; the rest are
-/// internal and fail closed.
+/// NotFound; `NotRenewable` is FailedPrecondition; HSM and store outages are
+/// Unavailable; the rest are internal and fail closed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CaError {
@@ -46,16 +45,6 @@ pub enum CaError {
     /// No certificate with this serial.
     #[error("no certificate with serial {0}")]
     NotFound(Serial),
-    /// Only the original requester may renew or revoke a certificate.
-    #[error(
-        "certificate {serial} was requested by someone else; only its requester may {action} it"
-    )]
-    NotPermitted {
-        /// The serial.
-        serial: Serial,
-        /// What was refused: `renew` or `revoke`.
-        action: &'static str,
-    },
     /// Something on the server side failed after the request was accepted
     /// (encoding, a stored record that cannot be read); nothing was handed out.
     #[error("internal error: {0}")]

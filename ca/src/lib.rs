@@ -49,3 +49,4 @@ pub use store::{
     CertFilter, CertPage, CertRecord, CertStatus, CertStore, CrlSeries, Revocation,
     RevocationChange, RevokeOutcome, Serial, StoreError, StoredCrl, revocation_change,
 };
+pub use x509::certificate_names;

@@ -161,6 +161,32 @@ fn attribute_string(value: &Any) -> Option<String> {
     }
 }
 
+/// The names a certificate (DER) is for: its subject's common name, if any,
+/// and its subject alternative names. Other kinds of alternative name (e.g.
+/// e-mail) are skipped.
+pub fn certificate_names(der: &[u8]) -> Result<(Option<String>, Names), String> {
+    let certificate = <x509_cert::Certificate as der::Decode>::from_der(der)
+        .map_err(|e| format!("not an X.509 certificate: {e}"))?;
+    let tbs = &certificate.tbs_certificate;
+    let mut names = Names::default();
+    if let Some((_, san)) = tbs
+        .get::<x509_cert::ext::pkix::SubjectAltName>()
+        .map_err(|e| format!("unreadable subject alternative names: {e}"))?
+    {
+        for name in &san.0 {
+            if matches!(
+                name,
+                GeneralName::DnsName(_)
+                    | GeneralName::UniformResourceIdentifier(_)
+                    | GeneralName::IpAddress(_)
+            ) {
+                general_name_into(name, &mut names)?;
+            }
+        }
+    }
+    Ok((common_name(&tbs.subject)?, names))
+}
+
 /// Adds a DNS, IP or URI general name to `names`.
 pub(crate) fn general_name_into(name: &GeneralName, names: &mut Names) -> Result<(), String> {
     match name {

@@ -1152,7 +1152,7 @@ fn an_authority_publishes_deltas_of_the_changes_since_their_base() {
     let (superseded, superseded_pem) = issue_named_leaf(dir.path(), &ca, "superseded");
     let (untouched, untouched_pem) = issue_named_leaf(dir.path(), &ca, "untouched");
     let revoke = |serial: &Serial, reason| {
-        ca.revoke(serial, reason, None, "tester").expect("revoke");
+        ca.revoke(serial, reason, None).expect("revoke");
     };
     revoke(&compromised, KeyCompromise);
     revoke(&held, CertificateHold);
@@ -1326,7 +1326,7 @@ fn a_partitions_delta_carries_the_partitions_distribution_point() {
         "http://127.0.0.1:8200/crl/part-all-delta.crl"
     );
 
-    ca.revoke(&serial, RevocationReason::KeyCompromise, None, "tester")
+    ca.revoke(&serial, RevocationReason::KeyCompromise, None)
         .expect("revoke");
     let delta = ca
         .publish_delta_crl(series, Duration::from_secs(3_600))

@@ -1,8 +1,9 @@
 //! One audit record per gRPC request, written before the caller learns the
 //! outcome.
 //!
-//! [`Audited`] wraps each service. It names the caller (the client
-//! certificate's identity, or `anonymous`), the source address and the
+//! [`Audited`] wraps each service. It admits the request or refuses it
+//! ([`super::access`]), names the caller (the client certificate's
+//! identity, or `anonymous`), the source address and the
 //! operation (the RPC's path), lets the handler name the target
 //! ([`AuditTarget::note`]: profile, serial, key name — never a secret), and
 //! records the outcome (the final gRPC status) and the latency:
@@ -34,7 +35,8 @@ use tonic::server::NamedService;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::{Code, Status};
 
-use super::peer::{ANONYMOUS, identity};
+use super::access::AccessControl;
+use super::status::to_status;
 use crate::audit::{AuditEntry, AuditTrail, AuditUnavailable};
 
 /// The target of a request, filled in by its handler.
@@ -62,17 +64,24 @@ impl AuditTarget {
     }
 }
 
-/// A gRPC service whose every request is audited.
+/// A gRPC service whose every request is admitted by [`AccessControl`] and
+/// audited, refused ones included.
 #[derive(Clone)]
 pub(crate) struct Audited<S> {
     inner: S,
     trail: AuditTrail,
+    access: Arc<AccessControl>,
 }
 
 impl<S> Audited<S> {
-    /// Wraps `inner`, recording to `trail`.
-    pub(crate) fn new(inner: S, trail: AuditTrail) -> Self {
-        Audited { inner, trail }
+    /// Wraps `inner`, admitting requests by `access` and recording them to
+    /// `trail`.
+    pub(crate) fn new(inner: S, trail: AuditTrail, access: Arc<AccessControl>) -> Self {
+        Audited {
+            inner,
+            trail,
+            access,
+        }
     }
 }
 
@@ -82,7 +91,10 @@ impl<S: NamedService> NamedService for Audited<S> {
 
 impl<S> Service<Request<Body>> for Audited<S>
 where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
 {
     type Response = Response<Body>;
@@ -97,17 +109,36 @@ where
         let started = Instant::now();
         let target = AuditTarget::default();
         request.extensions_mut().insert(target.clone());
+        let certificates = client_certificates(&request);
+        let leaf = certificates.as_ref().and_then(|c| c.first());
+        let caller = self.access.caller(leaf.map(AsRef::as_ref));
         let pending = Pending {
             trail: self.trail.clone(),
-            caller: caller(&request),
+            caller: caller.identity.to_string(),
             source: source(&request),
             operation: request.uri().path().trim_start_matches('/').to_string(),
             target,
             started,
         };
-        let response = self.inner.call(request);
+        // The service that was made ready goes with this call; a clone
+        // stays for the next one.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let access = Arc::clone(&self.access);
         Box::pin(async move {
-            let response = response.await?;
+            match access.admit(&caller, request.uri().path()).await {
+                Ok(admission) => {
+                    request.extensions_mut().insert(admission);
+                }
+                Err(failure) => {
+                    let status = to_status(&failure);
+                    return Ok(match pending.record(&status).await {
+                        Ok(()) => status.into_http(),
+                        Err(e) => unavailable(&e).into_http(),
+                    });
+                }
+            }
+            let response = inner.call(request).await?;
             if let Some(status) = Status::from_header_map(response.headers()) {
                 // Trailers-only: the outcome is known now.
                 return Ok(match pending.record(&status).await {
@@ -320,15 +351,11 @@ fn connect_info<B>(request: &Request<B>) -> Option<&TlsConnectInfo<TcpConnectInf
     request.extensions().get::<TlsConnectInfo<TcpConnectInfo>>()
 }
 
-/// The identity of the client certificate, or [`ANONYMOUS`].
-fn caller<B>(request: &Request<B>) -> String {
-    let leaf = connect_info(request)
-        .and_then(|info| info.peer_certs())
-        .and_then(|certs| certs.first().cloned());
-    match leaf {
-        None => ANONYMOUS.to_string(),
-        Some(der) => identity(der.as_ref()).unwrap_or_else(|_| "unreadable-certificate".into()),
-    }
+/// The certificates the caller presented, leaf first, if any.
+fn client_certificates<B>(
+    request: &Request<B>,
+) -> Option<Arc<Vec<tonic::transport::CertificateDer<'static>>>> {
+    connect_info(request).and_then(|info| info.peer_certs())
 }
 
 /// The peer's address, or `unknown`.

@@ -1,6 +1,7 @@
 //! The `strongroom.v1.Ca` service: issuance, renewal, inventory and chain.
 //!
-//! Each RPC runs the same way: identify the caller ([`requester`]), convert
+//! Each RPC runs the same way: check the caller's grant on the profile
+//! ([`Admission::check`]; for a serial, on the profile it was issued under), convert
 //! the request into domain values ([`super::convert`]; any bad field fails
 //! the call before anything else runs), do the HSM and store work on the
 //! [`BlockingPool`], convert the result back, and log one line with the
@@ -23,12 +24,12 @@ use strongroom_proto::v1::ca_server::Ca;
 use tonic::{Request, Response, Status};
 use zeroize::Zeroizing;
 
+use super::access::{AccessControl, Admission};
 use super::audit::AuditTarget;
 use super::blocking::BlockingPool;
 use super::convert::{
     self, CsrIssue, KeyIssue, ListQuery, RenewKey, Renewal, RevokeCall, certificate, quoted,
 };
-use super::peer::requester;
 use super::seal::Gate;
 use super::status::Failure;
 use super::unix_now;
@@ -42,13 +43,16 @@ pub(crate) struct CaService {
     gate: Arc<Gate>,
     /// Where HSM and store calls run.
     pool: BlockingPool,
+    /// Told of revocations, so a revoked client certificate stops working
+    /// at once.
+    access: Arc<AccessControl>,
 }
 
 impl CaService {
     /// A service issuing from the appliance behind `gate`, running blocking
-    /// work on `pool`.
-    pub(crate) fn new(gate: Arc<Gate>, pool: BlockingPool) -> Self {
-        CaService { gate, pool }
+    /// work on `pool`, telling `access` of revocations.
+    pub(crate) fn new(gate: Arc<Gate>, pool: BlockingPool, access: Arc<AccessControl>) -> Self {
+        CaService { gate, pool, access }
     }
 
     /// The response for a fresh certificate, with the generated private key
@@ -227,24 +231,22 @@ impl CaService {
     /// whatever happens to the caller afterwards (and again on a repeated
     /// call, so a retry after a lost reply still reaches them): the reply
     /// comes after the certificate's new OCSP responses are stored.
-    async fn revoke(
-        &self,
-        requester: String,
-        request: v1::RevokeRequest,
-    ) -> Result<v1::RevokeResponse, Failure> {
+    async fn revoke(&self, request: v1::RevokeRequest) -> Result<v1::RevokeResponse, Failure> {
         let call = RevokeCall::try_from(&request)?;
         let appliance = self.gate.appliance()?;
+        let access = Arc::clone(&self.access);
         let (outcome, record) = self
             .pool
             .run(move || {
                 let (outcome, record) =
                     appliance
                         .authority
-                        .revoke(&call.serial, call.reason, call.at, &requester)?;
+                        .revoke(&call.serial, call.reason, call.at)?;
                 appliance.crls.changed(record.crl_partition);
                 if let Some(ocsp) = &appliance.ocsp {
                     ocsp.status_changed(&record.serial);
                 }
+                access.status_changed(&record.serial);
                 Ok::<_, CaError>((outcome, record))
             })
             .await??;
@@ -444,8 +446,31 @@ fn note_issued(target: &AuditTarget, result: &Result<v1::IssueResponse, Failure>
     }
 }
 
-/// The requester logged when the caller's identity could not be established.
+/// The requester logged when the request was not admitted.
 const UNKNOWN: &str = "-";
+
+/// The admission of `request` and the identity it names.
+fn admitted<T>(request: &Request<T>) -> (String, Result<Admission, Failure>) {
+    match Admission::of(request) {
+        Ok(admission) => (admission.identity().to_string(), Ok(admission)),
+        Err(failure) => (UNKNOWN.into(), Err(failure)),
+    }
+}
+
+impl CaService {
+    /// The profile certificate `serial` was issued under; the serial is
+    /// named in the audit record first.
+    async fn profile_of(&self, serial: &str, target: &AuditTarget) -> Result<String, Failure> {
+        target.note("serial", serial);
+        let serial = convert::serial(serial).map_err(|e| Failure::Invalid(vec![e]))?;
+        let appliance = self.gate.appliance()?;
+        let record = self
+            .pool
+            .run(move || appliance.authority.get(&serial))
+            .await??;
+        Ok(record.profile)
+    }
+}
 
 #[tonic::async_trait]
 impl Ca for CaService {
@@ -454,14 +479,12 @@ impl Ca for CaService {
         request: Request<v1::IssueFromCsrRequest>,
     ) -> Result<Response<v1::IssueResponse>, Status> {
         let target = AuditTarget::of(&request);
-        target.note("profile", &request.get_ref().profile);
-        let (who, result) = match requester(&request) {
-            Ok(caller) => (
-                caller.clone(),
-                self.issue_csr(caller, request.into_inner()).await,
-            ),
-            Err(failure) => (UNKNOWN.into(), Err(failure)),
-        };
+        let (who, admission) = admitted(&request);
+        let result = async {
+            admission?.check(&request.get_ref().profile, &target)?;
+            self.issue_csr(who.clone(), request.into_inner()).await
+        }
+        .await;
         note_issued(&target, &result);
         finish("IssueFromCsr", &who, None, result)
     }
@@ -471,14 +494,12 @@ impl Ca for CaService {
         request: Request<v1::IssueWithKeyRequest>,
     ) -> Result<Response<v1::IssueResponse>, Status> {
         let target = AuditTarget::of(&request);
-        target.note("profile", &request.get_ref().profile);
-        let (who, result) = match requester(&request) {
-            Ok(caller) => (
-                caller.clone(),
-                self.issue_key(caller, request.into_inner()).await,
-            ),
-            Err(failure) => (UNKNOWN.into(), Err(failure)),
-        };
+        let (who, admission) = admitted(&request);
+        let result = async {
+            admission?.check(&request.get_ref().profile, &target)?;
+            self.issue_key(who.clone(), request.into_inner()).await
+        }
+        .await;
         note_issued(&target, &result);
         finish("IssueWithKey", &who, None, result)
     }
@@ -487,15 +508,18 @@ impl Ca for CaService {
         &self,
         request: Request<v1::RenewRequest>,
     ) -> Result<Response<v1::IssueResponse>, Status> {
-        let caller = requester(&request);
         let target = AuditTarget::of(&request);
+        let (who, admission) = admitted(&request);
         let request = request.into_inner();
         let asked = request.serial.clone();
-        target.note("serial", &asked);
-        let (who, result) = match caller {
-            Ok(caller) => (caller.clone(), self.renewal(caller, request).await),
-            Err(failure) => (UNKNOWN.into(), Err(failure)),
-        };
+        let result = async {
+            let admission = admission?;
+            let profile = self.profile_of(&asked, &target).await?;
+            let serial = convert::serial(&asked).map_err(|e| Failure::Invalid(vec![e]))?;
+            admission.check_renewal(&serial, &profile, &target)?;
+            self.renewal(who.clone(), request).await
+        }
+        .await;
         note_issued(&target, &result);
         finish("Renew", &who, Some(&asked), result)
     }
@@ -504,15 +528,17 @@ impl Ca for CaService {
         &self,
         request: Request<v1::GetCertificateRequest>,
     ) -> Result<Response<v1::Certificate>, Status> {
-        let caller = requester(&request);
         let target = AuditTarget::of(&request);
+        let (who, admission) = admitted(&request);
         let request = request.into_inner();
         let asked = request.serial.clone();
-        target.note("serial", &asked);
-        let (who, result) = match caller {
-            Ok(caller) => (caller, self.get(request).await),
-            Err(failure) => (UNKNOWN.into(), Err(failure)),
-        };
+        let result = async {
+            let admission = admission?;
+            let profile = self.profile_of(&asked, &target).await?;
+            admission.check(&profile, &target)?;
+            self.get(request).await
+        }
+        .await;
         finish("GetCertificate", &who, Some(&asked), result)
     }
 
@@ -520,10 +546,18 @@ impl Ca for CaService {
         &self,
         request: Request<v1::ListCertificatesRequest>,
     ) -> Result<Response<v1::ListCertificatesResponse>, Status> {
-        let (who, result) = match requester(&request) {
-            Ok(caller) => (caller, self.list(request.into_inner()).await),
-            Err(failure) => (UNKNOWN.into(), Err(failure)),
-        };
+        let target = AuditTarget::of(&request);
+        let (who, admission) = admitted(&request);
+        let result = async {
+            // Without a profile filter the caller lists every profile.
+            let profile = match request.get_ref().profile.as_str() {
+                "" => "*",
+                named => named,
+            };
+            admission?.check(profile, &target)?;
+            self.list(request.into_inner()).await
+        }
+        .await;
         finish("ListCertificates", &who, None, result)
     }
 
@@ -531,15 +565,17 @@ impl Ca for CaService {
         &self,
         request: Request<v1::RevokeRequest>,
     ) -> Result<Response<v1::RevokeResponse>, Status> {
-        let caller = requester(&request);
         let target = AuditTarget::of(&request);
+        let (who, admission) = admitted(&request);
         let request = request.into_inner();
         let asked = request.serial.clone();
-        target.note("serial", &asked);
-        let (who, result) = match caller {
-            Ok(caller) => (caller.clone(), self.revoke(caller, request).await),
-            Err(failure) => (UNKNOWN.into(), Err(failure)),
-        };
+        let result = async {
+            let admission = admission?;
+            let profile = self.profile_of(&asked, &target).await?;
+            admission.check(&profile, &target)?;
+            self.revoke(request).await
+        }
+        .await;
         finish("Revoke", &who, Some(&asked), result)
     }
 
@@ -547,10 +583,8 @@ impl Ca for CaService {
         &self,
         request: Request<v1::GetCrlRequest>,
     ) -> Result<Response<v1::CrlResponse>, Status> {
-        let (who, result) = match requester(&request) {
-            Ok(caller) => (caller, self.crl(request.into_inner()).await),
-            Err(failure) => (UNKNOWN.into(), Err(failure)),
-        };
+        let (who, _) = admitted(&request);
+        let result = self.crl(request.into_inner()).await;
         finish("GetCrl", &who, None, result)
     }
 
@@ -558,11 +592,8 @@ impl Ca for CaService {
         &self,
         request: Request<v1::GetChainRequest>,
     ) -> Result<Response<v1::ChainResponse>, Status> {
-        let (who, result) = match requester(&request) {
-            Ok(caller) => (caller, self.chain()),
-            Err(failure) => (UNKNOWN.into(), Err(failure)),
-        };
-        finish("GetChain", &who, None, result)
+        let (who, _) = admitted(&request);
+        finish("GetChain", &who, None, self.chain())
     }
 }
 

@@ -16,7 +16,10 @@
 //! - [`ca_service`] and [`sys_service`] implement the `strongroom.v1`
 //!   services; [`convert`] turns wire requests into domain values (and
 //!   records into wire messages) at the edge; [`status`] is the one mapping
-//!   from errors to gRPC statuses; [`peer`] names the caller.
+//!   from errors to gRPC statuses.
+//! - [`access`] names each caller by its client certificate and admits or
+//!   refuses its requests by the policies in force (reloaded on SIGHUP);
+//!   [`audit`] records every request, refused ones included.
 //! - [`blocking`] runs every HSM and store call on tokio's blocking threads,
 //!   at most [`blocking::CALLS_PER_SESSION`] per HSM session at once.
 //! - [`limit`] makes an oversized request fail with `INVALID_ARGUMENT`.
@@ -25,6 +28,7 @@
 //! Every gRPC service (including health and reflection) refuses requests
 //! larger than `limits.max_request_bytes`.
 
+pub(crate) mod access;
 mod audit;
 mod blocking;
 mod ca_service;
@@ -34,7 +38,6 @@ pub(crate) mod edge;
 mod http;
 mod limit;
 pub(crate) mod ocsp;
-mod peer;
 pub(crate) mod seal;
 mod seal_service;
 mod status;
@@ -57,6 +60,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use zeroize::Zeroizing;
 
+use self::access::AccessControl;
 use self::audit::Audited;
 pub(crate) use self::blocking::BlockingPool;
 use self::ca_service::CaService;
@@ -178,6 +182,43 @@ pub(crate) async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// Reloads the access policies on every SIGHUP, recording each reload in
+/// the audit trail. A policy file with an error changes nothing.
+async fn reload_on_hangup(access: Arc<AccessControl>, trail: crate::audit::AuditTrail) {
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => signal,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch for SIGHUP; policies reload only on restart");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        let started = std::time::Instant::now();
+        let (outcome, detail) = match access.reload() {
+            Ok(count) => {
+                tracing::info!(policies = count, "access policies reloaded");
+                ("OK", None)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "access policies not reloaded; the previous ones stay");
+                ("INVALID_ARGUMENT", Some(e.to_string()))
+            }
+        };
+        let entry = crate::audit::AuditEntry {
+            caller: "SIGHUP".into(),
+            source: "local".into(),
+            operation: "strongroom.access/ReloadPolicies".into(),
+            target: std::collections::BTreeMap::new(),
+            outcome: outcome.into(),
+            detail,
+            latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        };
+        if let Err(e) = trail.record(entry).await {
+            tracing::error!(error = %e, "cannot audit a policy reload");
+        }
+    }
+}
+
 /// A reflection service builder knowing every service we serve.
 fn reflection() -> tonic_reflection::server::Builder<'static> {
     tonic_reflection::server::Builder::configure()
@@ -206,8 +247,22 @@ pub(crate) async fn serve(
     }
     drop(tls);
 
-    let ca =
-        CaServer::new(CaService::new(seal.gate(), pool.clone())).max_decoding_message_size(limit);
+    let auth = &seal.config().auth;
+    let access = Arc::new(
+        AccessControl::new(
+            auth.policies.clone(),
+            auth.identity.clone(),
+            seal.gate(),
+            pool.clone(),
+        )
+        .context("cannot load the access policies")?,
+    );
+    let ca = CaServer::new(CaService::new(
+        seal.gate(),
+        pool.clone(),
+        Arc::clone(&access),
+    ))
+    .max_decoding_message_size(limit);
     let transit_limit = seal.config().transit.max_request_bytes;
     let transit = TransitServer::new(TransitService::new(seal.gate(), pool.clone()))
         .max_decoding_message_size(transit_limit);
@@ -242,25 +297,43 @@ pub(crate) async fn serve(
     let router = Server::builder()
         .tls_config(tls_config)
         .context("the TLS certificate or key is unusable")?
-        .add_service(Audited::new(SizeLimited::new(ca, limit), trail.clone()))
+        .add_service(Audited::new(
+            SizeLimited::new(ca, limit),
+            trail.clone(),
+            Arc::clone(&access),
+        ))
         .add_service(Audited::new(
             SizeLimited::new(transit, transit_limit),
             trail.clone(),
+            Arc::clone(&access),
         ))
-        .add_service(Audited::new(SizeLimited::new(sys, limit), trail.clone()))
+        .add_service(Audited::new(
+            SizeLimited::new(sys, limit),
+            trail.clone(),
+            Arc::clone(&access),
+        ))
         .add_service(Audited::new(
             SizeLimited::new(seal_service, limit),
             trail.clone(),
+            Arc::clone(&access),
         ))
-        .add_service(Audited::new(SizeLimited::new(health, limit), trail.clone()))
+        .add_service(Audited::new(
+            SizeLimited::new(health, limit),
+            trail.clone(),
+            Arc::clone(&access),
+        ))
         .add_service(Audited::new(
             SizeLimited::new(reflection_v1, limit),
             trail.clone(),
+            Arc::clone(&access),
         ))
         .add_service(Audited::new(
             SizeLimited::new(reflection_v1alpha, limit),
             trail.clone(),
+            Arc::clone(&access),
         ));
+
+    let reloading = tokio::spawn(reload_on_hangup(Arc::clone(&access), trail.clone()));
 
     // One stop signal for both servers. The trigger owns the sender: when it
     // is aborted (gRPC ended on its own), the dropped sender stops HTTP too.
@@ -285,6 +358,7 @@ pub(crate) async fn serve(
         .serve_with_incoming_shutdown(incoming, http::stopped(stop_rx))
         .await;
     trigger.abort();
+    reloading.abort();
     let http_done = http_task.await;
     seal.shutdown().await;
     served.context("the gRPC server failed")?;

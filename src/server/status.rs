@@ -10,11 +10,11 @@
 //! | `CaError::NotRenewable`                            | `FAILED_PRECONDITION`|
 //! | `StoreError::{RevokedFinally, WrongStatus}`         | `FAILED_PRECONDITION`|
 //! | no CRL published yet                               | `NOT_FOUND`          |
-//! | `CaError::NotPermitted`                            | `PERMISSION_DENIED`  |
 //! | the appliance is sealed (or was sealed mid-request: HSM `Closed`) | `FAILED_PRECONDITION` |
 //! | a seal operation out of turn (not initialised, wrong nonce, …) | `FAILED_PRECONDITION` |
 //! | HSM `Unavailable`/`PoolTimeout`, store unavailable | `UNAVAILABLE`        |
-//! | an unreadable client certificate                   | `UNAUTHENTICATED`    |
+//! | an unreadable, nameless or revoked client certificate | `UNAUTHENTICATED` |
+//! | a capability no policy grants the caller           | `PERMISSION_DENIED`  |
 //! | `TransitError::{InvalidInput, DecryptionFailed}`   | `INVALID_ARGUMENT`   |
 //! | `TransitError::{KeyNotFound, KekNotFound}`         | `NOT_FOUND`          |
 //! | `TransitError::{KeyExists, KekExists}`             | `ALREADY_EXISTS`     |
@@ -40,8 +40,11 @@ pub(crate) enum Failure {
     Ca(CaError),
     /// Transit refused or failed the operation.
     Transit(TransitError),
-    /// The caller presented a client certificate that cannot be read.
+    /// The caller presented a client certificate that cannot be read, has
+    /// no usable identity, or is revoked.
     Unauthenticated(String),
+    /// The caller's policies do not grant what the request needs.
+    PermissionDenied(String),
     /// What was asked for does not exist (yet).
     NotFound(String),
     /// The server cannot take the request now (e.g. it is shutting down).
@@ -88,6 +91,7 @@ pub(crate) fn to_status(failure: &Failure) -> Status {
         Failure::Ca(error) => ca_status(error),
         Failure::Transit(error) => transit_status(error),
         Failure::Unauthenticated(why) => Status::unauthenticated(why.clone()),
+        Failure::PermissionDenied(why) => Status::permission_denied(why.clone()),
         Failure::NotFound(why) => Status::not_found(why.clone()),
         Failure::Unavailable(why) => Status::unavailable(why.clone()),
         Failure::Sealed => sealed(),
@@ -112,7 +116,6 @@ fn ca_status(error: &CaError) -> Status {
         }
         CaError::NotFound(_) => Status::not_found(error.to_string()),
         CaError::NotRenewable { .. } => Status::failed_precondition(error.to_string()),
-        CaError::NotPermitted { .. } => Status::permission_denied(error.to_string()),
         CaError::Hsm(
             strongroom_hsm::Error::Unavailable { .. } | strongroom_hsm::Error::PoolTimeout { .. },
         ) => Status::unavailable(error.to_string()),

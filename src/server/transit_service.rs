@@ -33,6 +33,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use zeroize::Zeroizing;
 
+use super::access::Admission;
 use super::audit::AuditTarget;
 use super::blocking::{self, BlockingPool};
 use super::convert::transit as convert;
@@ -83,9 +84,12 @@ impl TransitService {
     /// Serves a bidirectional stream: each request message becomes one
     /// response message. The key of the first message is reused by later
     /// messages that leave theirs empty. Each message runs `fast` inline
-    /// when [`try_inline`] allows, `work` on the pool otherwise.
+    /// when [`try_inline`] allows, `work` on the pool otherwise. Each key a
+    /// stream names is checked against the caller's grants when first named.
+    #[allow(clippy::too_many_arguments)]
     fn stream<Req, Resp, F, G>(
         &self,
+        admission: Admission,
         target: AuditTarget,
         mut input: Streaming<Req>,
         key_of: fn(&Req) -> &str,
@@ -119,6 +123,11 @@ impl TransitService {
                 let answer = async {
                     let named = key_of(&message);
                     if !named.is_empty() {
+                        if !keys.iter().any(|k| k == named) {
+                            admission
+                                .check(named, &target)
+                                .map_err(|failure| to_status(&failure))?;
+                        }
                         key = Some(convert::key_name(named).map_err(transit_status)?);
                         if !keys.iter().any(|k| k == named) {
                             keys.push(named.to_string());
@@ -178,6 +187,15 @@ fn try_inline<T>(
         Ok(outcome) => outcome.map(Some).map_err(transit_status),
         Err(NotCached) => Ok(None),
     }
+}
+
+/// Checks the caller's grant on transit key `name` (the capability the
+/// RPC needs), naming the key in the audit record.
+fn check_key<T>(request: &Request<T>, name: &str) -> Result<(), Status> {
+    let target = AuditTarget::of(request);
+    Admission::of(request)
+        .and_then(|admission| admission.check(name, &target))
+        .map_err(|failure| to_status(&failure))
 }
 
 fn transit_status(error: TransitError) -> Status {
@@ -372,7 +390,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::CreateKeyRequest>,
     ) -> Result<Response<v1::TransitKey>, Status> {
-        AuditTarget::of(&request).note("key", &request.get_ref().name);
+        check_key(&request, &request.get_ref().name)?;
         let new = convert::new_key(request.get_ref()).map_err(transit_status)?;
         let info = self.run(move |t| t.create_key(new)).await?;
         Ok(Response::new(convert::wire_key(&info)))
@@ -382,7 +400,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::GetKeyRequest>,
     ) -> Result<Response<v1::TransitKey>, Status> {
-        AuditTarget::of(&request).note("key", &request.get_ref().name);
+        check_key(&request, &request.get_ref().name)?;
         let name = convert::key_name(&request.get_ref().name).map_err(transit_status)?;
         let info = self.run(move |t| t.get_key(&name)).await?;
         Ok(Response::new(convert::wire_key(&info)))
@@ -426,7 +444,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::UpdateKeyRequest>,
     ) -> Result<Response<v1::TransitKey>, Status> {
-        AuditTarget::of(&request).note("key", &request.get_ref().name);
+        check_key(&request, &request.get_ref().name)?;
         let request = request.into_inner();
         let name = convert::key_name(&request.name).map_err(transit_status)?;
         let update = convert::key_update(&request).map_err(transit_status)?;
@@ -438,7 +456,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::RotateKeyRequest>,
     ) -> Result<Response<v1::TransitKey>, Status> {
-        AuditTarget::of(&request).note("key", &request.get_ref().name);
+        check_key(&request, &request.get_ref().name)?;
         let name = convert::key_name(&request.get_ref().name).map_err(transit_status)?;
         let info = self.run(move |t| t.rotate_key(&name)).await?;
         Ok(Response::new(convert::wire_key(&info)))
@@ -448,7 +466,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::TrimKeyRequest>,
     ) -> Result<Response<v1::TransitKey>, Status> {
-        AuditTarget::of(&request).note("key", &request.get_ref().name);
+        check_key(&request, &request.get_ref().name)?;
         let request = request.into_inner();
         let name = convert::key_name(&request.name).map_err(transit_status)?;
         let min = request.min_available_version;
@@ -460,7 +478,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::DeleteKeyRequest>,
     ) -> Result<Response<v1::DeleteKeyResponse>, Status> {
-        AuditTarget::of(&request).note("key", &request.get_ref().name);
+        check_key(&request, &request.get_ref().name)?;
         let name = convert::key_name(&request.get_ref().name).map_err(transit_status)?;
         self.run(move |t| t.delete_key(&name)).await?;
         Ok(Response::new(v1::DeleteKeyResponse {}))
@@ -470,7 +488,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::ExportKeyRequest>,
     ) -> Result<Response<v1::ExportKeyResponse>, Status> {
-        AuditTarget::of(&request).note("key", &request.get_ref().name);
+        check_key(&request, &request.get_ref().name)?;
         let request = request.into_inner();
         let name = convert::key_name(&request.name).map_err(transit_status)?;
         let version = convert::version(request.version);
@@ -511,7 +529,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::EncryptRequest>,
     ) -> Result<Response<v1::EncryptResponse>, Status> {
-        AuditTarget::of(&request).note("key", &request.get_ref().key);
+        check_key(&request, &request.get_ref().key)?;
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let version = convert::version(request.key_version);
@@ -530,7 +548,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::EncryptBatchRequest>,
     ) -> Result<Response<v1::EncryptBatchResponse>, Status> {
-        AuditTarget::of(&request).note("key", &request.get_ref().key);
+        check_key(&request, &request.get_ref().key)?;
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let len = encrypt_len(&request.items);
@@ -549,7 +567,9 @@ impl TransitRpc for TransitService {
         request: Request<Streaming<v1::EncryptStreamRequest>>,
     ) -> Result<Response<Self::EncryptStreamStream>, Status> {
         engine(&self.gate)?;
+        let admission = Admission::of(&request).map_err(|failure| to_status(&failure))?;
         Ok(Response::new(self.stream(
+            admission,
             AuditTarget::of(&request),
             request.into_inner(),
             |m: &v1::EncryptStreamRequest| m.key.as_str(),
@@ -570,7 +590,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::DecryptRequest>,
     ) -> Result<Response<v1::DecryptResponse>, Status> {
-        AuditTarget::of(&request).note("key", &request.get_ref().key);
+        check_key(&request, &request.get_ref().key)?;
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let len = request.ciphertext.len() + request.associated_data.len() + request.context.len();
@@ -588,7 +608,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::DecryptBatchRequest>,
     ) -> Result<Response<v1::DecryptBatchResponse>, Status> {
-        AuditTarget::of(&request).note("key", &request.get_ref().key);
+        check_key(&request, &request.get_ref().key)?;
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let len = decrypt_len(&request.items);
@@ -607,7 +627,9 @@ impl TransitRpc for TransitService {
         request: Request<Streaming<v1::DecryptStreamRequest>>,
     ) -> Result<Response<Self::DecryptStreamStream>, Status> {
         engine(&self.gate)?;
+        let admission = Admission::of(&request).map_err(|failure| to_status(&failure))?;
         Ok(Response::new(self.stream(
+            admission,
             AuditTarget::of(&request),
             request.into_inner(),
             |m: &v1::DecryptStreamRequest| m.key.as_str(),
@@ -628,7 +650,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::RewrapRequest>,
     ) -> Result<Response<v1::RewrapResponse>, Status> {
-        AuditTarget::of(&request).note("key", &request.get_ref().key);
+        check_key(&request, &request.get_ref().key)?;
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let out = self
@@ -650,7 +672,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::RewrapBatchRequest>,
     ) -> Result<Response<v1::RewrapBatchResponse>, Status> {
-        AuditTarget::of(&request).note("key", &request.get_ref().key);
+        check_key(&request, &request.get_ref().key)?;
         use v1::rewrap_result::Result as R;
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
@@ -683,7 +705,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::GenerateDataKeyRequest>,
     ) -> Result<Response<v1::GenerateDataKeyResponse>, Status> {
-        AuditTarget::of(&request).note("key", &request.get_ref().key);
+        check_key(&request, &request.get_ref().key)?;
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let item = v1::GenerateDataKeyItem {
@@ -700,7 +722,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::GenerateDataKeyBatchRequest>,
     ) -> Result<Response<v1::GenerateDataKeyBatchResponse>, Status> {
-        AuditTarget::of(&request).note("key", &request.get_ref().key);
+        check_key(&request, &request.get_ref().key)?;
         use v1::generate_data_key_result::Result as R;
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
@@ -728,7 +750,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::SignRequest>,
     ) -> Result<Response<v1::SignResponse>, Status> {
-        AuditTarget::of(&request).note("key", &request.get_ref().key);
+        check_key(&request, &request.get_ref().key)?;
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let options = convert::sign_options(request.hash, request.scheme, request.prehashed)
@@ -748,7 +770,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::SignBatchRequest>,
     ) -> Result<Response<v1::SignBatchResponse>, Status> {
-        AuditTarget::of(&request).note("key", &request.get_ref().key);
+        check_key(&request, &request.get_ref().key)?;
         use v1::sign_result::Result as R;
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
@@ -782,7 +804,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::VerifyRequest>,
     ) -> Result<Response<v1::VerifyResponse>, Status> {
-        AuditTarget::of(&request).note("key", &request.get_ref().key);
+        check_key(&request, &request.get_ref().key)?;
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let options = convert::sign_options(request.hash, request.scheme, request.prehashed)
@@ -801,7 +823,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::VerifyBatchRequest>,
     ) -> Result<Response<v1::VerifyBatchResponse>, Status> {
-        AuditTarget::of(&request).note("key", &request.get_ref().key);
+        check_key(&request, &request.get_ref().key)?;
         use v1::verify_result::Result as R;
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
@@ -835,7 +857,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::HmacRequest>,
     ) -> Result<Response<v1::HmacResponse>, Status> {
-        AuditTarget::of(&request).note("key", &request.get_ref().key);
+        check_key(&request, &request.get_ref().key)?;
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let hash = hash_or_default(request.hash).map_err(transit_status)?;
@@ -853,7 +875,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::HmacBatchRequest>,
     ) -> Result<Response<v1::HmacBatchResponse>, Status> {
-        AuditTarget::of(&request).note("key", &request.get_ref().key);
+        check_key(&request, &request.get_ref().key)?;
         use v1::hmac_result::Result as R;
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
@@ -883,7 +905,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::VerifyHmacRequest>,
     ) -> Result<Response<v1::VerifyHmacResponse>, Status> {
-        AuditTarget::of(&request).note("key", &request.get_ref().key);
+        check_key(&request, &request.get_ref().key)?;
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let hash = hash_or_default(request.hash).map_err(transit_status)?;
@@ -900,7 +922,7 @@ impl TransitRpc for TransitService {
         &self,
         request: Request<v1::VerifyHmacBatchRequest>,
     ) -> Result<Response<v1::VerifyHmacBatchResponse>, Status> {
-        AuditTarget::of(&request).note("key", &request.get_ref().key);
+        check_key(&request, &request.get_ref().key)?;
         use v1::verify_hmac_result::Result as R;
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;

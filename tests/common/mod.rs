@@ -15,6 +15,10 @@ pub struct Dev {
     child: Child,
     pub addr: String,
     pub cacert: String,
+    /// The dev admin's client certificate (chain) and key, which the dev
+    /// policies grant everything.
+    pub client_cert: String,
+    pub client_key: String,
 }
 
 impl Dev {
@@ -44,8 +48,9 @@ impl Dev {
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let (mut addr, mut cacert) = (None, None);
+        let (mut client_cert, mut client_key) = (None, None);
         let deadline = Instant::now() + Duration::from_secs(60);
-        while addr.is_none() || cacert.is_none() {
+        while addr.is_none() || cacert.is_none() || client_cert.is_none() || client_key.is_none() {
             assert!(
                 Instant::now() < deadline,
                 "dev appliance did not print its exports"
@@ -60,6 +65,12 @@ impl Dev {
             if let Some(v) = line.strip_prefix("export STRONGROOM_CACERT=") {
                 cacert = Some(v.to_string());
             }
+            if let Some(v) = line.strip_prefix("export STRONGROOM_CLIENT_CERT=") {
+                client_cert = Some(v.to_string());
+            }
+            if let Some(v) = line.strip_prefix("export STRONGROOM_CLIENT_KEY=") {
+                client_key = Some(v.to_string());
+            }
         }
         // Keep draining stdout so the appliance never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
@@ -67,9 +78,16 @@ impl Dev {
             child,
             addr: addr.expect("addr"),
             cacert: cacert.expect("cacert"),
+            client_cert: client_cert.expect("client cert"),
+            client_key: client_key.expect("client key"),
         };
         dev.wait_ready();
         dev
+    }
+
+    /// The appliance's process id (for signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Waits until the gRPC listener answers a real RPC.
@@ -94,26 +112,60 @@ impl Dev {
     pub async fn transit_client(
         &self,
     ) -> strongroom_proto::v1::transit_client::TransitClient<tonic::transport::Channel> {
-        use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+        strongroom_proto::v1::transit_client::TransitClient::new(self.channel().await)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20)
+    }
+
+    /// A gRPC channel over TLS as the dev admin.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        self.channel_as(Some((&self.client_cert, &self.client_key)))
+            .await
+            .expect("connect over TLS")
+    }
+
+    /// A gRPC channel over TLS presenting `identity` (certificate chain and
+    /// key files), or no client certificate.
+    pub async fn channel_as(
+        &self,
+        identity: Option<(&str, &str)>,
+    ) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+        use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
         let pem = std::fs::read_to_string(&self.cacert).expect("CA certificate");
-        let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem));
-        let channel = Channel::from_shared(self.addr.clone())
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem));
+        if let Some((cert, key)) = identity {
+            let cert = std::fs::read_to_string(cert).expect("client certificate");
+            let key = std::fs::read_to_string(key).expect("client key");
+            tls = tls.identity(Identity::from_pem(cert, key));
+        }
+        Channel::from_shared(self.addr.clone())
             .expect("uri")
             .tls_config(tls)
             .expect("tls config")
             .connect()
             .await
-            .expect("connect over TLS");
-        strongroom_proto::v1::transit_client::TransitClient::new(channel)
-            .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(64 << 20)
     }
 
+    /// Runs the CLI against the appliance as the dev admin.
     pub fn cli(&self, args: &[&str]) -> Output {
         Command::new(BIN)
             .args(args)
             .env("STRONGROOM_ADDR", &self.addr)
             .env("STRONGROOM_CACERT", &self.cacert)
+            .env("STRONGROOM_CLIENT_CERT", &self.client_cert)
+            .env("STRONGROOM_CLIENT_KEY", &self.client_key)
+            .output()
+            .expect("run strongroom")
+    }
+
+    /// Runs the CLI against the appliance without a client certificate.
+    pub fn cli_anonymous(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .env("STRONGROOM_ADDR", &self.addr)
+            .env("STRONGROOM_CACERT", &self.cacert)
+            .env_remove("STRONGROOM_CLIENT_CERT")
+            .env_remove("STRONGROOM_CLIENT_KEY")
             .output()
             .expect("run strongroom")
     }
@@ -196,6 +248,8 @@ pub struct Server {
     child: Child,
     pub addr: String,
     pub cacert: String,
+    /// The client certificate (chain) and key the CLI presents, if any.
+    pub client: Option<(String, String)>,
 }
 
 impl Server {
@@ -234,6 +288,7 @@ impl Server {
             child,
             addr,
             cacert: p(cacert).to_string(),
+            client: None,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while !server.cli(&["operator", "status"]).status.success() {
@@ -243,14 +298,27 @@ impl Server {
         server
     }
 
+    /// The CLI presents `cert` (chain) and `key` from now on.
+    pub fn with_client(mut self, cert: &Path, key: &Path) -> Server {
+        self.client = Some((p(cert).to_string(), p(key).to_string()));
+        self
+    }
+
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .args(args)
             .env("STRONGROOM_ADDR", &self.addr)
             .env("STRONGROOM_CACERT", &self.cacert)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run strongroom")
+            .env_remove("STRONGROOM_CLIENT_CERT")
+            .env_remove("STRONGROOM_CLIENT_KEY")
+            .stdin(Stdio::null());
+        if let Some((cert, key)) = &self.client {
+            command
+                .env("STRONGROOM_CLIENT_CERT", cert)
+                .env("STRONGROOM_CLIENT_KEY", key);
+        }
+        command.output().expect("run strongroom")
     }
 
     /// Runs `args`, which must succeed; returns its stdout.
