@@ -34,7 +34,7 @@ mod syslog;
 mod trail;
 
 pub(crate) use syslog::{SyslogConfig, SyslogFacility, SyslogTarget};
-pub(crate) use trail::{AuditTrail, AuditUnavailable, TrailConfig};
+pub(crate) use trail::{AuditTrail, AuditUnavailable, SinkHealth, SinkKind, TrailConfig};
 
 /// Longest audit line accepted when reading a trail.
 const MAX_LINE: usize = 64 * 1024;
