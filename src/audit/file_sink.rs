@@ -112,16 +112,6 @@ impl FileSink {
             Some(log) if log.chain() != (seq, prev) => true,
             Some(log) => log.len()? >= self.max_file_bytes,
         };
-        if seq > self.last_written {
-            let problem = format!(
-                "the trail's files miss records {} to {seq}, which the file sink could not \
-                 write (another sink took them, or their requests failed); the trail continues \
-                 in a new file and `strongroom audit verify` will show the gap",
-                self.last_written + 1
-            );
-            tracing::warn!(problem = %problem, "audit files have a gap");
-            self.notice = Some(problem);
-        }
         if replace {
             // Reported once: until a new file opens, there is none.
             self.log = None;
@@ -175,7 +165,23 @@ impl Sink for FileSink {
                 ..Written::none(problem)
             };
         }
+        // Records before this batch that the files do not have.
+        let (seq, _) = batch.head_after(0);
+        let gap = (seq > self.last_written).then(|| {
+            let problem = format!(
+                "the trail's files miss records {} to {seq}, which the file sink could not \
+                 write (another sink took them, or their requests failed); the trail continues \
+                 in a new file and `strongroom audit verify` will show the gap",
+                self.last_written + 1
+            );
+            tracing::warn!(problem = %problem, "audit files have a gap");
+            problem
+        });
         self.last_written = head.0;
+        let notice = match (notice, gap) {
+            (Some(deleted), Some(gap)) => Some(format!("{deleted}; {gap}")),
+            (deleted, gap) => deleted.or(gap),
+        };
         if self.sync_before_reply {
             if let Err(problem) = self.sync() {
                 // In the file, but maybe not on the disk: not accepted, and
