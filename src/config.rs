@@ -96,6 +96,14 @@ pub(crate) struct AuditConfig {
     /// merely written to the operating system (default false).
     #[serde(default)]
     pub(crate) sync_before_reply: bool,
+    /// Also send every record to syslog: `unix:/dev/log`, `udp://HOST:PORT`
+    /// or `tcp://HOST:PORT`. A record is accepted once the file or syslog
+    /// has it; unset, the file alone.
+    #[serde(default)]
+    pub(crate) syslog: Option<crate::audit::SyslogTarget>,
+    /// The syslog facility of the records (default `authpriv`).
+    #[serde(default)]
+    pub(crate) syslog_facility: crate::audit::SyslogFacility,
 }
 
 impl Default for AuditConfig {
@@ -105,6 +113,8 @@ impl Default for AuditConfig {
             max_file_bytes: default_audit_file_bytes(),
             timeout: default_audit_timeout(),
             sync_before_reply: false,
+            syslog: None,
+            syslog_facility: crate::audit::SyslogFacility::default(),
         }
     }
 }
@@ -129,6 +139,14 @@ impl Config {
             max_file_bytes: self.audit.max_file_bytes,
             timeout: self.audit.timeout,
             sync_before_reply: self.audit.sync_before_reply,
+            syslog: self
+                .audit
+                .syslog
+                .clone()
+                .map(|target| crate::audit::SyslogConfig {
+                    target,
+                    facility: self.audit.syslog_facility,
+                }),
         }
     }
 }
@@ -692,6 +710,53 @@ mod tests {
         std::fs::write(&path, issuer).expect("write");
         let config = Config::load(&path).expect("issuer-signed");
         assert_eq!(config.ocsp.signer, OcspSignerKind::Issuer);
+    }
+
+    #[test]
+    fn the_audit_syslog_target_and_facility_are_parsed_and_checked() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("strongroom.example.toml");
+        let text = std::fs::read_to_string(&example).expect("read");
+        let config = Config::load(&example).expect("example parses");
+        assert_eq!(config.audit.syslog, None);
+        assert!(config.audit_trail().syslog.is_none());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("syslog.toml");
+        let on = text
+            .replacen(
+                "# syslog = \"unix:/dev/log\"",
+                "syslog = \"tcp://logs.test:6514\"",
+                1,
+            )
+            .replacen(
+                "syslog_facility = \"authpriv\"",
+                "syslog_facility = \"local3\"",
+                1,
+            );
+        std::fs::write(&path, &on).expect("write");
+        let syslog = Config::load(&path)
+            .expect("syslog on")
+            .audit_trail()
+            .syslog
+            .expect("configured");
+        assert_eq!(
+            syslog.target,
+            crate::audit::SyslogTarget::Tcp("logs.test:6514".into())
+        );
+        assert_eq!(syslog.facility, crate::audit::SyslogFacility::Local3);
+        for (to, says) in [
+            ("syslog = \"logs.test:514\"", "is not a syslog target"),
+            ("syslog = \"udp://logs.test\"", "needs a host and a port"),
+            ("syslog_facility = \"kern\"", "unknown variant"),
+        ] {
+            let from = if to.starts_with("syslog =") {
+                "# syslog = \"unix:/dev/log\""
+            } else {
+                "syslog_facility = \"authpriv\""
+            };
+            std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
+            let error = format!("{:#}", Config::load(&path).expect_err(to));
+            assert!(error.contains(says), "{to}: {error}");
+        }
     }
 
     #[test]

@@ -28,9 +28,13 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use strongroom_ceremony::chain::{GENESIS, open_line, seal};
 
+mod file_sink;
+mod sink;
+mod syslog;
 mod trail;
 
-pub(crate) use trail::{AuditTrail, AuditUnavailable, TrailConfig};
+pub(crate) use syslog::{SyslogConfig, SyslogFacility, SyslogTarget};
+pub(crate) use trail::{AuditTrail, AuditUnavailable, SinkHealth, SinkKind, TrailConfig};
 
 /// Longest audit line accepted when reading a trail.
 const MAX_LINE: usize = 64 * 1024;
@@ -214,48 +218,31 @@ impl AuditLog {
         }
     }
 
-    /// Appends one record and returns it with its hash; see
-    /// [`AuditLog::append_all`].
+    /// Appends one record and returns it with its hash.
     #[cfg(test)]
     pub(crate) fn append(
         &mut self,
         entry: AuditEntry,
         at: SystemTime,
     ) -> Result<(AuditRecord, String), AuditError> {
-        let mut appended = self.append_all(vec![(entry, at)])?;
-        Ok((appended.remove(0), self.prev.clone()))
+        let (seq, prev) = (self.seq, self.prev.clone());
+        let mut sealed = seal_records(seq, &prev, vec![(entry, at)])
+            .map_err(|e| AuditError::io(&self.path, std::io::Error::other(e)))?;
+        let hash = sealed.hashes.remove(0);
+        self.append_sealed(&sealed.lines.concat(), (seq + 1, &hash))?;
+        Ok((sealed.records.remove(0), hash))
     }
 
-    /// Appends records in one `write` and returns them. The chain advances
-    /// only if the write succeeded; a write that fails part way (a full
-    /// disk) is cut off again, so the file still ends with a whole record.
-    pub(crate) fn append_all(
+    /// Appends records sealed by [`seal_records`] in one `write`: `lines`
+    /// continue this file's chain and end with record `head` (its sequence
+    /// number and hash). The chain advances only if the write succeeded; a
+    /// write that fails part way (a full disk) is cut off again, so the file
+    /// still ends with a whole record.
+    pub(crate) fn append_sealed(
         &mut self,
-        entries: Vec<(AuditEntry, SystemTime)>,
-    ) -> Result<Vec<AuditRecord>, AuditError> {
-        let mut lines = String::new();
-        let mut records = Vec::with_capacity(entries.len());
-        let (mut seq, mut prev) = (self.seq, self.prev.clone());
-        for (entry, at) in entries {
-            seq += 1;
-            let record = AuditRecord {
-                seq,
-                time: rfc3339_millis(at),
-                caller: entry.caller,
-                source: entry.source,
-                operation: entry.operation,
-                target: entry.target,
-                outcome: entry.outcome,
-                detail: entry.detail,
-                latency_us: entry.latency_us,
-                prev_hash: prev,
-            };
-            let (line, hash) =
-                seal(&record).map_err(|e| AuditError::io(&self.path, std::io::Error::other(e)))?;
-            lines.push_str(&line);
-            prev = hash;
-            records.push(record);
-        }
+        lines: &str,
+        head: (u64, &str),
+    ) -> Result<(), AuditError> {
         let before = self.file.metadata().map(|m| m.len());
         if let Err(e) = self.file.write_all(lines.as_bytes()) {
             if let Ok(before) = before {
@@ -265,9 +252,9 @@ impl AuditLog {
             }
             return Err(AuditError::io(&self.path, e));
         }
-        self.seq = seq;
-        self.prev = prev;
-        Ok(records)
+        self.seq = head.0;
+        self.prev = head.1.to_string();
+        Ok(())
     }
 
     /// Flushes what was appended to the disk.
@@ -276,6 +263,54 @@ impl AuditLog {
             .sync_data()
             .map_err(|e| AuditError::io(&self.path, e))
     }
+}
+
+/// Records sealed into chained lines, in order, not yet written anywhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Sealed {
+    /// The records.
+    pub(crate) records: Vec<AuditRecord>,
+    /// Each record as its line in a trail file, newline included.
+    pub(crate) lines: Vec<String>,
+    /// Each record's hash, which the next record's `prev_hash` carries.
+    pub(crate) hashes: Vec<String>,
+}
+
+/// Seals `entries` into records that continue a chain whose last record is
+/// `seq` with hash `prev`: numbered from `seq + 1`, each carrying the hash
+/// of the one before. Fails only if a record cannot be serialised.
+pub(crate) fn seal_records(
+    seq: u64,
+    prev: &str,
+    entries: Vec<(AuditEntry, SystemTime)>,
+) -> Result<Sealed, String> {
+    let mut sealed = Sealed {
+        records: Vec::with_capacity(entries.len()),
+        lines: Vec::with_capacity(entries.len()),
+        hashes: Vec::with_capacity(entries.len()),
+    };
+    let (mut seq, mut prev) = (seq, prev.to_string());
+    for (entry, at) in entries {
+        seq += 1;
+        let record = AuditRecord {
+            seq,
+            time: rfc3339_millis(at),
+            caller: entry.caller,
+            source: entry.source,
+            operation: entry.operation,
+            target: entry.target,
+            outcome: entry.outcome,
+            detail: entry.detail,
+            latency_us: entry.latency_us,
+            prev_hash: prev,
+        };
+        let (line, hash) = seal(&record)?;
+        sealed.lines.push(line);
+        prev = hash.clone();
+        sealed.hashes.push(hash);
+        sealed.records.push(record);
+    }
+    Ok(sealed)
 }
 
 /// The last line of `file` (without its newline), `None` if it is empty.
@@ -436,25 +471,35 @@ pub(crate) fn verify_files(paths: &[PathBuf]) -> Result<Verified, AuditError> {
     Ok(verified)
 }
 
-/// RFC 3339 UTC with milliseconds, e.g. `2026-11-22T17:00:00.123Z`.
+/// RFC 3339 UTC with milliseconds, e.g. `2026-11-22T17:00:00.123Z`; for a
+/// time that cannot be written so, seconds since 1970 (`1234.567`).
 fn rfc3339_millis(at: SystemTime) -> String {
+    rfc3339_millis_strict(at).unwrap_or_else(|| {
+        let since = at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        format!("{}.{:03}", since.as_secs(), since.subsec_millis())
+    })
+}
+
+/// RFC 3339 UTC with milliseconds, e.g. `2026-11-22T17:00:00.123Z` (a time
+/// before 1970 as 1970); `None` for a time after 9999.
+pub(crate) fn rfc3339_millis_strict(at: SystemTime) -> Option<String> {
     let since = at
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
     let whole = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(since.as_secs());
-    match der::DateTime::from_system_time(whole) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            t.year(),
-            t.month(),
-            t.day(),
-            t.hour(),
-            t.minutes(),
-            t.seconds(),
-            since.subsec_millis()
-        ),
-        Err(_) => format!("{}.{:03}", since.as_secs(), since.subsec_millis()),
-    }
+    let t = der::DateTime::from_system_time(whole).ok()?;
+    Some(format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        t.year(),
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minutes(),
+        t.seconds(),
+        since.subsec_millis()
+    ))
 }
 
 #[cfg(test)]

@@ -1,41 +1,44 @@
-//! The audit trail as the server writes it: one thread owns the files and
-//! appends records in batches (one `write` per batch); a request hands its
-//! record over and waits at most a bound (1 s by default) for the answer:
-//! until the batch is written, when it survives a crash of the appliance and
-//! is flushed to the disk within 50 ms (`fdatasync`), or with
-//! `audit.sync_before_reply` until it is flushed, when it survives a crash
-//! of the machine too.
-//! If the record is not on disk by then, the request fails: the trail fails
-//! closed, but never hangs a request on a stuck disk.
+//! The audit trail as the server writes it: one thread keeps the chain,
+//! sealing records in batches, and offers each batch to every sink: the
+//! trail's files always ([`super::file_sink`]), syslog too when configured
+//! ([`super::syslog`]). A request hands its record over and waits at most a
+//! bound (1 s by default) until one sink has written it: the file, when it
+//! is in the operating system (where it survives a crash of the appliance,
+//! flushed to the disk within 50 ms by `fdatasync`), or with
+//! `audit.sync_before_reply` once it is flushed, when it survives a crash of
+//! the machine too; syslog, when it is sent on the socket.
+//! If no sink has it by then, the request fails: the trail fails closed, but
+//! never hangs a request on a stuck disk or receiver, and a stuck sink never
+//! holds up the others (each runs on its own thread behind a bounded inbox).
 //!
-//! Files are `audit-<first sequence, 20 digits>.jsonl` in one directory, so
-//! that `ls` lists them in chain order. A file is rotated when it reaches
-//! its size limit: the next file continues the chain. The writer keeps the
-//! chain's head itself, so that a file deleted or replaced under it is
-//! noticed (the path no longer names the file it writes), reported, and the
-//! trail continues in a new file, leaving a gap that `strongroom audit
-//! verify` names. A failed write (a full disk) is cut off again, reported,
-//! and retried with the next record, so the trail recovers as soon as the
-//! disk does.
+//! The chain thread keeps the chain's head itself. When no sink wrote a
+//! batch's last records, the head goes back before them, so they are never
+//! in any sink and the next records take their sequence numbers: with the
+//! file alone, a full disk leaves no gap. Records that some sink may still
+//! write (it had not answered within the bound) keep their numbers.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::oneshot;
 
-use super::{AuditEntry, AuditError, AuditLog};
+use super::file_sink::FileSink;
+use super::sink::{self, Answer, Batch, Decision, Sink, Written};
+use super::syslog::{SyslogConfig, SyslogSink};
+use super::{AuditEntry, AuditError, seal_records};
 
-/// Records waiting for the writer at most; beyond, requests fail at once.
+/// Records waiting for the chain thread at most; beyond, requests fail at
+/// once.
 const QUEUE: usize = 4096;
 
-/// Most records written in one `write`.
+/// Most records sealed and written in one batch.
 const BATCH: usize = 512;
 
-/// Longest a written record waits to be flushed to the disk, unless
-/// `sync_before_reply` flushes every batch before answering.
-const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
+/// Batches waiting for one sink at most; beyond, that sink misses them (the
+/// others still take them).
+const SINK_QUEUE: usize = 64;
 
 /// Where and how the trail is written.
 #[derive(Debug, Clone)]
@@ -49,6 +52,8 @@ pub(crate) struct TrailConfig {
     /// Reply only once the record is flushed to the disk (`fdatasync`),
     /// rather than once it is written to the operating system.
     pub(crate) sync_before_reply: bool,
+    /// Where records are sent to syslog as well, if anywhere.
+    pub(crate) syslog: Option<SyslogConfig>,
 }
 
 /// Why a record could not be written in time; the request fails with it.
@@ -59,7 +64,7 @@ pub(crate) struct AuditUnavailable(pub(crate) String);
 /// The trail's state, for status and metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TrailHealth {
-    /// The last write succeeded.
+    /// The last record was accepted (some sink wrote it).
     pub(crate) healthy: bool,
     /// What is wrong, or what went wrong last (a deleted file, say).
     pub(crate) problem: Option<String>,
@@ -67,19 +72,57 @@ pub(crate) struct TrailHealth {
     pub(crate) file: PathBuf,
     /// The last record's sequence number.
     pub(crate) last_seq: u64,
-    /// Records that could not be written since the start.
+    /// Records that no sink wrote since the start; their requests failed.
+    pub(crate) failed: u64,
+    /// Each sink's state: the file sink's first.
+    pub(crate) sinks: Vec<SinkHealth>,
+}
+
+/// Which kind of sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SinkKind {
+    /// The trail's JSON-lines files.
+    File,
+    /// A syslog receiver.
+    Syslog,
+}
+
+impl SinkKind {
+    /// `file` or `syslog`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            SinkKind::File => "file",
+            SinkKind::Syslog => "syslog",
+        }
+    }
+}
+
+/// One sink's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SinkHealth {
+    /// Which sink.
+    pub(crate) kind: SinkKind,
+    /// Where it writes: the trail's directory, or the syslog target.
+    pub(crate) target: String,
+    /// Its last write succeeded.
+    pub(crate) healthy: bool,
+    /// What is wrong with it, or what went wrong last.
+    pub(crate) problem: Option<String>,
+    /// Records it wrote since the start.
+    pub(crate) written: u64,
+    /// Records it could not write since the start (another sink may have).
     pub(crate) failed: u64,
 }
 
-/// A record handed to the writer, and where its answer goes.
+/// A record handed to the chain thread, and where its answer goes.
 struct Job {
     entry: AuditEntry,
     at: SystemTime,
-    done: oneshot::Sender<Result<u64, String>>,
+    done: Answer,
 }
 
-/// The server's audit trail. Cheap to clone; the writer thread stops when
-/// the last clone is dropped.
+/// The server's audit trail. Cheap to clone; the threads stop when the last
+/// clone is dropped.
 #[derive(Clone)]
 pub(crate) struct AuditTrail {
     jobs: SyncSender<Job>,
@@ -97,38 +140,53 @@ impl std::fmt::Debug for AuditTrail {
 
 impl AuditTrail {
     /// Opens the trail in `config.dir`, continuing its newest file (which
-    /// must end with an intact record), and starts the writer thread.
+    /// must end with an intact record), and starts its threads. A syslog
+    /// receiver is first reached with the first record.
     pub(crate) fn open(config: TrailConfig) -> Result<AuditTrail, AuditError> {
         create_private_dir(&config.dir)?;
-        let log = match newest_file(&config.dir)? {
-            Some(path) => AuditLog::open(&path)?,
-            None => AuditLog::continue_in(
-                &file_for(&config.dir, 1),
-                0,
-                strongroom_ceremony::chain::GENESIS,
-            )?,
-        };
-        let (seq, prev) = log.chain();
+        let file = FileSink::open(&config.dir, config.max_file_bytes, config.sync_before_reply)?;
+        let (seq, prev) = file.head();
+        let file_path = file.file().unwrap_or_else(|| config.dir.clone());
+        let mut sinks: Vec<(Box<dyn Sink>, SinkHealth)> = vec![(
+            Box::new(file),
+            SinkHealth::new(SinkKind::File, file_path.display().to_string()),
+        )];
+        if let Some(syslog) = &config.syslog {
+            sinks.push((
+                Box::new(SyslogSink::new(syslog, config.timeout)),
+                SinkHealth::new(SinkKind::Syslog, syslog.target.to_string()),
+            ));
+        }
         let health = Arc::new(Mutex::new(TrailHealth {
             healthy: true,
             problem: None,
-            file: log.path().to_path_buf(),
+            file: file_path,
             last_seq: seq,
             failed: 0,
+            sinks: sinks.iter().map(|(_, h)| h.clone()).collect(),
         }));
-        let writer = Writer {
-            dir: config.dir.clone(),
-            max_file_bytes: config.max_file_bytes,
-            sync_before_reply: config.sync_before_reply,
+        let alone = sinks.len() == 1;
+        let mut inboxes = Vec::with_capacity(sinks.len());
+        for (index, (sink, sink_health)) in sinks.into_iter().enumerate() {
+            let (inbox, batches) = mpsc::sync_channel(SINK_QUEUE);
+            let health = Arc::clone(&health);
+            std::thread::Builder::new()
+                .name(format!("audit-{}", sink_health.kind.name()))
+                .spawn(move || sink::drive(sink, batches, index, health, alone))
+                .map_err(|e| AuditError::io(&config.dir, e))?;
+            inboxes.push(inbox);
+        }
+        let chain = Chain {
             seq,
-            prev: prev.to_string(),
-            log: Some(log),
+            prev,
+            sinks: inboxes,
             health: Arc::clone(&health),
+            timeout: config.timeout,
         };
         let (jobs, queue) = mpsc::sync_channel(QUEUE);
         std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || writer.run(queue))
+            .spawn(move || chain.run(queue))
             .map_err(|e| AuditError::io(&config.dir, e))?;
         Ok(AuditTrail {
             jobs,
@@ -137,9 +195,9 @@ impl AuditTrail {
         })
     }
 
-    /// Appends `entry` and waits until it is on disk; returns its sequence
-    /// number. Fails at once if the writer is too far behind, and after the
-    /// configured bound if the disk does not answer.
+    /// Appends `entry` and waits until a sink has written it; returns its
+    /// sequence number. Fails at once if the trail is too far behind, and
+    /// after the configured bound if no sink answers.
     pub(crate) async fn record(&self, entry: AuditEntry) -> Result<u64, AuditUnavailable> {
         let (done, answer) = oneshot::channel();
         let job = Job {
@@ -178,226 +236,154 @@ impl AuditTrail {
     }
 }
 
-/// The writer thread's state: the chain's head and the open file.
-struct Writer {
-    dir: PathBuf,
-    max_file_bytes: u64,
-    sync_before_reply: bool,
-    /// The last record written: its sequence number and hash.
+impl SinkHealth {
+    /// A sink of `kind` writing to `target`, healthy until it fails.
+    fn new(kind: SinkKind, target: String) -> SinkHealth {
+        SinkHealth {
+            kind,
+            target,
+            healthy: true,
+            problem: None,
+            written: 0,
+            failed: 0,
+        }
+    }
+}
+
+/// The chain thread's state: the chain's head and the sinks' inboxes.
+struct Chain {
+    /// The last record: its sequence number and hash.
     seq: u64,
     prev: String,
-    /// The file being written; `None` after a failure, until reopened.
-    log: Option<AuditLog>,
+    sinks: Vec<SyncSender<Arc<Batch>>>,
     health: Arc<Mutex<TrailHealth>>,
+    /// How long a batch waits for a sink to write it.
+    timeout: Duration,
 }
 
-impl Writer {
+impl Chain {
     fn run(mut self, queue: Receiver<Job>) {
-        // Written records not yet flushed to the disk, and the last flush.
-        let mut dirty = false;
-        let mut flushed = Instant::now();
-        loop {
-            let first = if dirty {
-                let flush_at = flushed + FLUSH_INTERVAL;
-                match queue.recv_timeout(flush_at.saturating_duration_since(Instant::now())) {
-                    Ok(job) => job,
-                    Err(RecvTimeoutError::Timeout) => {
-                        self.sync(&mut []);
-                        (dirty, flushed) = (false, Instant::now());
-                        continue;
-                    }
-                    Err(RecvTimeoutError::Disconnected) => break,
-                }
-            } else {
-                match queue.recv() {
-                    Ok(job) => job,
-                    Err(_) => break,
-                }
-            };
-            let mut batch = vec![first];
-            while batch.len() < BATCH {
+        while let Ok(first) = queue.recv() {
+            let mut jobs = vec![first];
+            while jobs.len() < BATCH {
                 match queue.try_recv() {
-                    Ok(job) => batch.push(job),
+                    Ok(job) => jobs.push(job),
                     Err(_) => break,
                 }
             }
-            let entries = batch
-                .iter_mut()
-                .map(|job| (std::mem::take(&mut job.entry), job.at))
-                .collect();
-            let mut results: Vec<Result<u64, String>> = match self.write(entries) {
-                Ok(seqs) => seqs.into_iter().map(Ok).collect(),
-                Err(problem) => vec![Err(problem); batch.len()],
-            };
-            let written = results.iter().any(Result::is_ok);
-            if written && self.sync_before_reply {
-                self.sync(&mut results);
-                flushed = Instant::now();
-            }
-            self.report(&results);
-            for (job, result) in batch.into_iter().zip(results) {
-                // The request may have given up waiting; the record stands.
-                let _ = job.done.send(result);
-            }
-            // Otherwise the records are in the page cache, which survives a
-            // crash of this process; they are flushed to the disk within
-            // FLUSH_INTERVAL, to survive one of the machine.
-            dirty |= written && !self.sync_before_reply;
-            if dirty && flushed.elapsed() >= FLUSH_INTERVAL {
-                self.sync(&mut []);
-                (dirty, flushed) = (false, Instant::now());
-            }
-        }
-        if dirty {
-            self.sync(&mut []);
+            self.write(jobs);
         }
     }
 
-    /// Flushes the file to the disk; on failure every result becomes the
-    /// failure and the file is reopened before the next write.
-    fn sync(&mut self, results: &mut [Result<u64, String>]) {
-        if let Some(log) = &self.log
-            && let Err(e) = log.sync()
-        {
-            let problem = e.to_string();
-            tracing::error!(problem = %problem, "audit trail cannot flush to disk");
-            self.log = None;
-            {
-                let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
-                health.healthy = false;
-                health.problem = Some(problem.clone());
-            }
-            for result in results {
-                *result = Err(problem.clone());
-            }
+    /// Seals `jobs`' records, offers them to every sink, and waits until
+    /// they are accepted, every sink has answered, or the bound has passed.
+    fn write(&mut self, jobs: Vec<Job>) {
+        let n = jobs.len();
+        let mut entries = Vec::with_capacity(n);
+        let mut times = Vec::with_capacity(n);
+        let mut answers = Vec::with_capacity(n);
+        for job in jobs {
+            entries.push((job.entry, job.at));
+            times.push(job.at);
+            answers.push(job.done);
         }
-    }
-
-    /// Writes a batch of records in one go, opening, replacing or rotating
-    /// the file first as needed; returns their sequence numbers.
-    fn write(&mut self, entries: Vec<(AuditEntry, SystemTime)>) -> Result<Vec<u64>, String> {
-        let log = self.ready().map_err(|e| e.to_string())?;
-        match log.append_all(entries) {
-            Ok(records) => {
-                let (seq, prev) = log.chain();
-                self.prev = prev.to_string();
-                self.seq = seq;
-                Ok(records.iter().map(|r| r.seq).collect())
-            }
+        let sealed = match seal_records(self.seq, &self.prev, entries) {
+            Ok(sealed) => sealed,
             Err(e) => {
-                self.log = None;
-                Err(e.to_string())
+                let problem = format!("a record cannot be sealed: {e}");
+                self.failed(n, problem.clone());
+                for answer in answers {
+                    let _ = answer.send(Err(problem.clone()));
+                }
+                return;
             }
-        }
-    }
-
-    /// The file the next record goes to.
-    fn ready(&mut self) -> Result<&mut AuditLog, AuditError> {
-        let replace = match &self.log {
-            None => true,
-            Some(log) if !log.still_in_place() => {
-                let problem = format!(
-                    "{} was deleted or replaced after record {}; the trail continues in a \
-                     new file and `strongroom audit verify` will show the gap",
-                    log.path().display(),
-                    self.seq
-                );
-                tracing::error!(problem = %problem, "audit trail damaged");
-                self.note_problem(problem);
-                true
-            }
-            Some(log) => log.len()? >= self.max_file_bytes,
         };
-        if replace {
-            // Reported once: until a new file opens, there is none.
-            self.log = None;
-            self.log = Some(self.reopen()?);
+        let batch = Arc::new(Batch::new(
+            self.seq + 1,
+            self.prev.clone(),
+            sealed,
+            times,
+            answers,
+            self.sinks.len(),
+        ));
+        for (index, inbox) in self.sinks.iter().enumerate() {
+            let missed = match inbox.try_send(Arc::clone(&batch)) {
+                Ok(()) => continue,
+                Err(TrySendError::Full(_)) => {
+                    format!("{SINK_QUEUE} batches are waiting for it (is it stuck?)")
+                }
+                Err(TrySendError::Disconnected(_)) => "it stopped".to_string(),
+            };
+            self.missed(index, n, &missed);
+            batch.report(&Written::none(missed));
         }
-        match &mut self.log {
-            Some(log) => Ok(log),
-            None => unreachable!("a file was just opened"),
-        }
-    }
-
-    /// Continues the chain: in the newest file if it ends at the chain's
-    /// head and has room, in a new file otherwise.
-    fn reopen(&self) -> Result<AuditLog, AuditError> {
-        if let Some(path) = newest_file(&self.dir)?
-            && let Ok(log) = AuditLog::open(&path)
-            && log.chain() == (self.seq, self.prev.as_str())
-            && log.len()? < self.max_file_bytes
-        {
-            return Ok(log);
-        }
-        let path = file_for(&self.dir, self.seq + 1);
-        match AuditLog::continue_in(&path, self.seq, &self.prev) {
-            Ok(log) => Ok(log),
-            // Left behind by a failed attempt: it holds no record (or it
-            // would have been the newest file ending at the head).
-            Err(_) if is_empty_file(&path) => {
-                std::fs::remove_file(&path).map_err(|e| AuditError::io(&path, e))?;
-                AuditLog::continue_in(&path, self.seq, &self.prev)
+        let deadline = Instant::now() + self.timeout;
+        match batch.wait(deadline) {
+            // A sink wrote it all and said so in the health.
+            Decision::Settled { accepted, .. } if accepted == n => {
+                let (seq, prev) = batch.head_after(n);
+                (self.seq, self.prev) = (seq, prev.to_string());
             }
-            Err(e) => Err(e),
+            Decision::Settled {
+                accepted,
+                reached,
+                problem,
+            } => {
+                // Only records that may be somewhere keep their numbers.
+                let (seq, prev) = batch.head_after(reached);
+                (self.seq, self.prev) = (seq, prev.to_string());
+                self.failed(n - accepted, problem.clone());
+                batch.refuse(&problem);
+            }
+            Decision::Undecided { accepted } => {
+                // A sink may still write them: they keep their numbers. Their
+                // requests have waited as long as they may.
+                let (seq, prev) = batch.head_after(n);
+                (self.seq, self.prev) = (seq, prev.to_string());
+                if accepted < n {
+                    self.failed(
+                        n - accepted,
+                        format!(
+                            "no sink wrote records {} to {} within {} ms; their requests failed",
+                            batch.first_seq + accepted as u64,
+                            batch.first_seq + n as u64 - 1,
+                            self.timeout.as_millis()
+                        ),
+                    );
+                }
+            }
         }
     }
 
-    fn note_problem(&self, problem: String) {
+    /// Notes that the sink at `index` missed `n` records, because `why`.
+    fn missed(&self, index: usize, n: usize, why: &str) {
         let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(sink) = health.sinks.get_mut(index) {
+            if sink.healthy {
+                tracing::error!(
+                    sink = sink.kind.name(),
+                    problem = %why,
+                    "audit sink misses records"
+                );
+            }
+            sink.healthy = false;
+            sink.failed += n as u64;
+            sink.problem = Some(why.to_string());
+        }
+    }
+
+    /// Notes in the health that `n` records were not accepted, because of
+    /// `problem`, before their requests learn it.
+    fn failed(&self, n: usize, problem: String) {
+        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        health.failed += n as u64;
+        health.last_seq = self.seq;
+        if health.healthy {
+            tracing::error!(problem = %problem, "audit trail cannot write; requests fail until it can");
+        }
+        health.healthy = false;
         health.problem = Some(problem);
     }
-
-    /// Updates the health after a batch, logging changes.
-    fn report(&self, results: &[Result<u64, String>]) {
-        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
-        let failures: Vec<&String> = results.iter().filter_map(|r| r.as_ref().err()).collect();
-        health.failed += failures.len() as u64;
-        health.last_seq = self.seq;
-        if let Some(log) = &self.log {
-            health.file = log.path().to_path_buf();
-        }
-        match failures.last() {
-            Some(problem) => {
-                if health.healthy {
-                    tracing::error!(problem = %problem, "audit trail cannot write; requests fail until it can");
-                }
-                health.healthy = false;
-                health.problem = Some((*problem).clone());
-            }
-            None if !health.healthy => {
-                tracing::warn!(file = %health.file.display(), "audit trail writes again");
-                health.healthy = true;
-            }
-            None => {}
-        }
-    }
-}
-
-/// `dir/audit-<seq, 20 digits>.jsonl`: the file whose first record is `seq`.
-fn file_for(dir: &Path, seq: u64) -> PathBuf {
-    dir.join(format!("audit-{seq:020}.jsonl"))
-}
-
-/// The trail's newest file: the greatest name of the form [`file_for`].
-fn newest_file(dir: &Path) -> Result<Option<PathBuf>, AuditError> {
-    let mut newest: Option<PathBuf> = None;
-    for entry in std::fs::read_dir(dir).map_err(|e| AuditError::io(dir, e))? {
-        let path = entry.map_err(|e| AuditError::io(dir, e))?.path();
-        let is_trail = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_prefix("audit-"))
-            .and_then(|n| n.strip_suffix(".jsonl"))
-            .is_some_and(|n| n.len() == 20 && n.bytes().all(|b| b.is_ascii_digit()));
-        if is_trail && newest.as_ref().is_none_or(|n| path > *n) {
-            newest = Some(path);
-        }
-    }
-    Ok(newest)
-}
-
-fn is_empty_file(path: &Path) -> bool {
-    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0)
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), AuditError> {
@@ -437,6 +423,7 @@ mod tests {
             max_file_bytes,
             timeout: Duration::from_millis(500),
             sync_before_reply: true,
+            syslog: None,
         }
     }
 
@@ -554,5 +541,125 @@ mod tests {
         holder.join().expect("holder");
         // Unstuck: the next request is served (the late record stands).
         assert_eq!(trail.record(entry(3)).await.expect("record"), 3);
+    }
+
+    /// The trail's health once `done` holds (each sink reports on its own
+    /// thread, the slower after the request learned its fate).
+    fn settled(trail: &AuditTrail, done: impl Fn(&TrailHealth) -> bool) -> TrailHealth {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let health = trail.health();
+            if done(&health) {
+                return health;
+            }
+            assert!(Instant::now() < deadline, "never settled: {health:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Receives one syslog message's MSG (the record's line) from `socket`.
+    fn received_line(socket: &std::os::unix::net::UnixDatagram) -> String {
+        let mut buf = vec![0u8; 65536];
+        let n = socket.recv(&mut buf).expect("a syslog message");
+        let text = std::str::from_utf8(&buf[..n]).expect("utf-8");
+        syslog_rfc5424::parse_message(text).expect("RFC 5424").msg
+    }
+
+    #[tokio::test]
+    async fn syslog_takes_records_the_file_cannot_and_the_trail_fails_only_when_both_cannot() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("audit");
+        let socket_path = tmp.path().join("log.sock");
+        let receiver = std::os::unix::net::UnixDatagram::bind(&socket_path).expect("bind");
+        receiver
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let trail = AuditTrail::open(TrailConfig {
+            syslog: Some(super::super::SyslogConfig {
+                target: super::super::SyslogTarget::Unix(socket_path.clone()),
+                facility: super::super::SyslogFacility::Authpriv,
+            }),
+            ..config(&dir, 1 << 20)
+        })
+        .expect("open");
+        assert_eq!(trail.record(entry(1)).await.expect("record"), 1);
+        settled(&trail, |h| h.sinks[0].written == 1);
+        let first = std::fs::read_to_string(&files(&dir)[0]).expect("read");
+        assert_eq!(received_line(&receiver), first.trim_end());
+
+        // The file cannot be written (its directory is gone): syslog takes
+        // the records, requests succeed, the file sink is reported.
+        let aside = tmp.path().join("aside");
+        std::fs::rename(&dir, &aside).expect("move aside");
+        std::fs::write(&dir, b"").expect("a file where the directory was");
+        let mut syslog_only = Vec::new();
+        for i in 2..=3 {
+            assert_eq!(trail.record(entry(i)).await.expect("record"), i);
+            syslog_only.push(received_line(&receiver));
+        }
+        let health = settled(&trail, |h| h.sinks[0].failed == 2);
+        assert!(health.healthy);
+        assert_eq!((health.last_seq, health.failed), (3, 0));
+        let (file, syslog) = (&health.sinks[0], &health.sinks[1]);
+        assert_eq!((file.kind, syslog.kind), (SinkKind::File, SinkKind::Syslog));
+        assert!(!file.healthy && syslog.healthy);
+        assert!(
+            file.problem
+                .as_deref()
+                .expect("problem")
+                .contains("Not a directory"),
+            "{file:?}"
+        );
+        assert_eq!((file.written, file.failed), (1, 2));
+        assert_eq!((syslog.written, syslog.failed), (3, 0));
+        assert_eq!(syslog.target, format!("unix:{}", socket_path.display()));
+
+        // Neither can: the request fails, naming both, and the record is in
+        // no sink, so its number is given again.
+        drop(receiver);
+        std::fs::remove_file(&socket_path).expect("remove socket");
+        let err = trail.record(entry(4)).await.expect_err("no sink");
+        assert!(err.0.contains("Not a directory"), "{err}");
+        assert!(err.0.contains("syslog unix:"), "{err}");
+        let health = trail.health();
+        assert!(!health.healthy);
+        assert_eq!((health.last_seq, health.failed), (3, 1));
+
+        // The file is back: it continues in a new file after the gap, which
+        // only syslog's records fill.
+        std::fs::remove_file(&dir).expect("remove file");
+        std::fs::rename(&aside, &dir).expect("move back");
+        assert_eq!(trail.record(entry(5)).await.expect("record"), 4);
+        let health = trail.health();
+        assert!(health.healthy && health.sinks[0].healthy && !health.sinks[1].healthy);
+        assert!(
+            health.sinks[0]
+                .problem
+                .as_deref()
+                .expect("the gap is reported")
+                .contains("miss records 2 to 3"),
+            "{health:?}"
+        );
+        let now = files(&dir);
+        assert_eq!(now.len(), 2);
+        assert!(
+            now[1].ends_with("audit-00000000000000000004.jsonl"),
+            "{now:?}"
+        );
+        let broken = verify_files(&now).expect_err("a gap");
+        assert!(
+            broken.to_string().contains("records 2 to 3 are missing"),
+            "{broken}"
+        );
+        let merged = tmp.path().join("merged.jsonl");
+        let mut text = std::fs::read_to_string(&now[0]).expect("read");
+        for line in &syslog_only {
+            text.push_str(line);
+            text.push('\n');
+        }
+        text.push_str(&std::fs::read_to_string(&now[1]).expect("read"));
+        std::fs::write(&merged, text).expect("write");
+        let verified = verify_files(&[merged]).expect("one chain with syslog's records");
+        assert_eq!(verified.seqs, Some((1, 4)));
     }
 }

@@ -151,7 +151,26 @@ struct AuditJson {
     current_file: String,
     /// The last record's sequence number.
     last_seq: u64,
-    /// Records that could not be written since the server started.
+    /// Records that no sink could write since the server started.
+    records_failed: u64,
+    /// Each sink, the file sink first.
+    sinks: Vec<AuditSinkJson>,
+}
+
+/// One of `audit.sinks` in JSON.
+#[derive(Debug, Serialize)]
+struct AuditSinkJson {
+    /// `file` or `syslog`.
+    kind: String,
+    /// The file being written, or the syslog receiver.
+    target: String,
+    /// Its last write succeeded.
+    healthy: bool,
+    /// What is or went wrong, or `""`.
+    problem: String,
+    /// Records it wrote since the server started.
+    records_written: u64,
+    /// Records it could not write since the server started.
     records_failed: u64,
 }
 
@@ -193,6 +212,18 @@ impl From<&StatusResponse> for StatusJson {
                 current_file: a.current_file.clone(),
                 last_seq: a.last_seq,
                 records_failed: a.records_failed,
+                sinks: a
+                    .sinks
+                    .iter()
+                    .map(|sink| AuditSinkJson {
+                        kind: sink.kind.clone(),
+                        target: sink.target.clone(),
+                        healthy: sink.healthy,
+                        problem: sink.problem.clone(),
+                        records_written: sink.records_written,
+                        records_failed: sink.records_failed,
+                    })
+                    .collect(),
             }),
             recommended_actions: s.recommended_actions.clone(),
         }
@@ -355,12 +386,36 @@ fn audit_text(a: &AuditTrailStatus) -> String {
             a.records_failed
         );
     }
+    // With several sinks (the files and syslog), one line each.
+    if a.sinks.len() > 1 {
+        for sink in &a.sinks {
+            let name = match sink.kind.as_str() {
+                "file" => "files".to_string(),
+                kind => format!("{kind} {}", sink.target),
+            };
+            let health = if sink.healthy {
+                "healthy"
+            } else {
+                "cannot write"
+            };
+            let _ = write!(
+                text,
+                "  {name}: {health}, {} records written, {} failed",
+                sink.records_written, sink.records_failed
+            );
+            if !sink.problem.is_empty() {
+                let _ = write!(text, "; last problem: {}", sink.problem);
+            }
+            text.push('\n');
+        }
+    }
     text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strongroom_proto::v1::AuditSinkStatus;
 
     const DAY: i64 = 86_400;
     /// 2026-01-01T00:00:00Z.
@@ -388,6 +443,7 @@ mod tests {
             current_file: "/data/audit/audit-00000000000000000001.jsonl".into(),
             last_seq: 42,
             records_failed: 0,
+            sinks: Vec::new(),
         })
     }
 
@@ -515,6 +571,52 @@ Recommended actions:
             ..sealed
         };
         assert!(status_text(&fresh, now()).starts_with("Seal:\n  not initialised"));
+    }
+
+    #[test]
+    fn each_sink_has_a_line_when_there_are_several() {
+        let sink = |kind: &str, target: &str, healthy, problem: &str, failed| AuditSinkStatus {
+            kind: kind.into(),
+            target: target.into(),
+            healthy,
+            problem: problem.into(),
+            records_written: 40,
+            records_failed: failed,
+        };
+        let two = StatusResponse {
+            audit: Some(AuditTrailStatus {
+                problem: "/data/audit: No space left on device".into(),
+                sinks: vec![
+                    sink(
+                        "file",
+                        "/data/audit/audit-00000000000000000001.jsonl",
+                        false,
+                        "/data/audit: No space left on device",
+                        2,
+                    ),
+                    sink("syslog", "udp://logs.test:514", true, "", 0),
+                ],
+                ..audit().expect("audit")
+            }),
+            ..unsealed()
+        };
+        let text = status_text(&two, now());
+        let expected = "Audit:
+  healthy, last record 42 in /data/audit/audit-00000000000000000001.jsonl
+  0 records failed; last problem: /data/audit: No space left on device
+  files: cannot write, 40 records written, 2 failed; last problem: /data/audit: No space left on device
+  syslog udp://logs.test:514: healthy, 40 records written, 0 failed
+Recommended actions:";
+        assert!(text.contains(expected), "{text}");
+        let json = serde_json::to_value(StatusJson::from(&two)).expect("json");
+        assert_eq!(json["audit"]["sinks"][0]["kind"], "file");
+        assert_eq!(json["audit"]["sinks"][0]["healthy"], false);
+        assert_eq!(json["audit"]["sinks"][0]["records_failed"], 2);
+        assert_eq!(json["audit"]["sinks"][1]["target"], "udp://logs.test:514");
+        assert_eq!(json["audit"]["sinks"][1]["records_written"], 40);
+        // One sink: nothing more than before.
+        let one = status_text(&unsealed(), now());
+        assert!(!one.contains("files:"), "{one}");
     }
 
     #[test]

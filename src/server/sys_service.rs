@@ -33,7 +33,7 @@ use super::convert;
 use super::seal::Seal;
 use super::status::Failure;
 use crate::appliance::Appliance;
-use crate::audit::AuditTrail;
+use crate::audit::{AuditTrail, SinkHealth, SinkKind};
 
 /// How far ahead the status looks for issued certificates about to expire.
 const EXPIRING_WINDOW: Duration = Duration::from_secs(30 * DAY);
@@ -298,8 +298,10 @@ struct AuditFacts {
     file: String,
     /// The last record's sequence number.
     last_seq: u64,
-    /// Records that could not be written since the start.
+    /// Records that no sink wrote since the start.
     failed: u64,
+    /// Each sink's health, the file sink first.
+    sinks: Vec<SinkHealth>,
 }
 
 impl AuditFacts {
@@ -312,6 +314,7 @@ impl AuditFacts {
             file: health.file.display().to_string(),
             last_seq: health.last_seq,
             failed: health.failed,
+            sinks: health.sinks,
         }
     }
 }
@@ -358,10 +361,31 @@ fn recommended_actions(facts: &Facts, now: SystemTime) -> Vec<String> {
     }
     let audit = &facts.audit;
     let problem = audit.problem.as_deref().unwrap_or("no reason recorded");
+    // With several sinks, one that cannot write while the trail can.
+    let broken_sinks: Vec<&SinkHealth> = match audit.sinks.len() {
+        0 | 1 => Vec::new(),
+        _ => audit.sinks.iter().filter(|s| !s.healthy).collect(),
+    };
     if !audit.healthy {
         actions.push(format!(
             "The audit trail cannot write: {problem}; every request fails until it can"
         ));
+    } else if !broken_sinks.is_empty() {
+        for sink in broken_sinks {
+            let problem = sink.problem.as_deref().unwrap_or("no reason recorded");
+            actions.push(match sink.kind {
+                SinkKind::File => format!(
+                    "The audit trail's files cannot be written ({problem}): records go to \
+                     syslog only until they can, and the files will have a gap there that \
+                     strongroom audit verify names"
+                ),
+                SinkKind::Syslog => format!(
+                    "The audit trail cannot send to syslog at {} ({problem}): records go to \
+                     its files only until it can",
+                    sink.target
+                ),
+            });
+        }
     } else if audit.problem.is_some() {
         let lost = match audit.failed {
             0 => String::new(),
@@ -478,6 +502,18 @@ fn response(
             current_file: audit.file.clone(),
             last_seq: audit.last_seq,
             records_failed: audit.failed,
+            sinks: audit
+                .sinks
+                .iter()
+                .map(|sink| v1::AuditSinkStatus {
+                    kind: sink.kind.name().to_string(),
+                    target: sink.target.clone(),
+                    healthy: sink.healthy,
+                    problem: sink.problem.clone().unwrap_or_default(),
+                    records_written: sink.written,
+                    records_failed: sink.failed,
+                })
+                .collect(),
         }),
         recommended_actions,
     };
@@ -595,6 +631,7 @@ mod tests {
             file: "/var/lib/strongroom/audit/audit-00000000000000000001.jsonl".into(),
             last_seq: 42,
             failed: 0,
+            sinks: Vec::new(),
         }
     }
 
@@ -779,6 +816,72 @@ mod tests {
                 "The audit trail writes again after a problem; find its cause: No space left on \
               device (os error 28); 3 records could not be written and their requests failed"
             ]
+        );
+    }
+
+    #[test]
+    fn a_sink_that_cannot_write_is_named_while_the_other_takes_the_records() {
+        let sink = |kind, target: &str, healthy, problem: Option<&str>| SinkHealth {
+            kind,
+            target: target.into(),
+            healthy,
+            problem: problem.map(str::to_owned),
+            written: 7,
+            failed: if healthy { 0 } else { 2 },
+        };
+        let mut facts = unsealed(|_| {});
+        facts.audit.problem = Some("syslog udp://logs:514: Connection refused".into());
+        facts.audit.sinks = vec![
+            sink(SinkKind::File, "/a/audit-1.jsonl", true, None),
+            sink(
+                SinkKind::Syslog,
+                "udp://logs:514",
+                false,
+                Some("syslog udp://logs:514: Connection refused"),
+            ),
+        ];
+        assert_eq!(
+            actions(&facts),
+            [
+                "The audit trail cannot send to syslog at udp://logs:514 (syslog \
+                 udp://logs:514: Connection refused): records go to its files only until it can"
+            ]
+        );
+        facts.audit.sinks[0] = sink(SinkKind::File, "/a", false, Some("/a: No space left"));
+        facts.audit.sinks[1].healthy = true;
+        assert_eq!(
+            actions(&facts),
+            [
+                "The audit trail's files cannot be written (/a: No space left): records go to \
+                 syslog only until they can, and the files will have a gap there that \
+                 strongroom audit verify names"
+            ]
+        );
+        // Both down: the trail cannot write, which says it all.
+        facts.audit.healthy = false;
+        let found = actions(&facts);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("The audit trail cannot write"),
+            "{found:?}"
+        );
+        // The wire carries each sink.
+        let wire = response(&facts, Vec::new(), now()).audit.expect("audit");
+        assert_eq!(wire.sinks.len(), 2);
+        assert_eq!(
+            wire.sinks[1],
+            v1::AuditSinkStatus {
+                kind: "syslog".into(),
+                target: "udp://logs:514".into(),
+                healthy: true,
+                problem: "syslog udp://logs:514: Connection refused".into(),
+                records_written: 7,
+                records_failed: 2,
+            }
+        );
+        assert_eq!(
+            (wire.sinks[0].kind.as_str(), wire.sinks[0].healthy),
+            ("file", false)
         );
     }
 
