@@ -69,6 +69,16 @@ pub(crate) struct TrailHealth {
     pub(crate) last_seq: u64,
     /// Records that could not be written since the start.
     pub(crate) failed: u64,
+    /// When `problem` was noticed.
+    pub(crate) problem_at: Option<SystemTime>,
+}
+
+impl TrailHealth {
+    /// Records `problem`, noticed now.
+    fn note(&mut self, problem: String) {
+        self.problem = Some(problem);
+        self.problem_at = Some(SystemTime::now());
+    }
 }
 
 /// A record handed to the writer, and where its answer goes.
@@ -115,6 +125,7 @@ impl AuditTrail {
             file: log.path().to_path_buf(),
             last_seq: seq,
             failed: 0,
+            problem_at: None,
         }));
         let writer = Writer {
             dir: config.dir.clone(),
@@ -265,7 +276,7 @@ impl Writer {
             {
                 let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
                 health.healthy = false;
-                health.problem = Some(problem.clone());
+                health.note(problem.clone());
             }
             for result in results {
                 *result = Err(problem.clone());
@@ -344,7 +355,7 @@ impl Writer {
 
     fn note_problem(&self, problem: String) {
         let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
-        health.problem = Some(problem);
+        health.note(problem);
     }
 
     /// Updates the health after a batch, logging changes.
@@ -362,7 +373,7 @@ impl Writer {
                     tracing::error!(problem = %problem, "audit trail cannot write; requests fail until it can");
                 }
                 health.healthy = false;
-                health.problem = Some((*problem).clone());
+                health.note((*problem).clone());
             }
             None if !health.healthy => {
                 tracing::warn!(file = %health.file.display(), "audit trail writes again");
@@ -518,6 +529,10 @@ mod tests {
         assert!(!health.healthy);
         assert_eq!((health.last_seq, health.failed), (0, 2));
         assert!(health.problem.expect("problem").contains("No space left"));
+        let noticed = health.problem_at.expect("when the problem was noticed");
+        assert!(
+            noticed <= SystemTime::now() && noticed > SystemTime::now() - Duration::from_secs(60)
+        );
 
         // Space again: the next record lands, starting the chain.
         std::fs::remove_file(&file).expect("remove");
