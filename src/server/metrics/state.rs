@@ -128,7 +128,7 @@ impl Collector for State {
         gauge(
             e,
             "sealed",
-            "1 while the appliance is sealed or not initialised, 0 once unsealed",
+            "1 while the appliance is sealed or not initialised, 0 once unsealed.",
             None,
             flag(state != "unsealed"),
         )?;
@@ -137,7 +137,7 @@ impl Collector for State {
         gauges(
             e,
             "seal_state",
-            "The seal's state: 1 for the current one",
+            "The seal's state: 1 for the current one.",
             None,
             &states,
         )?;
@@ -147,7 +147,7 @@ impl Collector for State {
                 e,
                 "state_readable",
                 "1 if the unsealed appliance's state (HSM, inventory, transit) was read for \
-                 this scrape, 0 if reading it failed",
+                 this scrape, 0 if reading it failed.",
                 None,
                 0i64,
             ),
@@ -156,7 +156,7 @@ impl Collector for State {
                     e,
                     "state_readable",
                     "1 if the unsealed appliance's state (HSM, inventory, transit) was read for \
-                     this scrape, 0 if reading it failed",
+                     this scrape, 0 if reading it failed.",
                     None,
                     1i64,
                 )?;
@@ -174,27 +174,27 @@ impl State {
         gauge(
             e,
             "audit_healthy",
-            "1 while the audit trail writes; 0 when it cannot, and every request fails",
+            "1 while the audit trail writes; 0 when it cannot, and every request fails.",
             None,
             flag(audit.healthy),
         )?;
         counter(
             e,
             "audit_records",
-            "Records in the audit trail's chain (the last record's sequence number)",
+            "Records in the audit trail's chain (the last record's sequence number).",
             audit.last_seq,
         )?;
         counter(
             e,
             "audit_records_failed",
-            "Audit records that could not be written since the start (their requests failed)",
+            "Audit records that could not be written since the start (their requests failed).",
             audit.failed,
         )?;
         if let Some(at) = audit.problem_at {
             gauge(
                 e,
                 "audit_last_problem_timestamp",
-                "When the audit trail's last problem was noticed, in Unix seconds",
+                "When the audit trail's last problem was noticed, in Unix seconds.",
                 Some(&Unit::Seconds),
                 unix_seconds(at),
             )?;
@@ -211,7 +211,7 @@ impl State {
         gauge(
             e,
             "hsm_ready",
-            "1 while HSM operations run, 0 while the token is unavailable or refused the PIN",
+            "1 while HSM operations run, 0 while the token is unavailable or refused the PIN.",
             None,
             flag(appliance.hsm == TokenStatus::Ready),
         )?;
@@ -219,7 +219,7 @@ impl State {
         gauge(
             e,
             "hsm_pool_sessions_capacity",
-            "HSM working sessions the pool may open",
+            "HSM working sessions the pool may open.",
             None,
             pool.capacity,
         )?;
@@ -227,7 +227,7 @@ impl State {
         gauges(
             e,
             "hsm_pool_sessions",
-            "HSM working sessions open, by whether they are lent out (in_use) or idle",
+            "HSM working sessions open, by whether they are lent out (in_use) or idle.",
             None,
             &[
                 (
@@ -256,7 +256,7 @@ impl State {
             e,
             "ca_certificate_not_after_timestamp",
             "When each CA certificate expires, in Unix seconds: the issuing CA's (role \
-             issuing) and those above it (role chain)",
+             issuing) and those above it (role chain).",
             Some(&Unit::Seconds),
             &chain,
         )?;
@@ -264,7 +264,7 @@ impl State {
         gauges(
             e,
             "certificates",
-            "Certificates in the inventory by status",
+            "Certificates in the inventory by status.",
             None,
             &[
                 ([("status", "pending")], int(counts.pending)),
@@ -276,46 +276,46 @@ impl State {
             e,
             "certificates_expiring",
             "Issued certificates expiring within the window (30 days), except the delegated \
-             OCSP signer's, which the appliance renews itself",
+             OCSP signer's, which the appliance renews itself.",
             None,
             int(counts.expiring),
         )?;
         gauge(
             e,
             "certificates_expiring_window",
-            "How far ahead strongroom_certificates_expiring looks",
+            "How far ahead strongroom_certificates_expiring looks.",
             Some(&Unit::Seconds),
             int(EXPIRING_WINDOW.as_secs()),
         )?;
         let Some(transit) = &appliance.transit else {
             return Ok(());
         };
-        gauge(e, "transit_keys", "Transit keys", None, int(transit.keys))?;
+        gauge(e, "transit_keys", "Transit keys.", None, int(transit.keys))?;
         gauge(
             e,
             "transit_keys_overdue_rotation",
-            "Transit keys whose latest version is older than the rotation age",
+            "Transit keys whose latest version is older than the rotation age.",
             None,
             int(transit.keys_overdue),
         )?;
         gauge(
             e,
             "transit_rotation_max_age",
-            "The age beyond which a transit key is overdue for rotation",
+            "The age beyond which a transit key is overdue for rotation.",
             Some(&Unit::Seconds),
             int(transit.max_age.as_secs()),
         )?;
         gauge(
             e,
             "transit_kek_versions_to_rewrap",
-            "Transit key versions a retired KEK still wraps",
+            "Transit key versions a retired KEK still wraps.",
             None,
             int(transit.versions_to_rewrap),
         )?;
         gauge(
             e,
             "transit_kek_rewrap_pending",
-            "1 while the background KEK re-wrap has work left",
+            "1 while the background KEK re-wrap has work left.",
             None,
             flag(transit.rewrap_pending),
         )
