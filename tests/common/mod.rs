@@ -15,6 +15,8 @@ pub struct Dev {
     child: Child,
     pub addr: String,
     pub cacert: String,
+    /// `http://127.0.0.1:port/metrics`, when the banner names it.
+    pub metrics: Option<String>,
 }
 
 impl Dev {
@@ -22,7 +24,14 @@ impl Dev {
     pub fn start(data: &Path) -> Dev {
         Dev::launch(
             data,
-            &["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"],
+            &[
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ],
         )
     }
 
@@ -43,7 +52,7 @@ impl Dev {
             .expect("start strongroom dev");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let (mut addr, mut cacert) = (None, None);
+        let (mut addr, mut cacert, mut metrics) = (None, None, None);
         let deadline = Instant::now() + Duration::from_secs(60);
         while addr.is_none() || cacert.is_none() {
             assert!(
@@ -60,6 +69,9 @@ impl Dev {
             if let Some(v) = line.strip_prefix("export STRONGROOM_CACERT=") {
                 cacert = Some(v.to_string());
             }
+            if let Some(v) = line.trim_start().strip_prefix("metrics ") {
+                metrics = Some(v.trim().to_string());
+            }
         }
         // Keep draining stdout so the appliance never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
@@ -67,6 +79,7 @@ impl Dev {
             child,
             addr: addr.expect("addr"),
             cacert: cacert.expect("cacert"),
+            metrics,
         };
         dev.wait_ready();
         dev
