@@ -236,7 +236,9 @@ fn known_methods(service: &str) -> Vec<String> {
 }
 
 /// A gRPC service whose calls are counted and timed (or passed through
-/// untouched when metrics are off).
+/// untouched when metrics are off). Its inner service's future must be
+/// `Unpin` (the audit layer's is boxed already), so that this layer boxes
+/// nothing of its own but the body of a response whose status comes later.
 #[derive(Clone)]
 pub(crate) struct Metered<S> {
     inner: S,
