@@ -46,6 +46,9 @@ pub(crate) struct Config {
     /// Who callers are and what they may do.
     #[serde(default)]
     pub(crate) auth: AuthConfig,
+    /// The Prometheus metrics endpoint; absent: not served.
+    #[serde(default)]
+    pub(crate) metrics: Option<MetricsConfig>,
 }
 
 /// Callers' identities and the policies that grant them capabilities (see
@@ -76,6 +79,15 @@ impl Default for AuthConfig {
 fn default_identity_sources() -> Vec<crate::server::access::IdentitySource> {
     use crate::server::access::IdentitySource;
     vec![IdentitySource::Uri, IdentitySource::Dns, IdentitySource::Cn]
+}
+
+/// The Prometheus metrics endpoint: `GET /metrics`, plain HTTP on its own
+/// listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MetricsConfig {
+    /// Where it listens, e.g. `127.0.0.1:9464`.
+    pub(crate) listen: SocketAddr,
 }
 
 /// The audit trail: one hash-chained record per request.
@@ -606,6 +618,29 @@ mod tests {
         let text = std::fs::read_to_string(&example).expect("read");
         let bad = text.replace("[listen]", "[listen]\nbogus = 1");
         assert!(toml::from_str::<Config>(&bad).is_err());
+    }
+
+    #[test]
+    fn metrics_are_served_only_when_configured() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("strongroom.example.toml");
+        let text = std::fs::read_to_string(&example).expect("read");
+        let config: Config = toml::from_str(&text).expect("example parses");
+        let metrics = config.metrics.expect("the example serves metrics");
+        assert_eq!(metrics.listen, SocketAddr::from(([127, 0, 0, 1], 9464)));
+        // The last section: without it, nothing is served.
+        let (without, _) = text.split_once("\n[metrics]\n").expect("[metrics]");
+        let config: Config = toml::from_str(without).expect("without [metrics]");
+        assert!(config.metrics.is_none());
+        let listen = "listen = \"127.0.0.1:9464\"";
+        assert!(text.contains(listen));
+        for bad in [
+            "listen = \"127.0.0.1:9464\"\npath = \"/m\"",
+            "listen = \"localhost\"",
+            "",
+        ] {
+            let text = text.replace(listen, bad);
+            assert!(toml::from_str::<Config>(&text).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

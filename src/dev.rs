@@ -10,8 +10,8 @@
 //!   policies (`policies.toml`) that grant the admin everything.
 //!
 //! Later starts with the same directory keep all of it, including the
-//! certificate inventory. The appliance then serves gRPC (TLS) and HTTP on
-//! 127.0.0.1 in the foreground until Ctrl-C.
+//! certificate inventory. The appliance then serves gRPC (TLS), HTTP and
+//! Prometheus metrics on 127.0.0.1 in the foreground until Ctrl-C.
 //!
 //! Like any appliance it is sealed with Shamir shares: the first start
 //! initialises it with a single share (1 of 1), prints that share once and
@@ -40,7 +40,7 @@ use zeroize::Zeroizing;
 use crate::appliance::{Appliance, generate_key, pool_config, read_pem_certificate};
 use crate::config::Config;
 use crate::server::seal::Seal;
-use crate::server::{BlockingPool, TlsIdentity, serve};
+use crate::server::{BlockingPool, Listeners, TlsIdentity, serve};
 
 /// Label of the dev appliance's token.
 pub(crate) const DEV_TOKEN: &str = "strongroom-dev";
@@ -72,6 +72,10 @@ pub(crate) struct DevArgs {
     /// HTTP listen address (first start; later starts reuse the configured one).
     #[arg(long)]
     http_addr: Option<SocketAddr>,
+    /// Prometheus metrics listen address (first start; later starts reuse the
+    /// configured one).
+    #[arg(long)]
+    metrics_addr: Option<SocketAddr>,
 }
 
 /// Runs the dev appliance in the foreground.
@@ -121,6 +125,9 @@ pub(crate) fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         if let Some(a) = args.http_addr {
             config.listen.http = a;
         }
+        if let Some(listen) = args.metrics_addr {
+            config.metrics = Some(crate::config::MetricsConfig { listen });
+        }
     }
     let pool = BlockingPool::for_sessions(pool_config(&config).sessions);
     let seal = Arc::new(Seal::new(config.clone(), pool)?);
@@ -128,10 +135,21 @@ pub(crate) fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot listen on {}", config.listen.grpc))?;
     let http = std::net::TcpListener::bind(config.listen.http)
         .with_context(|| format!("cannot listen on {}", config.listen.http))?;
+    let metrics = match &config.metrics {
+        Some(metrics) => Some(
+            std::net::TcpListener::bind(metrics.listen)
+                .with_context(|| format!("cannot listen on {}", metrics.listen))?,
+        ),
+        None => None,
+    };
     let (grpc_addr, http_addr) = (grpc.local_addr()?, http.local_addr()?);
+    let metrics_addr = metrics.as_ref().map(|m| m.local_addr()).transpose()?;
 
     grpc.set_nonblocking(true)?;
     http.set_nonblocking(true)?;
+    if let Some(metrics) = &metrics {
+        metrics.set_nonblocking(true)?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -145,15 +163,21 @@ pub(crate) fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         print_banner(
             &data_dir,
             &config,
-            grpc_addr,
-            http_addr,
+            Addresses {
+                grpc: grpc_addr,
+                http: http_addr,
+                metrics: metrics_addr,
+            },
             first_start,
             unsealed,
             new_share.as_deref().map(String::as_str),
         )?;
-        let grpc = tokio::net::TcpListener::from_std(grpc)?;
-        let http = tokio::net::TcpListener::from_std(http)?;
-        serve(seal, grpc, http, tls, shutdown_signal()).await
+        let listeners = Listeners {
+            grpc: tokio::net::TcpListener::from_std(grpc)?,
+            http: tokio::net::TcpListener::from_std(http)?,
+            metrics: metrics.map(tokio::net::TcpListener::from_std).transpose()?,
+        };
+        serve(seal, listeners, tls, shutdown_signal()).await
     })?;
     eprintln!("strongroom: dev appliance stopped");
     Ok(ExitCode::SUCCESS)
@@ -293,6 +317,9 @@ fn bootstrap(data_dir: &Path, module: &Path, args: &DevArgs) -> anyhow::Result<(
         // The URLs written into certificates need the real port.
         http = std::net::TcpListener::bind(http)?.local_addr()?;
     }
+    let metrics = args
+        .metrics_addr
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9464)));
     let config = format!(
         r#"# Written by `strongroom dev` on its first start. See strongroom.example.toml.
 data_dir = "."
@@ -329,6 +356,10 @@ delta = true
 [transit]
 # Transit key material is wrapped by this AES-256 key in the token.
 wrapping_key = "pkcs11:object={WRAPPING_KEY}"
+
+[metrics]
+# Prometheus metrics at http://{metrics}/metrics.
+listen = "{metrics}"
 
 [profiles.server]
 domains = ["localhost", "**.test"]
@@ -519,15 +550,29 @@ impl Credential<'_> {
     }
 }
 
+/// Where the dev appliance listens.
+struct Addresses {
+    /// gRPC over TLS.
+    grpc: SocketAddr,
+    /// Plain HTTP.
+    http: SocketAddr,
+    /// Prometheus metrics, when configured.
+    metrics: Option<SocketAddr>,
+}
+
 fn print_banner(
     data_dir: &Path,
     config: &Config,
-    grpc: SocketAddr,
-    http: SocketAddr,
+    addresses: Addresses,
     first_start: bool,
     unsealed: bool,
     new_share: Option<&str>,
 ) -> anyhow::Result<()> {
+    let Addresses {
+        grpc,
+        http,
+        metrics,
+    } = addresses;
     let root = data_dir.join("ca/root.pem");
     let mut out = std::io::stdout().lock();
     writeln!(
@@ -572,6 +617,9 @@ fn print_banner(
     }
     if let Some(url) = config.crl.delta_url(config.ca.crl_url.as_deref())? {
         writeln!(out, "  delta CRL     {url}")?;
+    }
+    if let Some(metrics) = metrics {
+        writeln!(out, "  metrics       http://{metrics}/metrics")?;
     }
     writeln!(
         out,

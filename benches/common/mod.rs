@@ -332,6 +332,7 @@ pub fn start_appliance(data: &Path, log: PathBuf) -> (ChildGuard, Banner) {
         .args(["dev", "--data-dir"])
         .arg(data)
         .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+        .args(["--metrics-addr", "127.0.0.1:0"])
         .stdout(Stdio::piped());
     let mut process = ChildGuard::spawn("strongroom dev", &mut command, log);
     let stdout = process

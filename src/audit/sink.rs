@@ -299,7 +299,7 @@ impl SinkReporter {
             health.file = file;
         }
         if let Some(notice) = &written.notice {
-            health.problem = Some(notice.clone());
+            health.note(notice.clone());
         }
         if written.accepted == n {
             health.last_seq = health.last_seq.max(batch.head_after(n).0);
@@ -364,7 +364,7 @@ impl SinkReporter {
         if !health.sinks.iter().any(|s| s.healthy) {
             health.healthy = false;
         }
-        health.problem = Some(problem);
+        health.note(problem);
     }
 }
 

@@ -76,6 +76,16 @@ pub(crate) struct TrailHealth {
     pub(crate) failed: u64,
     /// Each sink's state: the file sink's first.
     pub(crate) sinks: Vec<SinkHealth>,
+    /// When `problem` was noticed.
+    pub(crate) problem_at: Option<SystemTime>,
+}
+
+impl TrailHealth {
+    /// Records `problem`, noticed now.
+    pub(crate) fn note(&mut self, problem: String) {
+        self.problem = Some(problem);
+        self.problem_at = Some(SystemTime::now());
+    }
 }
 
 /// Which kind of sink.
@@ -164,6 +174,7 @@ impl AuditTrail {
             last_seq: seq,
             failed: 0,
             sinks: sinks.iter().map(|(_, h)| h.clone()).collect(),
+            problem_at: None,
         }));
         let alone = sinks.len() == 1;
         let mut inboxes = Vec::with_capacity(sinks.len());
@@ -382,7 +393,7 @@ impl Chain {
             tracing::error!(problem = %problem, "audit trail cannot write; requests fail until it can");
         }
         health.healthy = false;
-        health.problem = Some(problem);
+        health.note(problem);
     }
 }
 
@@ -505,6 +516,10 @@ mod tests {
         assert!(!health.healthy);
         assert_eq!((health.last_seq, health.failed), (0, 2));
         assert!(health.problem.expect("problem").contains("No space left"));
+        let noticed = health.problem_at.expect("when the problem was noticed");
+        assert!(
+            noticed <= SystemTime::now() && noticed > SystemTime::now() - Duration::from_secs(60)
+        );
 
         // Space again: the next record lands, starting the chain.
         std::fs::remove_file(&file).expect("remove");

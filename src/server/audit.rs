@@ -325,7 +325,21 @@ fn unavailable(e: &AuditUnavailable) -> Status {
 
 /// `OK`, `INVALID_ARGUMENT`, … : the status code's name in the protocol.
 fn outcome(code: Code) -> String {
-    let name = match code {
+    code_name(code).to_string()
+}
+
+/// The gRPC status code a response states in `headers` (its headers when
+/// trailers-only, else its trailers), as [`Status::from_header_map`] reads
+/// it, without decoding the message.
+pub(super) fn grpc_code(headers: &HeaderMap) -> Option<Code> {
+    headers
+        .get("grpc-status")
+        .map(|value| Code::from_bytes(value.as_bytes()))
+}
+
+/// The name of `code` in the protocol: `OK`, `INVALID_ARGUMENT`, …
+pub(super) fn code_name(code: Code) -> &'static str {
+    match code {
         Code::Ok => "OK",
         Code::Cancelled => "CANCELLED",
         Code::Unknown => "UNKNOWN",
@@ -343,8 +357,7 @@ fn outcome(code: Code) -> String {
         Code::Unavailable => "UNAVAILABLE",
         Code::DataLoss => "DATA_LOSS",
         Code::Unauthenticated => "UNAUTHENTICATED",
-    };
-    name.to_string()
+    }
 }
 
 fn connect_info<B>(request: &Request<B>) -> Option<&TlsConnectInfo<TcpConnectInfo>> {
@@ -374,5 +387,21 @@ mod tests {
         assert_eq!(outcome(Code::Ok), "OK");
         assert_eq!(outcome(Code::PermissionDenied), "PERMISSION_DENIED");
         assert_eq!(outcome(Code::Unavailable), "UNAVAILABLE");
+    }
+
+    #[test]
+    fn the_code_is_read_as_a_status_would_be() {
+        for status in [
+            Status::ok(""),
+            Status::not_found("no such key"),
+            Status::unavailable("the audit trail is down"),
+        ] {
+            let mut headers = HeaderMap::new();
+            status.add_header(&mut headers).expect("status headers");
+            let read = Status::from_header_map(&headers).map(|s| s.code());
+            assert_eq!(grpc_code(&headers), read);
+            assert_eq!(read, Some(status.code()));
+        }
+        assert_eq!(grpc_code(&HeaderMap::new()), None);
     }
 }

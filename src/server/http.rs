@@ -28,6 +28,7 @@
 //! CRLs come from the publisher's memory.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -268,6 +269,21 @@ pub(crate) async fn serve(
     files: Arc<SiteSlot>,
     stop: watch::Receiver<bool>,
 ) {
+    serve_with(listener, stop, move |stream, stop| {
+        connection(stream, Arc::clone(&files), stop)
+    })
+    .await;
+    tracing::debug!("HTTP server stopped");
+}
+
+/// Accepts connections on `listener` and serves each with `connect` on its
+/// own task, until `stop` turns true (or its sender is dropped); then lets
+/// open connections finish for up to [`DRAIN_TIMEOUT`].
+pub(crate) async fn serve_with<C, F>(listener: TcpListener, stop: watch::Receiver<bool>, connect: C)
+where
+    C: Fn(TcpStream, watch::Receiver<bool>) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -275,7 +291,7 @@ pub(crate) async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
                     let _ = stream.set_nodelay(true);
-                    connections.spawn(connection(stream, Arc::clone(&files), stop.clone()));
+                    connections.spawn(connect(stream, stop.clone()));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: pause rather than spin.
@@ -294,7 +310,6 @@ pub(crate) async fn serve(
     if drained.is_err() {
         connections.shutdown().await;
     }
-    tracing::debug!("HTTP server stopped");
 }
 
 /// Completes once `stop` is true or its sender is gone.
@@ -325,6 +340,20 @@ async fn connection(stream: TcpStream, sites: Arc<SiteSlot>, stop: watch::Receiv
             ))
         }
     });
+    serve_connection(stream, service, stop).await;
+}
+
+/// Serves HTTP/1.1 on one connection with `service` until it ends or
+/// shutdown begins (then gracefully: the request in progress is answered).
+pub(crate) async fn serve_connection<S>(stream: TcpStream, service: S, stop: watch::Receiver<bool>)
+where
+    S: hyper::service::Service<
+            Request<hyper::body::Incoming>,
+            Response = Response<Full<Bytes>>,
+            Error = Infallible,
+        >,
+    S::Future: Send + 'static,
+{
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())

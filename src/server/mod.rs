@@ -1,10 +1,10 @@
-//! The appliance's servers: gRPC (Ca, Sys, health, reflection) over TLS and
-//! plain HTTP for CA certificates.
+//! The appliance's servers: gRPC (Ca, Sys, health, reflection) over TLS,
+//! plain HTTP for CA certificates, and optionally Prometheus metrics.
 //!
 //! - [`run`] is `strongroom server --config FILE`: it loads the
-//!   configuration, binds both listeners, and serves, sealed, until Ctrl-C or
+//!   configuration, binds its listeners, and serves, sealed, until Ctrl-C or
 //!   SIGTERM.
-//! - [`serve`] runs both servers on listeners it is given, until a shutdown
+//! - [`serve`] runs the servers on listeners it is given, until a shutdown
 //!   future completes; `strongroom dev` calls it too.
 //! - [`seal`] holds the appliance's state: uninitialised, sealed or
 //!   unsealed. While sealed, the Ca service answers `FAILED_PRECONDITION`
@@ -24,6 +24,9 @@
 //!   at most [`blocking::CALLS_PER_SESSION`] per HSM session at once.
 //! - [`limit`] makes an oversized request fail with `INVALID_ARGUMENT`.
 //! - [`http`] serves the CA certificates over HTTP/1.1.
+//! - [`metrics`] counts and times every gRPC call ([`metrics::Metered`],
+//!   around [`audit::Audited`]) and, with `[metrics]` configured, serves
+//!   them with the appliance's state at `GET /metrics` on its own listener.
 //!
 //! Every gRPC service (including health and reflection) refuses requests
 //! larger than `limits.max_request_bytes`.
@@ -37,6 +40,7 @@ pub(crate) mod crl;
 pub(crate) mod edge;
 mod http;
 mod limit;
+mod metrics;
 pub(crate) mod ocsp;
 pub(crate) mod seal;
 mod seal_service;
@@ -65,6 +69,7 @@ use self::audit::Audited;
 pub(crate) use self::blocking::BlockingPool;
 use self::ca_service::CaService;
 use self::limit::SizeLimited;
+use self::metrics::{Metered, RequestMetrics};
 use self::seal::Seal;
 use self::seal_service::SealService;
 pub(crate) use self::status::Failure;
@@ -138,8 +143,22 @@ pub(crate) fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         let http = tokio::net::TcpListener::bind(config.listen.http)
             .await
             .with_context(|| format!("cannot listen for HTTP on {}", config.listen.http))?;
+        let metrics = match &config.metrics {
+            None => None,
+            Some(metrics) => Some(
+                tokio::net::TcpListener::bind(metrics.listen)
+                    .await
+                    .with_context(|| format!("cannot listen for metrics on {}", metrics.listen))?,
+            ),
+        };
         eprintln!("strongroom: gRPC on https://{}", grpc.local_addr()?);
         eprintln!("strongroom: HTTP on http://{}", http.local_addr()?);
+        if let Some(metrics) = &metrics {
+            eprintln!(
+                "strongroom: metrics on http://{}/metrics",
+                metrics.local_addr()?
+            );
+        }
         let status = seal.status().await;
         if status.initialized {
             eprintln!(
@@ -150,7 +169,12 @@ pub(crate) fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         } else {
             eprintln!("strongroom: not initialised; run `strongroom operator init`");
         }
-        serve(Arc::clone(&seal), grpc, http, tls, shutdown_signal()).await
+        let listeners = Listeners {
+            grpc,
+            http,
+            metrics,
+        };
+        serve(Arc::clone(&seal), listeners, tls, shutdown_signal()).await
     })?;
     eprintln!("strongroom: stopped");
     Ok(ExitCode::SUCCESS)
@@ -226,15 +250,30 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
 }
 
-/// Serves gRPC on `grpc` and HTTP on `http` until `shutdown` completes,
-/// then seals (logs out of the HSM).
+/// The listeners [`serve`] serves on.
+pub(crate) struct Listeners {
+    /// gRPC over TLS.
+    pub(crate) grpc: tokio::net::TcpListener,
+    /// Plain HTTP: CA certificates, CRLs, OCSP.
+    pub(crate) http: tokio::net::TcpListener,
+    /// Prometheus metrics, when configured; without it no request metrics
+    /// are kept.
+    pub(crate) metrics: Option<tokio::net::TcpListener>,
+}
+
+/// Serves gRPC, HTTP and metrics on `listeners` until `shutdown`
+/// completes, then seals (logs out of the HSM).
 pub(crate) async fn serve(
     seal: Arc<Seal>,
-    grpc: tokio::net::TcpListener,
-    http: tokio::net::TcpListener,
+    listeners: Listeners,
     tls: TlsIdentity,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let Listeners {
+        grpc,
+        http,
+        metrics: metrics_listener,
+    } = listeners;
     let limit = seal.config().limits.max_request_bytes;
     let pool = seal.pool().clone();
 
@@ -291,58 +330,100 @@ pub(crate) async fn serve(
             trail_config.dir.display()
         )
     })?;
+    let requests = metrics_listener.as_ref().map(|_| RequestMetrics::new());
+    let exporter = requests.as_ref().map(|requests| {
+        Arc::new(metrics::endpoint::Exporter::new(
+            requests,
+            Arc::clone(&seal),
+            pool.clone(),
+            trail.clone(),
+        ))
+    });
     let sys = SysServer::new(SysService::new(Arc::clone(&seal), pool, trail.clone()))
         .max_decoding_message_size(limit);
 
+    // Metered outside Audited: a call is counted with the status its caller
+    // gets, an audit failure's included.
+    let requests = requests.as_ref();
     let router = Server::builder()
         .tls_config(tls_config)
         .context("the TLS certificate or key is unusable")?
-        .add_service(Audited::new(
-            SizeLimited::new(ca, limit),
-            trail.clone(),
-            Arc::clone(&access),
+        .add_service(Metered::new(
+            Audited::new(
+                SizeLimited::new(ca, limit),
+                trail.clone(),
+                Arc::clone(&access),
+            ),
+            requests,
         ))
-        .add_service(Audited::new(
-            SizeLimited::new(transit, transit_limit),
-            trail.clone(),
-            Arc::clone(&access),
+        .add_service(Metered::new(
+            Audited::new(
+                SizeLimited::new(transit, transit_limit),
+                trail.clone(),
+                Arc::clone(&access),
+            ),
+            requests,
         ))
-        .add_service(Audited::new(
-            SizeLimited::new(sys, limit),
-            trail.clone(),
-            Arc::clone(&access),
+        .add_service(Metered::new(
+            Audited::new(
+                SizeLimited::new(sys, limit),
+                trail.clone(),
+                Arc::clone(&access),
+            ),
+            requests,
         ))
-        .add_service(Audited::new(
-            SizeLimited::new(seal_service, limit),
-            trail.clone(),
-            Arc::clone(&access),
+        .add_service(Metered::new(
+            Audited::new(
+                SizeLimited::new(seal_service, limit),
+                trail.clone(),
+                Arc::clone(&access),
+            ),
+            requests,
         ))
-        .add_service(Audited::new(
-            SizeLimited::new(health, limit),
-            trail.clone(),
-            Arc::clone(&access),
+        .add_service(Metered::new(
+            Audited::new(
+                SizeLimited::new(health, limit),
+                trail.clone(),
+                Arc::clone(&access),
+            ),
+            requests,
         ))
-        .add_service(Audited::new(
-            SizeLimited::new(reflection_v1, limit),
-            trail.clone(),
-            Arc::clone(&access),
+        .add_service(Metered::new(
+            Audited::new(
+                SizeLimited::new(reflection_v1, limit),
+                trail.clone(),
+                Arc::clone(&access),
+            ),
+            requests,
         ))
-        .add_service(Audited::new(
-            SizeLimited::new(reflection_v1alpha, limit),
-            trail.clone(),
-            Arc::clone(&access),
+        .add_service(Metered::new(
+            Audited::new(
+                SizeLimited::new(reflection_v1alpha, limit),
+                trail.clone(),
+                Arc::clone(&access),
+            ),
+            requests,
         ));
 
     let reloading = tokio::spawn(reload_on_hangup(Arc::clone(&access), trail.clone()));
 
-    // One stop signal for both servers. The trigger owns the sender: when it
-    // is aborted (gRPC ended on its own), the dropped sender stops HTTP too.
+    // One stop signal for every server. The trigger owns the sender: when it
+    // is aborted (gRPC ended on its own), the dropped sender stops the others
+    // too.
     let (stop_tx, stop_rx) = watch::channel(false);
     let trigger = tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     });
     let http_task = tokio::spawn(http::serve(http, seal.sites(), stop_rx.clone()));
+    let metrics_task = match (metrics_listener, exporter) {
+        (Some(listener), Some(exporter)) => Some(tokio::spawn(metrics::endpoint::serve(
+            listener,
+            exporter,
+            stop_rx.clone(),
+        ))),
+        _ => None,
+    };
 
     // tonic ignores its tcp_nodelay setting for a given listener; without it,
     // a response written in several pieces waits for the client's delayed ACK.
@@ -360,8 +441,13 @@ pub(crate) async fn serve(
     trigger.abort();
     reloading.abort();
     let http_done = http_task.await;
+    let metrics_done = match metrics_task {
+        Some(task) => task.await,
+        None => Ok(()),
+    };
     seal.shutdown().await;
     served.context("the gRPC server failed")?;
     http_done.context("the HTTP server failed")?;
+    metrics_done.context("the metrics server failed")?;
     Ok(())
 }

@@ -36,7 +36,7 @@ use crate::appliance::Appliance;
 use crate::audit::{AuditTrail, SinkHealth, SinkKind};
 
 /// How far ahead the status looks for issued certificates about to expire.
-const EXPIRING_WINDOW: Duration = Duration::from_secs(30 * DAY);
+pub(crate) const EXPIRING_WINDOW: Duration = Duration::from_secs(30 * DAY);
 
 /// How long before a CA certificate expires the status recommends renewing
 /// it: a new intermediate needs an offline ceremony, so warn early.
@@ -73,45 +73,49 @@ impl SysService {
     /// Sys.Status.
     async fn status(&self) -> Result<v1::StatusResponse, Failure> {
         let now = SystemTime::now();
-        let facts = self.facts(now).await?;
+        let facts = facts(&self.seal, &self.pool, &self.trail, now).await?;
         let actions = recommended_actions(&facts, now);
         Ok(response(&facts, actions, self.started_at))
     }
+}
 
-    /// Gathers the facts at `now`.
-    async fn facts(&self, now: SystemTime) -> Result<Facts, Failure> {
-        let audit = AuditFacts::of(&self.trail);
-        let Some(appliance) = self.seal.gate().current() else {
-            // Only while sealed: the seal's lock is held through an unseal's
-            // HSM login, which an unsealed appliance's status never waits for.
-            let seal = self.seal.status().await;
-            return Ok(Facts {
-                hsm_token: crate::appliance::token_label(self.seal.config()).unwrap_or_default(),
-                audit,
-                seal: if seal.initialized {
-                    SealFacts::Sealed {
-                        progress: seal.progress,
-                        threshold: seal.threshold,
-                    }
-                } else {
-                    SealFacts::Uninitialized
-                },
-            });
-        };
-        let hsm_token = appliance.token.label().to_string();
-        // The default of `strongroom transit report`, from the one place
-        // that defines it.
-        let max_age = convert::transit::max_age(None)?;
-        let unsealed = self
-            .pool
-            .run(move || gather(&appliance, now, max_age))
-            .await??;
-        Ok(Facts {
-            hsm_token,
+/// What Sys.Status (and the metrics endpoint) reports at `now`: the seal
+/// and the audit trail's health, and while unsealed what the appliance
+/// knows, read on `pool`. Only reading an unsealed appliance can fail.
+pub(crate) async fn facts(
+    seal: &Seal,
+    pool: &BlockingPool,
+    trail: &AuditTrail,
+    now: SystemTime,
+) -> Result<Facts, Failure> {
+    let audit = AuditFacts::of(trail);
+    let Some(appliance) = seal.gate().current() else {
+        // Only while sealed: the seal's lock is held through an unseal's
+        // HSM login, which an unsealed appliance's status never waits for.
+        let status = seal.status().await;
+        return Ok(Facts {
+            hsm_token: crate::appliance::token_label(seal.config()).unwrap_or_default(),
             audit,
-            seal: SealFacts::Unsealed(Box::new(unsealed)),
-        })
-    }
+            seal: if status.initialized {
+                SealFacts::Sealed {
+                    progress: status.progress,
+                    threshold: status.threshold,
+                }
+            } else {
+                SealFacts::Uninitialized
+            },
+        });
+    };
+    let hsm_token = appliance.token.label().to_string();
+    // The default of `strongroom transit report`, from the one place that
+    // defines it.
+    let max_age = convert::transit::max_age(None)?;
+    let unsealed = pool.run(move || gather(&appliance, now, max_age)).await??;
+    Ok(Facts {
+        hsm_token,
+        audit,
+        seal: SealFacts::Unsealed(Box::new(unsealed)),
+    })
 }
 
 /// Reads what only the unsealed appliance knows. Blocking: the token may
@@ -147,10 +151,11 @@ fn gather(
     let transit = match &appliance.transit {
         None => None,
         Some(transit) => {
-            let overdue = transit.rotation_report(now, max_age)?;
+            let compliance = transit.rotation_compliance(now, max_age)?;
             let kek = transit.kek_status()?;
             Some(TransitFacts {
-                keys_overdue: overdue.len() as u64,
+                keys: compliance.keys,
+                keys_overdue: compliance.overdue.len() as u64,
                 max_age,
                 current_kek: kek.current,
                 versions_to_rewrap: kek.to_rewrap,
@@ -187,18 +192,18 @@ fn unix(t: SystemTime) -> i64 {
 /// Everything Sys.Status reports, in domain terms: the input of
 /// [`recommended_actions`] and of the wire response.
 #[derive(Debug, Clone)]
-struct Facts {
+pub(crate) struct Facts {
     /// Label of the token holding the CA keys.
-    hsm_token: String,
+    pub(crate) hsm_token: String,
     /// The audit trail's health (known while sealed too).
-    audit: AuditFacts,
+    pub(crate) audit: AuditFacts,
     /// The seal, and while unsealed what the appliance knows.
-    seal: SealFacts,
+    pub(crate) seal: SealFacts,
 }
 
 /// Where the seal stands.
 #[derive(Debug, Clone)]
-enum SealFacts {
+pub(crate) enum SealFacts {
     /// Never initialised: no share set yet.
     Uninitialized,
     /// Initialised and sealed.
@@ -214,30 +219,30 @@ enum SealFacts {
 
 /// What the unsealed appliance reported.
 #[derive(Debug, Clone)]
-struct ApplianceFacts {
+pub(crate) struct ApplianceFacts {
     /// Whether HSM operations run.
-    hsm: TokenStatus,
+    pub(crate) hsm: TokenStatus,
     /// The token's session pool.
-    pool: PoolUsage,
+    pub(crate) pool: PoolUsage,
     /// The issuing CA's certificate.
-    issuing_ca: CaCertificate,
+    pub(crate) issuing_ca: CaCertificate,
     /// The certificates above it, nearest first.
-    chain: Vec<CaCertificate>,
+    pub(crate) chain: Vec<CaCertificate>,
     /// The inventory by status.
-    counts: Counts,
+    pub(crate) counts: Counts,
     /// Transit, when configured.
-    transit: Option<TransitFacts>,
+    pub(crate) transit: Option<TransitFacts>,
 }
 
 /// The parts of a CA certificate the status shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct CaCertificate {
+pub(crate) struct CaCertificate {
     /// Subject, RFC 4514.
-    subject: String,
+    pub(crate) subject: String,
     /// Serial, lower-case hex.
-    serial: String,
+    pub(crate) serial: String,
     /// End of validity.
-    not_after: SystemTime,
+    pub(crate) not_after: SystemTime,
 }
 
 impl CaCertificate {
@@ -260,53 +265,57 @@ impl CaCertificate {
 
 /// The certificate inventory by status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Counts {
+pub(crate) struct Counts {
     /// Recorded, not signed.
-    pending: u64,
+    pub(crate) pending: u64,
     /// Signed, not revoked.
-    issued: u64,
+    pub(crate) issued: u64,
     /// Revoked.
-    revoked: u64,
+    pub(crate) revoked: u64,
     /// Issued, not expired, expiring within [`EXPIRING_WINDOW`], except the
     /// delegated OCSP signer's.
-    expiring: u64,
+    pub(crate) expiring: u64,
 }
 
 /// Transit's rotation and re-wrap state.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct TransitFacts {
+pub(crate) struct TransitFacts {
+    /// Keys in the store.
+    pub(crate) keys: u64,
     /// Keys whose latest version is older than `max_age`.
-    keys_overdue: u64,
+    pub(crate) keys_overdue: u64,
     /// The age beyond which a key is overdue.
-    max_age: Duration,
+    pub(crate) max_age: Duration,
     /// The KEK that wraps new versions.
-    current_kek: String,
+    pub(crate) current_kek: String,
     /// Versions a retired KEK still wraps.
-    versions_to_rewrap: u64,
+    pub(crate) versions_to_rewrap: u64,
     /// The background re-wrap has work left.
-    rewrap_pending: bool,
+    pub(crate) rewrap_pending: bool,
 }
 
 /// The audit trail's health.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct AuditFacts {
+pub(crate) struct AuditFacts {
     /// The last write succeeded.
-    healthy: bool,
+    pub(crate) healthy: bool,
     /// What is wrong, or went wrong last.
-    problem: Option<String>,
+    pub(crate) problem: Option<String>,
     /// The file being written.
-    file: String,
+    pub(crate) file: String,
     /// The last record's sequence number.
-    last_seq: u64,
+    pub(crate) last_seq: u64,
     /// Records that no sink wrote since the start.
-    failed: u64,
+    pub(crate) failed: u64,
     /// Each sink's health, the file sink first.
-    sinks: Vec<SinkHealth>,
+    pub(crate) sinks: Vec<SinkHealth>,
+    /// When the last problem was noticed.
+    pub(crate) problem_at: Option<SystemTime>,
 }
 
 impl AuditFacts {
     /// The trail's health now.
-    fn of(trail: &AuditTrail) -> AuditFacts {
+    pub(crate) fn of(trail: &AuditTrail) -> AuditFacts {
         let health = trail.health();
         AuditFacts {
             healthy: health.healthy,
@@ -315,6 +324,7 @@ impl AuditFacts {
             last_seq: health.last_seq,
             failed: health.failed,
             sinks: health.sinks,
+            problem_at: health.problem_at,
         }
     }
 }
@@ -632,6 +642,7 @@ mod tests {
             last_seq: 42,
             failed: 0,
             sinks: Vec::new(),
+            problem_at: None,
         }
     }
 
@@ -661,6 +672,7 @@ mod tests {
                 expiring: 0,
             },
             transit: Some(TransitFacts {
+                keys: 3,
                 keys_overdue: 0,
                 max_age: days(365),
                 current_kek: "transit-kek".into(),

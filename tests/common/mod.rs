@@ -19,6 +19,8 @@ pub struct Dev {
     /// policies grant everything.
     pub client_cert: String,
     pub client_key: String,
+    /// `http://127.0.0.1:port/metrics`, when the banner names it.
+    pub metrics: Option<String>,
 }
 
 impl Dev {
@@ -26,7 +28,14 @@ impl Dev {
     pub fn start(data: &Path) -> Dev {
         Dev::launch(
             data,
-            &["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"],
+            &[
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ],
         )
     }
 
@@ -47,7 +56,7 @@ impl Dev {
             .expect("start strongroom dev");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let (mut addr, mut cacert) = (None, None);
+        let (mut addr, mut cacert, mut metrics) = (None, None, None);
         let (mut client_cert, mut client_key) = (None, None);
         let deadline = Instant::now() + Duration::from_secs(60);
         while addr.is_none() || cacert.is_none() || client_cert.is_none() || client_key.is_none() {
@@ -71,6 +80,9 @@ impl Dev {
             if let Some(v) = line.strip_prefix("export STRONGROOM_CLIENT_KEY=") {
                 client_key = Some(v.to_string());
             }
+            if let Some(v) = line.trim_start().strip_prefix("metrics ") {
+                metrics = Some(v.trim().to_string());
+            }
         }
         // Keep draining stdout so the appliance never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
@@ -80,6 +92,7 @@ impl Dev {
             cacert: cacert.expect("cacert"),
             client_cert: client_cert.expect("client cert"),
             client_key: client_key.expect("client key"),
+            metrics,
         };
         dev.wait_ready();
         dev

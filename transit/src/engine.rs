@@ -201,6 +201,15 @@ pub struct OverdueKey {
     pub auto_rotate_period: Option<Duration>,
 }
 
+/// Every key's rotation state: how many keys there are, and those overdue.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RotationCompliance {
+    /// Keys in the store.
+    pub keys: u64,
+    /// The keys not rotated within the allowed age.
+    pub overdue: Vec<OverdueKey>,
+}
+
 /// Unwrapped versions, least recently used evicted first. Keyed by name,
 /// then version, so a lookup borrows the name instead of copying it.
 struct VersionCache {
@@ -735,8 +744,21 @@ impl Transit {
 
     /// Keys whose latest version is older than `max_age` at `now`.
     pub fn rotation_report(&self, now: SystemTime, max_age: Duration) -> Result<Vec<OverdueKey>> {
+        Ok(self.rotation_compliance(now, max_age)?.overdue)
+    }
+
+    /// How many keys there are, and which of them are overdue at `now`
+    /// (their latest version older than `max_age`), in one pass over the
+    /// keys.
+    pub fn rotation_compliance(
+        &self,
+        now: SystemTime,
+        max_age: Duration,
+    ) -> Result<RotationCompliance> {
+        let mut keys = 0;
         let mut overdue = Vec::new();
         self.for_each_key(|policy| {
+            keys += 1;
             let age = now.duration_since(policy.rotated_at).unwrap_or_default();
             if age > max_age {
                 overdue.push(OverdueKey {
@@ -750,7 +772,7 @@ impl Transit {
             }
             Ok(())
         })?;
-        Ok(overdue)
+        Ok(RotationCompliance { keys, overdue })
     }
 
     /// Rotates every key whose automatic rotation period has passed at

@@ -38,7 +38,8 @@ pub use encoded::{DEFAULT_PREFIX, Encoded, MAX_ENCODED_LEN};
 pub use engine::{
     DataKey, DecryptItem, EncryptItem, KekStatus, KeyInfo, KeyUpdate, MAX_AAD_LEN, MAX_BATCH_ITEMS,
     MAX_INPUT_LEN, MAX_RANDOM_LEN, MIN_AUTO_ROTATE_PERIOD, NewKey, NotCached, OverdueKey,
-    Plaintext, RewrapStep, Transit, TransitConfig, TryResult, Versioned, check_batch,
+    Plaintext, RewrapStep, RotationCompliance, Transit, TransitConfig, TryResult, Versioned,
+    check_batch,
 };
 pub use error::{Result, TransitError};
 pub use key_type::{ALL_KEY_TYPES, KeyType, Operation};

@@ -2765,6 +2765,14 @@ fn rotate_due_and_rotation_report_follow_the_given_time() {
     // Only keys older than the limit.
     let report = f.transit.rotation_report(now + 30 * DAY, year).unwrap();
     assert!(report.is_empty(), "{report:?}");
+    // Compliance counts every key, overdue or not.
+    let compliance = f.transit.rotation_compliance(now + 30 * DAY, year).unwrap();
+    assert_eq!((compliance.keys, compliance.overdue.len()), (2, 0));
+    let compliance = f
+        .transit
+        .rotation_compliance(now + 400 * DAY, year)
+        .unwrap();
+    assert_eq!((compliance.keys, compliance.overdue.len()), (2, 2));
 
     let rotated = f.transit.rotate_due(now + 2 * HOUR).unwrap();
     assert_eq!(rotated, std::slice::from_ref(&hourly));

@@ -1,0 +1,142 @@
+//! `GET /metrics` over plain HTTP/1.1 (hyper) on the metrics listener: the
+//! request metrics, then the state read for this scrape, as OpenMetrics
+//! text. Anything else is 404; another method on `/metrics` is 405.
+//!
+//! It answers while the appliance is sealed (the seal is one of the
+//! metrics) and takes no credentials: bind it to loopback or a monitoring
+//! network. Nothing it serves is secret.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::state::State;
+use super::{PREFIX, RequestMetrics};
+use crate::audit::AuditTrail;
+use crate::server::blocking::BlockingPool;
+use crate::server::http::{serve_connection, serve_with};
+use crate::server::seal::Seal;
+
+/// The path metrics are served at.
+const PATH: &str = "/metrics";
+
+/// The OpenMetrics text format's media type.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// What a scrape reads.
+pub(crate) struct Exporter {
+    /// The request metrics, and what else is kept in memory.
+    registry: Registry,
+    /// The appliance.
+    seal: Arc<Seal>,
+    /// Where its state is read.
+    pool: BlockingPool,
+    /// The audit trail, whose health is reported.
+    trail: AuditTrail,
+}
+
+impl Exporter {
+    /// Exports `requests` and the state of the appliance behind `seal`,
+    /// read on `pool`, with `trail`'s health.
+    pub(crate) fn new(
+        requests: &RequestMetrics,
+        seal: Arc<Seal>,
+        pool: BlockingPool,
+        trail: AuditTrail,
+    ) -> Exporter {
+        let mut registry = Registry::with_prefix(PREFIX);
+        registry.register(
+            "build",
+            "The running version",
+            prometheus_client::metrics::info::Info::new([("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        requests.register(&mut registry);
+        Exporter {
+            registry,
+            seal,
+            pool,
+            trail,
+        }
+    }
+
+    /// The whole exposition now.
+    pub(crate) async fn scrape(&self) -> Result<String, std::fmt::Error> {
+        let state = State::read(&self.seal, &self.pool, &self.trail).await;
+        let mut now = Registry::with_prefix(PREFIX);
+        now.register_collector(Box::new(state));
+        let mut text = String::with_capacity(16 * 1024);
+        encode_registry(&mut text, &self.registry)?;
+        encode_registry(&mut text, &now)?;
+        encode_eof(&mut text)?;
+        Ok(text)
+    }
+}
+
+/// Serves `listener` until `stop` turns true (or its sender is dropped).
+pub(crate) async fn serve(
+    listener: TcpListener,
+    exporter: Arc<Exporter>,
+    stop: watch::Receiver<bool>,
+) {
+    serve_with(listener, stop, move |stream, stop| {
+        let exporter = Arc::clone(&exporter);
+        let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+            let exporter = Arc::clone(&exporter);
+            async move {
+                Ok::<_, Infallible>(
+                    respond(&exporter, request.method(), request.uri().path()).await,
+                )
+            }
+        });
+        serve_connection(stream, service, stop)
+    })
+    .await;
+    tracing::debug!("metrics server stopped");
+}
+
+/// The response to `method path`.
+async fn respond(exporter: &Exporter, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = if path != PATH {
+        (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            Bytes::from_static(b"not found; metrics are at /metrics\n"),
+        )
+    } else if method != Method::GET {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            Bytes::from_static(b"method not allowed: use GET\n"),
+        )
+    } else {
+        match exporter.scrape().await {
+            Ok(text) => (StatusCode::OK, OPENMETRICS, Bytes::from(text)),
+            Err(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                Bytes::from_static(b"the metrics could not be encoded\n"),
+            ),
+        }
+    };
+    tracing::debug!(%method, path, status = status.as_u16(), "metrics request");
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET"));
+    }
+    response
+}
