@@ -4,10 +4,12 @@
 //!
 //! A record is accepted as soon as one sink has written it (the file: in the
 //! operating system, or on the disk with `audit.sync_before_reply`; syslog:
-//! sent on its socket). Each sink runs on its own thread behind a bounded
-//! inbox, so a sink that is stuck (a disk that stops answering, a receiver
-//! that stops reading) holds up neither the others nor the requests: they
-//! wait for the first sink that answers, at most the trail's bound.
+//! sent on its socket). With several sinks each runs on its own thread
+//! behind a bounded inbox ([`drive`]), so a sink that is stuck (a disk that
+//! stops answering, a receiver that stops reading) holds up neither the
+//! others nor the requests: they wait for the first sink that answers, at
+//! most the trail's bound. A trail with one sink writes it on its chain
+//! thread ([`Driven`]), saving a hand-off per batch.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -235,28 +237,64 @@ impl Batch {
     }
 }
 
-/// Runs `sink` on the calling thread (the sink's own) until `inbox`
-/// closes: writes each batch, updates the sink's entry `index` in
-/// `health`, then answers the batch. `alone`: it is the trail's only sink,
-/// whose failures are the trail's (logged once, by the trail).
-pub(super) fn drive(
-    mut sink: Box<dyn Sink>,
-    inbox: Receiver<Arc<Batch>>,
-    index: usize,
-    health: Arc<Mutex<TrailHealth>>,
-    alone: bool,
-) {
-    let health = SinkReporter {
-        index,
-        health,
-        alone,
-    };
+/// A sink and the entry `index` of the trail's health it keeps current.
+/// `alone`: it is the trail's only sink, whose failures are the trail's
+/// (logged once, by the trail).
+pub(super) struct Driven {
+    sink: Box<dyn Sink>,
+    health: SinkReporter,
+}
+
+impl Driven {
+    /// Drives `sink`, reporting to entry `index` of `health`.
+    pub(super) fn new(
+        sink: Box<dyn Sink>,
+        index: usize,
+        health: Arc<Mutex<TrailHealth>>,
+        alone: bool,
+    ) -> Driven {
+        Driven {
+            sink,
+            health: SinkReporter {
+                index,
+                health,
+                alone,
+            },
+        }
+    }
+
+    /// When the sink next has work of its own.
+    pub(super) fn due(&self) -> Option<Instant> {
+        self.sink.due()
+    }
+
+    /// Does the sink's own work, reporting a failure.
+    pub(super) fn tick(&mut self) {
+        self.health.ticked(self.sink.tick());
+    }
+
+    /// Writes `batch`, updates the health, then answers the batch's
+    /// requests; does the sink's own work if it is due.
+    pub(super) fn write(&mut self, batch: &Batch) {
+        let written = self.sink.write(batch);
+        // The health is current before any request learns its fate.
+        self.health.wrote(&written, batch, self.sink.file());
+        batch.report(&written);
+        if self.due().is_some_and(|at| at <= Instant::now()) {
+            self.tick();
+        }
+    }
+}
+
+/// Runs `driven` on the calling thread (the sink's own) until `inbox`
+/// closes, writing each batch.
+pub(super) fn drive(mut driven: Driven, inbox: Receiver<Arc<Batch>>) {
     loop {
-        let batch = match sink.due() {
+        let batch = match driven.due() {
             Some(at) => match inbox.recv_timeout(at.saturating_duration_since(Instant::now())) {
                 Ok(batch) => batch,
                 Err(RecvTimeoutError::Timeout) => {
-                    health.ticked(sink.tick());
+                    driven.tick();
                     continue;
                 }
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -266,16 +304,10 @@ pub(super) fn drive(
                 Err(_) => break,
             },
         };
-        let written = sink.write(&batch);
-        // The health is current before any request learns its fate.
-        health.wrote(&written, &batch, sink.file());
-        batch.report(&written);
-        if sink.due().is_some_and(|at| at <= Instant::now()) {
-            health.ticked(sink.tick());
-        }
+        driven.write(&batch);
     }
-    if sink.due().is_some() {
-        health.ticked(sink.tick());
+    if driven.due().is_some() {
+        driven.tick();
     }
 }
 

@@ -9,7 +9,10 @@
 //! the machine too; syslog, when it is sent on the socket.
 //! If no sink has it by then, the request fails: the trail fails closed, but
 //! never hangs a request on a stuck disk or receiver, and a stuck sink never
-//! holds up the others (each runs on its own thread behind a bounded inbox).
+//! holds up the others (with syslog, each sink runs on its own thread behind
+//! a bounded inbox; the files alone are written on the chain thread, without
+//! a hand-off per batch, and a stuck disk fails requests at the bound, then
+//! at once once the queue is full).
 //!
 //! The chain thread keeps the chain's head itself. When no sink wrote a
 //! batch's last records, the head goes back before them, so they are never
@@ -18,14 +21,14 @@
 //! write (it had not answered within the bound) keep their numbers.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::oneshot;
 
 use super::file_sink::FileSink;
-use super::sink::{self, Answer, Batch, Decision, Sink, Written};
+use super::sink::{self, Answer, Batch, Decision, Driven, Sink, Written};
 use super::syslog::{SyslogConfig, SyslogSink};
 use super::{AuditEntry, AuditError, seal_records};
 
@@ -178,12 +181,20 @@ impl AuditTrail {
         }));
         let alone = sinks.len() == 1;
         let mut inboxes = Vec::with_capacity(sinks.len());
+        let mut inline = None;
         for (index, (sink, sink_health)) in sinks.into_iter().enumerate() {
+            let driven = Driven::new(sink, index, Arc::clone(&health), alone);
+            if alone {
+                // The files alone: written on the chain thread, without a
+                // hand-off. A stuck disk still fails requests within the
+                // bound: they stop waiting, and the queue refuses new ones.
+                inline = Some(driven);
+                break;
+            }
             let (inbox, batches) = mpsc::sync_channel(SINK_QUEUE);
-            let health = Arc::clone(&health);
             std::thread::Builder::new()
                 .name(format!("audit-{}", sink_health.kind.name()))
-                .spawn(move || sink::drive(sink, batches, index, health, alone))
+                .spawn(move || sink::drive(driven, batches))
                 .map_err(|e| AuditError::io(&config.dir, e))?;
             inboxes.push(inbox);
         }
@@ -191,6 +202,7 @@ impl AuditTrail {
             seq,
             prev,
             sinks: inboxes,
+            inline,
             health: Arc::clone(&health),
             timeout: config.timeout,
         };
@@ -267,6 +279,8 @@ struct Chain {
     seq: u64,
     prev: String,
     sinks: Vec<SyncSender<Arc<Batch>>>,
+    /// The only sink, written on this thread.
+    inline: Option<Driven>,
     health: Arc<Mutex<TrailHealth>>,
     /// How long a batch waits for a sink to write it.
     timeout: Duration,
@@ -274,7 +288,26 @@ struct Chain {
 
 impl Chain {
     fn run(mut self, queue: Receiver<Job>) {
-        while let Ok(first) = queue.recv() {
+        loop {
+            let due = self.inline.as_ref().and_then(Driven::due);
+            let first = match due {
+                Some(at) => {
+                    match queue.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                        Ok(job) => job,
+                        Err(RecvTimeoutError::Timeout) => {
+                            if let Some(inline) = &mut self.inline {
+                                inline.tick();
+                            }
+                            continue;
+                        }
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+                None => match queue.recv() {
+                    Ok(job) => job,
+                    Err(_) => break,
+                },
+            };
             let mut jobs = vec![first];
             while jobs.len() < BATCH {
                 match queue.try_recv() {
@@ -283,6 +316,11 @@ impl Chain {
                 }
             }
             self.write(jobs);
+        }
+        if let Some(inline) = &mut self.inline
+            && inline.due().is_some()
+        {
+            inline.tick();
         }
     }
 
@@ -315,8 +353,11 @@ impl Chain {
             sealed,
             times,
             answers,
-            self.sinks.len(),
+            self.sinks.len() + usize::from(self.inline.is_some()),
         ));
+        if let Some(inline) = &mut self.inline {
+            inline.write(&batch);
+        }
         for (index, inbox) in self.sinks.iter().enumerate() {
             let missed = match inbox.try_send(Arc::clone(&batch)) {
                 Ok(()) => continue,

@@ -76,6 +76,13 @@ pub(crate) const STATUS_TTL: Duration = Duration::from_secs(10);
 /// The most client certificates whose status is kept in memory.
 const STATUS_CACHE_ENTRIES: usize = 10_000;
 
+/// The most connections whose caller is kept in memory.
+const CALLER_CACHE_ENTRIES: usize = 4_096;
+
+/// The certificates a TLS peer presented, leaf first, as the TLS layer
+/// hands them over (one list per connection).
+pub(crate) type PeerCertificates = Arc<Vec<tonic::transport::CertificateDer<'static>>>;
+
 /// The identity of a caller without a client certificate.
 pub(crate) const ANONYMOUS: &str = "anonymous";
 
@@ -577,8 +584,10 @@ pub(crate) struct AccessControl {
     sources: Vec<IdentitySource>,
     gate: Arc<Gate>,
     pool: BlockingPool,
-    /// Client certificates read before, by SHA-256 of their DER.
-    callers: Mutex<HashMap<[u8; 32], Caller>>,
+    /// Callers of connections seen before, by the address of the
+    /// connection's certificate list; each entry holds that list, so the
+    /// address cannot be reused while the entry exists.
+    callers: Mutex<HashMap<usize, (PeerCertificates, Caller)>>,
     /// Inventory status of this appliance's client certificates, by serial.
     statuses: Mutex<HashMap<Serial, Looked>>,
 }
@@ -619,29 +628,36 @@ impl AccessControl {
         Ok(count)
     }
 
-    /// The caller presenting `leaf` (DER), or an anonymous caller.
-    pub(crate) fn caller(&self, leaf: Option<&[u8]>) -> Caller {
-        let Some(der) = leaf else {
+    /// The caller of a connection that presented `certificates` (leaf
+    /// first), or an anonymous caller. A connection's caller is read once;
+    /// while sealed it is read every time (whether this appliance issued
+    /// the certificate is known only while unsealed).
+    pub(crate) fn caller(&self, certificates: Option<&PeerCertificates>) -> Caller {
+        let Some((certificates, leaf)) = certificates.and_then(|c| Some((c, c.first()?))) else {
             return Caller::anonymous();
         };
-        let digest = ring::digest::digest(&ring::digest::SHA256, der);
-        let mut key = [0u8; 32];
-        key.copy_from_slice(digest.as_ref());
+        if self.gate.current().is_none() {
+            return self.read_caller(leaf.as_ref());
+        }
+        let key = Arc::as_ptr(certificates) as usize;
         let mut callers = self.callers.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(caller) = callers.get(&key) {
+        if let Some((_, caller)) = callers.get(&key) {
             return caller.clone();
         }
-        let caller = self.read_caller(der, &key);
-        if callers.len() >= STATUS_CACHE_ENTRIES {
+        let caller = self.read_caller(leaf.as_ref());
+        if callers.len() >= CALLER_CACHE_ENTRIES {
             callers.clear();
         }
-        callers.insert(key, caller.clone());
+        callers.insert(key, (Arc::clone(certificates), caller.clone()));
         caller
     }
 
-    fn read_caller(&self, der: &[u8], digest: &[u8; 32]) -> Caller {
+    fn read_caller(&self, der: &[u8]) -> Caller {
         let refused = |reason: String| Caller {
-            identity: Arc::from(format!("sha256:{}", hex(digest))),
+            identity: Arc::from(format!(
+                "sha256:{}",
+                hex(ring::digest::digest(&ring::digest::SHA256, der).as_ref())
+            )),
             certificate: None,
             refused: Some(reason),
         };

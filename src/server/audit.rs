@@ -35,7 +35,7 @@ use tonic::server::NamedService;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 use tonic::{Code, Status};
 
-use super::access::AccessControl;
+use super::access::{AccessControl, PeerCertificates};
 use super::status::to_status;
 use crate::audit::{AuditEntry, AuditTrail, AuditUnavailable};
 
@@ -109,9 +109,7 @@ where
         let started = Instant::now();
         let target = AuditTarget::default();
         request.extensions_mut().insert(target.clone());
-        let certificates = client_certificates(&request);
-        let leaf = certificates.as_ref().and_then(|c| c.first());
-        let caller = self.access.caller(leaf.map(AsRef::as_ref));
+        let caller = self.access.caller(client_certificates(&request).as_ref());
         let pending = Pending {
             trail: self.trail.clone(),
             caller: caller.identity.to_string(),
@@ -365,9 +363,7 @@ fn connect_info<B>(request: &Request<B>) -> Option<&TlsConnectInfo<TcpConnectInf
 }
 
 /// The certificates the caller presented, leaf first, if any.
-fn client_certificates<B>(
-    request: &Request<B>,
-) -> Option<Arc<Vec<tonic::transport::CertificateDer<'static>>>> {
+fn client_certificates<B>(request: &Request<B>) -> Option<PeerCertificates> {
     connect_info(request).and_then(|info| info.peer_certs())
 }
 
