@@ -43,6 +43,7 @@
 mod algorithm;
 mod error;
 mod extractable;
+mod hmac_key;
 mod key_pair;
 mod module;
 mod pin;
@@ -58,6 +59,7 @@ use zeroize::Zeroizing;
 
 pub use algorithm::{KeySpec, SignatureAlgorithm};
 pub use error::{Error, Result};
+pub use hmac_key::{HmacKey, MAX_HMAC_INPUT_LEN};
 pub use key_pair::KeyPair;
 pub use pin::Pin;
 pub use public_key::PublicKey;

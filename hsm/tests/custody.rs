@@ -57,6 +57,7 @@ fn pkcs11_tool_sees_keys_sensitive_and_never_extractable() {
     token
         .generate_wrapping_key("custody-wrap")
         .expect("wrapping key");
+    token.generate_hmac_key("custody-hmac").expect("HMAC key");
 
     let objects = listed_objects();
     let private: Vec<&String> = objects
@@ -85,6 +86,22 @@ fn pkcs11_tool_sees_keys_sensitive_and_never_extractable() {
         .find(|l| l.trim_start().starts_with("Usage:"))
         .unwrap_or_else(|| panic!("no usage line: {}", secret[0]));
     assert_eq!(usage.trim(), "Usage:      wrap, unwrap", "{}", secret[0]);
+    let hmac: Vec<&String> = objects
+        .iter()
+        .filter(|b| b.starts_with("Secret Key Object") && b.contains("custody-hmac"))
+        .collect();
+    assert_eq!(hmac.len(), 1, "{objects:#?}");
+    assert!(hmac[0].contains("sensitive"), "{}", hmac[0]);
+    assert!(hmac[0].contains("never extractable"), "{}", hmac[0]);
+    let usage = hmac[0]
+        .lines()
+        .find(|l| l.trim_start().starts_with("Usage:"))
+        .unwrap_or_else(|| panic!("no usage line: {}", hmac[0]));
+    // pkcs11-tool lists no "sign" for a secret key; that it signs is shown
+    // by the HMAC test below. Nothing but HMAC is allowed.
+    for other in ["crypt", "wrap", "derive"] {
+        assert!(!usage.contains(other), "{}", hmac[0]);
+    }
 
     // pkcs11-tool refuses to read any private key and reports the secret
     // key's value as sensitive; either way no value may come out.
@@ -94,6 +111,7 @@ fn pkcs11_tool_sees_keys_sensitive_and_never_extractable() {
         ("privkey", "custody-rsa-2048"),
         ("privkey", "custody-ed25519"),
         ("secrkey", "custody-wrap"),
+        ("secrkey", "custody-hmac"),
     ] {
         let out_file = out_dir.path().join(label);
         let out = pkcs11_tool(&[
@@ -178,7 +196,7 @@ fn assert_values_unreadable_through_raw_pkcs11() {
             checked += 1;
         }
     }
-    assert_eq!(checked, KeySpec::GENERATED.len() + 1);
+    assert_eq!(checked, KeySpec::GENERATED.len() + 2);
 }
 
 #[test]
@@ -265,4 +283,55 @@ fn wrapping_keys_are_generated_found_and_destroyed_by_label() {
         assert!(matches!(err, Error::KeyNotFound { .. }), "{err}");
     }
     assert!(!listed_objects().iter().any(|o| o.contains("wrap-by-label")));
+}
+
+#[test]
+fn an_hmac_key_in_the_token_computes_what_pkcs11_tool_computes() {
+    let token = &fixture("hsm-custody").token;
+    let key = token.generate_hmac_key("hmac-audit").expect("generate");
+    let mac = key.sign(b"a value to match").expect("sign");
+    assert_eq!(mac, key.sign(b"a value to match").expect("again"));
+    assert_ne!(mac, key.sign(b"another value").expect("other"));
+
+    // Found again by label; a second key computes something else.
+    let found = token.find_or_generate_hmac_key("hmac-audit").expect("find");
+    assert_eq!(found.id(), key.id());
+    assert_eq!(found.sign(b"a value to match").expect("sign"), mac);
+    let other = token
+        .find_or_generate_hmac_key("second-hmac")
+        .expect("generated");
+    assert_ne!(other.sign(b"a value to match").expect("sign"), mac);
+    assert!(matches!(
+        token.generate_hmac_key("hmac-audit"),
+        Err(Error::LabelExists { .. })
+    ));
+    assert!(matches!(
+        key.sign(&vec![0u8; strongroom_hsm::MAX_HMAC_INPUT_LEN + 1]),
+        Err(Error::InvalidInput(_))
+    ));
+
+    // OpenSC computes the same HMAC with the same key in the token.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (input, output) = (dir.path().join("in"), dir.path().join("out"));
+    std::fs::write(&input, b"a value to match").expect("input");
+    let id: String = key.id().iter().map(|b| format!("{b:02x}")).collect();
+    let out = pkcs11_tool(&[
+        "--sign",
+        "--mechanism",
+        "SHA256-HMAC",
+        "--type",
+        "secrkey",
+        "--id",
+        &id,
+        "--input-file",
+        input.to_str().expect("utf-8"),
+        "--output-file",
+        output.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        out.status.success(),
+        "pkcs11-tool: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(&output).expect("output"), mac);
 }
