@@ -14,6 +14,7 @@ use strongroom_hsm::{
 use strongroom_transit::{Transit, TransitStore};
 use zeroize::Zeroizing;
 
+use crate::audit::ValueDigests;
 use crate::config::{Config, CrlConfig, OcspConfig, TransitConfig};
 use crate::server::crl::Crls;
 use crate::server::ocsp::Ocsp;
@@ -39,6 +40,11 @@ pub(crate) struct Appliance {
     pub(crate) store: Arc<SqliteStore>,
     /// The transit engine, when `transit.wrapping_key` is set.
     pub(crate) transit: Option<Arc<Transit>>,
+    /// Digests of transit plaintexts, ciphertexts and messages for audit
+    /// records (`audit.digest_values`).
+    pub(crate) value_digests: Option<Arc<ValueDigests>>,
+    /// Digests of CSRs for audit records (`audit.digest_csrs`).
+    pub(crate) csr_digests: Option<Arc<ValueDigests>>,
 }
 
 impl Drop for Appliance {
@@ -141,8 +147,19 @@ impl Appliance {
             )?)),
             None => None,
         };
+        let audit = &config.audit;
+        let digests = if audit.digest_values || audit.digest_csrs {
+            let key = token
+                .find_or_generate_hmac_key(&audit.hmac_key)
+                .with_context(|| format!("audit.hmac_key {:?}", audit.hmac_key))?;
+            Some(Arc::new(ValueDigests::derive(&key)?))
+        } else {
+            None
+        };
         Ok(Appliance {
             transit,
+            value_digests: digests.clone().filter(|_| audit.digest_values),
+            csr_digests: digests.filter(|_| audit.digest_csrs),
             authority,
             token,
             crl: config.crl.clone(),

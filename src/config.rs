@@ -116,6 +116,26 @@ pub(crate) struct AuditConfig {
     /// The syslog facility of the records (default `authpriv`).
     #[serde(default)]
     pub(crate) syslog_facility: crate::audit::SyslogFacility,
+    /// Label of the HSM's HMAC key for digests of sensitive values,
+    /// generated in the token at the first unseal that needs it (default
+    /// `strongroom-audit-hmac`).
+    #[serde(default = "default_audit_hmac_key")]
+    pub(crate) hmac_key: String,
+    /// Record digests of transit plaintexts, ciphertexts and messages
+    /// (default true).
+    #[serde(default = "default_true")]
+    pub(crate) digest_values: bool,
+    /// Record digests of CSRs (default false).
+    #[serde(default)]
+    pub(crate) digest_csrs: bool,
+}
+
+fn default_audit_hmac_key() -> String {
+    "strongroom-audit-hmac".into()
+}
+
+fn default_true() -> bool {
+    true
 }
 
 impl Default for AuditConfig {
@@ -127,6 +147,9 @@ impl Default for AuditConfig {
             sync_before_reply: false,
             syslog: None,
             syslog_facility: crate::audit::SyslogFacility::default(),
+            hmac_key: default_audit_hmac_key(),
+            digest_values: true,
+            digest_csrs: false,
         }
     }
 }

@@ -78,6 +78,7 @@ fn capability(rpc: &str) -> Option<&'static str> {
         "Transit/Hmac" | "Transit/HmacBatch" => "hmac",
         "Transit/RandomBytes" | "Transit/RandomBytesBatch" => "random",
         "Transit/RotateKek" | "Transit/GetKekStatus" | "Transit/DestroyKek" => "admin",
+        "Sys/DigestValue" => "audit",
         "Ca/GetChain"
         | "Ca/GetCrl"
         | "Seal/Status"
@@ -221,16 +222,12 @@ async fn call(channel: &Channel, rpc: &str, f: &Fixture) -> Result<(), Status> {
             threshold: 1,
             pin: "not-the-pin".into(),
         })),
-        "Seal/InitVerify" => unary!(seal.init_verify(v1::InitVerifyRequest {
-            share: share(),
-        })),
+        "Seal/InitVerify" => unary!(seal.init_verify(v1::InitVerifyRequest { share: share() })),
         "Seal/Unseal" => unary!(seal.unseal(v1::UnsealRequest {
             share: share(),
             ..Default::default()
         })),
-        "Seal/Seal" => unary!(seal.seal(v1::SealRequest {
-            share: share(),
-        })),
+        "Seal/Seal" => unary!(seal.seal(v1::SealRequest { share: share() })),
         "Seal/RekeyStart" => unary!(seal.rekey_start(v1::RekeyStartRequest {
             shares: 1,
             threshold: 1,
@@ -245,10 +242,11 @@ async fn call(channel: &Channel, rpc: &str, f: &Fixture) -> Result<(), Status> {
             ..Default::default()
         })),
         "Seal/RekeyStatus" => unary!(seal.rekey_status(v1::RekeyStatusRequest::default())),
-        "Seal/RekeyCancel" => unary!(seal.rekey_cancel(v1::RekeyCancelRequest {
-            share: share(),
-        })),
+        "Seal/RekeyCancel" => unary!(seal.rekey_cancel(v1::RekeyCancelRequest { share: share() })),
         "Sys/Status" => unary!(sys.status(v1::StatusRequest::default())),
+        "Sys/DigestValue" => unary!(sys.digest_value(v1::DigestValueRequest {
+            value: b"matrix".to_vec(),
+        })),
         "Transit/CreateKey" => unary!(transit.create_key(v1::CreateKeyRequest {
             name: key(),
             ..Default::default()

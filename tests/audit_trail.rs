@@ -9,7 +9,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{BIN, Dev, output_text};
+use base64::Engine as _;
+use common::{BIN, Dev, output_text, p};
 use strongroom_proto::v1;
 use tonic::Code;
 
@@ -168,13 +169,41 @@ async fn every_request_leaves_one_record_and_the_trail_fails_closed() {
     let body = ciphertext.rsplit(':').next().expect("body");
     assert!(!text.contains(body));
 
+    // In their place, digests an auditor can match: the appliance gives the
+    // digest of a value it is shown, under a key in its HSM.
+    let secret_file = tmp.path().join("secret.bin");
+    std::fs::write(&secret_file, SECRET).expect("secret file");
+    let secret_digest = dev
+        .cli_ok(&["audit", "digest", "--in", p(&secret_file)])
+        .trim()
+        .to_string();
+    let ciphertext_file = tmp.path().join("ciphertext.txt");
+    std::fs::write(&ciphertext_file, &ciphertext).expect("ciphertext file");
+    let ciphertext_digest = dev
+        .cli_ok(&["audit", "digest", "--in", p(&ciphertext_file)])
+        .trim()
+        .to_string();
+    assert!(secret_digest.starts_with("hmac-sha256:"), "{secret_digest}");
+    assert_ne!(secret_digest, ciphertext_digest);
+    assert_eq!(new[1]["target"]["plaintext"], secret_digest.as_str());
+    assert_eq!(new[2]["target"]["ciphertext"], ciphertext_digest.as_str());
+    let streamed = [secret_digest.as_str(); 3].join(",");
+    assert_eq!(new[4]["target"]["plaintext"], streamed.as_str());
+    assert!(new[0]["target"].get("plaintext").is_none());
+    // The digest is keyed: a plain SHA-256 of the value is not it.
+    let plain = ring::digest::digest(&ring::digest::SHA256, SECRET);
+    let plain = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&plain.as_ref()[..16]);
+    assert!(!text.contains(&plain));
+
     // The trail verifies as one chain.
     let files = trail_files(&data);
     assert_verifies(&files);
 
     // The trail cannot be written: the newest file is moved away (reported
     // as deleted) and the next file's name is taken by /dev/full.
-    let last_seq = all.last().expect("records")["seq"].as_u64().expect("seq");
+    let last_seq = records(&data).last().expect("records")["seq"]
+        .as_u64()
+        .expect("seq");
     let current = files.last().expect("a file").clone();
     let aside = data.join("audit").join("moved-aside.jsonl.bak");
     std::fs::rename(&current, &aside).expect("move aside");

@@ -14,9 +14,10 @@
 //! given in order verify as one chain, and a file given alone verifies as
 //! the continuation of a chain it does not hold.
 //!
-//! Records never carry a secret: targets are names (profile, serial, key),
-//! and `detail` is an error message, which by the project's invariants holds
-//! none.
+//! Records never carry a secret: targets are names (profile, serial, key)
+//! and keyed digests of sensitive values ([`ValueDigests`]: plaintexts,
+//! ciphertexts, CSRs), and `detail` is an error message, which by the
+//! project's invariants holds none.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -32,9 +33,11 @@ mod file_sink;
 mod sink;
 mod syslog;
 mod trail;
+mod values;
 
 pub(crate) use syslog::{SyslogConfig, SyslogFacility, SyslogTarget};
 pub(crate) use trail::{AuditTrail, AuditUnavailable, SinkHealth, SinkKind, TrailConfig};
+pub(crate) use values::ValueDigests;
 
 /// Longest audit line accepted when reading a trail.
 const MAX_LINE: usize = 64 * 1024;

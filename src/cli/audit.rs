@@ -1,12 +1,18 @@
-//! `strongroom audit verify FILE…`: checks an audit trail offline.
+//! `strongroom audit verify FILE…` checks an audit trail offline;
+//! `strongroom audit digest` asks the appliance for the digest its records
+//! carry in place of a sensitive value.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde::Serialize;
 
-use super::client::OutputFormat;
+use strongroom_proto::v1::DigestValueRequest;
+use strongroom_proto::v1::sys_client::SysClient;
+
+use super::client::{ConnectionArgs, OutputFormat, rpc_error};
 use super::output::print_json;
+use super::transit::read_input;
 use crate::audit::{Verified, verify_files};
 
 /// `strongroom audit <verb>`.
@@ -25,6 +31,25 @@ enum AuditCommand {
         strongroom audit verify /var/lib/strongroom/audit.jsonl\n  \
         strongroom audit verify audit.1.jsonl audit.2.jsonl audit.jsonl")]
     Verify(VerifyArgs),
+    /// Print the digest audit records carry for a value (a plaintext,
+    /// ciphertext, message or CSR, read from --in or stdin), to search the
+    /// trail for the requests that carried it. The appliance computes it
+    /// with a key in its HSM; needs the audit capability.
+    #[command(after_help = "Examples:\n  \
+        strongroom audit digest --in card.txt\n  \
+        grep -l \"$(strongroom audit digest --in card.txt)\" /var/lib/strongroom/audit/*.jsonl")]
+    Digest(DigestArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DigestArgs {
+    /// Read the value (at most 1 MiB) from FILE; `-` or no --in: standard
+    /// input. A ciphertext is given as its text, as it was sent.
+    #[arg(long = "in", value_name = "FILE")]
+    input: Option<PathBuf>,
+
+    #[command(flatten)]
+    conn: ConnectionArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -58,6 +83,28 @@ struct VerifiedJson {
 pub(crate) fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         AuditCommand::Verify(a) => verify(a),
+        AuditCommand::Digest(a) => super::run_async(digest(a)),
+    }
+}
+
+async fn digest(args: DigestArgs) -> anyhow::Result<()> {
+    let value = read_input(args.input.as_deref(), 1 << 20)?;
+    let url = args.conn.url();
+    let mut client = SysClient::new(args.conn.connect().await?);
+    let digest = client
+        .digest_value(DigestValueRequest {
+            value: value.to_vec(),
+        })
+        .await
+        .map_err(|s| rpc_error("digest a value", &url, &s))?
+        .into_inner()
+        .digest;
+    match args.conn.output {
+        OutputFormat::Json => print_json(&serde_json::json!({ "digest": digest })),
+        OutputFormat::Text => {
+            println!("{digest}");
+            Ok(())
+        }
     }
 }
 

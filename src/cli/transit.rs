@@ -808,7 +808,7 @@ fn size_name(bytes: usize) -> String {
 
 /// Reads `--in FILE`, or standard input for `-` or no `--in`, at most
 /// `limit` bytes.
-fn read_input(input: Option<&Path>, limit: usize) -> anyhow::Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn read_input(input: Option<&Path>, limit: usize) -> anyhow::Result<Zeroizing<Vec<u8>>> {
     match input {
         Some(path) if path != Path::new("-") => {
             let what = format!("the input {}", path.display());

@@ -129,11 +129,13 @@ pub(crate) enum Capability {
     Seal,
     /// Administer the appliance (transit KEKs).
     Admin,
+    /// Ask for the digest audit records carry for a value.
+    Audit,
 }
 
 impl Capability {
     /// Every capability, in the order of the documentation.
-    pub(crate) const ALL: [Capability; 19] = [
+    pub(crate) const ALL: [Capability; 20] = [
         Capability::Issue,
         Capability::Revoke,
         Capability::Read,
@@ -153,6 +155,7 @@ impl Capability {
         Capability::Random,
         Capability::Seal,
         Capability::Admin,
+        Capability::Audit,
     ];
 
     /// Its name in policy files and errors.
@@ -177,6 +180,7 @@ impl Capability {
             Capability::Random => "random",
             Capability::Seal => "seal",
             Capability::Admin => "admin",
+            Capability::Audit => "audit",
         }
     }
 
@@ -250,6 +254,7 @@ pub(crate) fn rule(path: &str) -> Option<Rule> {
         ("strongroom.v1.Ca", "Revoke") => Named(C::Revoke, Kind::Profile),
         ("strongroom.v1.Ca", "GetChain" | "GetCrl") => Open,
         ("strongroom.v1.Sys", "Status") => On(C::Read, "sys"),
+        ("strongroom.v1.Sys", "DigestValue") => On(C::Audit, "sys"),
         ("strongroom.v1.Seal", "Status" | "Init" | "InitVerify" | "Unseal") => Open,
         (
             "strongroom.v1.Seal",

@@ -39,6 +39,10 @@ use super::access::{AccessControl, PeerCertificates};
 use super::status::to_status;
 use crate::audit::{AuditEntry, AuditTrail, AuditUnavailable};
 
+/// Longest a field grows by [`AuditTarget::append`] (a record must stay
+/// under the 64 KiB `audit verify` reads).
+pub(crate) const MAX_APPENDED: usize = 32 * 1024;
+
 /// The target of a request, filled in by its handler.
 #[derive(Clone, Default, Debug)]
 pub(crate) struct AuditTarget(Arc<Mutex<BTreeMap<String, String>>>);
@@ -61,6 +65,31 @@ impl AuditTarget {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(field.to_string(), value.into());
+    }
+
+    /// Adds `values` (comma-separated) to what `field` names already: a
+    /// stream's digests, message by message. A field stops growing at
+    /// [`MAX_APPENDED`] bytes, so a long stream's record stays readable;
+    /// `<field>_omitted` then counts the messages left out.
+    pub(crate) fn append(&self, field: &str, values: &str) {
+        if values.is_empty() {
+            return;
+        }
+        let mut fields = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = fields.entry(field.to_string()).or_default();
+        if entry.len() + values.len() > MAX_APPENDED {
+            let omitted = format!("{field}_omitted");
+            let count = fields
+                .get(&omitted)
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+            fields.insert(omitted, (count + 1).to_string());
+            return;
+        }
+        if !entry.is_empty() {
+            entry.push(',');
+        }
+        entry.push_str(values);
     }
 }
 
@@ -377,6 +406,20 @@ fn source<B>(request: &Request<B>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn appended_fields_stop_growing_and_count_what_they_leave_out() {
+        let target = AuditTarget::default();
+        target.append("plaintext", "");
+        target.append("plaintext", "a");
+        target.append("plaintext", "b,c");
+        let long = "x".repeat(MAX_APPENDED);
+        target.append("plaintext", &long);
+        target.append("plaintext", &long);
+        let fields = target.0.lock().expect("fields").clone();
+        assert_eq!(fields["plaintext"], "a,b,c");
+        assert_eq!(fields["plaintext_omitted"], "2");
+    }
 
     #[test]
     fn outcomes_are_protocol_names() {

@@ -28,6 +28,7 @@ use strongroom_proto::v1;
 use strongroom_proto::v1::sys_server::Sys;
 use tonic::{Request, Response, Status};
 
+use super::audit::AuditTarget;
 use super::blocking::BlockingPool;
 use super::convert;
 use super::seal::Seal;
@@ -612,7 +613,37 @@ impl Sys for SysService {
             }
         }
     }
+
+    async fn digest_value(
+        &self,
+        request: Request<v1::DigestValueRequest>,
+    ) -> Result<Response<v1::DigestValueResponse>, Status> {
+        let value = &request.get_ref().value;
+        if value.len() > MAX_DIGEST_INPUT {
+            return Err(Status::invalid_argument(format!(
+                "value: at most {MAX_DIGEST_INPUT} bytes, got {}",
+                value.len()
+            )));
+        }
+        let appliance = self.seal.gate().appliance()?;
+        let digests = appliance
+            .value_digests
+            .as_ref()
+            .or(appliance.csr_digests.as_ref())
+            .ok_or_else(|| {
+                Status::failed_precondition(
+                    "this appliance records no digests (audit.digest_values and \
+                     audit.digest_csrs are off)",
+                )
+            })?;
+        let digest = digests.digest(value);
+        AuditTarget::of(&request).note("digest", &digest);
+        Ok(Response::new(v1::DigestValueResponse { digest }))
+    }
 }
+
+/// Largest value Sys.DigestValue takes (the largest transit input).
+const MAX_DIGEST_INPUT: usize = 1 << 20;
 
 #[cfg(test)]
 mod tests {

@@ -70,6 +70,20 @@ impl TransitService {
         TransitService { gate, pool }
     }
 
+    /// Names in `request`'s audit record the digests of the sensitive
+    /// `values` it carries (`field`: plaintext, ciphertext, input), when the
+    /// appliance records them.
+    fn note_digests<'a, T>(
+        &self,
+        request: &Request<T>,
+        field: &str,
+        values: impl IntoIterator<Item = &'a [u8]>,
+    ) {
+        if let Some(digests) = self.gate.current().and_then(|a| a.value_digests.clone()) {
+            AuditTarget::of(request).note(field, digests.digests(values));
+        }
+    }
+
     /// Runs `work` on the engine, on the blocking pool.
     async fn run<T, F>(&self, work: F) -> Result<T, Status>
     where
@@ -93,6 +107,7 @@ impl TransitService {
         target: AuditTarget,
         mut input: Streaming<Req>,
         key_of: fn(&Req) -> &str,
+        (digest_field, values_of): Digested<Req>,
         input_len: fn(&Req) -> usize,
         fast: G,
         work: F,
@@ -104,6 +119,7 @@ impl TransitService {
         G: Fn(&Transit, &KeyName, &Req) -> TryResult<Resp> + Send + Sync + 'static,
     {
         let (tx, rx) = mpsc::channel(STREAM_DEPTH);
+        let digests = self.gate.current().and_then(|a| a.value_digests.clone());
         let gate = Arc::clone(&self.gate);
         let pool = self.pool.clone();
         let work = Arc::new(work);
@@ -139,6 +155,9 @@ impl TransitService {
                             "key: the first message of a stream must name the key",
                         ));
                     };
+                    if let Some(digests) = &digests {
+                        target.append(digest_field, &digests.digests(values_of(&message)));
+                    }
                     let len = input_len(&message);
                     if let Some(answer) = try_inline(&gate, len, |t| fast(t, &name, &message))? {
                         return Ok(answer);
@@ -159,6 +178,10 @@ impl TransitService {
         Box::pin(ReceiverStream::new(rx))
     }
 }
+
+/// The audit field of a stream's sensitive values, and how to find them in
+/// one of its messages.
+type Digested<Req> = (&'static str, fn(&Req) -> Vec<&[u8]>);
 
 /// The unsealed appliance's transit engine.
 fn engine(gate: &Gate) -> Result<Arc<Transit>, Status> {
@@ -530,6 +553,8 @@ impl TransitRpc for TransitService {
         request: Request<v1::EncryptRequest>,
     ) -> Result<Response<v1::EncryptResponse>, Status> {
         check_key(&request, &request.get_ref().key)?;
+        let r = request.get_ref();
+        self.note_digests(&request, "plaintext", [r.plaintext.as_slice()]);
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let version = convert::version(request.key_version);
@@ -549,6 +574,12 @@ impl TransitRpc for TransitService {
         request: Request<v1::EncryptBatchRequest>,
     ) -> Result<Response<v1::EncryptBatchResponse>, Status> {
         check_key(&request, &request.get_ref().key)?;
+        let r = request.get_ref();
+        self.note_digests(
+            &request,
+            "plaintext",
+            r.items.iter().map(|i| i.plaintext.as_slice()),
+        );
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let len = encrypt_len(&request.items);
@@ -573,6 +604,9 @@ impl TransitRpc for TransitService {
             AuditTarget::of(&request),
             request.into_inner(),
             |m: &v1::EncryptStreamRequest| m.key.as_str(),
+            ("plaintext", |m| {
+                m.items.iter().map(|i| i.plaintext.as_slice()).collect()
+            }),
             |m| encrypt_len(&m.items),
             |t, name, m| {
                 try_encrypt_results(t, name, &m.items)
@@ -591,6 +625,8 @@ impl TransitRpc for TransitService {
         request: Request<v1::DecryptRequest>,
     ) -> Result<Response<v1::DecryptResponse>, Status> {
         check_key(&request, &request.get_ref().key)?;
+        let r = request.get_ref();
+        self.note_digests(&request, "ciphertext", [r.ciphertext.as_bytes()]);
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let len = request.ciphertext.len() + request.associated_data.len() + request.context.len();
@@ -609,6 +645,12 @@ impl TransitRpc for TransitService {
         request: Request<v1::DecryptBatchRequest>,
     ) -> Result<Response<v1::DecryptBatchResponse>, Status> {
         check_key(&request, &request.get_ref().key)?;
+        let r = request.get_ref();
+        self.note_digests(
+            &request,
+            "ciphertext",
+            r.items.iter().map(|i| i.ciphertext.as_bytes()),
+        );
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let len = decrypt_len(&request.items);
@@ -633,6 +675,9 @@ impl TransitRpc for TransitService {
             AuditTarget::of(&request),
             request.into_inner(),
             |m: &v1::DecryptStreamRequest| m.key.as_str(),
+            ("ciphertext", |m| {
+                m.items.iter().map(|i| i.ciphertext.as_bytes()).collect()
+            }),
             |m| decrypt_len(&m.items),
             |t, name, m| {
                 try_decrypt_results(t, name, &m.items)
@@ -651,6 +696,8 @@ impl TransitRpc for TransitService {
         request: Request<v1::RewrapRequest>,
     ) -> Result<Response<v1::RewrapResponse>, Status> {
         check_key(&request, &request.get_ref().key)?;
+        let r = request.get_ref();
+        self.note_digests(&request, "ciphertext", [r.ciphertext.as_bytes()]);
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let out = self
@@ -673,6 +720,12 @@ impl TransitRpc for TransitService {
         request: Request<v1::RewrapBatchRequest>,
     ) -> Result<Response<v1::RewrapBatchResponse>, Status> {
         check_key(&request, &request.get_ref().key)?;
+        let r = request.get_ref();
+        self.note_digests(
+            &request,
+            "ciphertext",
+            r.items.iter().map(|i| i.ciphertext.as_bytes()),
+        );
         use v1::rewrap_result::Result as R;
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
@@ -751,6 +804,8 @@ impl TransitRpc for TransitService {
         request: Request<v1::SignRequest>,
     ) -> Result<Response<v1::SignResponse>, Status> {
         check_key(&request, &request.get_ref().key)?;
+        let r = request.get_ref();
+        self.note_digests(&request, "input", [r.input.as_slice()]);
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let options = convert::sign_options(request.hash, request.scheme, request.prehashed)
@@ -771,6 +826,12 @@ impl TransitRpc for TransitService {
         request: Request<v1::SignBatchRequest>,
     ) -> Result<Response<v1::SignBatchResponse>, Status> {
         check_key(&request, &request.get_ref().key)?;
+        let r = request.get_ref();
+        self.note_digests(
+            &request,
+            "input",
+            r.items.iter().map(|i| i.input.as_slice()),
+        );
         use v1::sign_result::Result as R;
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
@@ -805,6 +866,8 @@ impl TransitRpc for TransitService {
         request: Request<v1::VerifyRequest>,
     ) -> Result<Response<v1::VerifyResponse>, Status> {
         check_key(&request, &request.get_ref().key)?;
+        let r = request.get_ref();
+        self.note_digests(&request, "input", [r.input.as_slice()]);
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let options = convert::sign_options(request.hash, request.scheme, request.prehashed)
@@ -824,6 +887,12 @@ impl TransitRpc for TransitService {
         request: Request<v1::VerifyBatchRequest>,
     ) -> Result<Response<v1::VerifyBatchResponse>, Status> {
         check_key(&request, &request.get_ref().key)?;
+        let r = request.get_ref();
+        self.note_digests(
+            &request,
+            "input",
+            r.items.iter().map(|i| i.input.as_slice()),
+        );
         use v1::verify_result::Result as R;
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
@@ -858,6 +927,8 @@ impl TransitRpc for TransitService {
         request: Request<v1::HmacRequest>,
     ) -> Result<Response<v1::HmacResponse>, Status> {
         check_key(&request, &request.get_ref().key)?;
+        let r = request.get_ref();
+        self.note_digests(&request, "input", [r.input.as_slice()]);
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let hash = hash_or_default(request.hash).map_err(transit_status)?;
@@ -876,6 +947,12 @@ impl TransitRpc for TransitService {
         request: Request<v1::HmacBatchRequest>,
     ) -> Result<Response<v1::HmacBatchResponse>, Status> {
         check_key(&request, &request.get_ref().key)?;
+        let r = request.get_ref();
+        self.note_digests(
+            &request,
+            "input",
+            r.items.iter().map(|i| i.input.as_slice()),
+        );
         use v1::hmac_result::Result as R;
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
@@ -906,6 +983,8 @@ impl TransitRpc for TransitService {
         request: Request<v1::VerifyHmacRequest>,
     ) -> Result<Response<v1::VerifyHmacResponse>, Status> {
         check_key(&request, &request.get_ref().key)?;
+        let r = request.get_ref();
+        self.note_digests(&request, "input", [r.input.as_slice()]);
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let hash = hash_or_default(request.hash).map_err(transit_status)?;
@@ -923,6 +1002,12 @@ impl TransitRpc for TransitService {
         request: Request<v1::VerifyHmacBatchRequest>,
     ) -> Result<Response<v1::VerifyHmacBatchResponse>, Status> {
         check_key(&request, &request.get_ref().key)?;
+        let r = request.get_ref();
+        self.note_digests(
+            &request,
+            "input",
+            r.items.iter().map(|i| i.input.as_slice()),
+        );
         use v1::verify_hmac_result::Result as R;
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
