@@ -40,7 +40,8 @@ use zeroize::Zeroizing;
 use crate::appliance::{Appliance, generate_key, pool_config, read_pem_certificate};
 use crate::config::Config;
 use crate::server::seal::Seal;
-use crate::server::{BlockingPool, Listeners, TlsIdentity, serve};
+use crate::server::tls::files;
+use crate::server::{BlockingPool, Listeners, ServerTls, serve};
 
 /// Label of the dev appliance's token.
 pub(crate) const DEV_TOKEN: &str = "strongroom-dev";
@@ -434,14 +435,14 @@ fn add_access_control(config_path: &Path, data_dir: &Path) -> anyhow::Result<()>
     write_policies(data_dir)
 }
 
-/// The gRPC server's TLS identity, issued by the dev CA (again when it is
-/// missing or expires within 30 days), and the dev admin's client
+/// The gRPC server's TLS, its certificate issued by the dev CA (again when
+/// it is missing or expires within 30 days), and the dev admin's client
 /// certificate beside it.
 fn server_tls(
     appliance: Option<&Appliance>,
     config: &Config,
     data_dir: &Path,
-) -> anyhow::Result<TlsIdentity> {
+) -> anyhow::Result<ServerTls> {
     let (cert_path, key_path) = (&config.tls.cert, &config.tls.key);
     let server_names = Names {
         dns: vec!["localhost".into()],
@@ -485,14 +486,7 @@ fn server_tls(
             ),
         }
     }
-    Ok(TlsIdentity {
-        cert_pem: std::fs::read_to_string(cert_path)?,
-        key_pem: zeroize::Zeroizing::new(std::fs::read_to_string(key_path)?),
-        client_ca_pem: match &config.tls.client_ca {
-            Some(p) => Some(std::fs::read_to_string(p)?),
-            None => None,
-        },
-    })
+    ServerTls::load(&config.tls)
 }
 
 /// The dev admin's client certificate (chain) and key files.
@@ -523,7 +517,8 @@ impl Credential<'_> {
                 })
     }
 
-    /// Issues a new key and certificate (with the issuing CA after it).
+    /// Issues a new key and certificate (with the issuing CA after it), and
+    /// replaces both files as a renewal does.
     fn issue(&self, appliance: &Appliance) -> anyhow::Result<()> {
         let (public_key, key_pem) = generate_key(KeySpec::EcP256)?;
         let prepared = appliance.authority.prepare(IssueRequest {
@@ -536,17 +531,12 @@ impl Credential<'_> {
             renewal_of: None,
         })?;
         let issued = appliance.authority.issue(prepared)?;
-        if let Some(dir) = self.cert.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
         let chain = format!(
             "{}{}",
             issued.certificate_pem(),
             appliance.authority.issuer().certificate_pem()
         );
-        write_private(self.key, key_pem.as_bytes())?;
-        std::fs::write(self.cert, chain)?;
-        Ok(())
+        files::write(self.cert, self.key, &chain, &key_pem)
     }
 }
 
