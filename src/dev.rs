@@ -7,7 +7,9 @@
 //! - a configuration with `server` and `client` profiles;
 //! - the gRPC server's TLS certificate and the dev admin's client
 //!   certificate (`tls/admin.pem`), both issued by the dev CA, and access
-//!   policies (`policies.toml`) that grant the admin everything.
+//!   policies (`policies.toml`) that grant the admin everything. The
+//!   configuration turns on `tls.auto_renew`, so the server certificate is
+//!   renewed while the appliance runs.
 //!
 //! Later starts with the same directory keep all of it, including the
 //! certificate inventory. The appliance then serves gRPC (TLS), HTTP and
@@ -333,6 +335,9 @@ http = "{http}"
 cert = "tls/server.pem"
 key = "tls/server.key"
 {TLS_CLIENT_CA}
+# Renewed through the dev CA (profile "server", same names, new key) once two
+# thirds of its validity have passed, without a restart.
+auto_renew = true
 
 [auth]
 {AUTH_SECTION}

@@ -28,7 +28,9 @@
 //!   around [`audit::Audited`]) and, with `[metrics]` configured, serves
 //!   them with the appliance's state at `GET /metrics` on its own listener.
 //! - [`tls`] terminates the gRPC server's TLS (handshakes accepted
-//!   concurrently, the certificate swappable while serving).
+//!   concurrently, the certificate swappable while serving) and, with
+//!   `tls.auto_renew`, renews that certificate through the issuing CA while
+//!   unsealed ([`tls::renew`]).
 //!
 //! Every gRPC service (including health and reflection) refuses requests
 //! larger than `limits.max_request_bytes`.
@@ -367,6 +369,14 @@ pub(crate) async fn serve(
         ));
 
     let reloading = tokio::spawn(reload_on_hangup(Arc::clone(&access), trail.clone()));
+    if seal.config().tls.auto_renew {
+        seal.renew_tls_with(Arc::new(tls::renew::Renewal::new(
+            seal.config().tls.clone(),
+            Arc::clone(tls.certificate()),
+            trail.clone(),
+        )))
+        .await;
+    }
 
     // One stop signal for every server. The trigger owns the sender: when it
     // is aborted (gRPC ended on its own), the dropped sender stops the others

@@ -16,9 +16,11 @@
 //!   handshake on its own task, bounded by [`HANDSHAKE_TIMEOUT`], so a slow
 //!   or failing client never holds up the others.
 //! - [`files`] reads and writes the certificate and key files (a renewal
-//!   replaces both without ever leaving a mismatched pair behind).
+//!   replaces both without ever leaving a mismatched pair behind);
+//!   [`renew`] is the task that renews the certificate (`tls.auto_renew`).
 
 pub(crate) mod files;
+pub(crate) mod renew;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
