@@ -39,10 +39,10 @@ use strongroom_softhsm::{CONF_VAR, TokenDir};
 
 use zeroize::Zeroizing;
 
-use crate::appliance::{Appliance, generate_key, pool_config, read_pem_certificate};
+use crate::appliance::{Appliance, generate_key, pool_config};
 use crate::config::Config;
 use crate::server::seal::Seal;
-use crate::server::tls::files;
+use crate::server::tls::{CertFacts, files};
 use crate::server::{BlockingPool, Listeners, ServerTls, serve};
 
 /// Label of the dev appliance's token.
@@ -510,15 +510,19 @@ struct Credential<'a> {
 }
 
 impl Credential<'_> {
-    /// Whether both files exist and the certificate is valid for 30 more days.
+    /// Whether both files exist and the certificate (the first of the
+    /// chain the file holds) is valid for 30 more days.
     fn fresh(&self) -> bool {
+        use tokio_rustls::rustls::pki_types::CertificateDer;
+        use tokio_rustls::rustls::pki_types::pem::PemObject as _;
         self.key.exists()
-            && read_pem_certificate(self.cert)
+            && CertificateDer::pem_file_iter(self.cert)
                 .ok()
-                .and_then(|der| <x509_cert::Certificate as der::Decode>::from_der(&der).ok())
-                .is_some_and(|c| {
-                    c.tbs_certificate.validity.not_after.to_system_time()
-                        > SystemTime::now() + Duration::from_secs(30 * 86_400)
+                .and_then(|mut chain| chain.next())
+                .and_then(Result::ok)
+                .and_then(|leaf| CertFacts::of(&leaf).ok())
+                .is_some_and(|leaf| {
+                    leaf.not_after > SystemTime::now() + Duration::from_secs(30 * 86_400)
                 })
     }
 
