@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -155,6 +156,16 @@ async fn the_server_certificate_is_renewed_while_connections_stay_open() {
     let blocker = data.join("tls/server.key.new");
     std::fs::create_dir(&blocker).expect("block the key file");
     let dev = Dev::restart(&data);
+
+    // A client that never completes its handshake and one that fails it
+    // hold up nobody: everything below connects meanwhile.
+    let host = dev.addr.trim_start_matches("https://").to_string();
+    let mut stalled = std::net::TcpStream::connect(&host).expect("connect");
+    let mut garbage = std::net::TcpStream::connect(&host).expect("connect");
+    garbage
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("write");
+    let stalled_since = Instant::now();
 
     // A connection and a stream opened before the renewal.
     let channel = dev.channel().await;
@@ -335,6 +346,35 @@ async fn the_server_certificate_is_renewed_while_connections_stay_open() {
             || output_text(&anonymous).contains("permission"),
         "{}",
         output_text(&anonymous)
+    );
+
+    // The failed handshake was dropped; the stalled one is cut off after
+    // the handshake time limit (10 s).
+    let mut buffer = [0u8; 64];
+    garbage
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    if let Err(e) = garbage.read(&mut buffer) {
+        assert!(
+            !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "the failed handshake was not closed: {e}"
+        );
+    }
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .expect("timeout");
+    match stalled.read(&mut buffer) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("the stalled handshake was not cut off: {other:?}"),
+    }
+    let cut_after = stalled_since.elapsed();
+    assert!(
+        cut_after >= Duration::from_secs(9) && cut_after < Duration::from_secs(20),
+        "{cut_after:?}"
     );
 
     // Renewed for 730 days, the certificate is not due again.
