@@ -24,7 +24,9 @@
 //! so a record the trail cannot take is logged, not undone. A failure is
 //! logged, audited, and retried after [`retry_after`]; the served
 //! certificate stays in service meanwhile. While sealed nothing is renewed:
-//! the certificate is checked again at the next unseal.
+//! the certificate is checked again at the next unseal. A renewal under way
+//! when the appliance seals runs to its end on its own task (failing, and
+//! audited as failed, if it still needed the HSM).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -322,7 +324,8 @@ impl Renewal {
 
 /// Renews the served certificate whenever it is due, checking now and every
 /// `tls.renew_check` (after a failure, [`retry_after`]), until `stop` turns
-/// true or its sender is gone.
+/// true or its sender is gone. Each check runs on its own task, so stopping
+/// this one never cuts a renewal short.
 pub(crate) async fn run(
     renewal: Arc<Renewal>,
     appliance: Arc<Appliance>,
@@ -332,7 +335,17 @@ pub(crate) async fn run(
     let check = renewal.tls.renew_check;
     let mut failures = 0u32;
     loop {
-        let wait = match renewal.check(&appliance, &pool, SystemTime::now()).await {
+        // On its own task: sealing stops this loop, never a renewal halfway
+        // (one that loses the HSM fails, and is audited as failed).
+        let checking = tokio::spawn({
+            let (renewal, appliance, pool) =
+                (Arc::clone(&renewal), Arc::clone(&appliance), pool.clone());
+            async move { renewal.check(&appliance, &pool, SystemTime::now()).await }
+        });
+        let checked = checking
+            .await
+            .unwrap_or_else(|e| Err(Failure::Internal(format!("the renewal failed: {e}"))));
+        let wait = match checked {
             Ok(_) => {
                 failures = 0;
                 renewal.set_problem(None);
