@@ -413,6 +413,20 @@ fn default_crl_delta_validity() -> std::time::Duration {
     std::time::Duration::from_secs(3_600)
 }
 
+/// An optional duration written as text; absent means `None`.
+mod optional_duration_text {
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<std::time::Duration>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        strongroom_ca::parse_duration(&text)
+            .map(Some)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 /// Durations written as text ("7d", "12h", "90s"), as profiles write TTLs.
 mod duration_text {
     use serde::{Deserialize, Deserializer};
@@ -448,6 +462,60 @@ pub(crate) struct TlsConfig {
     /// identified by it (`auth.identity`).
     #[serde(default)]
     pub(crate) client_ca: Option<PathBuf>,
+    /// Whether the appliance renews its own server certificate while
+    /// unsealed: a new key, a certificate from the issuing CA, both files
+    /// replaced, and the new certificate served to new connections without
+    /// a restart (default false).
+    #[serde(default)]
+    pub(crate) auto_renew: bool,
+    /// The names a renewed certificate is for (DNS names, IP addresses,
+    /// URIs); the first DNS name or IP address is also its common name.
+    /// Empty (the default): the names of the certificate being served.
+    #[serde(default)]
+    pub(crate) names: Vec<String>,
+    /// The profile renewed certificates are issued under (default
+    /// `server`); their validity is the profile's default.
+    #[serde(default = "default_tls_profile")]
+    pub(crate) profile: String,
+    /// The key type of a renewed certificate: `ec-p256` (default), `ec-p384`
+    /// or `ed25519`, generated in memory like every server-made key.
+    #[serde(default = "default_tls_key_type")]
+    pub(crate) key_type: String,
+    /// Renew once the certificate's remaining validity is below this, e.g.
+    /// "30d". Unset (the default): once two thirds of its validity have
+    /// passed.
+    #[serde(default, with = "optional_duration_text")]
+    pub(crate) renew_before: Option<std::time::Duration>,
+    /// How often the certificate is checked while unsealed, e.g. "5m"
+    /// (default), between 1s and 1h; also once right after unsealing.
+    #[serde(default = "default_tls_renew_check", with = "duration_text")]
+    pub(crate) renew_check: std::time::Duration,
+}
+
+impl TlsConfig {
+    /// The key type of renewed certificates.
+    pub(crate) fn key_spec(&self) -> anyhow::Result<strongroom_hsm::KeySpec> {
+        use strongroom_hsm::KeySpec;
+        match self.key_type.parse::<KeySpec>() {
+            Ok(spec @ (KeySpec::EcP256 | KeySpec::EcP384 | KeySpec::Ed25519)) => Ok(spec),
+            _ => anyhow::bail!(
+                "tls.key_type must be ec-p256, ec-p384 or ed25519, not {:?}",
+                self.key_type
+            ),
+        }
+    }
+}
+
+fn default_tls_profile() -> String {
+    "server".to_string()
+}
+
+fn default_tls_key_type() -> String {
+    "ec-p256".to_string()
+}
+
+fn default_tls_renew_check() -> std::time::Duration {
+    std::time::Duration::from_secs(300)
 }
 
 /// The HSM holding the CA key.
@@ -591,9 +659,34 @@ impl Config {
         if audit.timeout < Duration::from_millis(10) || audit.timeout > Duration::from_secs(30) {
             anyhow::bail!("audit.timeout must be between 10ms and 30s");
         }
+        self.check_tls()?;
         if transit.kek_rewrap_rate == 0 || transit.kek_rewrap_rate > 1_000_000 {
             anyhow::bail!(
                 "transit.kek_rewrap_rate must be between 1 and 1000000 versions a second"
+            );
+        }
+        Ok(())
+    }
+
+    /// Refuses renewal settings that cannot work.
+    fn check_tls(&self) -> anyhow::Result<()> {
+        use std::time::Duration;
+        let tls = &self.tls;
+        if tls.renew_check < Duration::from_secs(1) || tls.renew_check > Duration::from_secs(3600) {
+            anyhow::bail!("tls.renew_check must be between 1s and 1h");
+        }
+        if tls.renew_before == Some(Duration::ZERO) {
+            anyhow::bail!("tls.renew_before must be longer than 0s");
+        }
+        tls.key_spec()?;
+        for name in &tls.names {
+            crate::server::tls::renew::parse_name(name)
+                .with_context(|| format!("tls.names: {name:?}"))?;
+        }
+        if tls.auto_renew && !self.profiles.contains_key(&tls.profile) {
+            anyhow::bail!(
+                "tls.profile {:?} is not one of the [profiles]; renewals are issued under it",
+                tls.profile
             );
         }
         Ok(())
@@ -815,6 +908,90 @@ mod tests {
             let error = format!("{:#}", Config::load(&path).expect_err(to));
             assert!(error.contains(says), "{to}: {error}");
         }
+    }
+
+    #[test]
+    fn server_certificate_renewal_settings_are_read_and_checked() {
+        use std::time::Duration;
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("strongroom.example.toml");
+        let text = std::fs::read_to_string(&example).expect("read");
+        let tls = Config::load(&example).expect("example parses").tls;
+        assert!(!tls.auto_renew);
+        assert!(tls.names.is_empty());
+        assert_eq!(tls.profile, "server");
+        assert_eq!(
+            tls.key_spec().expect("key"),
+            strongroom_hsm::KeySpec::EcP256
+        );
+        assert_eq!(tls.renew_before, None);
+        assert_eq!(tls.renew_check, Duration::from_secs(300));
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("tls.toml");
+        let on = text
+            .replacen("auto_renew = false", "auto_renew = true", 1)
+            .replacen(
+                "# names = [\"grpc.example.test\", \"10.0.0.5\"]",
+                "names = [\"localhost\", \"127.0.0.1\"]",
+                1,
+            )
+            .replacen("# renew_before = \"30d\"", "renew_before = \"365d\"", 1)
+            .replacen("renew_check = \"5m\"", "renew_check = \"1s\"", 1)
+            .replacen("key_type = \"ec-p256\"", "key_type = \"ed25519\"", 1);
+        std::fs::write(&path, &on).expect("write");
+        let tls = Config::load(&path).expect("renewal on").tls;
+        assert!(tls.auto_renew);
+        assert_eq!(tls.names, ["localhost", "127.0.0.1"]);
+        assert_eq!(tls.renew_before, Some(Duration::from_secs(365 * 86_400)));
+        assert_eq!(tls.renew_check, Duration::from_secs(1));
+        assert_eq!(
+            tls.key_spec().expect("key"),
+            strongroom_hsm::KeySpec::Ed25519
+        );
+        for (from, to, says) in [
+            (
+                "renew_check = \"1s\"",
+                "renew_check = \"2h\"",
+                "between 1s and 1h",
+            ),
+            (
+                "renew_check = \"1s\"",
+                "renew_check = \"0s\"",
+                "between 1s and 1h",
+            ),
+            (
+                "renew_before = \"365d\"",
+                "renew_before = \"0s\"",
+                "longer than 0s",
+            ),
+            (
+                "renew_before = \"365d\"",
+                "renew_before = \"soon\"",
+                "not a duration",
+            ),
+            (
+                "key_type = \"ed25519\"",
+                "key_type = \"rsa-2048\"",
+                "tls.key_type",
+            ),
+            (
+                "profile = \"server\"",
+                "profile = \"web\"",
+                "not one of the [profiles]",
+            ),
+            ("\"127.0.0.1\"]", "\"bad name\"]", "tls.names"),
+        ] {
+            assert!(on.contains(from), "{from}");
+            std::fs::write(&path, on.replacen(from, to, 1)).expect("write");
+            let error = format!("{:#}", Config::load(&path).expect_err(to));
+            assert!(error.contains(says), "{to}: {error}");
+        }
+        // The profile matters only when renewing.
+        let off = on
+            .replacen("auto_renew = true", "auto_renew = false", 1)
+            .replacen("profile = \"server\"", "profile = \"web\"", 1);
+        std::fs::write(&path, off).expect("write");
+        Config::load(&path).expect("renewal off");
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! - a configuration with `server` and `client` profiles;
 //! - the gRPC server's TLS certificate and the dev admin's client
 //!   certificate (`tls/admin.pem`), both issued by the dev CA, and access
-//!   policies (`policies.toml`) that grant the admin everything.
+//!   policies (`policies.toml`) that grant the admin everything. The
+//!   configuration turns on `tls.auto_renew`, so the server certificate is
+//!   renewed while the appliance runs.
 //!
 //! Later starts with the same directory keep all of it, including the
 //! certificate inventory. The appliance then serves gRPC (TLS), HTTP and
@@ -37,10 +39,11 @@ use strongroom_softhsm::{CONF_VAR, TokenDir};
 
 use zeroize::Zeroizing;
 
-use crate::appliance::{Appliance, generate_key, pool_config, read_pem_certificate};
+use crate::appliance::{Appliance, generate_key, pool_config};
 use crate::config::Config;
 use crate::server::seal::Seal;
-use crate::server::{BlockingPool, Listeners, TlsIdentity, serve};
+use crate::server::tls::{CertFacts, files};
+use crate::server::{BlockingPool, Listeners, ServerTls, serve};
 
 /// Label of the dev appliance's token.
 pub(crate) const DEV_TOKEN: &str = "strongroom-dev";
@@ -332,6 +335,9 @@ http = "{http}"
 cert = "tls/server.pem"
 key = "tls/server.key"
 {TLS_CLIENT_CA}
+# Renewed through the dev CA (profile "server", same names, new key) once two
+# thirds of its validity have passed, without a restart.
+auto_renew = true
 
 [auth]
 {AUTH_SECTION}
@@ -434,14 +440,14 @@ fn add_access_control(config_path: &Path, data_dir: &Path) -> anyhow::Result<()>
     write_policies(data_dir)
 }
 
-/// The gRPC server's TLS identity, issued by the dev CA (again when it is
-/// missing or expires within 30 days), and the dev admin's client
+/// The gRPC server's TLS, its certificate issued by the dev CA (again when
+/// it is missing or expires within 30 days), and the dev admin's client
 /// certificate beside it.
 fn server_tls(
     appliance: Option<&Appliance>,
     config: &Config,
     data_dir: &Path,
-) -> anyhow::Result<TlsIdentity> {
+) -> anyhow::Result<ServerTls> {
     let (cert_path, key_path) = (&config.tls.cert, &config.tls.key);
     let server_names = Names {
         dns: vec!["localhost".into()],
@@ -485,14 +491,7 @@ fn server_tls(
             ),
         }
     }
-    Ok(TlsIdentity {
-        cert_pem: std::fs::read_to_string(cert_path)?,
-        key_pem: zeroize::Zeroizing::new(std::fs::read_to_string(key_path)?),
-        client_ca_pem: match &config.tls.client_ca {
-            Some(p) => Some(std::fs::read_to_string(p)?),
-            None => None,
-        },
-    })
+    ServerTls::load(&config.tls)
 }
 
 /// The dev admin's client certificate (chain) and key files.
@@ -511,19 +510,24 @@ struct Credential<'a> {
 }
 
 impl Credential<'_> {
-    /// Whether both files exist and the certificate is valid for 30 more days.
+    /// Whether both files exist and the certificate (the first of the
+    /// chain the file holds) is valid for 30 more days.
     fn fresh(&self) -> bool {
+        use tokio_rustls::rustls::pki_types::CertificateDer;
+        use tokio_rustls::rustls::pki_types::pem::PemObject as _;
         self.key.exists()
-            && read_pem_certificate(self.cert)
+            && CertificateDer::pem_file_iter(self.cert)
                 .ok()
-                .and_then(|der| <x509_cert::Certificate as der::Decode>::from_der(&der).ok())
-                .is_some_and(|c| {
-                    c.tbs_certificate.validity.not_after.to_system_time()
-                        > SystemTime::now() + Duration::from_secs(30 * 86_400)
+                .and_then(|mut chain| chain.next())
+                .and_then(Result::ok)
+                .and_then(|leaf| CertFacts::of(&leaf).ok())
+                .is_some_and(|leaf| {
+                    leaf.not_after > SystemTime::now() + Duration::from_secs(30 * 86_400)
                 })
     }
 
-    /// Issues a new key and certificate (with the issuing CA after it).
+    /// Issues a new key and certificate (with the issuing CA after it), and
+    /// replaces both files as a renewal does.
     fn issue(&self, appliance: &Appliance) -> anyhow::Result<()> {
         let (public_key, key_pem) = generate_key(KeySpec::EcP256)?;
         let prepared = appliance.authority.prepare(IssueRequest {
@@ -536,17 +540,12 @@ impl Credential<'_> {
             renewal_of: None,
         })?;
         let issued = appliance.authority.issue(prepared)?;
-        if let Some(dir) = self.cert.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
         let chain = format!(
             "{}{}",
             issued.certificate_pem(),
             appliance.authority.issuer().certificate_pem()
         );
-        write_private(self.key, key_pem.as_bytes())?;
-        std::fs::write(self.cert, chain)?;
-        Ok(())
+        files::write(self.cert, self.key, &chain, &key_pem)
     }
 }
 

@@ -1,5 +1,5 @@
-//! The appliance's servers: gRPC (Ca, Sys, health, reflection) over TLS,
-//! plain HTTP for CA certificates, and optionally Prometheus metrics.
+//! The appliance's servers: gRPC (Ca, Sys, health, reflection) over TLS
+//! 1.3, plain HTTP for CA certificates, and optionally Prometheus metrics.
 //!
 //! - [`run`] is `strongroom server --config FILE`: it loads the
 //!   configuration, binds its listeners, and serves, sealed, until Ctrl-C or
@@ -27,6 +27,10 @@
 //! - [`metrics`] counts and times every gRPC call ([`metrics::Metered`],
 //!   around [`audit::Audited`]) and, with `[metrics]` configured, serves
 //!   them with the appliance's state at `GET /metrics` on its own listener.
+//! - [`tls`] terminates the gRPC server's TLS (handshakes accepted
+//!   concurrently, the certificate swappable while serving) and, with
+//!   `tls.auto_renew`, renews that certificate through the issuing CA while
+//!   unsealed ([`tls::renew`]).
 //!
 //! Every gRPC service (including health and reflection) refuses requests
 //! larger than `limits.max_request_bytes`.
@@ -46,6 +50,7 @@ pub(crate) mod seal;
 mod seal_service;
 mod status;
 mod sys_service;
+pub(crate) mod tls;
 mod transit_service;
 
 use std::future::Future;
@@ -59,10 +64,7 @@ use strongroom_proto::v1::seal_server::SealServer;
 use strongroom_proto::v1::sys_server::SysServer;
 use strongroom_proto::v1::transit_server::TransitServer;
 use tokio::sync::watch;
-use tokio_stream::StreamExt as _;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
-use zeroize::Zeroizing;
+use tonic::transport::Server;
 
 use self::access::AccessControl;
 use self::audit::Audited;
@@ -74,6 +76,7 @@ use self::seal::Seal;
 use self::seal_service::SealService;
 pub(crate) use self::status::Failure;
 use self::sys_service::SysService;
+pub(crate) use self::tls::ServerTls;
 use self::transit_service::TransitService;
 use crate::config::Config;
 
@@ -96,39 +99,10 @@ pub(crate) struct ServerArgs {
     pub(crate) config: PathBuf,
 }
 
-/// The gRPC server's TLS identity, PEM.
-pub(crate) struct TlsIdentity {
-    /// Certificate chain, leaf first.
-    pub(crate) cert_pem: String,
-    /// PKCS#8 private key.
-    pub(crate) key_pem: zeroize::Zeroizing<String>,
-    /// CAs that client certificates must chain to (optional client auth).
-    pub(crate) client_ca_pem: Option<String>,
-}
-
-impl TlsIdentity {
-    /// Reads the files named in the `[tls]` section.
-    fn load(config: &crate::config::TlsConfig) -> anyhow::Result<TlsIdentity> {
-        let read = |path: &PathBuf, what: &str| {
-            std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the TLS {what} {}", path.display()))
-        };
-        Ok(TlsIdentity {
-            cert_pem: read(&config.cert, "certificate")?,
-            key_pem: Zeroizing::new(read(&config.key, "key")?),
-            client_ca_pem: config
-                .client_ca
-                .as_ref()
-                .map(|path| read(path, "client CA"))
-                .transpose()?,
-        })
-    }
-}
-
 /// `strongroom server --config FILE`: serves, sealed, until Ctrl-C.
 pub(crate) fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
-    let tls = TlsIdentity::load(&config.tls)?;
+    let tls = ServerTls::load(&config.tls)?;
     let pool = BlockingPool::for_sessions(crate::appliance::pool_config(&config).sessions);
     let seal = Arc::new(Seal::new(config, pool)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -266,7 +240,7 @@ pub(crate) struct Listeners {
 pub(crate) async fn serve(
     seal: Arc<Seal>,
     listeners: Listeners,
-    tls: TlsIdentity,
+    tls: ServerTls,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let Listeners {
@@ -276,15 +250,6 @@ pub(crate) async fn serve(
     } = listeners;
     let limit = seal.config().limits.max_request_bytes;
     let pool = seal.pool().clone();
-
-    let mut tls_config =
-        ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert_pem, tls.key_pem.as_bytes()));
-    if let Some(client_ca) = &tls.client_ca_pem {
-        tls_config = tls_config
-            .client_ca_root(Certificate::from_pem(client_ca))
-            .client_auth_optional(true);
-    }
-    drop(tls);
 
     let auth = &seal.config().auth;
     let access = Arc::new(
@@ -346,8 +311,6 @@ pub(crate) async fn serve(
     // gets, an audit failure's included.
     let requests = requests.as_ref();
     let router = Server::builder()
-        .tls_config(tls_config)
-        .context("the TLS certificate or key is unusable")?
         .add_service(Metered::new(
             Audited::new(
                 SizeLimited::new(ca, limit),
@@ -406,6 +369,14 @@ pub(crate) async fn serve(
         ));
 
     let reloading = tokio::spawn(reload_on_hangup(Arc::clone(&access), trail.clone()));
+    if seal.config().tls.auto_renew {
+        seal.renew_tls_with(Arc::new(tls::renew::Renewal::new(
+            seal.config().tls.clone(),
+            Arc::clone(tls.certificate()),
+            trail.clone(),
+        )))
+        .await;
+    }
 
     // One stop signal for every server. The trigger owns the sender: when it
     // is aborted (gRPC ended on its own), the dropped sender stops the others
@@ -425,19 +396,12 @@ pub(crate) async fn serve(
         _ => None,
     };
 
-    // tonic ignores its tcp_nodelay setting for a given listener; without it,
-    // a response written in several pieces waits for the client's delayed ACK.
-    let incoming = TcpListenerStream::new(grpc).map(|accepted| {
-        if let Ok(stream) = &accepted {
-            if let Err(e) = stream.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        }
-        accepted
-    });
+    // TLS is terminated by `tls`, which hands tonic finished handshakes.
+    let (incoming, accepting) = tls::incoming(grpc, &tls, stop_rx.clone());
     let served = router
         .serve_with_incoming_shutdown(incoming, http::stopped(stop_rx))
         .await;
+    accepting.abort();
     trigger.abort();
     reloading.abort();
     let http_done = http_task.await;

@@ -33,6 +33,7 @@ use super::blocking::BlockingPool;
 use super::convert;
 use super::seal::Seal;
 use super::status::Failure;
+use super::tls::renew::Renewal;
 use crate::appliance::Appliance;
 use crate::audit::{AuditTrail, SinkHealth, SinkKind};
 
@@ -90,6 +91,9 @@ pub(crate) async fn facts(
     now: SystemTime,
 ) -> Result<Facts, Failure> {
     let audit = AuditFacts::of(trail);
+    let server_tls = seal
+        .tls_renewal()
+        .map(|renewal| ServerTlsFacts::of(renewal));
     let Some(appliance) = seal.gate().current() else {
         // Only while sealed: the seal's lock is held through an unseal's
         // HSM login, which an unsealed appliance's status never waits for.
@@ -97,6 +101,7 @@ pub(crate) async fn facts(
         return Ok(Facts {
             hsm_token: crate::appliance::token_label(seal.config()).unwrap_or_default(),
             audit,
+            server_tls,
             seal: if status.initialized {
                 SealFacts::Sealed {
                     progress: status.progress,
@@ -115,6 +120,7 @@ pub(crate) async fn facts(
     Ok(Facts {
         hsm_token,
         audit,
+        server_tls,
         seal: SealFacts::Unsealed(Box::new(unsealed)),
     })
 }
@@ -198,8 +204,35 @@ pub(crate) struct Facts {
     pub(crate) hsm_token: String,
     /// The audit trail's health (known while sealed too).
     pub(crate) audit: AuditFacts,
+    /// The gRPC server's certificate, when the appliance renews it
+    /// (`tls.auto_renew`; known while sealed too).
+    pub(crate) server_tls: Option<ServerTlsFacts>,
     /// The seal, and while unsealed what the appliance knows.
     pub(crate) seal: SealFacts,
+}
+
+/// The gRPC server's certificate and how its renewal fares.
+#[derive(Debug, Clone)]
+pub(crate) struct ServerTlsFacts {
+    /// The served certificate's serial, lower-case hex.
+    pub(crate) serial: String,
+    /// The end of its validity.
+    pub(crate) not_after: SystemTime,
+    /// Why the last renewal failed, until one succeeds.
+    pub(crate) problem: Option<String>,
+}
+
+impl ServerTlsFacts {
+    /// The facts of `renewal` now.
+    fn of(renewal: &Renewal) -> ServerTlsFacts {
+        let served = renewal.certificate().current();
+        let facts = served.facts();
+        ServerTlsFacts {
+            serial: facts.serial_hex(),
+            not_after: facts.not_after,
+            problem: renewal.problem(),
+        }
+    }
 }
 
 /// Where the seal stands.
@@ -405,6 +438,20 @@ fn recommended_actions(facts: &Facts, now: SystemTime) -> Vec<String> {
         };
         actions.push(format!(
             "The audit trail writes again after a problem; find its cause: {problem}{lost}"
+        ));
+    }
+    if let Some(ServerTlsFacts {
+        serial,
+        not_after,
+        problem: Some(problem),
+    }) = &facts.server_tls
+    {
+        let when =
+            expiry(*not_after, now).unwrap_or_else(|| format!("expires on {}", date(*not_after)));
+        actions.push(format!(
+            "The gRPC server's TLS certificate (serial {serial}) {when} and could not be \
+             renewed: {problem}; the appliance retries by itself (check tls.profile and \
+             tls.names, and the strongroom.tls/Renew records in the audit trail)"
         ));
     }
     let Some(appliance) = appliance else {
@@ -719,6 +766,7 @@ mod tests {
         Facts {
             hsm_token: "strongroom".into(),
             audit: healthy_audit(),
+            server_tls: None,
             seal: SealFacts::Unsealed(Box::new(appliance)),
         }
     }
@@ -761,6 +809,7 @@ mod tests {
         let facts = Facts {
             hsm_token: "strongroom".into(),
             audit: healthy_audit(),
+            server_tls: None,
             seal: SealFacts::Sealed {
                 progress: 1,
                 threshold: 3,
@@ -780,12 +829,41 @@ mod tests {
         let facts = Facts {
             hsm_token: "strongroom".into(),
             audit: healthy_audit(),
+            server_tls: None,
             seal: SealFacts::Uninitialized,
         };
         assert_eq!(
             actions(&facts),
             ["Initialise the appliance: strongroom operator init --shares N --threshold K"]
         );
+    }
+
+    #[test]
+    fn a_server_certificate_that_cannot_be_renewed_is_reported() {
+        let mut facts = unsealed(|_| {});
+        facts.server_tls = Some(ServerTlsFacts {
+            serial: "5eed".into(),
+            not_after: now() + Duration::from_secs(10 * DAY + 60),
+            problem: None,
+        });
+        assert!(actions(&facts).is_empty());
+        if let Some(tls) = &mut facts.server_tls {
+            tls.problem = Some("invalid request: names not allowed".into());
+        }
+        let told = actions(&facts);
+        assert_eq!(told.len(), 1, "{told:?}");
+        assert!(
+            told[0]
+                .starts_with("The gRPC server's TLS certificate (serial 5eed) expires in 10 days"),
+            "{told:?}"
+        );
+        assert!(told[0].contains("names not allowed"), "{told:?}");
+        // Known while sealed too.
+        facts.seal = SealFacts::Sealed {
+            progress: 0,
+            threshold: 1,
+        };
+        assert_eq!(actions(&facts).len(), 2);
     }
 
     #[test]
@@ -836,6 +914,7 @@ mod tests {
         let sealed = Facts {
             hsm_token: "strongroom".into(),
             audit: broken.clone(),
+            server_tls: None,
             seal: SealFacts::Sealed {
                 progress: 0,
                 threshold: 2,
@@ -1112,6 +1191,7 @@ mod tests {
         let facts = Facts {
             hsm_token: "strongroom".into(),
             audit: healthy_audit(),
+            server_tls: None,
             seal: SealFacts::Sealed {
                 progress: 0,
                 threshold: 2,

@@ -30,7 +30,8 @@
 //!   then the appliance logs in and loads its keys. Any failure from then on
 //!   discards the attempt and stays sealed.
 //! - **Unsealed**: the [`Gate`] hands the appliance to the gRPC services,
-//!   the HTTP site serves, and the CRL publisher and the OCSP presigner run.
+//!   the HTTP site serves, and the CRL publisher, the OCSP presigner and
+//!   (with `tls.auto_renew`) the server certificate's renewal run.
 //!   [`Seal::seal`] (one valid share) stops all of that, closes the token
 //!   (logs out; the PIN is zeroized) and drops the appliance.
 //!
@@ -72,6 +73,7 @@ use super::blocking::BlockingPool;
 use super::ca_service::CaService;
 use super::http::{Site, SiteSlot};
 use super::status::Failure;
+use super::tls::renew::Renewal;
 use crate::appliance::{Appliance, pool_config, token_label};
 use crate::config::Config;
 
@@ -176,6 +178,9 @@ pub(crate) struct Seal {
     sites: Arc<SiteSlot>,
     /// Where the Ca service's health is reported, once serving.
     health: OnceLock<HealthReporter>,
+    /// The renewal of the gRPC server's certificate, once serving with
+    /// `tls.auto_renew`.
+    tls_renewal: OnceLock<Arc<Renewal>>,
     /// The state; held across an unseal's HSM login.
     state: Mutex<State>,
 }
@@ -265,6 +270,7 @@ impl Seal {
             gate: Arc::new(Gate::default()),
             sites: Arc::new(SiteSlot::default()),
             health: OnceLock::new(),
+            tls_renewal: OnceLock::new(),
             state: Mutex::new(state),
         })
     }
@@ -294,6 +300,43 @@ impl Seal {
         let _ = self.health.set(reporter);
         let serving = self.gate.current().is_some();
         self.report(serving).await;
+    }
+
+    /// Renews the gRPC server's certificate with `renewal` whenever
+    /// unsealed from now on: at once if unsealed now, else from the next
+    /// unseal. Only the first renewal given is used.
+    pub(crate) async fn renew_tls_with(&self, renewal: Arc<Renewal>) {
+        // Under the state lock, so an unseal either sees the renewal or is
+        // seen here, never both.
+        let mut state = self.state.lock().await;
+        if self.tls_renewal.set(renewal).is_err() {
+            return;
+        }
+        if let State::Unsealed { running, .. } = &mut *state {
+            let task = self.renew_tls(&running.appliance, running.stop.subscribe());
+            running.tasks.extend(task);
+        }
+    }
+
+    /// The renewal of the gRPC server's certificate, if it runs.
+    pub(crate) fn tls_renewal(&self) -> Option<&Arc<Renewal>> {
+        self.tls_renewal.get()
+    }
+
+    /// Starts renewing the gRPC server's certificate for `appliance`, if
+    /// there is a renewal to run.
+    fn renew_tls(
+        &self,
+        appliance: &Arc<Appliance>,
+        stopped: watch::Receiver<bool>,
+    ) -> Option<JoinHandle<()>> {
+        let renewal = self.tls_renewal.get()?;
+        Some(tokio::spawn(super::tls::renew::run(
+            Arc::clone(renewal),
+            Arc::clone(appliance),
+            self.pool.clone(),
+            stopped,
+        )))
     }
 
     /// The seal state.
@@ -808,6 +851,7 @@ impl Seal {
                 stopped.clone(),
             )));
         }
+        tasks.extend(self.renew_tls(&appliance, stopped.clone()));
         if let Some(ocsp) = &appliance.ocsp {
             tasks.push(tokio::spawn(super::ocsp::presign::run(
                 Arc::clone(&appliance),
