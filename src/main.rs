@@ -22,6 +22,7 @@
 
 mod appliance;
 mod audit;
+mod bootstrap;
 mod cli;
 mod config;
 mod dev;
