@@ -441,6 +441,35 @@ pub(crate) fn check_profile(
     ))
 }
 
+/// Makes a token for `identity` under `profile`, living `ttl` from `now`
+/// (Unix seconds), and records it in `store` as created by `created_by`.
+/// The caller checks the profile first ([`check_profile`]). Returns the
+/// token, whose text is to be shown once, and its record.
+pub(crate) fn create_token(
+    store: &crate::store::sqlite::SqliteStore,
+    identity: &Identity,
+    profile: &str,
+    ttl: Duration,
+    created_by: &str,
+    now: i64,
+) -> Result<(NewToken, TokenRecord), BootstrapError> {
+    let token = NewToken::generate(&ring::rand::SystemRandom::new())?;
+    let ttl = i64::try_from(token_ttl(Some(ttl))?.as_secs()).unwrap_or(i64::MAX);
+    let record = TokenRecord {
+        id: token.id.clone(),
+        identity: identity.as_str().to_string(),
+        profile: profile.to_string(),
+        created_at: now,
+        expires_at: now.saturating_add(ttl),
+        created_by: created_by.to_string(),
+        used_at: None,
+        issued_serial: None,
+        revoked_at: None,
+    };
+    store.insert_bootstrap_token(&record, &token.hash())?;
+    Ok((token, record))
+}
+
 /// A token as stored, without its hash: what listings show.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct TokenRecord {
