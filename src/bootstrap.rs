@@ -256,7 +256,9 @@ impl NewToken {
         secret_hash(&self.id, &self.secret)
     }
 
-    /// The text to show once.
+    /// The text to show once (tests; callers move it out with
+    /// [`NewToken::into_text`]).
+    #[cfg(test)]
     pub(crate) fn text(&self) -> &str {
         &self.text
     }

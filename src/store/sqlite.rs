@@ -138,7 +138,7 @@ mod ocsp;
 mod revocation;
 mod transit;
 
-pub(crate) use bootstrap::{TokenPage, TokenQuery};
+pub(crate) use bootstrap::TokenQuery;
 pub(crate) use ocsp::{SignedResponse, StoredResponse, StoredSigner};
 
 /// One checked-in schema migration.
