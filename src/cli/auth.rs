@@ -11,7 +11,9 @@
 //!   configuration and write its database controls the appliance already,
 //!   so this grants nothing new. It works while the appliance runs (SQLite
 //!   WAL; a busy database is waited for) and sealed too; the profile is
-//!   checked against FILE's profiles. A token made locally is not in the
+//!   checked against FILE's profiles. Run it as the appliance's user, so
+//!   that any file SQLite creates beside the database stays the
+//!   appliance's; the database must exist (the appliance made it). A token made locally is not in the
 //!   audit trail (its chain belongs to the running server); its row says
 //!   `created_by: local`, and its use is audited like any other.
 //! - `strongroom auth token list [--all] [--include-inactive]`: one line
