@@ -106,7 +106,7 @@ impl Appliance {
         }
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
-        let store = Arc::new(SqliteStore::open(&config.data_dir.join("strongroom.db"))?);
+        let store = Arc::new(SqliteStore::open(&database_path(config))?);
         let authority = Authority::new(
             issuer,
             chain,
@@ -169,6 +169,11 @@ impl Appliance {
             store,
         })
     }
+}
+
+/// The appliance's SQLite database: `strongroom.db` in `data_dir`.
+pub(crate) fn database_path(config: &Config) -> std::path::PathBuf {
+    config.data_dir.join("strongroom.db")
 }
 
 /// The transit engine over the store. Its KEK is the one the store records

@@ -18,10 +18,15 @@
 //! - `strongroom agent` keeps a certificate renewed;
 //! - `strongroom ocsp serve` is a keyless OCSP responder serving the
 //!   appliance's pre-signed responses from its store;
-//! - `strongroom audit verify FILE…` checks an audit trail's hash chain.
+//! - `strongroom audit verify FILE…` checks an audit trail's hash chain;
+//! - `strongroom auth token create|list|revoke` manages bootstrap tokens
+//!   (over gRPC, or with `--config FILE` in the store on the appliance
+//!   host), and `strongroom auth enroll` gets a new service its first
+//!   client certificate with one.
 
 mod appliance;
 mod audit;
+mod bootstrap;
 mod cli;
 mod config;
 mod dev;
@@ -66,6 +71,9 @@ enum Command {
     Ocsp(server::edge::OcspArgs),
     /// The audit trail: verify its hash chain offline.
     Audit(cli::audit::AuditArgs),
+    /// Bootstrap tokens (create, list, revoke) and enrolment with one: how
+    /// a new service gets its first client certificate.
+    Auth(cli::auth::AuthArgs),
 }
 
 fn main() -> ExitCode {
@@ -90,6 +98,7 @@ fn main() -> ExitCode {
         Command::Agent(args) => cli::agent::run(args),
         Command::Ocsp(args) => server::edge::run(args),
         Command::Audit(args) => cli::audit::run(args),
+        Command::Auth(args) => cli::auth::run(args),
     };
     match result {
         Ok(code) => code,

@@ -77,10 +77,16 @@ fn capability(rpc: &str) -> Option<&'static str> {
         | "Transit/VerifyHmacBatch" => "verify",
         "Transit/Hmac" | "Transit/HmacBatch" => "hmac",
         "Transit/RandomBytes" | "Transit/RandomBytesBatch" => "random",
-        "Transit/RotateKek" | "Transit/GetKekStatus" | "Transit/DestroyKek" => "admin",
+        "Transit/RotateKek"
+        | "Transit/GetKekStatus"
+        | "Transit/DestroyKek"
+        | "Sys/CreateBootstrapToken"
+        | "Sys/ListBootstrapTokens"
+        | "Sys/RevokeBootstrapToken" => "admin",
         "Sys/DigestValue" => "audit",
         "Ca/GetChain"
         | "Ca/GetCrl"
+        | "Ca/Enroll"
         | "Seal/Status"
         | "Seal/Init"
         | "Seal/InitVerify"
@@ -216,6 +222,11 @@ async fn call(channel: &Channel, rpc: &str, f: &Fixture) -> Result<(), Status> {
             ..Default::default()
         })),
         "Ca/GetCrl" => unary!(ca.get_crl(v1::GetCrlRequest::default())),
+        // Not a token: refused for its form, whoever calls.
+        "Ca/Enroll" => unary!(ca.enroll(v1::EnrollRequest {
+            token: "not-a-token".into(),
+            csr: f.csr.clone(),
+        })),
         "Seal/Status" => unary!(seal.status(v1::SealStatusRequest::default())),
         "Seal/Init" => unary!(seal.init(v1::InitRequest {
             shares: 1,
@@ -247,6 +258,21 @@ async fn call(channel: &Channel, rpc: &str, f: &Fixture) -> Result<(), Status> {
         "Sys/DigestValue" => unary!(sys.digest_value(v1::DigestValueRequest {
             value: b"matrix".to_vec(),
         })),
+        "Sys/CreateBootstrapToken" => {
+            unary!(sys.create_bootstrap_token(v1::CreateBootstrapTokenRequest {
+                identity: "spiffe://strongroom.test/svc/matrix".into(),
+                profile: "client".into(),
+                ttl: None,
+            }))
+        }
+        "Sys/ListBootstrapTokens" => {
+            unary!(sys.list_bootstrap_tokens(v1::ListBootstrapTokensRequest::default()))
+        }
+        "Sys/RevokeBootstrapToken" => {
+            unary!(sys.revoke_bootstrap_token(v1::RevokeBootstrapTokenRequest {
+                id: "00000000000000ff".into(),
+            }))
+        }
         "Transit/CreateKey" => unary!(transit.create_key(v1::CreateKeyRequest {
             name: key(),
             ..Default::default()

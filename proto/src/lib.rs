@@ -6,10 +6,10 @@
 //! `tonic-prost-build`.
 //!
 //! - [`v1::ca_server`] / [`v1::ca_client`]: the `Ca` service (issuance,
-//!   renewal, inventory, CA chain).
+//!   renewal, inventory, CA chain, enrolment with a bootstrap token).
 //! - [`v1::sys_server`] / [`v1::sys_client`]: the `Sys` service (appliance
-//!   status). Health is the standard `grpc.health.v1` service, which the
-//!   binary serves with `tonic-health`.
+//!   status, bootstrap tokens). Health is the standard `grpc.health.v1`
+//!   service, which the binary serves with `tonic-health`.
 //! - [`v1::seal_server`] / [`v1::seal_client`]: the `Seal` service
 //!   (initialise, unseal, seal, rekey), which answers while sealed.
 //! - [`v1::transit_server`] / [`v1::transit_client`]: the `Transit` service

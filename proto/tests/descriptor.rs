@@ -66,6 +66,7 @@ fn services_and_rpcs_are_present() {
                 ("GetChain", "GetChainRequest", "ChainResponse"),
                 ("Revoke", "RevokeRequest", "RevokeResponse"),
                 ("GetCrl", "GetCrlRequest", "CrlResponse"),
+                ("Enroll", "EnrollRequest", "IssueResponse"),
             ],
         ),
         (
@@ -83,7 +84,27 @@ fn services_and_rpcs_are_present() {
                 ("RekeyCancel", "RekeyCancelRequest", "RekeyStatusResponse"),
             ],
         ),
-        ("Sys", vec![("Status", "StatusRequest", "StatusResponse")]),
+        (
+            "Sys",
+            vec![
+                ("Status", "StatusRequest", "StatusResponse"),
+                (
+                    "CreateBootstrapToken",
+                    "CreateBootstrapTokenRequest",
+                    "CreateBootstrapTokenResponse",
+                ),
+                (
+                    "ListBootstrapTokens",
+                    "ListBootstrapTokensRequest",
+                    "ListBootstrapTokensResponse",
+                ),
+                (
+                    "RevokeBootstrapToken",
+                    "RevokeBootstrapTokenRequest",
+                    "BootstrapToken",
+                ),
+            ],
+        ),
         (
             "Transit",
             vec![

@@ -3,7 +3,8 @@
 //! seals and rekeys it (see [`operator`]); `strongroom transit …` uses its
 //! transit keys (see [`transit`]); `strongroom status` summarises the
 //! appliance on one screen (see [`status`]); `strongroom agent` keeps a
-//! certificate renewed (see [`agent`]).
+//! certificate renewed (see [`agent`]); `strongroom auth …` manages
+//! bootstrap tokens and enrols a new service with one (see [`auth`]).
 //!
 //! # Contract
 //!
@@ -234,6 +235,16 @@
 //! the text's UTF-8 bytes. A key that does not exist fails with `NotFound:
 //! transit key "NAME" does not exist`.
 //!
+//! - `strongroom auth token create --identity ID --profile NAME [--ttl D]
+//!   [--config FILE]`, `strongroom auth token list [--include-inactive]
+//!   [--all] [--config FILE]`, `strongroom auth token revoke ID [--config
+//!   FILE]`: bootstrap tokens, over gRPC or (`--config`) in the store on
+//!   the appliance host. `create` prints the token alone on stdout, once.
+//! - `strongroom auth enroll --identity ID [--token-file FILE|-] --key-out
+//!   FILE --cert-out FILE`: a new key here, a certificate for it through
+//!   the token; the token is read from the file, standard input or a
+//!   prompt that does not echo, never from the command line. Details and
+//!   JSON forms: [`auth`].
 //! - `strongroom audit verify FILE… [--output json]`: checks audit files,
 //!   oldest first, as one hash chain. Exit 0 and `intact: N records,
 //!   sequence A to B[ (continuing an earlier file)], in K files; last hash
@@ -349,6 +360,7 @@
 
 pub(crate) mod agent;
 pub(crate) mod audit;
+pub(crate) mod auth;
 mod client;
 mod files;
 mod operator;

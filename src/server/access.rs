@@ -51,9 +51,11 @@
 //!
 //! Which capability each RPC needs is [`rule`]'s table. A few RPCs are open
 //! to every caller: health, reflection, `Ca.GetChain` and `Ca.GetCrl` (the
-//! same public documents the HTTP site serves) and the seal operations that
+//! same public documents the HTTP site serves), the seal operations that
 //! carry their own authority (`Seal.Status`, `Init`, `InitVerify`,
-//! `Unseal`: shares or the token PIN). A certificate's holder may renew it
+//! `Unseal`: shares or the token PIN) and `Ca.Enroll`, whose authority is
+//! the bootstrap token it carries (see [`crate::bootstrap`]): how a new
+//! service gets its first certificate. A certificate's holder may renew it
 //! (`Ca.Renew` over mTLS with that certificate) without any grant.
 
 use std::collections::HashMap;
@@ -127,7 +129,7 @@ pub(crate) enum Capability {
     Random,
     /// Seal the appliance or change its shares (besides presenting shares).
     Seal,
-    /// Administer the appliance (transit KEKs).
+    /// Administer the appliance (transit KEKs, bootstrap tokens).
     Admin,
     /// Ask for the digest audit records carry for a value.
     Audit,
@@ -253,8 +255,14 @@ pub(crate) fn rule(path: &str) -> Option<Rule> {
         ("strongroom.v1.Ca", "ListCertificates") => Named(C::List, Kind::Profile),
         ("strongroom.v1.Ca", "Revoke") => Named(C::Revoke, Kind::Profile),
         ("strongroom.v1.Ca", "GetChain" | "GetCrl") => Open,
+        // The bootstrap token in the request is the authority.
+        ("strongroom.v1.Ca", "Enroll") => Open,
         ("strongroom.v1.Sys", "Status") => On(C::Read, "sys"),
         ("strongroom.v1.Sys", "DigestValue") => On(C::Audit, "sys"),
+        (
+            "strongroom.v1.Sys",
+            "CreateBootstrapToken" | "ListBootstrapTokens" | "RevokeBootstrapToken",
+        ) => On(C::Admin, "sys"),
         ("strongroom.v1.Seal", "Status" | "Init" | "InitVerify" | "Unseal") => Open,
         (
             "strongroom.v1.Seal",
@@ -1014,6 +1022,11 @@ capabilities = ["read"]
             }
         }
         assert!(count > 50, "{count} RPCs");
+        assert_eq!(rule("/strongroom.v1.Ca/Enroll"), Some(Rule::Open));
+        assert_eq!(
+            rule("/strongroom.v1.Sys/CreateBootstrapToken"),
+            Some(Rule::On(Capability::Admin, "sys"))
+        );
         assert_eq!(rule("/strongroom.v1.Transit/Nonexistent"), None);
         assert_eq!(rule("/strongroom.v1.Other/Status"), None);
         assert_eq!(rule("garbage"), None);

@@ -11,6 +11,12 @@
 //!
 //! Server-generated private keys exist only inside a `Zeroizing` buffer until
 //! they are moved into the response; they are never logged or stored.
+//!
+//! `Enroll` has no grant to check: its bootstrap token is its authority
+//! ([`enroll`]). The token is authenticated, the CSR checked against its
+//! identity and profile, and only then is the token spent, just before
+//! `prepare`: a request refused for its CSR leaves the token usable, and a
+//! spent token never works again, even if the issuance after it fails.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -27,6 +33,7 @@ use zeroize::Zeroizing;
 use super::access::{AccessControl, Admission};
 use super::audit::AuditTarget;
 use super::blocking::BlockingPool;
+use super::convert::bootstrap::Enrollment;
 use super::convert::{
     self, CsrIssue, KeyIssue, ListQuery, RenewKey, Renewal, RevokeCall, certificate, quoted,
 };
@@ -34,6 +41,7 @@ use super::seal::Gate;
 use super::status::Failure;
 use super::unix_now;
 use crate::appliance::{Appliance, generate_key};
+use crate::bootstrap::{self, BootstrapError, Identity, PresentedToken, Refusal};
 
 /// The Ca service over the appliance behind a seal.
 #[derive(Clone)]
@@ -307,6 +315,77 @@ impl CaService {
             chain_pem: authority.chain_pem(),
         })
     }
+}
+
+/// Ca.Enroll's work, on the blocking pool: authenticates `token` at `now`,
+/// checks that `csr` names exactly the token's identity and that its
+/// profile allows the request, spends the token, then issues with the
+/// identity as requester. What it learns goes into the audit `target`:
+/// the token's profile and identity, why a token was refused, never the
+/// secret.
+fn enroll(
+    appliance: &Appliance,
+    token: PresentedToken,
+    csr: strongroom_ca::Csr,
+    now: i64,
+    target: &AuditTarget,
+) -> Result<Issued, Failure> {
+    let store = &appliance.store;
+    let stored = store.bootstrap_token(&token.id)?;
+    let record = match bootstrap::authenticate(stored.as_ref(), &token, now) {
+        Ok(record) => record.clone(),
+        Err(e) => {
+            if let BootstrapError::Refused(why) = &e {
+                target.note("token_refused", why.name());
+            }
+            return Err(e.into());
+        }
+    };
+    drop(token);
+    target.note("profile", &record.profile);
+    target.note("identity", &record.identity);
+    let identity = Identity::parse(&record.identity)?;
+    let request = IssueRequest::from_csr(&record.profile, identity.as_str(), csr, None);
+    if !identity.is_exactly(&request.names) {
+        let asked = request.names.to_strings().join(", ");
+        let enrols = identity.names().to_strings().join(", ");
+        return Err(Failure::Invalid(vec![format!(
+            "csr: names [{asked}], but bootstrap token {} enrols exactly [{enrols}]: \
+             make a CSR naming that identity and nothing else",
+            record.id
+        )]));
+    }
+    let authority = &appliance.authority;
+    let rules = authority
+        .profiles()
+        .get(&record.profile)
+        .ok_or_else(|| CaError::UnknownProfile(record.profile.clone()))?;
+    let violations = rules.violations(
+        &request.names,
+        request.public_key.spec(),
+        rules.default_ttl(),
+    );
+    if !violations.is_empty() {
+        return Err(CaError::Policy(violations).into());
+    }
+    // Spent before the certificate is recorded: a crash from here on leaves
+    // the token used without a certificate, never usable twice.
+    if !store.spend_bootstrap_token(&record.id, now)? {
+        // Another enrolment spent it (or it expired) since it was read.
+        target.note("token_refused", Refusal::Used.name());
+        return Err(BootstrapError::Refused(Refusal::Used).into());
+    }
+    let issued = prepare_and_issue(authority, request)?;
+    let serial = issued.record.serial.to_hex();
+    if let Err(e) = store.record_bootstrap_serial(&record.id, &serial) {
+        tracing::warn!(
+            token = %record.id,
+            serial,
+            error = %e,
+            "certificate issued, but its bootstrap token does not name it"
+        );
+    }
+    Ok(issued)
 }
 
 /// Records, signs and completes one certificate.
@@ -597,6 +676,30 @@ impl Ca for CaService {
     ) -> Result<Response<v1::ChainResponse>, Status> {
         let (who, _) = admitted(&request);
         finish("GetChain", &who, None, self.chain())
+    }
+
+    async fn enroll(
+        &self,
+        request: Request<v1::EnrollRequest>,
+    ) -> Result<Response<v1::IssueResponse>, Status> {
+        let target = AuditTarget::of(&request);
+        let (who, admission) = admitted(&request);
+        let result = async {
+            admission?;
+            let Enrollment { token, csr } = Enrollment::try_from(request.into_inner())?;
+            target.note("token", token.id.as_str());
+            let appliance = self.gate.appliance()?;
+            let enrolling = Arc::clone(&appliance);
+            let noted = target.clone();
+            let issued = self
+                .pool
+                .run(move || enroll(&enrolling, token, csr, unix_now(), &noted))
+                .await??;
+            Ok(Self::issue_response(&appliance, &issued, None))
+        }
+        .await;
+        note_issued(&target, &result);
+        finish("Enroll", &who, None, result)
     }
 }
 

@@ -21,6 +21,7 @@ use strongroom_proto::v1;
 
 use super::status::Failure;
 
+pub(crate) mod bootstrap;
 pub(crate) mod transit;
 
 /// Longest profile name accepted.

@@ -495,7 +495,15 @@ mod tests {
                 .iter()
                 .any(|m| m == "IssueFromCsr")
         );
-        assert_eq!(known_methods("strongroom.v1.Sys"), ["Status"]);
+        assert_eq!(
+            known_methods("strongroom.v1.Sys"),
+            [
+                "Status",
+                "CreateBootstrapToken",
+                "ListBootstrapTokens",
+                "RevokeBootstrapToken"
+            ]
+        );
         assert!(
             known_methods("strongroom.v1.Seal")
                 .iter()

@@ -20,6 +20,11 @@
 //! | `TransitError::{KeyExists, KekExists}`             | `ALREADY_EXISTS`     |
 //! | `TransitError::{Unsupported, VersionNotAllowed, NotPermitted, KekRefused}` | `FAILED_PRECONDITION` |
 //! | transit `StoreError::Conflict` (concurrent rotation) | `ABORTED`          |
+//! | a bootstrap token that is not valid (`BootstrapError::Refused`, whatever the reason) | `UNAUTHENTICATED` |
+//! | `BootstrapError::{Malformed, BadId, BadIdentity, BadTtl, BadProfile, BadPageToken}` | `INVALID_ARGUMENT` |
+//! | `BootstrapError::NotFound` (an administrator's revocation) | `NOT_FOUND`   |
+//! | `BootstrapError::AlreadyUsed` (revoking a used token) | `FAILED_PRECONDITION` |
+//! | `BootstrapError::Store`                            | `UNAVAILABLE`        |
 //! | everything else (lints, signature check, HSM, …)   | `INTERNAL`           |
 //!
 //! Messages are written for the caller or the on-call operator. They come
@@ -31,6 +36,8 @@ use strongroom_ca::{CaError, StoreError};
 use strongroom_transit::TransitError;
 use tonic::Status;
 
+use crate::bootstrap::BootstrapError;
+
 /// Everything a request can fail with, before it becomes a gRPC status.
 #[derive(Debug)]
 pub(crate) enum Failure {
@@ -40,6 +47,8 @@ pub(crate) enum Failure {
     Ca(CaError),
     /// Transit refused or failed the operation.
     Transit(TransitError),
+    /// A bootstrap token was refused, or its store failed.
+    Bootstrap(BootstrapError),
     /// The caller presented a client certificate that cannot be read, has
     /// no usable identity, or is revoked.
     Unauthenticated(String),
@@ -70,6 +79,12 @@ impl From<TransitError> for Failure {
     }
 }
 
+impl From<BootstrapError> for Failure {
+    fn from(error: BootstrapError) -> Self {
+        Failure::Bootstrap(error)
+    }
+}
+
 impl From<StoreError> for Failure {
     fn from(error: StoreError) -> Self {
         Failure::Ca(CaError::Store(error))
@@ -90,6 +105,7 @@ pub(crate) fn to_status(failure: &Failure) -> Status {
         }
         Failure::Ca(error) => ca_status(error),
         Failure::Transit(error) => transit_status(error),
+        Failure::Bootstrap(error) => bootstrap_status(error),
         Failure::Unauthenticated(why) => Status::unauthenticated(why.clone()),
         Failure::PermissionDenied(why) => Status::permission_denied(why.clone()),
         Failure::NotFound(why) => Status::not_found(why.clone()),
@@ -161,6 +177,27 @@ fn transit_status(error: &TransitError) -> Status {
     }
 }
 
+/// The status of a bootstrap token error (see the table in the module
+/// docs). Every refusal of a presented token is the same status and
+/// message, whatever its reason.
+fn bootstrap_status(error: &BootstrapError) -> Status {
+    match error {
+        BootstrapError::Refused(_) => Status::unauthenticated(error.to_string()),
+        BootstrapError::Malformed
+        | BootstrapError::BadId(_)
+        | BootstrapError::BadIdentity(_)
+        | BootstrapError::BadTtl(_)
+        | BootstrapError::BadProfile(_)
+        | BootstrapError::BadPageToken => {
+            Status::invalid_argument(format!("invalid request: {error}"))
+        }
+        BootstrapError::NotFound(_) => Status::not_found(error.to_string()),
+        BootstrapError::AlreadyUsed { .. } => Status::failed_precondition(error.to_string()),
+        BootstrapError::Store { .. } => Status::unavailable(error.to_string()),
+        _ => internal(error),
+    }
+}
+
 /// An `INTERNAL` status whose message tells the operator what failed.
 fn internal(what: &dyn std::fmt::Display) -> Status {
     Status::internal(format!("internal error: {what}"))
@@ -215,6 +252,42 @@ mod tests {
             })
             .0,
             Code::FailedPrecondition
+        );
+    }
+
+    #[test]
+    fn bootstrap_refusals_are_one_status_whatever_the_reason() {
+        use crate::bootstrap::Refusal;
+        let statuses: Vec<Status> = [
+            Refusal::Unknown,
+            Refusal::WrongSecret,
+            Refusal::Expired,
+            Refusal::Used,
+            Refusal::Revoked,
+        ]
+        .into_iter()
+        .map(|r| to_status(&Failure::Bootstrap(BootstrapError::Refused(r))))
+        .collect();
+        for status in &statuses {
+            assert_eq!(status.code(), Code::Unauthenticated);
+            assert_eq!(status.message(), statuses[0].message());
+        }
+        let code = |e| to_status(&Failure::Bootstrap(e)).code();
+        assert_eq!(code(BootstrapError::Malformed), Code::InvalidArgument);
+        assert_eq!(code(BootstrapError::NotFound("x".into())), Code::NotFound);
+        assert_eq!(
+            code(BootstrapError::AlreadyUsed {
+                id: "x".into(),
+                serial: None
+            }),
+            Code::FailedPrecondition
+        );
+        assert_eq!(
+            code(BootstrapError::Store {
+                doing: "x".into(),
+                reason: "y".into()
+            }),
+            Code::Unavailable
         );
     }
 

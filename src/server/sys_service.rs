@@ -1,4 +1,10 @@
-//! The `strongroom.v1.Sys` service: the appliance's one-screen status.
+//! The `strongroom.v1.Sys` service: the appliance's one-screen status, and
+//! the administrators' bootstrap tokens.
+//!
+//! The token calls ([`crate::bootstrap`]) need the unsealed appliance's
+//! store and the `admin` capability on `sys` (checked by the audit layer).
+//! A new token's text leaves only in the response; the log and the audit
+//! record name its id, identity and profile.
 //!
 //! Status gathers facts, then judges them:
 //!
@@ -28,14 +34,18 @@ use strongroom_proto::v1;
 use strongroom_proto::v1::sys_server::Sys;
 use tonic::{Request, Response, Status};
 
+use super::access::Admission;
 use super::audit::AuditTarget;
 use super::blocking::BlockingPool;
 use super::convert;
+use super::convert::bootstrap::{TokenCreate, bootstrap_token, token_id, token_query};
 use super::seal::Seal;
 use super::status::Failure;
 use super::tls::renew::Renewal;
+use super::unix_now;
 use crate::appliance::Appliance;
 use crate::audit::{AuditTrail, SinkHealth, SinkKind};
+use crate::bootstrap;
 
 /// How far ahead the status looks for issued certificates about to expire.
 pub(crate) const EXPIRING_WINDOW: Duration = Duration::from_secs(30 * DAY);
@@ -79,6 +89,124 @@ impl SysService {
         let actions = recommended_actions(&facts, now);
         Ok(response(&facts, actions, self.started_at))
     }
+}
+
+impl SysService {
+    /// Sys.CreateBootstrapToken, by `creator`.
+    async fn create_token(
+        &self,
+        creator: String,
+        request: v1::CreateBootstrapTokenRequest,
+        target: &AuditTarget,
+    ) -> Result<v1::CreateBootstrapTokenResponse, Failure> {
+        let TokenCreate {
+            identity,
+            profile,
+            ttl,
+        } = TokenCreate::try_from(request)?;
+        target.note("identity", identity.as_str());
+        target.note("profile", &profile);
+        let appliance = self.seal.gate().appliance()?;
+        bootstrap::check_profile(appliance.authority.profiles(), &profile, &identity)?;
+        let (token, record) = self
+            .pool
+            .run(move || {
+                bootstrap::create_token(
+                    &appliance.store,
+                    &identity,
+                    &profile,
+                    ttl,
+                    &creator,
+                    unix_now(),
+                )
+            })
+            .await??;
+        target.note("token", record.id.as_str());
+        Ok(v1::CreateBootstrapTokenResponse {
+            id: record.id.to_string(),
+            expires_at: Some(convert::timestamp(record.expires_at)),
+            token: token.into_text(),
+        })
+    }
+
+    /// Sys.ListBootstrapTokens.
+    async fn list_tokens(
+        &self,
+        request: v1::ListBootstrapTokensRequest,
+    ) -> Result<v1::ListBootstrapTokensResponse, Failure> {
+        let now = unix_now();
+        let query = token_query(&request, now);
+        let appliance = self.seal.gate().appliance()?;
+        let page = self
+            .pool
+            .run(move || appliance.store.list_bootstrap_tokens(&query))
+            .await??;
+        Ok(v1::ListBootstrapTokensResponse {
+            tokens: page
+                .tokens
+                .iter()
+                .map(|t| bootstrap_token(t, now))
+                .collect(),
+            next_page_token: page.next_page_token.unwrap_or_default(),
+        })
+    }
+
+    /// Sys.RevokeBootstrapToken.
+    async fn revoke_token(
+        &self,
+        request: v1::RevokeBootstrapTokenRequest,
+        target: &AuditTarget,
+    ) -> Result<v1::BootstrapToken, Failure> {
+        let id = token_id(&request)?;
+        target.note("token", id.as_str());
+        let appliance = self.seal.gate().appliance()?;
+        let now = unix_now();
+        let record = self
+            .pool
+            .run(move || appliance.store.revoke_bootstrap_token(&id, now))
+            .await??;
+        Ok(bootstrap_token(&record, now))
+    }
+}
+
+/// Logs one finished token call and maps its failure to a status. Never
+/// logs a token's text: only `id`, the token's public id.
+fn finish_token_call<T>(
+    method: &'static str,
+    requester: &str,
+    id: Option<&str>,
+    result: Result<T, Failure>,
+) -> Result<Response<T>, Status> {
+    let id = id.unwrap_or("-");
+    match result {
+        Ok(response) => {
+            tracing::info!(
+                method,
+                requester,
+                token = id,
+                outcome = "ok",
+                "gRPC request"
+            );
+            Ok(Response::new(response))
+        }
+        Err(failure) => {
+            let status = Status::from(failure);
+            tracing::info!(
+                method,
+                requester,
+                token = id,
+                outcome = ?status.code(),
+                error = status.message(),
+                "gRPC request refused or failed"
+            );
+            Err(status)
+        }
+    }
+}
+
+/// The admitted caller's identity, for `created_by` and the log.
+fn requester<T>(request: &Request<T>) -> Result<String, Failure> {
+    Admission::of(request).map(|a| a.identity().to_string())
 }
 
 /// What Sys.Status (and the metrics endpoint) reports at `now`: the seal
@@ -686,6 +814,49 @@ impl Sys for SysService {
         let digest = digests.digest(value);
         AuditTarget::of(&request).note("digest", &digest);
         Ok(Response::new(v1::DigestValueResponse { digest }))
+    }
+
+    async fn create_bootstrap_token(
+        &self,
+        request: Request<v1::CreateBootstrapTokenRequest>,
+    ) -> Result<Response<v1::CreateBootstrapTokenResponse>, Status> {
+        let target = AuditTarget::of(&request);
+        let who = requester(&request);
+        let shown = who.as_deref().unwrap_or("-").to_string();
+        let result = match who {
+            Ok(who) => self.create_token(who, request.into_inner(), &target).await,
+            Err(failure) => Err(failure),
+        };
+        let id = result.as_ref().ok().map(|r| r.id.clone());
+        finish_token_call("CreateBootstrapToken", &shown, id.as_deref(), result)
+    }
+
+    async fn list_bootstrap_tokens(
+        &self,
+        request: Request<v1::ListBootstrapTokensRequest>,
+    ) -> Result<Response<v1::ListBootstrapTokensResponse>, Status> {
+        let who = requester(&request);
+        let shown = who.as_deref().unwrap_or("-").to_string();
+        let result = match who {
+            Ok(_) => self.list_tokens(request.into_inner()).await,
+            Err(failure) => Err(failure),
+        };
+        finish_token_call("ListBootstrapTokens", &shown, None, result)
+    }
+
+    async fn revoke_bootstrap_token(
+        &self,
+        request: Request<v1::RevokeBootstrapTokenRequest>,
+    ) -> Result<Response<v1::BootstrapToken>, Status> {
+        let target = AuditTarget::of(&request);
+        let who = requester(&request);
+        let shown = who.as_deref().unwrap_or("-").to_string();
+        let asked = convert::quoted(&request.get_ref().id);
+        let result = match who {
+            Ok(_) => self.revoke_token(request.into_inner(), &target).await,
+            Err(failure) => Err(failure),
+        };
+        finish_token_call("RevokeBootstrapToken", &shown, Some(&asked), result)
     }
 }
 

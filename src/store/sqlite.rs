@@ -2,7 +2,8 @@
 //! [`strongroom_ca::CertStore`] and [`strongroom_transit::TransitStore`] on
 //! one SQLite file. Transit keys live in `transit_keys` (one row per key) and
 //! `transit_key_versions` (one row per version, wrapped by the HSM key its
-//! `kek` names); see `sqlite/transit.rs`.
+//! `kek` names); see `sqlite/transit.rs`. Bootstrap tokens live in
+//! `bootstrap_tokens` (hashes, never secrets); see `sqlite/bootstrap.rs`.
 //!
 //! # Durability
 //!
@@ -132,10 +133,12 @@ use strongroom_ca::{
     RevokeOutcome, RevokedEntry, Serial, StoreError, StoredCrl,
 };
 
+mod bootstrap;
 mod ocsp;
 mod revocation;
 mod transit;
 
+pub(crate) use bootstrap::TokenQuery;
 pub(crate) use ocsp::{SignedResponse, StoredResponse, StoredSigner};
 
 /// One checked-in schema migration.
@@ -180,6 +183,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 6,
         name: "0006_transit_keks",
         sql: include_str!("migrations/0006_transit_keks.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "0007_bootstrap_tokens",
+        sql: include_str!("migrations/0007_bootstrap_tokens.sql"),
     },
 ];
 

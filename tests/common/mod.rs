@@ -45,15 +45,45 @@ impl Dev {
         Dev::launch(data, &[])
     }
 
+    /// Starts `strongroom dev` on `data` like [`Dev::start`], logging at
+    /// debug level (`STRONGROOM_LOG=debug`) into the file `log`, which
+    /// receives everything it writes on stderr.
+    pub fn start_logged(data: &Path, log: &Path) -> Dev {
+        let file = std::fs::File::create(log).expect("create the log file");
+        Dev::spawn(
+            data,
+            &[
+                "--grpc-addr",
+                "127.0.0.1:0",
+                "--http-addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ],
+            Some(file),
+        )
+    }
+
     fn launch(data: &Path, addresses: &[&str]) -> Dev {
-        let mut child = Command::new(BIN)
+        Dev::spawn(data, addresses, None)
+    }
+
+    fn spawn(data: &Path, addresses: &[&str], log: Option<std::fs::File>) -> Dev {
+        let mut command = Command::new(BIN);
+        command
             .args(["dev", "--data-dir"])
             .arg(data)
             .args(addresses)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start strongroom dev");
+            .stdout(Stdio::piped());
+        match log {
+            Some(file) => {
+                command.env("STRONGROOM_LOG", "debug").stderr(file);
+            }
+            None => {
+                command.stderr(Stdio::inherit());
+            }
+        }
+        let mut child = command.spawn().expect("start strongroom dev");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let (mut addr, mut cacert, mut metrics) = (None, None, None);
