@@ -499,6 +499,7 @@ mod tests {
             known_methods("strongroom.v1.Sys"),
             [
                 "Status",
+                "DigestValue",
                 "CreateBootstrapToken",
                 "ListBootstrapTokens",
                 "RevokeBootstrapToken"
