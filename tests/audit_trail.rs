@@ -183,13 +183,16 @@ async fn every_request_leaves_one_record_and_the_trail_fails_closed() {
         .cli_ok(&["audit", "digest", "--in", p(&ciphertext_file)])
         .trim()
         .to_string();
-    assert!(secret_digest.starts_with("hmac-sha256:"), "{secret_digest}");
+    assert_eq!(secret_digest.len(), 22, "{secret_digest}");
     assert_ne!(secret_digest, ciphertext_digest);
-    assert_eq!(new[1]["target"]["plaintext"], secret_digest.as_str());
-    assert_eq!(new[2]["target"]["ciphertext"], ciphertext_digest.as_str());
+    assert_eq!(new[1]["target"]["plaintext_hmac"], secret_digest.as_str());
+    assert_eq!(
+        new[2]["target"]["ciphertext_hmac"],
+        ciphertext_digest.as_str()
+    );
     let streamed = [secret_digest.as_str(); 3].join(",");
-    assert_eq!(new[4]["target"]["plaintext"], streamed.as_str());
-    assert!(new[0]["target"].get("plaintext").is_none());
+    assert_eq!(new[4]["target"]["plaintext_hmac"], streamed.as_str());
+    assert!(new[0]["target"].get("plaintext_hmac").is_none());
     // The digest is keyed: a plain SHA-256 of the value is not it.
     let plain = ring::digest::digest(&ring::digest::SHA256, SECRET);
     let plain = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&plain.as_ref()[..16]);

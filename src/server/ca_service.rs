@@ -562,7 +562,7 @@ impl Ca for CaService {
         let result = async {
             admission?.check(&request.get_ref().profile, &target)?;
             if let Some(digests) = self.gate.current().and_then(|a| a.csr_digests.clone()) {
-                target.note("csr", digests.digest(&request.get_ref().csr));
+                target.note("csr_hmac", digests.digest(&request.get_ref().csr));
             }
             self.issue_csr(who.clone(), request.into_inner()).await
         }

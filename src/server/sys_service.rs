@@ -812,7 +812,7 @@ impl Sys for SysService {
                 )
             })?;
         let digest = digests.digest(value);
-        AuditTarget::of(&request).note("digest", &digest);
+        AuditTarget::of(&request).note("value_hmac", &digest);
         Ok(Response::new(v1::DigestValueResponse { digest }))
     }
 

@@ -71,7 +71,8 @@ impl TransitService {
     }
 
     /// Names in `request`'s audit record the digests of the sensitive
-    /// `values` it carries (`field`: plaintext, ciphertext, input), when the
+    /// `values` it carries (`field`: plaintext_hmac, ciphertext_hmac,
+    /// input_hmac), when the
     /// appliance records them.
     fn note_digests<'a, T>(
         &self,
@@ -554,7 +555,7 @@ impl TransitRpc for TransitService {
     ) -> Result<Response<v1::EncryptResponse>, Status> {
         check_key(&request, &request.get_ref().key)?;
         let r = request.get_ref();
-        self.note_digests(&request, "plaintext", [r.plaintext.as_slice()]);
+        self.note_digests(&request, "plaintext_hmac", [r.plaintext.as_slice()]);
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let version = convert::version(request.key_version);
@@ -604,7 +605,7 @@ impl TransitRpc for TransitService {
             AuditTarget::of(&request),
             request.into_inner(),
             |m: &v1::EncryptStreamRequest| m.key.as_str(),
-            ("plaintext", |m| {
+            ("plaintext_hmac", |m| {
                 m.items.iter().map(|i| i.plaintext.as_slice()).collect()
             }),
             |m| encrypt_len(&m.items),
@@ -626,7 +627,7 @@ impl TransitRpc for TransitService {
     ) -> Result<Response<v1::DecryptResponse>, Status> {
         check_key(&request, &request.get_ref().key)?;
         let r = request.get_ref();
-        self.note_digests(&request, "ciphertext", [r.ciphertext.as_bytes()]);
+        self.note_digests(&request, "ciphertext_hmac", [r.ciphertext.as_bytes()]);
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let len = request.ciphertext.len() + request.associated_data.len() + request.context.len();
@@ -675,7 +676,7 @@ impl TransitRpc for TransitService {
             AuditTarget::of(&request),
             request.into_inner(),
             |m: &v1::DecryptStreamRequest| m.key.as_str(),
-            ("ciphertext", |m| {
+            ("ciphertext_hmac", |m| {
                 m.items.iter().map(|i| i.ciphertext.as_bytes()).collect()
             }),
             |m| decrypt_len(&m.items),
@@ -697,7 +698,7 @@ impl TransitRpc for TransitService {
     ) -> Result<Response<v1::RewrapResponse>, Status> {
         check_key(&request, &request.get_ref().key)?;
         let r = request.get_ref();
-        self.note_digests(&request, "ciphertext", [r.ciphertext.as_bytes()]);
+        self.note_digests(&request, "ciphertext_hmac", [r.ciphertext.as_bytes()]);
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let out = self
@@ -805,7 +806,7 @@ impl TransitRpc for TransitService {
     ) -> Result<Response<v1::SignResponse>, Status> {
         check_key(&request, &request.get_ref().key)?;
         let r = request.get_ref();
-        self.note_digests(&request, "input", [r.input.as_slice()]);
+        self.note_digests(&request, "input_hmac", [r.input.as_slice()]);
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let options = convert::sign_options(request.hash, request.scheme, request.prehashed)
@@ -867,7 +868,7 @@ impl TransitRpc for TransitService {
     ) -> Result<Response<v1::VerifyResponse>, Status> {
         check_key(&request, &request.get_ref().key)?;
         let r = request.get_ref();
-        self.note_digests(&request, "input", [r.input.as_slice()]);
+        self.note_digests(&request, "input_hmac", [r.input.as_slice()]);
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let options = convert::sign_options(request.hash, request.scheme, request.prehashed)
@@ -928,7 +929,7 @@ impl TransitRpc for TransitService {
     ) -> Result<Response<v1::HmacResponse>, Status> {
         check_key(&request, &request.get_ref().key)?;
         let r = request.get_ref();
-        self.note_digests(&request, "input", [r.input.as_slice()]);
+        self.note_digests(&request, "input_hmac", [r.input.as_slice()]);
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let hash = hash_or_default(request.hash).map_err(transit_status)?;
@@ -984,7 +985,7 @@ impl TransitRpc for TransitService {
     ) -> Result<Response<v1::VerifyHmacResponse>, Status> {
         check_key(&request, &request.get_ref().key)?;
         let r = request.get_ref();
-        self.note_digests(&request, "input", [r.input.as_slice()]);
+        self.note_digests(&request, "input_hmac", [r.input.as_slice()]);
         let request = request.into_inner();
         let name = convert::key_name(&request.key).map_err(transit_status)?;
         let hash = hash_or_default(request.hash).map_err(transit_status)?;
