@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Dev, openssl, output_text, p};
+use common::{Dev, audit_records, openssl, output_text, p};
 use strongroom_proto::v1;
 use strongroom_proto::v1::ca_client::CaClient;
 use strongroom_proto::v1::seal_client::SealClient;
@@ -659,27 +659,6 @@ fn csr_der(dir: &Path) -> Vec<u8> {
     std::fs::read(csr).expect("csr")
 }
 
-/// Every audit record of the dev appliance.
-fn audit_records(dev: &Dev) -> Vec<serde_json::Value> {
-    let dir = dev_file(dev, "audit");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("audit dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|f| f.extension().is_some_and(|x| x == "jsonl"))
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .expect("read trail")
-                .lines()
-                .map(|l| serde_json::from_str(l).expect("a JSON record"))
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
 fn hang_up(dev: &Dev) {
     let status = std::process::Command::new("kill")
         .args(["-HUP", &dev.pid().to_string()])
@@ -812,7 +791,7 @@ async fn every_rpc_for_every_identity_gets_what_the_policies_say() {
         assert!(waited < 100, "the policies were not reloaded");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let before = audit_records(&dev).len();
+    let before = audit_records(&data).len();
     let as_caller = |c: &Credential| Some((p(&c.cert).to_string(), p(&c.key).to_string()));
     let callers = [
         (Caller::Service, as_caller(&service)),
@@ -835,13 +814,13 @@ async fn every_rpc_for_every_identity_gets_what_the_policies_say() {
         let channel = dev
             .channel_as(identity.as_ref().map(|(c, k)| (c.as_str(), k.as_str())))
             .await;
-        let recorded = audit_records(&dev).len();
+        let recorded = audit_records(&data).len();
         let (d, u) = run_matrix(caller, channel, &fixture).await;
         denied += d;
         unauthenticated += u;
         if matches!(caller, Caller::Expired | Caller::Foreign) {
             // Not one request got through the handshake.
-            assert_eq!(audit_records(&dev).len(), recorded, "{caller:?}");
+            assert_eq!(audit_records(&data).len(), recorded, "{caller:?}");
         }
     }
     assert!(
@@ -850,7 +829,7 @@ async fn every_rpc_for_every_identity_gets_what_the_policies_say() {
     );
 
     // Refused calls are audited like any other, under the caller's identity.
-    let records = &audit_records(&dev)[before..];
+    let records = &audit_records(&data)[before..];
     let count = |outcome: &str| records.iter().filter(|r| r["outcome"] == outcome).count();
     assert_eq!(count("PERMISSION_DENIED"), denied);
     assert_eq!(count("UNAUTHENTICATED"), unauthenticated);
@@ -926,7 +905,7 @@ async fn every_rpc_for_every_identity_gets_what_the_policies_say() {
     std::fs::write(data.join("policies.toml"), "[[policy]]\nname = 1\n").expect("policies");
     hang_up(&dev);
     let mut waited = 0;
-    while !audit_records(&dev).iter().any(|r| {
+    while !audit_records(&data).iter().any(|r| {
         r["operation"] == "strongroom.access/ReloadPolicies" && r["outcome"] == "INVALID_ARGUMENT"
     }) {
         waited += 1;

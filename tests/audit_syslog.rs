@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{BIN, Dev, output_text};
+use common::{BIN, Dev, output_text, trail_files};
 use serde_json::Value;
 use strongroom_proto::v1;
 use syslog_rfc5424::{SyslogFacility, SyslogSeverity};
@@ -146,17 +146,6 @@ fn file_lines(data: &Path) -> Vec<String> {
                 .collect::<Vec<_>>()
         })
         .collect()
-}
-
-/// The trail's files, oldest first.
-fn trail_files(data: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(data.join("audit"))
-        .expect("audit dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .collect();
-    files.sort();
-    files
 }
 
 /// The files' lines once there are `n` of them (the file sink may write a

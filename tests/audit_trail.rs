@@ -6,26 +6,15 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::{BIN, Dev, output_text, p};
+use common::{BIN, Dev, audit_records, output_text, p, trail_files};
 use strongroom_proto::v1;
 use tonic::Code;
 
 const SECRET: &[u8] = b"TOP-SECRET-PLAINTEXT-9c1e";
-
-/// The trail's files, oldest first.
-fn trail_files(data: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(data.join("audit"))
-        .expect("audit dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
-        .collect();
-    files.sort();
-    files
-}
 
 /// `strongroom audit verify` accepts `files` as one chain.
 fn assert_verifies(files: &[PathBuf]) {
@@ -37,27 +26,13 @@ fn assert_verifies(files: &[PathBuf]) {
     assert!(out.status.success(), "{}", output_text(&out));
 }
 
-/// Every record of the trail, parsed.
-fn records(data: &Path) -> Vec<serde_json::Value> {
-    trail_files(data)
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .expect("read trail")
-                .lines()
-                .map(|l| serde_json::from_str(l).expect("a JSON record"))
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_request_leaves_one_record_and_the_trail_fails_closed() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = tmp.path().join("dev");
     let dev = Dev::start(&data);
     let mut client = dev.transit_client().await;
-    let before = records(&data).len();
+    let before = audit_records(&data).len();
 
     // Six requests: successes, failures, and one stream of three messages.
     client
@@ -120,7 +95,7 @@ async fn every_request_leaves_one_record_and_the_trail_fails_closed() {
         .await
         .expect("kek status");
 
-    let all = records(&data);
+    let all = audit_records(&data);
     let new = &all[before..];
     let seen: Vec<(&str, &str)> = new
         .iter()
@@ -204,7 +179,7 @@ async fn every_request_leaves_one_record_and_the_trail_fails_closed() {
 
     // The trail cannot be written: the newest file is moved away (reported
     // as deleted) and the next file's name is taken by /dev/full.
-    let last_seq = records(&data).last().expect("records")["seq"]
+    let last_seq = audit_records(&data).last().expect("records")["seq"]
         .as_u64()
         .expect("seq");
     let current = files.last().expect("a file").clone();
@@ -236,7 +211,7 @@ async fn every_request_leaves_one_record_and_the_trail_fails_closed() {
     std::fs::rename(&aside, &current).expect("move back");
     let files = trail_files(&data);
     assert_verifies(&files);
-    let last = records(&data).pop().expect("a record");
+    let last = audit_records(&data).pop().expect("a record");
     assert_eq!(last["seq"].as_u64(), Some(last_seq + 1));
     assert_eq!(last["operation"], "strongroom.v1.Transit/GetKekStatus");
     dev.stop();

@@ -11,7 +11,7 @@ use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{Dev, openssl, output_text, p, serial_of};
+use common::{Dev, audit_records, openssl, output_text, p, serial_of};
 use strongroom_proto::v1;
 use strongroom_proto::v1::sys_client::SysClient;
 use tokio::sync::mpsc;
@@ -70,26 +70,6 @@ fn served_chain(dev: &Dev, dir: &Path) -> Vec<PathBuf> {
 /// The serial of the certificate the server presents now.
 fn served_serial(dev: &Dev, dir: &Path) -> String {
     serial_of(&served_chain(dev, dir)[0])
-}
-
-/// Every record of the appliance's audit trail.
-fn audit_records(data: &Path) -> Vec<serde_json::Value> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(data.join("audit"))
-        .expect("audit dir")
-        .map(|e| e.expect("entry").path())
-        .filter(|f| f.extension().is_some_and(|x| x == "jsonl"))
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .flat_map(|f| {
-            std::fs::read_to_string(f)
-                .expect("read trail")
-                .lines()
-                .map(|l| serde_json::from_str(l).expect("a JSON record"))
-                .collect::<Vec<_>>()
-        })
-        .collect()
 }
 
 /// The trail's renewal records.

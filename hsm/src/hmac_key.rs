@@ -1,7 +1,7 @@
 //! A non-extractable HMAC-SHA256 key inside the token (`CKM_SHA256_HMAC`),
 //! for keyed digests whose key must never leave the HSM.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use cryptoki::error::Error as CkError;
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -10,7 +10,8 @@ use cryptoki::session::Session;
 
 use crate::error::{Error, Result};
 use crate::key_pair::{KEY_ID_LEN, check_label};
-use crate::token::{Found, ObjectCache, Token};
+use crate::secret_key::SecretKeyRef;
+use crate::token::Token;
 
 /// Largest input [`HmacKey::sign`] takes in one call.
 pub const MAX_HMAC_INPUT_LEN: usize = 64 * 1024;
@@ -19,15 +20,7 @@ pub const MAX_HMAC_INPUT_LEN: usize = 64 * 1024;
 /// usable only to compute and check HMAC-SHA256.
 #[derive(Clone)]
 pub struct HmacKey {
-    inner: Arc<HmacKeyInner>,
-}
-
-struct HmacKeyInner {
-    token: Token,
-    label: String,
-    id: Vec<u8>,
-    /// The key's object handle and the pool generation it belongs to.
-    handle: ObjectCache,
+    inner: Arc<SecretKeyRef>,
 }
 
 impl Token {
@@ -70,36 +63,17 @@ impl Token {
             session.generate_key(&Mechanism::GenericSecretKeyGen, &template)
         })?;
         tracing::info!(token = %self.label(), key = label, "generated HMAC-SHA256 key");
-        Ok(HmacKey::new(self, label, id))
+        Ok(HmacKey {
+            inner: Arc::new(SecretKeyRef::new(self, label, id, KeyType::GENERIC_SECRET)),
+        })
     }
 
     /// Finds the one HMAC key (generic secret) with this label.
     pub fn find_hmac_key(&self, label: &str) -> Result<HmacKey> {
         self.require_hmac_mechanism()?;
-        let ids = self.inner.run(Some(label), |session, _| {
-            let mut ids = Vec::new();
-            for handle in session.find_objects(&hmac_key_template(label, None))? {
-                let attrs =
-                    session.get_attributes(handle, &[cryptoki::object::AttributeType::Id])?;
-                if let Some(Attribute::Id(id)) = attrs.into_iter().next() {
-                    ids.push(id);
-                }
-            }
-            Ok(ids)
-        })?;
-        match ids.as_slice() {
-            [id] => Ok(HmacKey::new(self, label, id.clone())),
-            [] => Err(Error::KeyNotFound {
-                token: self.label().to_string(),
-                label: label.to_string(),
-                with_public_key: false,
-            }),
-            many => Err(Error::AmbiguousKey {
-                token: self.label().to_string(),
-                label: label.to_string(),
-                count: many.len(),
-            }),
-        }
+        Ok(HmacKey {
+            inner: Arc::new(SecretKeyRef::find(self, label, KeyType::GENERIC_SECRET)?),
+        })
     }
 
     /// The HMAC key with this label, generated if the token has none.
@@ -123,17 +97,6 @@ impl Token {
 }
 
 impl HmacKey {
-    fn new(token: &Token, label: &str, id: Vec<u8>) -> HmacKey {
-        HmacKey {
-            inner: Arc::new(HmacKeyInner {
-                token: token.clone(),
-                label: label.to_string(),
-                id,
-                handle: Mutex::new(None),
-            }),
-        }
-    }
-
     /// The key's label on the token.
     pub fn label(&self) -> &str {
         &self.inner.label
@@ -168,37 +131,6 @@ impl HmacKey {
         &self,
         op: impl FnMut(&Session, ObjectHandle) -> std::result::Result<T, CkError>,
     ) -> Result<T> {
-        let inner = &self.inner;
-        inner.token.inner.with_object(
-            &inner.label,
-            &inner.handle,
-            |session| {
-                let found =
-                    session.find_objects(&hmac_key_template(&inner.label, Some(&inner.id)))?;
-                Ok(match found.as_slice() {
-                    [one] => Found::One(*one),
-                    [] => Found::None,
-                    many => Found::Several(many.len()),
-                })
-            },
-            op,
-            || Error::KeyNotFound {
-                token: inner.token.label().to_string(),
-                label: inner.label.clone(),
-                with_public_key: false,
-            },
-        )
+        self.inner.with_handle(op)
     }
-}
-
-fn hmac_key_template(label: &str, id: Option<&[u8]>) -> Vec<Attribute> {
-    let mut template = vec![
-        Attribute::Class(ObjectClass::SECRET_KEY),
-        Attribute::KeyType(KeyType::GENERIC_SECRET),
-        Attribute::Label(label.as_bytes().to_vec()),
-    ];
-    if let Some(id) = id {
-        template.push(Attribute::Id(id.to_vec()));
-    }
-    template
 }

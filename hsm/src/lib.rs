@@ -49,6 +49,7 @@ mod module;
 mod pin;
 mod public_key;
 mod random;
+mod secret_key;
 mod token;
 mod uri;
 mod wrapping_key;

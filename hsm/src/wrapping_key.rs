@@ -1,7 +1,7 @@
 //! A non-extractable AES-256 key inside the token that wraps key material
 //! held outside it (RFC 5649, `CKM_AES_KEY_WRAP_PAD`).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use cryptoki::error::Error as CkError;
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -12,7 +12,8 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::KeyWrapper;
 use crate::error::{Error, Result};
 use crate::key_pair::{KEY_ID_LEN, check_label};
-use crate::token::{Found, ObjectCache, Token};
+use crate::secret_key::SecretKeyRef;
+use crate::token::Token;
 use crate::uri::{ObjectType, Pkcs11Uri};
 
 /// Largest key material accepted for wrapping (a 4096-bit RSA key in PKCS#8 fits).
@@ -30,15 +31,7 @@ pub const MAX_MATERIAL_LEN: usize = 8 * 1024;
 /// for the duration of one call, as a session object inside the HSM.
 #[derive(Clone)]
 pub struct WrappingKey {
-    inner: Arc<WrappingKeyInner>,
-}
-
-struct WrappingKeyInner {
-    token: Token,
-    label: String,
-    id: Vec<u8>,
-    /// The key's object handle and the pool generation it belongs to.
-    handle: ObjectCache,
+    inner: Arc<SecretKeyRef>,
 }
 
 impl Token {
@@ -84,48 +77,16 @@ impl Token {
         })?;
         tracing::info!(token = %self.label(), key = label, "generated AES-256 wrapping key");
         Ok(WrappingKey {
-            inner: Arc::new(WrappingKeyInner {
-                token: self.clone(),
-                label: label.to_string(),
-                id,
-                handle: Mutex::new(None),
-            }),
+            inner: Arc::new(SecretKeyRef::new(self, label, id, KeyType::AES)),
         })
     }
 
     /// Finds the one AES wrapping key with this label.
     pub fn find_wrapping_key(&self, label: &str) -> Result<WrappingKey> {
         self.require_wrap_mechanism()?;
-        let ids = self.inner.run(Some(label), |session, _| {
-            let mut ids = Vec::new();
-            for handle in session.find_objects(&wrapping_key_template(label, None))? {
-                let attrs = session.get_attributes(handle, &[AttributeType::Id])?;
-                if let Some(Attribute::Id(id)) = attrs.into_iter().next() {
-                    ids.push(id);
-                }
-            }
-            Ok(ids)
-        })?;
-        match ids.as_slice() {
-            [id] => Ok(WrappingKey {
-                inner: Arc::new(WrappingKeyInner {
-                    token: self.clone(),
-                    label: label.to_string(),
-                    id: id.clone(),
-                    handle: Mutex::new(None),
-                }),
-            }),
-            [] => Err(Error::KeyNotFound {
-                token: self.label().to_string(),
-                label: label.to_string(),
-                with_public_key: false,
-            }),
-            many => Err(Error::AmbiguousKey {
-                token: self.label().to_string(),
-                label: label.to_string(),
-                count: many.len(),
-            }),
-        }
+        Ok(WrappingKey {
+            inner: Arc::new(SecretKeyRef::find(self, label, KeyType::AES)?),
+        })
     }
 
     /// Finds the wrapping key a `pkcs11:` URI names (`object=`, and `id=` when given).
@@ -170,7 +131,7 @@ impl WrappingKey {
     /// rotation does, and refuses to destroy a key still in use).
     pub fn destroy(self) -> Result<()> {
         self.with_handle(|session, handle| session.destroy_object(handle))?;
-        *self.inner.handle.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        self.inner.forget_handle();
         tracing::warn!(
             token = %self.inner.token.label(),
             key = %self.inner.label,
@@ -184,26 +145,7 @@ impl WrappingKey {
         &self,
         op: impl FnMut(&Session, ObjectHandle) -> std::result::Result<T, CkError>,
     ) -> Result<T> {
-        let inner = &self.inner;
-        inner.token.inner.with_object(
-            &inner.label,
-            &inner.handle,
-            |session| {
-                let found =
-                    session.find_objects(&wrapping_key_template(&inner.label, Some(&inner.id)))?;
-                Ok(match found.as_slice() {
-                    [one] => Found::One(*one),
-                    [] => Found::None,
-                    many => Found::Several(many.len()),
-                })
-            },
-            op,
-            || Error::KeyNotFound {
-                token: inner.token.label().to_string(),
-                label: inner.label.clone(),
-                with_public_key: false,
-            },
-        )
+        self.inner.with_handle(op)
     }
 }
 
@@ -319,18 +261,6 @@ fn unframe(framed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
         .iter()
         .all(|b| *b == 0)
         .then(|| Zeroizing::new(material.to_vec()))
-}
-
-fn wrapping_key_template(label: &str, id: Option<&[u8]>) -> Vec<Attribute> {
-    let mut template = vec![
-        Attribute::Class(ObjectClass::SECRET_KEY),
-        Attribute::KeyType(KeyType::AES),
-        Attribute::Label(label.as_bytes().to_vec()),
-    ];
-    if let Some(id) = id {
-        template.push(Attribute::Id(id.to_vec()));
-    }
-    template
 }
 
 #[cfg(test)]

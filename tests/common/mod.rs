@@ -612,3 +612,28 @@ fn parse_response(raw: &[u8]) -> HttpResponse {
         body: raw[split + 4..].to_vec(),
     }
 }
+
+/// The audit trail's files under the data directory `data`, oldest first.
+pub fn trail_files(data: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(data.join("audit"))
+        .expect("audit dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Every record of the audit trail under `data`, parsed, oldest first.
+pub fn audit_records(data: &Path) -> Vec<serde_json::Value> {
+    trail_files(data)
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .expect("read trail")
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("a JSON record"))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
