@@ -388,6 +388,21 @@ fn seal_unseal_and_rekey_with_officers_shares() {
     assert_eq!(unseal(&sealed[0], &id1)["sealed"], true);
     assert_eq!(unseal(&sealed[1], &id2)["sealed"], false);
     server.stop();
+
+    // Every share went through the appliance; none is in its audit trail.
+    let trail: String = common::trail_files(&data)
+        .iter()
+        .map(|f| std::fs::read_to_string(f).expect("audit file"))
+        .collect();
+    assert!(
+        trail.contains("strongroom.v1.Seal/Unseal"),
+        "unseals audited"
+    );
+    assert!(!trail.contains("strongroom-share"));
+    for line in share_text.lines().skip(2).take(3) {
+        assert!(!trail.contains(line), "a share's digits are in the trail");
+        assert!(!trail.contains(&line.replace(' ', "")));
+    }
 }
 
 /// An officer's age identity, made by `age-keygen` (mode 0600): the file

@@ -8,6 +8,7 @@ mod common;
 
 use std::path::Path;
 
+use base64::Engine as _;
 use common::{Dev, openssl, output_text, p};
 use strongroom_proto::v1;
 use strongroom_proto::v1::transit_client::TransitClient;
@@ -519,4 +520,22 @@ async fn transit_over_grpc_on_a_real_token() {
         !contains(&data_key.plaintext),
         "a data key is in the database"
     );
+
+    // Nor in the audit trail: not in the clear, not in base64.
+    let trail: Vec<u8> = common::trail_files(&data)
+        .iter()
+        .flat_map(|f| std::fs::read(f).expect("audit file"))
+        .collect();
+    assert!(!trail.is_empty());
+    let in_trail = |needle: &[u8]| trail.windows(needle.len()).any(|w| w == needle);
+    for secret in [SECRET, material.as_slice(), data_key.plaintext.as_slice()] {
+        assert!(!in_trail(secret), "a secret is in the audit trail");
+        for engine in [
+            &base64::engine::general_purpose::STANDARD,
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        ] {
+            let text = engine.encode(secret);
+            assert!(!in_trail(text.as_bytes()), "a secret is in the audit trail");
+        }
+    }
 }
