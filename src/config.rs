@@ -465,8 +465,8 @@ pub(crate) struct TlsConfig {
     /// Whether the appliance renews its own server certificate while
     /// unsealed: a new key, a certificate from the issuing CA, both files
     /// replaced, and the new certificate served to new connections without
-    /// a restart (default false).
-    #[serde(default)]
+    /// a restart (default true).
+    #[serde(default = "default_true")]
     pub(crate) auto_renew: bool,
     /// The names a renewed certificate is for (DNS names, IP addresses,
     /// URIs); the first DNS name or IP address is also its common name.
@@ -916,7 +916,7 @@ mod tests {
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("strongroom.example.toml");
         let text = std::fs::read_to_string(&example).expect("read");
         let tls = Config::load(&example).expect("example parses").tls;
-        assert!(!tls.auto_renew);
+        assert!(tls.auto_renew);
         assert!(tls.names.is_empty());
         assert_eq!(tls.profile, "server");
         assert_eq!(
@@ -929,7 +929,6 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("tls.toml");
         let on = text
-            .replacen("auto_renew = false", "auto_renew = true", 1)
             .replacen(
                 "# names = [\"grpc.example.test\", \"10.0.0.5\"]",
                 "names = [\"localhost\", \"127.0.0.1\"]",
