@@ -821,6 +821,17 @@ async fn every_rpc_for_every_identity_gets_what_the_policies_say() {
         if matches!(caller, Caller::Expired | Caller::Foreign) {
             // Not one request got through the handshake.
             assert_eq!(audit_records(&data).len(), recorded, "{caller:?}");
+        } else {
+            // Every call left exactly one record (an abandoned stream's is
+            // written when the appliance sees it go).
+            let expected = recorded + every_rpc().len();
+            let mut waited = 0;
+            while audit_records(&data).len() < expected && waited < 100 {
+                waited += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert_eq!(audit_records(&data).len(), expected, "{caller:?}");
         }
     }
     assert!(
