@@ -157,6 +157,7 @@ pub(crate) fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        crate::server::ignore_early_hangups();
         let new_share = unseal(&seal, &data_dir).await?;
         let appliance = seal.gate().current();
         let unsealed = appliance.is_some();

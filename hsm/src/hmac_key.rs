@@ -8,6 +8,8 @@ use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 
+use zeroize::Zeroizing;
+
 use crate::error::{Error, Result};
 use crate::key_pair::{KEY_ID_LEN, check_label};
 use crate::secret_key::SecretKeyRef;
@@ -68,11 +70,15 @@ impl Token {
         })
     }
 
-    /// Finds the one HMAC key (generic secret) with this label.
+    /// Finds the one HMAC key (generic secret) with this label. A key that
+    /// is not sensitive, or is extractable, is refused: its value could
+    /// leave the token.
     pub fn find_hmac_key(&self, label: &str) -> Result<HmacKey> {
         self.require_hmac_mechanism()?;
+        let key = SecretKeyRef::find(self, label, KeyType::GENERIC_SECRET)?;
+        key.require_protected()?;
         Ok(HmacKey {
-            inner: Arc::new(SecretKeyRef::find(self, label, KeyType::GENERIC_SECRET)?),
+            inner: Arc::new(key),
         })
     }
 
@@ -108,22 +114,28 @@ impl HmacKey {
     }
 
     /// HMAC-SHA256 of `data` (at most [`MAX_HMAC_INPUT_LEN`] bytes),
-    /// computed inside the token.
-    pub fn sign(&self, data: &[u8]) -> Result<[u8; 32]> {
+    /// computed inside the token. The result may serve as key material, so
+    /// it is wiped when dropped (as is the module's answer it is copied
+    /// from).
+    pub fn sign(&self, data: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
         if data.len() > MAX_HMAC_INPUT_LEN {
             return Err(Error::InvalidInput(format!(
                 "HMAC input must be at most {MAX_HMAC_INPUT_LEN} bytes, got {}",
                 data.len()
             )));
         }
-        let mac =
-            self.with_handle(|session, key| session.sign(&Mechanism::Sha256Hmac, key, data))?;
-        <[u8; 32]>::try_from(mac.as_slice()).map_err(|_| {
-            Error::InvalidInput(format!(
+        let mac = Zeroizing::new(
+            self.with_handle(|session, key| session.sign(&Mechanism::Sha256Hmac, key, data))?,
+        );
+        let mut out = Zeroizing::new([0u8; 32]);
+        if mac.len() != out.len() {
+            return Err(Error::InvalidInput(format!(
                 "the token returned a {}-byte HMAC-SHA256",
                 mac.len()
-            ))
-        })
+            )));
+        }
+        out.copy_from_slice(&mac);
+        Ok(out)
     }
 
     /// Runs `op` with the key's handle.

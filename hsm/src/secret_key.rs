@@ -86,6 +86,36 @@ impl SecretKeyRef {
         )
     }
 
+    /// Fails unless the key is sensitive and never leaves the token.
+    pub(crate) fn require_protected(&self) -> Result<()> {
+        let attrs = self.with_handle(|session, handle| {
+            session.get_attributes(
+                handle,
+                &[AttributeType::Sensitive, AttributeType::Extractable],
+            )
+        })?;
+        let (mut sensitive, mut extractable) = (false, true);
+        for attr in attrs {
+            match attr {
+                Attribute::Sensitive(value) => sensitive = value,
+                Attribute::Extractable(value) => extractable = value,
+                _ => {}
+            }
+        }
+        if sensitive && !extractable {
+            Ok(())
+        } else {
+            Err(Error::Unsupported {
+                token: self.token.label().to_string(),
+                what: format!(
+                    "key '{}' is extractable or not sensitive; use a key generated \
+                     non-extractable in the token",
+                    self.label
+                ),
+            })
+        }
+    }
+
     /// Forgets the cached handle (the key was destroyed).
     pub(crate) fn forget_handle(&self) {
         *self.handle.lock().unwrap_or_else(|p| p.into_inner()) = None;

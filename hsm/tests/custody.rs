@@ -333,5 +333,24 @@ fn an_hmac_key_in_the_token_computes_what_pkcs11_tool_computes() {
         "pkcs11-tool: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(std::fs::read(&output).expect("output"), mac);
+    assert_eq!(std::fs::read(&output).expect("output"), *mac);
+
+    // A key that could leave the token is refused as an HMAC key.
+    let out = pkcs11_tool(&[
+        "--keygen",
+        "--key-type",
+        "GENERIC:32",
+        "--label",
+        "weak-hmac",
+        "--extractable",
+    ]);
+    assert!(
+        out.status.success(),
+        "pkcs11-tool: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(matches!(
+        token.find_hmac_key("weak-hmac"),
+        Err(Error::Unsupported { .. })
+    ));
 }

@@ -88,6 +88,7 @@ fn services_and_rpcs_are_present() {
             "Sys",
             vec![
                 ("Status", "StatusRequest", "StatusResponse"),
+                ("DigestValue", "DigestValueRequest", "DigestValueResponse"),
                 (
                     "CreateBootstrapToken",
                     "CreateBootstrapTokenRequest",

@@ -42,7 +42,7 @@ impl ValueDigests {
     /// The digest key that `hsm_key` derives.
     pub(crate) fn derive(hsm_key: &HmacKey) -> strongroom_hsm::Result<ValueDigests> {
         Ok(ValueDigests {
-            key: Zeroizing::new(hsm_key.sign(DERIVATION_LABEL)?),
+            key: hsm_key.sign(DERIVATION_LABEL)?,
         })
     }
 

@@ -11,12 +11,17 @@
 //! them, or one that cannot be read, is refused (`UNAUTHENTICATED`). Without
 //! a certificate the caller is `anonymous`.
 //!
-//! A certificate issued by this appliance's issuing CA must also be in its
-//! inventory and not revoked: a revoked (or unknown) one is refused with
-//! `UNAUTHENTICATED` from the next request on. Its status is looked up once
-//! and cached for [`STATUS_TTL`]; a revocation through this appliance takes
-//! effect at once. Certificates of other CAs trusted by `tls.client_ca` are
-//! not checked for revocation.
+//! A certificate naming this appliance's issuing CA as its issuer must also
+//! be in its inventory, byte for byte, issued and not revoked: any other
+//! (revoked, unknown, or another CA's certificate under the same name) is
+//! refused with `UNAUTHENTICATED`. Its status is looked up once and cached
+//! for [`STATUS_TTL`]; a revocation through this appliance takes effect at
+//! the next request (a lookup that raced with it is not cached). While
+//! sealed the inventory cannot be read, so such a certificate is taken at
+//! its word for the one protected call that answers then (`Sys.Status`).
+//! Certificates of other CAs trusted by `tls.client_ca` are not checked for
+//! revocation. An open stream keeps the admission it started with: a
+//! revocation or a narrower policy applies to the streams opened after it.
 //!
 //! # Policies
 //!
@@ -61,6 +66,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -71,6 +77,7 @@ use strongroom_ca::{CertStatus, Serial};
 use super::blocking::BlockingPool;
 use super::seal::Gate;
 use super::status::Failure;
+use crate::appliance::Appliance;
 
 /// How long a client certificate's looked-up status is trusted.
 pub(crate) const STATUS_TTL: Duration = Duration::from_secs(10);
@@ -379,6 +386,11 @@ impl Glob {
         self.pattern.matches(text)
     }
 
+    /// The pattern as written.
+    fn text(&self) -> &str {
+        self.pattern.as_str()
+    }
+
     /// Whether some text starting with `prefix` could match.
     fn may_match_under(&self, prefix: &str) -> bool {
         let literal = self.literal_prefix.as_str();
@@ -499,10 +511,21 @@ impl Policies {
         Ok(Policies { policies })
     }
 
-    /// Whether `identity` may use `capability` on `resource`.
+    /// Whether `identity` may use `capability` on `resource`. A resource
+    /// ending in `*` means all of them (`profile/*`: every profile): only a
+    /// grant on `*` or on that very pattern covers it, not one that merely
+    /// matches the character `*`.
     pub(crate) fn allows(&self, identity: &str, capability: Capability, resource: &str) -> bool {
-        self.grants_to(identity, capability)
-            .any(|grant| grant.resources.iter().any(|r| r.matches(resource)))
+        let all = resource.ends_with('*');
+        self.grants_to(identity, capability).any(|grant| {
+            grant.resources.iter().any(|r| {
+                if all {
+                    r.text() == "*" || r.text() == resource
+                } else {
+                    r.matches(resource)
+                }
+            })
+        })
     }
 
     /// Whether `identity` may use `capability` on some resource of `kind`.
@@ -563,8 +586,12 @@ pub(crate) struct Caller {
 /// What is known of a client certificate.
 #[derive(Debug)]
 struct ClientCertificate {
-    /// The serial, if this appliance's issuing CA issued it.
+    /// The serial, if the certificate names this appliance's issuing CA as
+    /// its issuer (whether the inventory holds exactly this certificate is
+    /// checked at admission).
     ours: Option<Serial>,
+    /// SHA-256 of the certificate (DER).
+    digest: [u8; 32],
 }
 
 impl Caller {
@@ -601,8 +628,11 @@ pub(crate) struct AccessControl {
     /// connection's certificate list; each entry holds that list, so the
     /// address cannot be reused while the entry exists.
     callers: Mutex<HashMap<usize, (PeerCertificates, Caller)>>,
-    /// Inventory status of this appliance's client certificates, by serial.
-    statuses: Mutex<HashMap<Serial, Looked>>,
+    /// Inventory status of this appliance's client certificates, by SHA-256
+    /// of the certificate.
+    statuses: Mutex<HashMap<[u8; 32], Looked>>,
+    /// Revocations made through this appliance so far.
+    revocations: AtomicU64,
 }
 
 impl AccessControl {
@@ -626,6 +656,7 @@ impl AccessControl {
             pool,
             callers: Mutex::new(HashMap::new()),
             statuses: Mutex::new(HashMap::new()),
+            revocations: AtomicU64::new(0),
         })
     }
 
@@ -649,15 +680,15 @@ impl AccessControl {
         let Some((certificates, leaf)) = certificates.and_then(|c| Some((c, c.first()?))) else {
             return Caller::anonymous();
         };
-        if self.gate.current().is_none() {
-            return self.read_caller(leaf.as_ref());
-        }
+        let Some(appliance) = self.gate.current() else {
+            return self.read_caller(leaf.as_ref(), None);
+        };
         let key = Arc::as_ptr(certificates) as usize;
         let mut callers = self.callers.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((_, caller)) = callers.get(&key) {
             return caller.clone();
         }
-        let caller = self.read_caller(leaf.as_ref());
+        let caller = self.read_caller(leaf.as_ref(), Some(&appliance));
         if callers.len() >= CALLER_CACHE_ENTRIES {
             callers.clear();
         }
@@ -665,12 +696,13 @@ impl AccessControl {
         caller
     }
 
-    fn read_caller(&self, der: &[u8]) -> Caller {
+    /// The caller presenting `der`; `appliance`: the unsealed appliance,
+    /// whose issuing CA tells whether the certificate may be one of ours.
+    fn read_caller(&self, der: &[u8], appliance: Option<&Appliance>) -> Caller {
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, der).as_ref());
         let refused = |reason: String| Caller {
-            identity: Arc::from(format!(
-                "sha256:{}",
-                hex(ring::digest::digest(&ring::digest::SHA256, der).as_ref())
-            )),
+            identity: Arc::from(format!("sha256:{}", hex(&digest))),
             certificate: None,
             refused: Some(reason),
         };
@@ -696,26 +728,12 @@ impl AccessControl {
         if identity == ANONYMOUS {
             return refused("a client certificate cannot name the identity anonymous".into());
         }
-        let ours = self.issued_here(der);
+        let ours = appliance.and_then(|a| issued_here(a, der));
         Caller {
             identity: Arc::from(identity),
-            certificate: Some(Arc::new(ClientCertificate { ours })),
+            certificate: Some(Arc::new(ClientCertificate { ours, digest })),
             refused: None,
         }
-    }
-
-    /// The serial of `der` if this appliance's issuing CA issued it.
-    fn issued_here(&self, der: &[u8]) -> Option<Serial> {
-        let appliance = self.gate.current()?;
-        let issuer = appliance.authority.issuer();
-        let certificate = <x509_cert::Certificate as der::Decode>::from_der(der).ok()?;
-        let issuer_cert =
-            <x509_cert::Certificate as der::Decode>::from_der(issuer.certificate_der()).ok()?;
-        let tbs = &certificate.tbs_certificate;
-        if tbs.issuer != issuer_cert.tbs_certificate.subject {
-            return None;
-        }
-        Serial::from_bytes(tbs.serial_number.as_bytes().to_vec()).ok()
     }
 
     /// Decides whether `caller` may call the RPC at `path`. On success the
@@ -738,13 +756,24 @@ impl AccessControl {
         if let Some(reason) = &caller.refused {
             return Err(Failure::Unauthenticated(reason.clone()));
         }
-        if let Some(serial) = caller.serial() {
-            self.check_status(serial).await?;
+        if let Some(certificate) = &caller.certificate
+            && let Some(serial) = &certificate.ours
+        {
+            self.check_status(serial, &certificate.digest).await?;
         }
         let identity = &*caller.identity;
         let policies = &admission.policies;
         match rule {
-            Rule::Open | Rule::Renew => {}
+            Rule::Open => {}
+            Rule::Renew => {
+                // Only a holder of one of our certificates, or someone who
+                // may issue, gets as far as the certificate's lookup.
+                if caller.serial().is_none()
+                    && !policies.allows_some(identity, Capability::Issue, Kind::Profile)
+                {
+                    return Err(denied(identity, Capability::Issue, "profile/*"));
+                }
+            }
             Rule::On(capability, resource) => {
                 if !policies.allows(identity, capability, resource) {
                     return Err(denied(identity, capability, resource));
@@ -760,16 +789,18 @@ impl AccessControl {
         Ok(admission)
     }
 
-    /// Fails unless the inventory has `serial` as a usable certificate.
-    async fn check_status(&self, serial: &Serial) -> Result<(), Failure> {
+    /// Fails unless the inventory holds this very certificate (`digest`,
+    /// serial `serial`) as issued and not revoked.
+    async fn check_status(&self, serial: &Serial, digest: &[u8; 32]) -> Result<(), Failure> {
         {
             let statuses = self.statuses.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(looked) = statuses.get(serial)
+            if let Some(looked) = statuses.get(digest)
                 && looked.at.elapsed() < STATUS_TTL
             {
                 return usable(looked.usable, serial);
             }
         }
+        let epoch = self.revocations.load(Ordering::Acquire);
         let appliance = self.gate.appliance()?;
         let asked = serial.clone();
         let found = self
@@ -777,31 +808,54 @@ impl AccessControl {
             .run(move || appliance.authority.get(&asked))
             .await?;
         let usable_now = match found {
-            Ok(record) => record.status == CertStatus::Issued,
+            Ok(record) => {
+                record.status == CertStatus::Issued
+                    && record.cert_der.as_deref().is_some_and(|der| {
+                        ring::digest::digest(&ring::digest::SHA256, der).as_ref() == digest
+                    })
+            }
             Err(strongroom_ca::CaError::NotFound(_)) => false,
             Err(e) => return Err(Failure::Ca(e)),
         };
         let mut statuses = self.statuses.lock().unwrap_or_else(PoisonError::into_inner);
-        if statuses.len() >= STATUS_CACHE_ENTRIES {
-            statuses.clear();
+        // A revocation during the lookup may have made it stale: use it for
+        // this request only.
+        if self.revocations.load(Ordering::Acquire) == epoch {
+            if statuses.len() >= STATUS_CACHE_ENTRIES {
+                statuses.clear();
+            }
+            statuses.insert(
+                *digest,
+                Looked {
+                    usable: usable_now,
+                    at: Instant::now(),
+                },
+            );
         }
-        statuses.insert(
-            serial.clone(),
-            Looked {
-                usable: usable_now,
-                at: Instant::now(),
-            },
-        );
         usable(usable_now, serial)
     }
 
-    /// Forgets what is known of `serial`'s status (it was just revoked).
-    pub(crate) fn status_changed(&self, serial: &Serial) {
-        self.statuses
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(serial);
+    /// Forgets every looked-up status: a certificate was just revoked.
+    pub(crate) fn revoked(&self) {
+        let mut statuses = self.statuses.lock().unwrap_or_else(PoisonError::into_inner);
+        self.revocations.fetch_add(1, Ordering::AcqRel);
+        statuses.clear();
     }
+}
+
+/// The serial of `der` if it names `appliance`'s issuing CA as its issuer.
+/// A certificate of another CA could carry the same names: admission checks
+/// that the inventory holds exactly this certificate.
+fn issued_here(appliance: &Appliance, der: &[u8]) -> Option<Serial> {
+    let issuer = appliance.authority.issuer();
+    let certificate = <x509_cert::Certificate as der::Decode>::from_der(der).ok()?;
+    let issuer_cert =
+        <x509_cert::Certificate as der::Decode>::from_der(issuer.certificate_der()).ok()?;
+    let tbs = &certificate.tbs_certificate;
+    if tbs.issuer != issuer_cert.tbs_certificate.subject {
+        return None;
+    }
+    Serial::from_bytes(tbs.serial_number.as_bytes().to_vec()).ok()
 }
 
 fn usable(usable: bool, serial: &Serial) -> Result<(), Failure> {
@@ -953,6 +1007,24 @@ capabilities = ["read"]
         assert!(!star.allows(ANONYMOUS, Capability::Read, "sys"));
         // No policies: nothing at all.
         assert!(!Policies::default().allows("admin.example.org", Capability::Read, "sys"));
+    }
+
+    #[test]
+    fn all_of_a_kind_needs_a_grant_on_all_of_it() {
+        let p = Policies::parse(
+            "[[policy]]\nname = \"p\"\nidentities = [\"a\"]\n\
+             [[policy.grant]]\nresources = [\"profile/?\", \"key/[!x]*\"]\n\
+             capabilities = [\"list\"]\n\
+             [[policy]]\nname = \"q\"\nidentities = [\"b\"]\n\
+             [[policy.grant]]\nresources = [\"profile/*\"]\ncapabilities = [\"list\"]\n",
+        )
+        .expect("valid");
+        // "a" may list profile "s" and keys not starting with x, not all.
+        assert!(p.allows("a", Capability::List, "profile/s"));
+        assert!(!p.allows("a", Capability::List, "profile/*"));
+        assert!(!p.allows("a", Capability::List, "key/*"));
+        assert!(p.allows("b", Capability::List, "profile/*"));
+        assert!(!p.allows("b", Capability::List, "key/*"));
     }
 
     #[test]

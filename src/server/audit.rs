@@ -193,7 +193,9 @@ struct Pending {
 impl Pending {
     /// The record of the request, which ended with `status`.
     fn into_entry(self, status: &Status) -> (AuditTrail, AuditEntry) {
-        let target = std::mem::take(&mut *self.target.0.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut target =
+            std::mem::take(&mut *self.target.0.lock().unwrap_or_else(|p| p.into_inner()));
+        bound_target(&mut target);
         let entry = AuditEntry {
             caller: self.caller,
             source: self.source,
@@ -345,6 +347,28 @@ impl Drop for AuditedBody {
     }
 }
 
+/// Longest a record's target may be in all: records stay well under the
+/// 64 KiB line `audit verify` and the trail's reopening read.
+const MAX_TARGET: usize = 48 * 1024;
+
+/// Drops the longest fields of `target` until it fits [`MAX_TARGET`],
+/// noting each as `<field>_omitted`.
+fn bound_target(target: &mut BTreeMap<String, String>) {
+    let size =
+        |t: &BTreeMap<String, String>| t.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+    while size(target) > MAX_TARGET {
+        let Some(longest) = target
+            .iter()
+            .max_by_key(|(_, v)| v.len())
+            .map(|(k, _)| k.clone())
+        else {
+            return;
+        };
+        target.remove(&longest);
+        target.insert(format!("{longest}_omitted"), "too long".into());
+    }
+}
+
 /// The status a request gets when its record cannot be written.
 fn unavailable(e: &AuditUnavailable) -> Status {
     Status::unavailable(format!("{e}; the request was not confirmed"))
@@ -419,6 +443,17 @@ mod tests {
         let fields = target.0.lock().expect("fields").clone();
         assert_eq!(fields["plaintext"], "a,b,c");
         assert_eq!(fields["plaintext_omitted"], "2");
+    }
+
+    #[test]
+    fn a_target_too_long_for_a_record_loses_its_longest_fields() {
+        let mut target = BTreeMap::new();
+        target.insert("key".to_string(), "orders".to_string());
+        target.insert("plaintext_hmac".to_string(), "x".repeat(MAX_TARGET));
+        bound_target(&mut target);
+        assert_eq!(target["key"], "orders");
+        assert!(!target.contains_key("plaintext_hmac"));
+        assert_eq!(target["plaintext_hmac_omitted"], "too long");
     }
 
     #[test]

@@ -254,7 +254,7 @@ impl CaService {
                 if let Some(ocsp) = &appliance.ocsp {
                     ocsp.status_changed(&record.serial);
                 }
-                access.status_changed(&record.serial);
+                access.revoked();
                 Ok::<_, CaError>((outcome, record))
             })
             .await??;

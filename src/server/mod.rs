@@ -110,6 +110,7 @@ pub(crate) fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async {
+        ignore_early_hangups();
         let config = seal.config();
         let grpc = tokio::net::TcpListener::bind(config.listen.grpc)
             .await
@@ -178,6 +179,14 @@ pub(crate) async fn shutdown_signal() {
         () = interrupt => {}
     }
     tracing::info!("shutting down");
+}
+
+/// From now on SIGHUP no longer ends the process (its default action):
+/// [`serve`] reloads the policies on it once running; before, it is ignored.
+pub(crate) fn ignore_early_hangups() {
+    if let Err(e) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        tracing::warn!(error = %e, "cannot take over SIGHUP");
+    }
 }
 
 /// Reloads the access policies on every SIGHUP, recording each reload in

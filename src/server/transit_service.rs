@@ -24,8 +24,8 @@ use std::sync::Arc;
 use strongroom_proto::v1;
 use strongroom_proto::v1::transit_server::Transit as TransitRpc;
 use strongroom_transit::{
-    DecryptItem, EncryptItem, HashAlgorithm, KeyName, MAX_RANDOM_LEN, NotCached, Operation,
-    Plaintext, Transit, TransitError, TryResult, Versioned, check_batch,
+    DecryptItem, EncryptItem, HashAlgorithm, KeyName, MAX_BATCH_ITEMS, MAX_RANDOM_LEN, NotCached,
+    Operation, Plaintext, Transit, TransitError, TryResult, Versioned, check_batch,
 };
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
@@ -81,7 +81,11 @@ impl TransitService {
         values: impl IntoIterator<Item = &'a [u8]>,
     ) {
         if let Some(digests) = self.gate.current().and_then(|a| a.value_digests.clone()) {
-            AuditTarget::of(request).note(field, digests.digests(values));
+            // A batch over the limit is refused; its record stays small.
+            let values: Vec<&[u8]> = values.into_iter().take(MAX_BATCH_ITEMS + 1).collect();
+            if values.len() <= MAX_BATCH_ITEMS {
+                AuditTarget::of(request).note(field, digests.digests(values));
+            }
         }
     }
 
@@ -156,8 +160,11 @@ impl TransitService {
                             "key: the first message of a stream must name the key",
                         ));
                     };
-                    if let Some(digests) = &digests {
-                        target.append(digest_field, &digests.digests(values_of(&message)));
+                    let values = values_of(&message);
+                    if let Some(digests) =
+                        digests.as_ref().filter(|_| values.len() <= MAX_BATCH_ITEMS)
+                    {
+                        target.append(digest_field, &digests.digests(values));
                     }
                     let len = input_len(&message);
                     if let Some(answer) = try_inline(&gate, len, |t| fast(t, &name, &message))? {
@@ -578,7 +585,7 @@ impl TransitRpc for TransitService {
         let r = request.get_ref();
         self.note_digests(
             &request,
-            "plaintext",
+            "plaintext_hmac",
             r.items.iter().map(|i| i.plaintext.as_slice()),
         );
         let request = request.into_inner();
@@ -649,7 +656,7 @@ impl TransitRpc for TransitService {
         let r = request.get_ref();
         self.note_digests(
             &request,
-            "ciphertext",
+            "ciphertext_hmac",
             r.items.iter().map(|i| i.ciphertext.as_bytes()),
         );
         let request = request.into_inner();
@@ -724,7 +731,7 @@ impl TransitRpc for TransitService {
         let r = request.get_ref();
         self.note_digests(
             &request,
-            "ciphertext",
+            "ciphertext_hmac",
             r.items.iter().map(|i| i.ciphertext.as_bytes()),
         );
         use v1::rewrap_result::Result as R;
@@ -830,7 +837,7 @@ impl TransitRpc for TransitService {
         let r = request.get_ref();
         self.note_digests(
             &request,
-            "input",
+            "input_hmac",
             r.items.iter().map(|i| i.input.as_slice()),
         );
         use v1::sign_result::Result as R;
@@ -891,7 +898,7 @@ impl TransitRpc for TransitService {
         let r = request.get_ref();
         self.note_digests(
             &request,
-            "input",
+            "input_hmac",
             r.items.iter().map(|i| i.input.as_slice()),
         );
         use v1::verify_result::Result as R;
@@ -951,7 +958,7 @@ impl TransitRpc for TransitService {
         let r = request.get_ref();
         self.note_digests(
             &request,
-            "input",
+            "input_hmac",
             r.items.iter().map(|i| i.input.as_slice()),
         );
         use v1::hmac_result::Result as R;
@@ -1006,7 +1013,7 @@ impl TransitRpc for TransitService {
         let r = request.get_ref();
         self.note_digests(
             &request,
-            "input",
+            "input_hmac",
             r.items.iter().map(|i| i.input.as_slice()),
         );
         use v1::verify_hmac_result::Result as R;

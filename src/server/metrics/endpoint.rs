@@ -8,6 +8,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Instant;
 
 use http_body_util::Full;
 use hyper::body::Bytes;
@@ -42,6 +43,12 @@ pub(crate) struct Exporter {
     pool: BlockingPool,
     /// The audit trail, whose health is reported.
     trail: AuditTrail,
+    /// The state's exposition at its last reading, and when that reading
+    /// started. Scrapes read the state one at a time, and those that waited
+    /// for a reading begun after they arrived share it, so a flood of
+    /// scrapes cannot crowd the HSM and store work of requests out of the
+    /// blocking pool, while a scrape never gets a state older than itself.
+    state: tokio::sync::Mutex<Option<(Instant, String)>>,
 }
 
 impl Exporter {
@@ -65,17 +72,31 @@ impl Exporter {
             seal,
             pool,
             trail,
+            state: tokio::sync::Mutex::new(None),
         }
     }
 
     /// The whole exposition now.
     pub(crate) async fn scrape(&self) -> Result<String, std::fmt::Error> {
-        let state = State::read(&self.seal, &self.pool, &self.trail).await;
-        let mut now = Registry::with_prefix(PREFIX);
-        now.register_collector(Box::new(state));
         let mut text = String::with_capacity(16 * 1024);
         encode_registry(&mut text, &self.registry)?;
-        encode_registry(&mut text, &now)?;
+        {
+            let arrived = Instant::now();
+            let mut last = self.state.lock().await;
+            match &*last {
+                Some((started, state)) if *started >= arrived => text.push_str(state),
+                _ => {
+                    let started = Instant::now();
+                    let state = State::read(&self.seal, &self.pool, &self.trail).await;
+                    let mut now = Registry::with_prefix(PREFIX);
+                    now.register_collector(Box::new(state));
+                    let mut state = String::with_capacity(8 * 1024);
+                    encode_registry(&mut state, &now)?;
+                    text.push_str(&state);
+                    *last = Some((started, state));
+                }
+            }
+        }
         encode_eof(&mut text)?;
         Ok(text)
     }

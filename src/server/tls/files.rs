@@ -95,12 +95,12 @@ pub(crate) fn write(cert: &Path, key: &Path, chain_pem: &str, key_pem: &str) -> 
     write_synced(&new_cert, chain_pem.as_bytes(), 0o644)?;
     std::fs::rename(&new_key, key)
         .with_context(|| format!("cannot rename {} to {}", new_key.display(), key.display()))?;
+    // The key's rename is durable before the certificate's: a crash never
+    // leaves the new certificate beside the old key.
+    sync_parent(key)?;
     std::fs::rename(&new_cert, cert)
         .with_context(|| format!("cannot rename {} to {}", new_cert.display(), cert.display()))?;
-    sync_parent(key)?;
-    if cert.parent() != key.parent() {
-        sync_parent(cert)?;
-    }
+    sync_parent(cert)?;
     Ok(())
 }
 
