@@ -50,7 +50,7 @@ enum KekCommand {
 /// Options of `strongroom transit kek rotate`.
 #[derive(Debug, clap::Args)]
 struct RotateArgs {
-    /// The new KEK's label (default: transit-kek-<Unix seconds>).
+    /// The new KEK's label (default: `transit-kek-<Unix seconds>`).
     #[arg(long)]
     label: Option<String>,
     /// Follow the re-wrap until every version is under the new KEK.

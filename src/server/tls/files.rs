@@ -2,7 +2,7 @@
 //! `tls.key` (its private key, PEM, mode 0600), and how a renewal replaces
 //! them without ever leaving a certificate beside a key that is not its own.
 //!
-//! [`write`] puts both new files beside the old ones first (`<file>.new`,
+//! [`write()`] puts both new files beside the old ones first (`<file>.new`,
 //! each written and flushed to the disk), then renames the key's into place,
 //! then the certificate's, then flushes the directories. A stop before the
 //! first rename leaves the old pair (and stray `.new` files, overwritten by

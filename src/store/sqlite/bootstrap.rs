@@ -23,7 +23,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use super::SqliteStore;
 use crate::bootstrap::{BootstrapError, StoredToken, TokenId, TokenRecord};
 
-/// Columns of `bootstrap_tokens` in the order [`record_from_row`] reads them,
+/// Columns of `bootstrap_tokens` in the order `record_from_row` reads them,
 /// then the hash and the row id.
 const COLUMNS: &str = "id, identity, profile, created_at, expires_at, created_by, used_at, \
                        issued_serial, revoked_at, secret_sha256, seq";
