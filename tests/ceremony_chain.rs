@@ -215,6 +215,8 @@ http = "127.0.0.1:{http}"
 [tls]
 cert = "tls/tls.pem"
 key = "tls/tls.key"
+# Its clients trust this very certificate: keep it.
+auto_renew = false
 
 [auth]
 policies = "policies.toml"

@@ -369,3 +369,54 @@ async fn the_server_certificate_is_renewed_while_connections_stay_open() {
     );
     dev.stop();
 }
+
+#[test]
+fn a_certificate_from_elsewhere_is_replaced_by_one_from_the_issuing_ca() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("dev");
+    Dev::start(&data).stop();
+
+    // The appliance is given a self-signed certificate, valid long enough
+    // that nothing is due by date.
+    let (cert, key) = (data.join("tls/server.pem"), data.join("tls/server.key"));
+    let out = openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        p(&key),
+        "-out",
+        p(&cert),
+        "-days",
+        "200",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=DNS:localhost,IP:127.0.0.1",
+    ]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let self_signed = std::fs::read(&cert).expect("certificate");
+
+    // Once unsealed it serves one from its own issuing CA instead (the
+    // harness waits until a client trusting only the dev root connects).
+    let dev = Dev::restart(&data);
+    let chain = served_chain(&dev, tmp.path());
+    let verified = openssl(&[
+        "verify",
+        "-CAfile",
+        &dev.cacert,
+        "-untrusted",
+        p(&data.join("ca/issuing.pem")),
+        p(&chain[0]),
+    ]);
+    assert!(verified.status.success(), "{}", output_text(&verified));
+    assert_ne!(std::fs::read(&cert).expect("certificate"), self_signed);
+    let done = renewals(&data);
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!(done[0]["outcome"], "OK");
+    dev.stop();
+}

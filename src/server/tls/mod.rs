@@ -68,6 +68,8 @@ pub(crate) struct CertFacts {
     pub(crate) common_name: Option<String>,
     /// The subject alternative names (DNS, IP, URI).
     pub(crate) names: Names,
+    /// The issuer's name (DER).
+    pub(crate) issuer: Vec<u8>,
 }
 
 impl CertFacts {
@@ -84,6 +86,8 @@ impl CertFacts {
             not_after: tbs.validity.not_after.to_system_time(),
             common_name,
             names,
+            issuer: der::Encode::to_der(&tbs.issuer)
+                .context("the server certificate's issuer name cannot be encoded")?,
         })
     }
 

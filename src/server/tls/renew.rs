@@ -211,7 +211,10 @@ impl Renewal {
     ) -> Result<Option<CertFacts>, Failure> {
         let served = self.certificate.current();
         let old = served.facts();
-        if now < renewal_point(old.not_before, old.not_after, self.tls.renew_before) {
+        // A certificate from elsewhere (the one a new appliance starts
+        // with) is replaced by one from our own issuing CA at once.
+        let ours = issuer_name(appliance).is_some_and(|name| name == old.issuer);
+        if ours && now < renewal_point(old.not_before, old.not_after, self.tls.renew_before) {
             return Ok(None);
         }
         let started = Instant::now();
@@ -326,6 +329,15 @@ impl Renewal {
 /// `tls.renew_check` (after a failure, [`retry_after`]), until `stop` turns
 /// true or its sender is gone. Each check runs on its own task, so stopping
 /// this one never cuts a renewal short.
+/// The name (DER) of `appliance`'s issuing CA.
+fn issuer_name(appliance: &Appliance) -> Option<Vec<u8>> {
+    let issuer = <x509_cert::Certificate as der::Decode>::from_der(
+        appliance.authority.issuer().certificate_der(),
+    )
+    .ok()?;
+    der::Encode::to_der(&issuer.tbs_certificate.subject).ok()
+}
+
 pub(crate) async fn run(
     renewal: Arc<Renewal>,
     appliance: Arc<Appliance>,
@@ -425,6 +437,7 @@ mod tests {
             not_after: at(90),
             common_name: common_name.map(Into::into),
             names,
+            issuer: Vec::new(),
         }
     }
 
