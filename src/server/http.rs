@@ -432,6 +432,16 @@ pub(crate) fn respond(
         }
     };
     tracing::debug!(%method, path, status = status.as_u16(), "HTTP request");
+    simple_response(status, content_type, body)
+}
+
+/// A response of `status` with `body` of `content_type`; a 405 says that
+/// only GET is allowed.
+pub(crate) fn simple_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Bytes,
+) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     response

@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use http_body_util::Full;
 use hyper::body::Bytes;
-use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
@@ -24,7 +23,7 @@ use super::state::State;
 use super::{PREFIX, RequestMetrics};
 use crate::audit::AuditTrail;
 use crate::server::blocking::BlockingPool;
-use crate::server::http::{serve_connection, serve_with};
+use crate::server::http::{serve_connection, serve_with, simple_response};
 use crate::server::seal::Seal;
 
 /// The path metrics are served at.
@@ -149,15 +148,5 @@ async fn respond(exporter: &Exporter, method: &Method, path: &str) -> Response<F
         }
     };
     tracing::debug!(%method, path, status = status.as_u16(), "metrics request");
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if status == StatusCode::METHOD_NOT_ALLOWED {
-        response
-            .headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("GET"));
-    }
-    response
+    simple_response(status, content_type, body)
 }
