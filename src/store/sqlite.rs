@@ -1335,6 +1335,22 @@ mod tests {
             .expect("plan rows")
     }
 
+    /// SQLite's plan for `sql`, every parameter bound to 1, one line per
+    /// step.
+    pub(super) fn plan_of(conn: &Connection, sql: &str) -> Vec<String> {
+        let mut explain = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("explain");
+        let count = explain.parameter_count();
+        explain
+            .query_map(params_from_iter(std::iter::repeat_n(1, count)), |row| {
+                row.get::<_, String>(3)
+            })
+            .expect("plan")
+            .collect::<Result<_, _>>()
+            .expect("plan rows")
+    }
+
     pub(super) fn temp_store() -> (TempDir, SqliteStore) {
         let dir = TempDir::new().expect("temp dir");
         let store = SqliteStore::open(&dir.path().join("store.db")).expect("open store");

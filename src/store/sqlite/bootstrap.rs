@@ -305,7 +305,7 @@ mod tests {
 
     use super::*;
     use crate::bootstrap::{NewToken, PresentedToken, TokenState, authenticate};
-    use crate::store::sqlite::tests::{database_at_migration, temp_store};
+    use crate::store::sqlite::tests::{database_at_migration, plan_of, temp_store};
 
     /// A new token for `identity`, created at 1000, expiring at 2000, and
     /// recorded in `store`.
@@ -519,29 +519,12 @@ mod tests {
         }
     }
 
-    /// SQLite's plan for `sql`, one line per step.
-    fn plan(store: &SqliteStore, sql: &str) -> Vec<String> {
-        let conn = store.writer();
-        let mut explain = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .expect("explain");
-        let count = explain.parameter_count();
-        explain
-            .query_map(
-                rusqlite::params_from_iter(std::iter::repeat_n(1, count)),
-                |row| row.get::<_, String>(3),
-            )
-            .expect("plan")
-            .collect::<Result<_, _>>()
-            .expect("plan rows")
-    }
-
     #[test]
     fn every_statement_is_answered_from_an_index() {
         let (_dir, store) = temp_store();
         let by_id = format!("SELECT {COLUMNS} FROM bootstrap_tokens WHERE id = ?1");
         for sql in [by_id.as_str(), SPEND_SQL, SERIAL_SQL, REVOKE_SQL] {
-            let plan = plan(&store, sql);
+            let plan = plan_of(&store.writer(), sql);
             assert!(
                 plan.iter()
                     .any(|l| l.contains("USING INDEX sqlite_autoindex_bootstrap_tokens_1 (id=?)")),
@@ -556,7 +539,7 @@ mod tests {
         };
         for after in [None, Some(5)] {
             let (sql, _) = list_sql(&query(false), after, 11);
-            let active = plan(&store, &sql);
+            let active = plan_of(&store.writer(), &sql);
             assert!(
                 active
                     .iter()
@@ -564,7 +547,7 @@ mod tests {
                 "{active:?}"
             );
             let (sql, _) = list_sql(&query(true), after, 11);
-            let all = plan(&store, &sql);
+            let all = plan_of(&store.writer(), &sql);
             // Newest first by row id: a walk that stops after one page.
             assert!(all.iter().all(|l| !l.contains("TEMP B-TREE")), "{all:?}");
             if after.is_some() {

@@ -741,7 +741,7 @@ mod tests {
     use tempfile::TempDir;
 
     use super::*;
-    use crate::store::sqlite::tests::{database_at_migration, temp_store};
+    use crate::store::sqlite::tests::{database_at_migration, plan_of, temp_store};
 
     const HOUR: Duration = Duration::from_secs(3600);
 
@@ -822,21 +822,6 @@ mod tests {
                 |row| row.get(0),
             )
             .expect("count")
-    }
-
-    fn plan(conn: &Connection, sql: &str) -> Vec<String> {
-        let mut explain = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .expect("explain");
-        let count = explain.parameter_count();
-        explain
-            .query_map(
-                rusqlite::params_from_iter(std::iter::repeat_n(1, count)),
-                |row| row.get::<_, String>(3),
-            )
-            .expect("plan")
-            .collect::<Result<_, _>>()
-            .expect("plan rows")
     }
 
     #[test]
@@ -1203,7 +1188,7 @@ mod tests {
         assert!(infos.windows(2).all(|w| w[0].version + 1 == w[1].version));
 
         // One primary-key search, never a scan of the key's versions.
-        let plan = plan(&store.reader(), VERSION_SQL);
+        let plan = plan_of(&store.reader(), VERSION_SQL);
         assert_eq!(
             plan,
             ["SEARCH transit_key_versions USING PRIMARY KEY (name=? AND version=?)"]
@@ -1246,9 +1231,9 @@ mod tests {
             ),
         ];
         for (sql, expected) in cases {
-            assert_eq!(plan(&reader, sql), [expected], "{sql}");
+            assert_eq!(plan_of(&reader, sql), [expected], "{sql}");
         }
-        let plan = plan(&reader, UPDATE_KEY_SQL);
+        let plan = plan_of(&reader, UPDATE_KEY_SQL);
         assert!(
             plan.iter()
                 .all(|line| line.starts_with("SEARCH transit_keys USING PRIMARY KEY (name=?")),
@@ -1580,7 +1565,7 @@ mod tests {
             ),
         ];
         for (sql, expected) in cases {
-            assert_eq!(plan(&reader, sql), [expected], "{sql}");
+            assert_eq!(plan_of(&reader, sql), [expected], "{sql}");
         }
     }
 
