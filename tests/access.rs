@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{Dev, audit_records, openssl, output_text, p};
+use common::{Dev, audit_records, openssl, openssl_csr, output_text, p};
 use strongroom_proto::v1;
 use strongroom_proto::v1::ca_client::CaClient;
 use strongroom_proto::v1::seal_client::SealClient;
@@ -633,32 +633,6 @@ fn foreign_credential(dir: &Path) -> Credential {
     }
 }
 
-/// A DER CSR for `csr.test`.
-fn csr_der(dir: &Path) -> Vec<u8> {
-    let (key, csr) = (dir.join("csr.key"), dir.join("csr.der"));
-    let out = openssl(&[
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-subj",
-        "/CN=csr.test",
-        "-addext",
-        "subjectAltName=DNS:csr.test",
-        "-keyout",
-        p(&key),
-        "-outform",
-        "DER",
-        "-out",
-        p(&csr),
-    ]);
-    assert!(out.status.success(), "{}", output_text(&out));
-    std::fs::read(csr).expect("csr")
-}
-
 fn hang_up(dev: &Dev) {
     let status = std::process::Command::new("kill")
         .args(["-HUP", &dev.pid().to_string()])
@@ -772,7 +746,7 @@ async fn every_rpc_for_every_identity_gets_what_the_policies_say() {
         .ciphertext;
     let fixture = Fixture {
         serial: target_serial,
-        csr: csr_der(dir),
+        csr: openssl_csr(dir, "csr", "/CN=csr.test", "DNS:csr.test"),
         ciphertext,
     };
 

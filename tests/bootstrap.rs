@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::{BIN, Dev, openssl, output_text, p};
+use common::{BIN, Dev, openssl, openssl_csr, output_text, p};
 use strongroom_proto::v1;
 use strongroom_proto::v1::ca_client::CaClient;
 use strongroom_proto::v1::sys_client::SysClient;
@@ -109,38 +109,6 @@ fn enroll(dev: &Dev, dir: &Path, name: &str, identity: &str, token: &str) -> Out
         ],
         None,
     )
-}
-
-/// A DER CSR from `openssl req` with subject `subj` and SAN `san`.
-fn openssl_csr(dir: &Path, name: &str, subj: &str, san: &str) -> Vec<u8> {
-    let (key, csr) = (
-        dir.join(format!("{name}.csr.key")),
-        dir.join(format!("{name}.csr")),
-    );
-    let mut args = vec![
-        "req",
-        "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-subj",
-        subj,
-        "-keyout",
-        p(&key),
-        "-outform",
-        "DER",
-        "-out",
-        p(&csr),
-    ];
-    let ext = format!("subjectAltName={san}");
-    if !san.is_empty() {
-        args.extend(["-addext", &ext]);
-    }
-    let out = openssl(&args);
-    assert!(out.status.success(), "{}", output_text(&out));
-    std::fs::read(csr).expect("csr")
 }
 
 /// Calls Ca.Enroll on `channel`; the status code and message.

@@ -637,3 +637,35 @@ pub fn audit_records(data: &Path) -> Vec<serde_json::Value> {
         })
         .collect()
 }
+
+/// A DER CSR from `openssl req` with subject `subj` and SAN `san`.
+pub fn openssl_csr(dir: &Path, name: &str, subj: &str, san: &str) -> Vec<u8> {
+    let (key, csr) = (
+        dir.join(format!("{name}.csr.key")),
+        dir.join(format!("{name}.csr")),
+    );
+    let mut args = vec![
+        "req",
+        "-new",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        subj,
+        "-keyout",
+        p(&key),
+        "-outform",
+        "DER",
+        "-out",
+        p(&csr),
+    ];
+    let ext = format!("subjectAltName={san}");
+    if !san.is_empty() {
+        args.extend(["-addext", &ext]);
+    }
+    let out = openssl(&args);
+    assert!(out.status.success(), "{}", output_text(&out));
+    std::fs::read(csr).expect("csr")
+}
