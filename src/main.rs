@@ -24,6 +24,10 @@
 //!   host), and `strongroom auth enroll` gets a new service its first
 //!   client certificate with one.
 
+/// The allocator of every thread; see `mimalloc` in the workspace `Cargo.toml`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod appliance;
 mod audit;
 mod bootstrap;
