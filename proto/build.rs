@@ -47,6 +47,8 @@ fn main() {
 
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let result = tonic_prost_build::configure()
+        // Prost's codec with the send buffer sized once per message.
+        .codec_path("crate::codec::SizedCodec")
         // Read by `FILE_DESCRIPTOR_SET` (tonic::include_file_descriptor_set!).
         // prost-build keeps the source info, so it carries the comments.
         .file_descriptor_set_path(out_dir.join("strongroom_v1_descriptor.bin"))

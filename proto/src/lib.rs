@@ -16,12 +16,16 @@
 //!   (encryption as a service: named, versioned keys; encrypt, decrypt and
 //!   rewrap, data keys, sign/verify, HMAC and random bytes, each also in
 //!   batches; encrypt and decrypt also as bidirectional streams).
+//! - [`codec::SizedCodec`]: the codec every generated client and server
+//!   uses (prost's, with the send buffer sized once per message).
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors, for gRPC server
 //!   reflection.
 //!
 //! Together with the binary this is the only crate that knows the wire
 //! format; domain crates never see these types. The binary converts them into
 //! domain types with `TryFrom`, validating every field at the edge.
+
+pub mod codec;
 
 /// Messages, enums, clients and servers of package `strongroom.v1`,
 /// generated from `proto/strongroom/v1/{ca,seal,sys,transit}.proto`.
