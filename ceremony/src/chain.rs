@@ -35,13 +35,25 @@ const HASH_MEMBER: &str = ",\"hash\":\"";
 /// The line for `record` (with its trailing newline) and its hash. The
 /// record must serialise to a JSON object that has no `hash` member.
 pub fn seal<T: Serialize>(record: &T) -> Result<(String, String), String> {
-    let body = serde_json::to_string(record).map_err(|e| e.to_string())?;
-    let open = body
-        .strip_suffix('}')
-        .ok_or_else(|| "a record serialises to a JSON object".to_string())?;
-    let hash = sha256_hex(body.as_bytes());
-    Ok((format!("{open}{HASH_MEMBER}{hash}\"}}\n"), hash))
+    // One buffer, sized for a typical audit record, holds the body and then
+    // the whole line: the hash member is appended in place of the closing `}`.
+    let mut line = Vec::with_capacity(LINE_CAPACITY);
+    serde_json::to_writer(&mut line, record).map_err(|e| e.to_string())?;
+    if line.last() != Some(&b'}') {
+        return Err("a record serialises to a JSON object".to_string());
+    }
+    let hash = sha256_hex(&line);
+    line.pop();
+    line.reserve_exact(HASH_MEMBER.len() + hash.len() + 3);
+    line.extend_from_slice(HASH_MEMBER.as_bytes());
+    line.extend_from_slice(hash.as_bytes());
+    line.extend_from_slice(b"\"}\n");
+    let line = String::from_utf8(line).map_err(|e| e.to_string())?;
+    Ok((line, hash))
 }
+
+/// The buffer [`seal`] starts with: room for most records without growing.
+const LINE_CAPACITY: usize = 1024;
 
 /// Parses one line (without its newline) and checks its own hash and form:
 /// returns the record and the hash.
