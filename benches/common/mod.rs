@@ -17,6 +17,12 @@ use secrecy::ExposeSecret;
 use strongroom_hsm::{KeySpec, Pin, PoolConfig, SignatureAlgorithm, Token};
 use strongroom_softhsm::TestToken;
 
+/// The load generator's allocator: the appliance's own (see `mimalloc` in
+/// the workspace `Cargo.toml`), so that the client, which shares the
+/// machine's two cores with the appliance, spends no more than it must.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The appliance binary cargo built for the benchmark (release profile).
 pub const BIN: &str = env!("CARGO_BIN_EXE_strongroom");
 
