@@ -173,6 +173,29 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The YubiHSM2 refused the authentication key's password. Never
+    /// retried automatically.
+    #[error("{hsm} refused the password of authentication key {auth_key}")]
+    AuthenticationFailed {
+        /// The device, as configured.
+        hsm: String,
+        /// The authentication key's object id.
+        auth_key: u16,
+    },
+    /// A YubiHSM2 command failed for a reason other than availability.
+    #[error("{operation} failed on {hsm}{}: {reason}", key_context(key))]
+    YubiHsm {
+        /// The device, as configured.
+        hsm: String,
+        /// What we asked the device to do.
+        operation: String,
+        /// The key involved, if any.
+        key: Option<String>,
+        /// What the device or the `yubihsm` crate reported.
+        reason: String,
+        /// The device's error code, when it gave one (e.g. `ObjectNotFound`).
+        device: Option<String>,
+    },
     /// The caller passed an unusable value (e.g. empty key material).
     #[error("invalid input: {0}")]
     InvalidInput(String),
