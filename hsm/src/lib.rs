@@ -70,7 +70,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 pub use algorithm::{KeySpec, SignatureAlgorithm};
-pub use error::{Error, Result};
+pub use error::{Error, Result, YubiHsmFailure};
 pub use hmac_key::{HmacKey, MAX_HMAC_INPUT_LEN};
 pub use key_pair::KeyPair;
 pub use pin::Pin;

@@ -30,7 +30,7 @@ use yubihsm::client::{self, ErrorKind as ClientErrorKind};
 use yubihsm::device::ErrorKind as DeviceErrorKind;
 use yubihsm::{Client, Connector};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, YubiHsmFailure};
 
 /// The most sessions a pool may hold: half the device's 16, because a
 /// dropped client's session lingers on the device until its idle timeout.
@@ -330,13 +330,12 @@ impl Pool {
 
     /// A device error turned into ours, with the operation and key named.
     pub(crate) fn failure(&self, operation: &str, key: Option<&str>, e: &client::Error) -> Error {
-        Error::YubiHsm {
+        Error::YubiHsm(Box::new(YubiHsmFailure {
             hsm: self.name.clone(),
             operation: operation.to_string(),
             key: key.map(str::to_string),
             reason: describe(e),
-            device: e.device_error().map(|k| format!("{k:?}")),
-        }
+        }))
     }
 }
 
