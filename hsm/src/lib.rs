@@ -63,6 +63,7 @@ mod store;
 mod token;
 mod uri;
 mod wrapping_key;
+#[cfg(feature = "yubihsm")]
 mod yubi_hsm;
 
 use std::sync::Arc;
@@ -80,6 +81,7 @@ pub use store::{HsmSigner, KeyStore, SigningKey};
 pub use token::{PoolConfig, PoolUsage, Token, TokenStatus};
 pub use uri::{ObjectType, Pkcs11Uri};
 pub use wrapping_key::{MAX_MATERIAL_LEN, WrappingKey};
+#[cfg(feature = "yubihsm")]
 pub use yubi_hsm::{
     IdleClock, MAX_LABEL_LEN as YUBIHSM_MAX_LABEL_LEN, MAX_SESSIONS as YUBIHSM_MAX_SESSIONS,
     MAX_WRAPPED_MATERIAL_LEN as YUBIHSM_MAX_MATERIAL_LEN, REFRESH_AFTER as YUBIHSM_REFRESH_AFTER,
