@@ -9,13 +9,14 @@ use ring::rand::SystemRandom;
 use ring::signature::{self as ring_sig, KeyPair as _};
 use strongroom_ca::{Authority, DistributionUrls, Issuer, Profile, SystemClock};
 use strongroom_hsm::{
-    BufferedRandom, KeySpec, Pin, Pkcs11Uri, PoolConfig, PublicKey, SignatureAlgorithm, Token,
+    BufferedRandom, HsmSigner, KeySpec, KeyStore, KeyWrapper, Pin, Pkcs11Uri, PoolConfig,
+    PublicKey, SignatureAlgorithm, SigningKey, Token, YubiHsm,
 };
 use strongroom_transit::{Transit, TransitStore};
 use zeroize::Zeroizing;
 
 use crate::audit::ValueDigests;
-use crate::config::{Config, CrlConfig, OcspConfig, TransitConfig};
+use crate::config::{Backend, Config, CrlConfig, OcspConfig, TransitConfig};
 use crate::server::crl::Crls;
 use crate::server::ocsp::Ocsp;
 use crate::server::ocsp::signer::load_responder;
@@ -27,6 +28,8 @@ pub(crate) struct Appliance {
     pub(crate) authority: Authority,
     /// The HSM token (for status and random bytes).
     pub(crate) token: Token,
+    /// The YubiHSM2, when a key is placed in it (`ca.backend = "yubihsm"`).
+    pub(crate) yubihsm: Option<YubiHsm>,
     /// How CRLs are published.
     pub(crate) crl: CrlConfig,
     /// The published CRLs and the changes waiting for them.
@@ -61,35 +64,73 @@ impl Appliance {
     /// Logs in to the token with `pin`, binds the issuer key to its
     /// certificate, and opens the store.
     ///
-    /// On failure the token is closed again (logged out).
-    pub(crate) fn load(config: &Config, pin: Pin) -> anyhow::Result<Appliance> {
+    /// With a YubiHSM2 configured, its password is the one given here (at
+    /// init, which keeps it wrapped by the token; see [`yubihsm_password`]),
+    /// or else the one kept at init.
+    ///
+    /// On failure the token (and YubiHSM2) is closed again (logged out).
+    pub(crate) fn load(
+        config: &Config,
+        pin: Pin,
+        yubihsm_password: Option<&str>,
+    ) -> anyhow::Result<Appliance> {
         let token = Token::open(
             &config.hsm.module,
             &token_label(config)?,
             pin,
             pool_config(config),
         )?;
-        Appliance::load_with(config, token.clone()).inspect_err(|_| token.close())
+        let yubihsm =
+            open_yubihsm(config, &token, yubihsm_password).inspect_err(|_| token.close())?;
+        Appliance::load_with(config, token.clone(), yubihsm.clone()).inspect_err(|_| {
+            token.close();
+            if let Some(yubihsm) = &yubihsm {
+                yubihsm.close();
+            }
+        })
     }
 
-    fn load_with(config: &Config, token: Token) -> anyhow::Result<Appliance> {
+    /// Logs out of every HSM: later calls through this appliance fail.
+    pub(crate) fn close(&self) {
+        self.token.close();
+        if let Some(yubihsm) = &self.yubihsm {
+            yubihsm.close();
+        }
+    }
+
+    fn load_with(
+        config: &Config,
+        token: Token,
+        yubihsm: Option<YubiHsm>,
+    ) -> anyhow::Result<Appliance> {
         let issuer_der = read_pem_certificate(&config.ca.issuer_certificate)?;
         let issuer_cert = <x509_cert::Certificate as der::Decode>::from_der(&issuer_der)
             .context("issuer certificate is not a certificate")?;
         let issuer_spki =
             der::Encode::to_der(&issuer_cert.tbs_certificate.subject_public_key_info)?;
         let issuer_public = PublicKey::from_der(&issuer_spki)?;
-        let key_uri: Pkcs11Uri = config
-            .ca
-            .issuer_key
-            .parse()
-            .context("ca.issuer_key must be a pkcs11: URI such as pkcs11:object=issuing-ca")?;
-        let key = token.find_key_pair_by_uri(&key_uri, &issuer_public)?;
+        let key: Arc<dyn SigningKey> = match (&yubihsm, config.ca.backend) {
+            (Some(yubihsm), Backend::Yubihsm) => yubihsm
+                .find_signing_key(&config.ca.issuer_key, &issuer_public)
+                .with_context(|| {
+                    format!(
+                        "ca.issuer_key {:?} in {}",
+                        config.ca.issuer_key,
+                        yubihsm.name()
+                    )
+                })?,
+            _ => {
+                let key_uri: Pkcs11Uri = config.ca.issuer_key.parse().context(
+                    "ca.issuer_key must be a pkcs11: URI such as pkcs11:object=issuing-ca",
+                )?;
+                Arc::new(token.find_key_pair_by_uri(&key_uri, &issuer_public)?)
+            }
+        };
         let algorithm = match &config.ca.signature_algorithm {
             Some(name) => name.parse::<SignatureAlgorithm>()?,
             None => key.spec().default_signature_algorithm(),
         };
-        let issuer = Issuer::new(&issuer_der, Arc::new(key.signer(algorithm)?))?;
+        let issuer = Issuer::new(&issuer_der, Arc::new(HsmSigner::new(key, algorithm)?))?;
         let chain = config
             .ca
             .chain
@@ -162,6 +203,7 @@ impl Appliance {
             csr_digests: digests.filter(|_| audit.digest_csrs),
             authority,
             token,
+            yubihsm,
             crl: config.crl.clone(),
             crls: Arc::new(Crls::new(config.crl.delta)),
             ocsp_config: config.ocsp.clone(),
@@ -169,6 +211,77 @@ impl Appliance {
             store,
         })
     }
+}
+
+/// The file holding the YubiHSM2 password, wrapped by the token.
+const YUBIHSM_PASSWORD_FILE: &str = "yubihsm-password.wrapped";
+
+/// The token's wrapping key for the YubiHSM2 password.
+const YUBIHSM_PASSWORD_KEY: &str = "strongroom-yubihsm-password";
+
+/// Opens the configured YubiHSM2, if any, with its password: `given` (at
+/// init; then kept, see [`yubihsm_password`]), or the one kept at init.
+fn open_yubihsm(
+    config: &Config,
+    token: &Token,
+    given: Option<&str>,
+) -> anyhow::Result<Option<YubiHsm>> {
+    let Some(section) = &config.yubihsm else {
+        if given.is_some() {
+            bail!("a YubiHSM2 password was given, but no [yubihsm] is configured");
+        }
+        return Ok(None);
+    };
+    let password = match given {
+        Some(password) => Pin::new(password),
+        None => yubihsm_password(config, token)?,
+    };
+    let connector = section.connector()?;
+    let yubihsm = YubiHsm::open(&connector, password, section.config())
+        .with_context(|| format!("cannot open {connector}"))?;
+    if let Some(password) = given {
+        // The device accepted it: keep it for the unseals to come.
+        keep_yubihsm_password(config, token, password)?;
+    }
+    Ok(Some(yubihsm))
+}
+
+/// The YubiHSM2's password, kept by [`keep_yubihsm_password`].
+///
+/// It is sealed like the token's PIN: on disk it is wrapped by a
+/// non-extractable AES key inside the token, which only an appliance
+/// logged in with the PIN the officers' shares rebuild can use.
+fn yubihsm_password(config: &Config, token: &Token) -> anyhow::Result<Pin> {
+    let path = config.data_dir.join(YUBIHSM_PASSWORD_FILE);
+    let wrapped = std::fs::read(&path).with_context(|| {
+        format!(
+            "cannot read {} (the YubiHSM2 password is given once, to `strongroom operator \
+             init --yubihsm-password-file`)",
+            path.display()
+        )
+    })?;
+    let key = token.find_wrapping_key(YUBIHSM_PASSWORD_KEY)?;
+    let password = key
+        .unwrap(&wrapped)
+        .with_context(|| format!("{} does not unwrap", path.display()))?;
+    let text = std::str::from_utf8(&password).context("the kept YubiHSM2 password is not text")?;
+    Ok(Pin::new(text))
+}
+
+/// Keeps the YubiHSM2 `password` given at init for later unseals, wrapped
+/// by the token (see [`yubihsm_password`]).
+fn keep_yubihsm_password(config: &Config, token: &Token, password: &str) -> anyhow::Result<()> {
+    let key = match token.find_wrapping_key(YUBIHSM_PASSWORD_KEY) {
+        Err(strongroom_hsm::Error::KeyNotFound { .. }) => {
+            token.generate_wrapping_key(YUBIHSM_PASSWORD_KEY)?
+        }
+        found => found?,
+    };
+    let wrapped = key.wrap(password.as_bytes())?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    let path = config.data_dir.join(YUBIHSM_PASSWORD_FILE);
+    std::fs::write(&path, wrapped).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// The appliance's SQLite database: `strongroom.db` in `data_dir`.

@@ -21,8 +21,11 @@ pub(crate) struct Config {
     pub(crate) listen: ListenConfig,
     /// The gRPC server's TLS identity.
     pub(crate) tls: TlsConfig,
-    /// The HSM holding the CA key.
+    /// The PKCS#11 HSM: the seal's login, and every key not placed elsewhere.
     pub(crate) hsm: HsmConfig,
+    /// A YubiHSM2 that keys may be placed in (`ca.backend = "yubihsm"`).
+    #[serde(default)]
+    pub(crate) yubihsm: Option<YubiHsmSection>,
     /// The issuing CA.
     pub(crate) ca: CaConfig,
     /// Issuance profiles by name.
@@ -531,12 +534,93 @@ pub(crate) struct HsmConfig {
     pub(crate) sessions: Option<usize>,
 }
 
+/// Where a key lives.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Backend {
+    /// The PKCS#11 token of `[hsm]`.
+    #[default]
+    Pkcs11,
+    /// The YubiHSM2 of `[yubihsm]`.
+    Yubihsm,
+}
+
+/// A YubiHSM2, reached natively (not through PKCS#11). Its authentication
+/// key's password is never configured: `strongroom operator init` takes it
+/// once and keeps it wrapped by the PKCS#11 token, so only an unsealed
+/// appliance can read it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct YubiHsmSection {
+    /// `http://HOST:PORT` (yubihsm-connector), `usb` or `usb:SERIAL`.
+    pub(crate) connector: String,
+    /// The authentication key's object id.
+    pub(crate) auth_key_id: u16,
+    /// The domain keys are generated in (1 to 16).
+    #[serde(default = "default_yubihsm_domain")]
+    pub(crate) domain: u8,
+    /// Session pool size, 1 to 8 (the device has 16 sessions).
+    #[serde(default = "default_yubihsm_sessions")]
+    pub(crate) sessions: usize,
+}
+
+fn default_yubihsm_domain() -> u8 {
+    1
+}
+
+fn default_yubihsm_sessions() -> usize {
+    4
+}
+
+impl YubiHsmSection {
+    /// The connector named by `connector`.
+    pub(crate) fn connector(&self) -> anyhow::Result<strongroom_hsm::YubiHsmConnector> {
+        use strongroom_hsm::YubiHsmConnector;
+        let text = self.connector.as_str();
+        if text == "usb" {
+            return Ok(YubiHsmConnector::Usb { serial: None });
+        }
+        if let Some(serial) = text.strip_prefix("usb:") {
+            return Ok(YubiHsmConnector::Usb {
+                serial: Some(serial.to_string()),
+            });
+        }
+        let rest = text.strip_prefix("http://").with_context(|| {
+            format!("yubihsm.connector must be http://HOST:PORT, usb or usb:SERIAL, not {text:?}")
+        })?;
+        let rest = rest.trim_end_matches('/');
+        let (addr, port) = rest
+            .rsplit_once(':')
+            .with_context(|| format!("yubihsm.connector {text:?} names no port"))?;
+        let port = port
+            .parse()
+            .with_context(|| format!("yubihsm.connector {text:?} has a bad port"))?;
+        Ok(YubiHsmConnector::Http {
+            addr: addr.to_string(),
+            port,
+        })
+    }
+
+    /// The pool settings.
+    pub(crate) fn config(&self) -> strongroom_hsm::YubiHsmConfig {
+        strongroom_hsm::YubiHsmConfig {
+            auth_key_id: self.auth_key_id,
+            domain: self.domain,
+            sessions: self.sessions,
+            ..strongroom_hsm::YubiHsmConfig::default()
+        }
+    }
+}
+
 /// The issuing CA.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CaConfig {
-    /// The issuing key: `pkcs11:object=<label>` (found by label and the
-    /// certificate's public key).
+    /// Where the issuing key lives (default: the PKCS#11 token).
+    #[serde(default)]
+    pub(crate) backend: Backend,
+    /// The issuing key: `pkcs11:object=<label>` in the token, or the key's
+    /// label in the YubiHSM2 (found by label and the certificate's public key).
     pub(crate) issuer_key: String,
     /// The issuing CA's certificate (PEM).
     pub(crate) issuer_certificate: PathBuf,
@@ -652,6 +736,24 @@ impl Config {
         {
             anyhow::bail!("transit.rotation_check must be between 1s and 1h");
         }
+        match (&self.yubihsm, self.ca.backend) {
+            (None, Backend::Yubihsm) => {
+                anyhow::bail!("ca.backend = \"yubihsm\" needs a [yubihsm] section")
+            }
+            (Some(yubihsm), _) => {
+                yubihsm.connector()?;
+                if !(1..=strongroom_hsm::YUBIHSM_MAX_SESSIONS).contains(&yubihsm.sessions) {
+                    anyhow::bail!(
+                        "yubihsm.sessions must be between 1 and {}",
+                        strongroom_hsm::YUBIHSM_MAX_SESSIONS
+                    );
+                }
+                if !(1..=16).contains(&yubihsm.domain) {
+                    anyhow::bail!("yubihsm.domain must be between 1 and 16");
+                }
+            }
+            (None, Backend::Pkcs11) => {}
+        }
         let audit = &self.audit;
         if audit.max_file_bytes < 64 * 1024 {
             anyhow::bail!("audit.max_file_bytes must be at least 64 KiB");
@@ -721,6 +823,42 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn yubihsm_connectors_are_http_or_usb() {
+        use strongroom_hsm::YubiHsmConnector;
+        let section = |connector: &str| YubiHsmSection {
+            connector: connector.into(),
+            auth_key_id: 1,
+            domain: 1,
+            sessions: 4,
+        };
+        assert_eq!(
+            section("http://127.0.0.1:12345").connector().expect("http"),
+            YubiHsmConnector::Http {
+                addr: "127.0.0.1".into(),
+                port: 12345
+            }
+        );
+        assert_eq!(
+            section("usb").connector().expect("usb"),
+            YubiHsmConnector::Usb { serial: None }
+        );
+        assert_eq!(
+            section("usb:0123456789").connector().expect("usb serial"),
+            YubiHsmConnector::Usb {
+                serial: Some("0123456789".into())
+            }
+        );
+        for bad in [
+            "https://hsm:12345",
+            "http://hsm",
+            "http://hsm:port",
+            "serial",
+        ] {
+            assert!(section(bad).connector().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn the_example_configuration_parses_and_unknown_keys_are_refused() {

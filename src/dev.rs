@@ -227,7 +227,7 @@ async fn unseal(seal: &Seal, data_dir: &Path) -> anyhow::Result<Option<Zeroizing
                 .trim_end()
                 .to_owned(),
         );
-        let mut shares = seal.init(1, 1, pin).await.map_err(failure)?;
+        let mut shares = seal.init(1, 1, pin, None).await.map_err(failure)?;
         let share = shares.texts.pop().context("init returned no share")?;
         write_private(&share_path, share.as_bytes())?;
         seal.init_verify(&share).await.map_err(failure)?;

@@ -232,6 +232,7 @@ async fn call(channel: &Channel, rpc: &str, f: &Fixture) -> Result<(), Status> {
             shares: 1,
             threshold: 1,
             pin: "not-the-pin".into(),
+            ..v1::InitRequest::default()
         })),
         "Seal/InitVerify" => unary!(seal.init_verify(v1::InitVerifyRequest { share: share() })),
         "Seal/Unseal" => unary!(seal.unseal(v1::UnsealRequest {

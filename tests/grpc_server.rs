@@ -1163,6 +1163,7 @@ async fn initialize_and_unseal(
         shares,
         threshold,
         pin: pin.into(),
+        ..v1::InitRequest::default()
     };
     for (shares, threshold, pin) in [(0, 0, &*pin), (3, 4, &*pin), (256, 2, &*pin), (3, 2, "")] {
         let bad = seal

@@ -173,9 +173,37 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// The YubiHSM2 refused the authentication key's password. Never
+    /// retried automatically.
+    #[error("{hsm} refused the password of authentication key {auth_key}")]
+    AuthenticationFailed {
+        /// The device, as configured.
+        hsm: String,
+        /// The authentication key's object id.
+        auth_key: u16,
+    },
+    /// A YubiHSM2 command failed for a reason other than availability.
+    /// (Boxed, so that this enum stays small for the callers that carry it.)
+    #[error("{0}")]
+    YubiHsm(Box<YubiHsmFailure>),
     /// The caller passed an unusable value (e.g. empty key material).
     #[error("invalid input: {0}")]
     InvalidInput(String),
+}
+
+/// What a failed YubiHSM2 command was and why it failed; see [`Error::YubiHsm`].
+#[derive(Debug, thiserror::Error)]
+#[error("{operation} failed on {hsm}{}: {reason}", key_context(key))]
+pub struct YubiHsmFailure {
+    /// The device, as configured.
+    pub hsm: String,
+    /// What we asked the device to do.
+    pub operation: String,
+    /// The key involved, if any.
+    pub key: Option<String>,
+    /// What the device or the `yubihsm` crate reported (its error kind and
+    /// device error code, never a payload).
+    pub reason: String,
 }
 
 fn function_name(function: Function) -> String {

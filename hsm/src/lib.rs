@@ -1,6 +1,8 @@
-//! Key custody for Strongroom: keys that live in a PKCS#11 HSM.
+//! Key custody for Strongroom: keys that live in an HSM, a PKCS#11 token or
+//! a YubiHSM2.
 //!
-//! The rest of Strongroom sees five small traits, never PKCS#11:
+//! The rest of Strongroom sees five small traits, never PKCS#11 or the
+//! YubiHSM2 protocol:
 //!
 //! - [`Signer`]: a key that reports its public key and algorithm, and signs;
 //! - [`KeyWrapper`]: a key that wraps and unwraps key material held elsewhere;
@@ -21,6 +23,13 @@
 //! exception is [`Token::generate_extractable_rsa_key`] (behind
 //! [`RsaKeySource`]): the token generates the pair as session objects, hands
 //! the private key out once and destroys both; CA keys never come from it.
+//!
+//! [`YubiHsm`] is the second backend: a YubiHSM2 reached natively over
+//! `yubihsm-connector` or USB, with a session pool bounded below the
+//! device's 16 sessions that outlives its 30 s idle timeout. Both backends
+//! implement [`KeyStore`], the backend-neutral way the binary generates and
+//! finds [`SigningKey`]s (bound to an algorithm by [`HsmSigner`]) and
+//! wrapping keys.
 //!
 //! ```no_run
 //! use strongroom_hsm::{KeySpec, Pin, PoolConfig, Signer, Token};
@@ -50,24 +59,34 @@ mod pin;
 mod public_key;
 mod random;
 mod secret_key;
+mod store;
 mod token;
 mod uri;
 mod wrapping_key;
+#[cfg(feature = "yubihsm")]
+mod yubi_hsm;
 
 use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
 pub use algorithm::{KeySpec, SignatureAlgorithm};
-pub use error::{Error, Result};
+pub use error::{Error, Result, YubiHsmFailure};
 pub use hmac_key::{HmacKey, MAX_HMAC_INPUT_LEN};
 pub use key_pair::KeyPair;
 pub use pin::Pin;
 pub use public_key::PublicKey;
 pub use random::BufferedRandom;
+pub use store::{HsmSigner, KeyStore, SigningKey};
 pub use token::{PoolConfig, PoolUsage, Token, TokenStatus};
 pub use uri::{ObjectType, Pkcs11Uri};
 pub use wrapping_key::{MAX_MATERIAL_LEN, WrappingKey};
+#[cfg(feature = "yubihsm")]
+pub use yubi_hsm::{
+    IdleClock, MAX_LABEL_LEN as YUBIHSM_MAX_LABEL_LEN, MAX_SESSIONS as YUBIHSM_MAX_SESSIONS,
+    MAX_WRAPPED_MATERIAL_LEN as YUBIHSM_MAX_MATERIAL_LEN, REFRESH_AFTER as YUBIHSM_REFRESH_AFTER,
+    SystemClock, YubiHsm, YubiHsmConfig, YubiHsmConnector, YubiHsmKey, YubiHsmWrappingKey,
+};
 
 /// A private key that signs with one algorithm and knows its public key.
 ///

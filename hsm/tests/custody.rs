@@ -1,12 +1,15 @@
 //! Key custody seen from outside: OpenSC's pkcs11-tool inspects the same token
 //! and must find every private key and the wrapping key sensitive and never
-//! extractable, and must fail to read their values. Also covers wrapping.
+//! extractable, and must fail to read their values. Also covers wrapping,
+//! against every backend of `common::backends` where the test needs no
+//! PKCS#11 tool.
 
 mod common;
 
+use common::backends::backends;
 use common::{fixture, run};
 use secrecy::ExposeSecret;
-use strongroom_hsm::{Error, KeySpec, KeyWrapper, WrappingKeys};
+use strongroom_hsm::{Error, KeySpec, WrappingKeys};
 
 fn pkcs11_tool(args: &[&str]) -> std::process::Output {
     let fx = fixture("hsm-custody");
@@ -46,6 +49,8 @@ fn listed_objects() -> Vec<String> {
     blocks
 }
 
+/// PKCS#11 only: OpenSC inspects the token. tests/yubihsm.rs checks the
+/// same properties of YubiHSM2 objects through the device's own object info.
 #[test]
 fn pkcs11_tool_sees_keys_sensitive_and_never_extractable() {
     let token = &fixture("hsm-custody").token;
@@ -201,86 +206,100 @@ fn assert_values_unreadable_through_raw_pkcs11() {
 
 #[test]
 fn wrapped_material_round_trips_and_tampering_fails() {
-    let token = &fixture("hsm-custody").token;
-    let wrapping = token.generate_wrapping_key("wrap-a").expect("wrapping key");
-    let other = token.generate_wrapping_key("wrap-b").expect("wrapping key");
-    for material in [vec![7u8; 32], vec![1, 2, 3], (0..=255).collect::<Vec<u8>>()] {
-        let wrapped = wrapping.wrap(&material).expect("wrap");
-        assert_ne!(&wrapped[..material.len().min(wrapped.len())], &material[..]);
-        assert_eq!(*wrapping.unwrap(&wrapped).expect("unwrap"), material);
-        assert!(
-            other.unwrap(&wrapped).is_err(),
-            "unwrapped under another key"
+    for backend in backends("hsm-custody") {
+        let keys = &backend.store;
+        let wrapping = keys.generate_wrapper("wrap-a").expect("wrapping key");
+        let other = keys.generate_wrapper("wrap-b").expect("wrapping key");
+        for material in [vec![7u8; 32], vec![1, 2, 3], (0..=255).collect::<Vec<u8>>()] {
+            let wrapped = wrapping.wrap(&material).expect("wrap");
+            assert_ne!(&wrapped[..material.len().min(wrapped.len())], &material[..]);
+            assert_eq!(*wrapping.unwrap(&wrapped).expect("unwrap"), material);
+            assert!(
+                other.unwrap(&wrapped).is_err(),
+                "{}: unwrapped under another key",
+                backend.name
+            );
+            let mut tampered = wrapped.clone();
+            tampered[3] ^= 0x40;
+            assert!(
+                wrapping.unwrap(&tampered).is_err(),
+                "{}: tampered material unwrapped",
+                backend.name
+            );
+        }
+        let found = keys.find_wrapper("wrap-a").expect("found by label");
+        let wrapped = found.wrap(b"0123456789abcdef").expect("wrap");
+        assert_eq!(
+            *wrapping.unwrap(&wrapped).expect("unwrap"),
+            b"0123456789abcdef"
         );
-        let mut tampered = wrapped.clone();
-        tampered[3] ^= 0x40;
-        assert!(
-            wrapping.unwrap(&tampered).is_err(),
-            "tampered material unwrapped"
-        );
+        assert!(matches!(wrapping.wrap(&[]), Err(Error::InvalidInput(_))));
+        assert!(matches!(
+            wrapping.unwrap(&[0u8; 7]),
+            Err(Error::InvalidInput(_))
+        ));
+        let err = keys.find_wrapper("no-such-wrap").err().expect("unknown");
+        assert!(matches!(err, Error::KeyNotFound { .. }), "{err}");
     }
-    let found = token.find_wrapping_key("wrap-a").expect("found by label");
-    let uri: strongroom_hsm::Pkcs11Uri =
-        "pkcs11:object=wrap-a;type=secret-key".parse().expect("uri");
+}
+
+/// PKCS#11 only: `pkcs11:` URIs name wrapping keys.
+#[test]
+fn pkcs11_wrapping_keys_are_found_by_uri() {
+    let token = &fixture("hsm-custody").token;
+    let wrapping = token
+        .generate_wrapping_key("wrap-uri")
+        .expect("wrapping key");
+    let uri: strongroom_hsm::Pkcs11Uri = "pkcs11:object=wrap-uri;type=secret-key"
+        .parse()
+        .expect("uri");
     let by_uri = token.find_wrapping_key_by_uri(&uri).expect("found by URI");
     assert_eq!(by_uri.id(), wrapping.id());
-    let wrapped = found.wrap(b"0123456789abcdef").expect("wrap");
-    assert_eq!(
-        *wrapping.unwrap(&wrapped).expect("unwrap"),
-        b"0123456789abcdef"
-    );
-    assert!(matches!(wrapping.wrap(&[]), Err(Error::InvalidInput(_))));
-    assert!(matches!(
-        wrapping.unwrap(&[0u8; 7]),
-        Err(Error::InvalidInput(_))
-    ));
-    let err = token
-        .find_wrapping_key("no-such-wrap")
-        .expect_err("unknown");
-    assert!(matches!(err, Error::KeyNotFound { .. }), "{err}");
 }
 
 #[test]
 fn a_destroyed_wrapping_key_is_gone_for_ever() {
-    let token = &fixture("hsm-custody").token;
-    let doomed = token
-        .generate_wrapping_key("wrap-doomed")
-        .expect("wrapping key");
-    let wrapped = doomed.wrap(b"material").expect("wrap");
-    let copy = token.find_wrapping_key("wrap-doomed").expect("found");
-    doomed.destroy().expect("destroyed");
-    let err = token.find_wrapping_key("wrap-doomed").expect_err("gone");
-    assert!(matches!(err, Error::KeyNotFound { .. }), "{err}");
-    assert!(
-        copy.unwrap(&wrapped).is_err(),
-        "unwrapped with a destroyed key"
-    );
+    for backend in backends("hsm-custody") {
+        let keys = &backend.store;
+        let doomed = keys.generate_wrapper("wrap-doomed").expect("wrapping key");
+        let wrapped = doomed.wrap(b"material").expect("wrap");
+        keys.destroy_wrapper("wrap-doomed").expect("destroyed");
+        let err = keys.find_wrapper("wrap-doomed").err().expect("gone");
+        assert!(matches!(err, Error::KeyNotFound { .. }), "{err}");
+        assert!(
+            doomed.unwrap(&wrapped).is_err(),
+            "{}: unwrapped with a destroyed key",
+            backend.name
+        );
+    }
+    // And OpenSC no longer sees it on the token.
     assert!(!listed_objects().iter().any(|o| o.contains("wrap-doomed")));
 }
 
 #[test]
 fn wrapping_keys_are_generated_found_and_destroyed_by_label() {
-    let token = &fixture("hsm-custody").token;
-    let keys: &dyn WrappingKeys = token;
-    let made = keys.generate_wrapper("wrap-by-label").expect("generate");
-    let wrapped = made.wrap(b"material").expect("wrap");
-    let found = keys.find_wrapper("wrap-by-label").expect("find");
-    assert_eq!(
-        found.unwrap(&wrapped).expect("unwrap").as_slice(),
-        b"material"
-    );
-    let err = keys
-        .generate_wrapper("wrap-by-label")
-        .err()
-        .expect("label taken");
-    assert!(matches!(err, Error::LabelExists { .. }), "{err}");
-    keys.destroy_wrapper("wrap-by-label").expect("destroy");
-    assert!(found.unwrap(&wrapped).is_err(), "unwrapped after destroy");
-    for err in [
-        keys.find_wrapper("wrap-by-label").err().expect("gone"),
-        keys.destroy_wrapper("wrap-by-label").expect_err("gone"),
-    ] {
-        assert!(matches!(err, Error::KeyNotFound { .. }), "{err}");
+    for backend in backends("hsm-custody") {
+        let keys: &dyn WrappingKeys = &*backend.store;
+        let made = keys.generate_wrapper("wrap-by-label").expect("generate");
+        let wrapped = made.wrap(b"material").expect("wrap");
+        let found = keys.find_wrapper("wrap-by-label").expect("find");
+        assert_eq!(
+            found.unwrap(&wrapped).expect("unwrap").as_slice(),
+            b"material"
+        );
+        let err = keys
+            .generate_wrapper("wrap-by-label")
+            .err()
+            .expect("label taken");
+        assert!(matches!(err, Error::LabelExists { .. }), "{err}");
+        keys.destroy_wrapper("wrap-by-label").expect("destroy");
+        assert!(found.unwrap(&wrapped).is_err(), "unwrapped after destroy");
+        for err in [
+            keys.find_wrapper("wrap-by-label").err().expect("gone"),
+            keys.destroy_wrapper("wrap-by-label").expect_err("gone"),
+        ] {
+            assert!(matches!(err, Error::KeyNotFound { .. }), "{err}");
+        }
     }
     assert!(!listed_objects().iter().any(|o| o.contains("wrap-by-label")));
 }

@@ -1,12 +1,19 @@
-//! Key generation and signing against a real SoftHSM2 token, every signature
-//! checked by an independent verifier (OpenSSL) and by ring.
+//! Key generation and signing, every signature checked by an independent
+//! verifier (OpenSSL) and by ring.
+//!
+//! The backend-neutral tests run against every backend of
+//! `common::backends` (a SoftHSM2 token through PKCS#11, and a software
+//! YubiHSM2 through our native backend), through the `KeyStore` trait. The
+//! rest are PKCS#11-only because they use what only PKCS#11 has: `pkcs11:`
+//! URIs, and objects planted through a raw PKCS#11 session.
 
 mod common;
 
 use std::sync::Arc;
 
+use common::backends::backends;
 use common::{fixture, path, run};
-use strongroom_hsm::{Error, KeySpec, Pkcs11Uri, PublicKey, SignatureAlgorithm, Signer};
+use strongroom_hsm::{Error, HsmSigner, KeySpec, Pkcs11Uri, PublicKey, SignatureAlgorithm, Signer};
 
 /// Verifies `sig` over `msg` with `openssl`, given the key's PEM.
 fn openssl_verifies(pem: &str, alg: SignatureAlgorithm, msg: &[u8], sig: &[u8]) -> bool {
@@ -60,111 +67,157 @@ fn openssl_verifies(pem: &str, alg: SignatureAlgorithm, msg: &[u8], sig: &[u8]) 
 
 #[test]
 fn every_key_type_signs_what_openssl_and_ring_verify() {
-    let token = &fixture("hsm-sign").token;
-    let message = b"strongroom: to be signed";
-    for spec in KeySpec::GENERATED {
-        let key = token
-            .generate_key_pair(&format!("sign-{spec}"), spec)
-            .unwrap_or_else(|e| panic!("{spec}: {e}"));
-        assert_eq!(key.spec(), spec);
-        let pem = key.public_key().to_pem();
-        for alg in SignatureAlgorithm::ALL.into_iter().filter(|a| a.fits(spec)) {
-            let signer = key.signer(alg).expect("algorithm fits");
-            let sig = signer
-                .sign(message)
-                .unwrap_or_else(|e| panic!("{alg}: {e}"));
-            signer
-                .public_key()
-                .verify(alg, message, &sig)
-                .unwrap_or_else(|e| panic!("ring rejects {alg}: {e}"));
-            assert!(
-                openssl_verifies(&pem, alg, message, &sig),
-                "openssl rejects {alg}"
-            );
-            let mut flipped = sig.clone();
-            let last = flipped.len() - 1;
-            flipped[last] ^= 0x01;
-            assert!(
-                !openssl_verifies(&pem, alg, message, &flipped),
-                "openssl accepts a flipped {alg}"
-            );
-            assert!(
+    for backend in backends("hsm-sign") {
+        let store = &backend.store;
+        let message = b"strongroom: to be signed";
+        for &spec in &backend.specs {
+            let key = store
+                .generate_signing_key(&format!("sign-{spec}"), spec)
+                .unwrap_or_else(|e| panic!("{}: {spec}: {e}", backend.name));
+            assert_eq!(key.spec(), spec);
+            let pem = key.public_key().to_pem();
+            for alg in backend.algorithms(spec) {
+                let signer = HsmSigner::new(Arc::clone(&key), alg).expect("algorithm fits");
+                let sig = signer
+                    .sign(message)
+                    .unwrap_or_else(|e| panic!("{}: {alg}: {e}", backend.name));
                 signer
                     .public_key()
-                    .verify(alg, b"other message", &sig)
-                    .is_err()
-            );
+                    .verify(alg, message, &sig)
+                    .unwrap_or_else(|e| panic!("{}: ring rejects {alg}: {e}", backend.name));
+                assert!(
+                    openssl_verifies(&pem, alg, message, &sig),
+                    "{}: openssl rejects {alg}",
+                    backend.name
+                );
+                let mut flipped = sig.clone();
+                let last = flipped.len() - 1;
+                flipped[last] ^= 0x01;
+                assert!(
+                    !openssl_verifies(&pem, alg, message, &flipped),
+                    "{}: openssl accepts a flipped {alg}",
+                    backend.name
+                );
+                assert!(
+                    signer
+                        .public_key()
+                        .verify(alg, b"other message", &sig)
+                        .is_err()
+                );
+            }
         }
     }
 }
 
 #[test]
 fn algorithm_must_fit_the_key() {
-    let token = &fixture("hsm-sign").token;
-    let key = token
-        .generate_key_pair("fit-p256", KeySpec::EcP256)
-        .expect("generate");
-    let err = key
-        .signer(SignatureAlgorithm::RsaPssSha256)
-        .expect_err("mismatch");
-    assert!(matches!(err, Error::AlgorithmMismatch { .. }), "{err}");
-    let err = token
-        .generate_key_pair("rsa-1024", KeySpec::Rsa { bits: 1024 })
-        .expect_err("too small");
-    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    for backend in backends("hsm-sign") {
+        let key = backend
+            .store
+            .generate_signing_key("fit-p256", KeySpec::EcP256)
+            .expect("generate");
+        let err = HsmSigner::new(key, SignatureAlgorithm::RsaPssSha256).expect_err("mismatch");
+        assert!(matches!(err, Error::AlgorithmMismatch { .. }), "{err}");
+        let err = backend
+            .store
+            .generate_signing_key("rsa-1024", KeySpec::Rsa { bits: 1024 })
+            .expect_err("too small");
+        assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    }
 }
 
 #[test]
 fn a_taken_label_is_refused() {
-    let token = &fixture("hsm-sign").token;
-    token
-        .generate_key_pair("taken", KeySpec::EcP256)
-        .expect("first");
-    let err = token
-        .generate_key_pair("taken", KeySpec::EcP384)
-        .expect_err("second");
-    assert!(matches!(err, Error::LabelExists { .. }), "{err}");
-    assert!(err.to_string().contains("'taken'"), "{err}");
-    let err = token
-        .generate_wrapping_key("taken")
-        .expect_err("wrapping key too");
-    assert!(matches!(err, Error::LabelExists { .. }), "{err}");
+    for backend in backends("hsm-sign") {
+        backend
+            .store
+            .generate_signing_key("taken", KeySpec::EcP256)
+            .expect("first");
+        let err = backend
+            .store
+            .generate_signing_key("taken", KeySpec::Ed25519)
+            .expect_err("second");
+        assert!(matches!(err, Error::LabelExists { .. }), "{err}");
+        assert!(err.to_string().contains("'taken'"), "{err}");
+        let err = backend
+            .store
+            .generate_wrapper("taken")
+            .err()
+            .expect("wrapping key too");
+        assert!(matches!(err, Error::LabelExists { .. }), "{err}");
+    }
 }
 
 #[test]
 fn keys_are_found_by_label_and_public_key() {
+    for backend in backends("hsm-sign") {
+        let store = &backend.store;
+        let key = store
+            .generate_signing_key("findme", KeySpec::EcP256)
+            .expect("generate");
+        let found = store
+            .find_signing_key("findme", key.public_key())
+            .expect("found");
+        assert_eq!(found.public_key(), key.public_key());
+        let sig = found
+            .sign(SignatureAlgorithm::EcdsaP256Sha256, b"m")
+            .expect("sign");
+        key.public_key()
+            .verify(SignatureAlgorithm::EcdsaP256Sha256, b"m", &sig)
+            .expect("verifies");
+
+        let err = store
+            .find_signing_key("no-such-key", key.public_key())
+            .expect_err("unknown label");
+        assert!(matches!(err, Error::KeyNotFound { .. }), "{err}");
+        assert!(err.to_string().contains("no-such-key"), "{err}");
+
+        let other = store
+            .generate_signing_key("other", KeySpec::EcP256)
+            .expect("generate");
+        let err = store
+            .find_signing_key("findme", other.public_key())
+            .expect_err("wrong public key");
+        assert!(
+            matches!(
+                err,
+                Error::KeyNotFound {
+                    with_public_key: true,
+                    ..
+                }
+            ),
+            "{}: {err}",
+            backend.name
+        );
+    }
+}
+
+/// PKCS#11 only: `CKA_ID` and `pkcs11:` URIs.
+#[test]
+fn pkcs11_keys_are_found_by_uri() {
     let token = &fixture("hsm-sign").token;
     let key = token
-        .generate_key_pair("findme", KeySpec::EcP384)
+        .generate_key_pair("findme-by-uri", KeySpec::EcP384)
         .expect("generate");
     let found = token
-        .find_key_pair("findme", key.public_key())
+        .find_key_pair("findme-by-uri", key.public_key())
         .expect("found");
     assert_eq!(found.id(), key.id());
     assert_eq!(found.id().len(), 16);
-    let sig = found
-        .sign(SignatureAlgorithm::EcdsaP384Sha384, b"m")
-        .expect("sign");
-    key.public_key()
-        .verify(SignatureAlgorithm::EcdsaP384Sha384, b"m", &sig)
-        .expect("verifies");
 
-    let err = token
-        .find_key_pair("no-such-key", key.public_key())
-        .expect_err("unknown label");
-    assert!(matches!(err, Error::KeyNotFound { .. }), "{err}");
-    assert!(err.to_string().contains("no-such-key"), "{err}");
-
-    let by_uri: Pkcs11Uri = format!("pkcs11:token={};object=findme;type=private", token.label())
-        .parse()
-        .expect("uri");
+    let by_uri: Pkcs11Uri = format!(
+        "pkcs11:token={};object=findme-by-uri;type=private",
+        token.label()
+    )
+    .parse()
+    .expect("uri");
     let found = token
         .find_key_pair_by_uri(&by_uri, key.public_key())
         .expect("found by URI");
     assert_eq!(found.id(), key.id());
     for bad in [
-        "pkcs11:token=another-token;object=findme".to_string(),
-        "pkcs11:object=findme;type=secret-key".to_string(),
+        "pkcs11:token=another-token;object=findme-by-uri".to_string(),
+        "pkcs11:object=findme-by-uri;type=secret-key".to_string(),
         format!("pkcs11:token={}", token.label()),
     ] {
         let uri: Pkcs11Uri = bad.parse().expect("uri");
@@ -173,28 +226,13 @@ fn keys_are_found_by_label_and_public_key() {
             .expect_err(&bad);
         assert!(matches!(err, Error::InvalidUri { .. }), "{bad}: {err}");
     }
-    let wrong_id: Pkcs11Uri = "pkcs11:object=findme;id=%00%01".parse().expect("uri");
+    let wrong_id: Pkcs11Uri = "pkcs11:object=findme-by-uri;id=%00%01"
+        .parse()
+        .expect("uri");
     let err = token
         .find_key_pair_by_uri(&wrong_id, key.public_key())
         .expect_err("wrong id");
     assert!(matches!(err, Error::KeyNotFound { .. }), "{err}");
-
-    let other = token
-        .generate_key_pair("other", KeySpec::EcP384)
-        .expect("generate");
-    let err = token
-        .find_key_pair("findme", other.public_key())
-        .expect_err("wrong public key");
-    assert!(
-        matches!(
-            err,
-            Error::KeyNotFound {
-                with_public_key: true,
-                ..
-            }
-        ),
-        "{err}"
-    );
 }
 
 /// RFC 6979 A.2.5: a P-256 private scalar and its public point.
@@ -309,45 +347,47 @@ fn generated_keys_cannot_be_copied_or_widened() {
 
 #[test]
 fn many_concurrent_signers_share_a_small_pool() {
-    let token = &fixture("hsm-sign").token;
-    let key = token
-        .generate_key_pair("pool-p256", KeySpec::EcP256)
-        .expect("generate");
-    let signer = Arc::new(
-        key.signer(SignatureAlgorithm::EcdsaP256Sha256)
-            .expect("signer"),
-    );
-    let threads: Vec<_> = (0..16)
-        .map(|t| {
-            let signer = Arc::clone(&signer);
-            std::thread::spawn(move || {
-                for i in 0..100 {
-                    let msg = format!("thread {t} message {i}");
-                    let sig = signer.sign(msg.as_bytes()).expect("sign");
-                    signer
-                        .public_key()
-                        .verify(signer.algorithm(), msg.as_bytes(), &sig)
-                        .expect("verifies");
-                }
+    for backend in backends("hsm-sign") {
+        let key = backend
+            .store
+            .generate_signing_key("pool-p256", KeySpec::EcP256)
+            .expect("generate");
+        let signer =
+            Arc::new(HsmSigner::new(key, SignatureAlgorithm::EcdsaP256Sha256).expect("signer"));
+        let threads: Vec<_> = (0..16)
+            .map(|t| {
+                let signer = Arc::clone(&signer);
+                std::thread::spawn(move || {
+                    for i in 0..100 {
+                        let msg = format!("thread {t} message {i}");
+                        let sig = signer.sign(msg.as_bytes()).expect("sign");
+                        signer
+                            .public_key()
+                            .verify(signer.algorithm(), msg.as_bytes(), &sig)
+                            .expect("verifies");
+                    }
+                })
             })
-        })
-        .collect();
-    for t in threads {
-        t.join().expect("signer thread");
+            .collect();
+        for t in threads {
+            t.join().expect("signer thread");
+        }
     }
-    // Other tests share this token, so only the bound is checked here; the
+    // Other tests share the token, so only the bound is checked here; the
     // recovery test (alone in its process) checks that no lease is leaked.
-    let usage = token.pool_usage();
+    let usage = fixture("hsm-sign").token.pool_usage();
     assert!(usage.open <= usage.capacity, "{usage:?}");
     assert!(usage.open >= 1);
 }
 
 #[test]
 fn random_bytes_come_from_the_hsm() {
-    let token = &fixture("hsm-sign").token;
-    let a = token.random(32).expect("random");
-    let b = token.random(32).expect("random");
-    assert_eq!(a.len(), 32);
-    assert_ne!(a, b);
-    assert_ne!(a, vec![0u8; 32]);
+    for backend in backends("hsm-sign") {
+        let (mut a, mut b) = ([0u8; 32], vec![0u8; 3000]);
+        backend.store.fill(&mut a).expect("random");
+        backend.store.fill(&mut b).expect("random");
+        assert_ne!(&a[..], &b[..32]);
+        assert_ne!(a, [0u8; 32]);
+        assert!(b[2000..].iter().any(|x| *x != 0), "{}", backend.name);
+    }
 }

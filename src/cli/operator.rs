@@ -176,6 +176,12 @@ struct InitArgs {
     /// with `-`. Default: a prompt on the terminal that does not echo.
     #[arg(long, value_name = "FILE")]
     pin_file: Option<PathBuf>,
+
+    /// Read the password of the YubiHSM2's authentication key from FILE
+    /// (mode 600), when keys are placed in a YubiHSM2. The appliance keeps
+    /// it wrapped by its token.
+    #[arg(long, value_name = "FILE")]
+    yubihsm_password_file: Option<PathBuf>,
 }
 
 /// Options of `strongroom operator rekey start`.
@@ -363,12 +369,17 @@ async fn init(args: InitArgs) -> anyhow::Result<()> {
     check_recipient_count(&recipients, count)?;
     let output = NewShareOutput::prepare(args.out_dir.as_deref(), count, &recipients)?;
     let pin = read_pin(args.pin_file.as_deref())?;
+    let yubihsm_password = match args.yubihsm_password_file.as_deref() {
+        Some(file) => read_secret_file(file, "YubiHSM2 password")?,
+        None => Zeroizing::new(String::new()),
+    };
     let mut client = seal_client(&conn).await?;
     let response = client
         .init(InitRequest {
             shares: count.into(),
             threshold: threshold.into(),
             pin: pin.as_str().to_owned(),
+            yubihsm_password: yubihsm_password.as_str().to_owned(),
         })
         .await
         .map_err(|s| rpc_error("initialise the appliance", &url, &s))?
@@ -975,6 +986,25 @@ fn check_recipient_count(recipients: &[Recipient], count: u8) -> anyhow::Result<
         );
     }
     Ok(())
+}
+
+/// Reads a secret from a file only its owner may read; a trailing newline is
+/// not part of it.
+fn read_secret_file(path: &Path, what: &str) -> anyhow::Result<Zeroizing<String>> {
+    let mut file = File::open(path)
+        .with_context(|| format!("cannot read the {what} file {}", path.display()))?;
+    if file.metadata()?.permissions().mode() & 0o077 != 0 {
+        bail!(
+            "the {what} file {} is readable by others; chmod 600 it",
+            path.display()
+        );
+    }
+    let text = read_limited(&mut file, &format!("the {what} file {}", path.display()))?;
+    let secret = Zeroizing::new(text.trim_end_matches(['\r', '\n']).to_owned());
+    if secret.is_empty() {
+        bail!("the {what} is empty");
+    }
+    Ok(secret)
 }
 
 /// Reads the token's user PIN for init: from FILE, standard input (`-`), or

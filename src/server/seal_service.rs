@@ -139,12 +139,16 @@ impl seal_server::Seal for SealService {
         &self,
         request: Request<v1::InitRequest>,
     ) -> Result<Response<v1::InitResponse>, Status> {
-        let request = request.into_inner();
-        let pin = Zeroizing::new(request.pin);
+        let mut request = request.into_inner();
+        let pin = Zeroizing::new(std::mem::take(&mut request.pin));
+        let yubihsm_password = Some(Zeroizing::new(std::mem::take(
+            &mut request.yubihsm_password,
+        )))
+        .filter(|p| !p.is_empty());
         let seal = Arc::clone(&self.seal);
         let result = detached(async move {
             let (threshold, count) = parameters(request.shares, request.threshold)?;
-            let shares = seal.init(threshold, count, pin).await?;
+            let shares = seal.init(threshold, count, pin, yubihsm_password).await?;
             Ok(v1::InitResponse {
                 set_id: shares.set_id.clone(),
                 threshold: shares.threshold.into(),

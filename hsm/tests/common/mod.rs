@@ -4,6 +4,8 @@
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod backends;
+
 use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;

@@ -345,8 +345,9 @@ impl Seal {
     }
 
     /// Starts initialising a fresh appliance with `count` shares,
-    /// `threshold` of which unseal it: checks `pin` by loading the appliance
-    /// with it, then splits a new secret. Nothing is committed until every
+    /// `threshold` of which unseal it: checks `pin` (and the YubiHSM2's
+    /// `yubihsm_password`, which is then kept wrapped by the token) by
+    /// loading the appliance with it, then splits a new secret. Nothing is committed until every
     /// share comes back through [`Seal::init_verify`]; a new init replaces a
     /// pending one.
     pub(crate) async fn init(
@@ -354,6 +355,7 @@ impl Seal {
         threshold: u8,
         count: u8,
         pin: Zeroizing<String>,
+        yubihsm_password: Option<Zeroizing<String>>,
     ) -> Result<NewShares, Failure> {
         check_parameters(threshold, count)?;
         if pin.is_empty() {
@@ -371,7 +373,12 @@ impl Seal {
         let login = Zeroizing::new(pin.as_str().to_owned());
         self.pool
             .run(move || {
-                Appliance::load(&config, Pin::new(login.as_str())).map(|a| a.token.close())
+                Appliance::load(
+                    &config,
+                    Pin::new(login.as_str()),
+                    yubihsm_password.as_ref().map(|p| p.as_str()),
+                )
+                .map(|a| a.close())
             })
             .await?
             .map_err(|e| load_failure("init", &e))?;
@@ -551,7 +558,10 @@ impl Seal {
         let pin = hsm_pin(&secret);
         drop(secret);
         let config = self.config.clone();
-        let loaded = self.pool.run(move || Appliance::load(&config, pin)).await?;
+        let loaded = self
+            .pool
+            .run(move || Appliance::load(&config, pin, None))
+            .await?;
         let appliance = match loaded {
             Ok(appliance) => Arc::new(appliance),
             Err(e) => {
@@ -891,10 +901,10 @@ impl Seal {
         for task in &running.tasks {
             task.abort();
         }
-        // Requests still running keep the appliance alive; the token logs
-        // out now and refuses them from then on.
-        let token = running.appliance.token.clone();
-        if let Err(e) = self.pool.run(move || token.close()).await {
+        // Requests still running keep the appliance alive; the token (and
+        // YubiHSM2) logs out now and refuses them from then on.
+        let appliance = Arc::clone(&running.appliance);
+        if let Err(e) = self.pool.run(move || appliance.close()).await {
             tracing::error!(error = ?e, "closing the token failed");
         }
         drop(running);
@@ -1160,9 +1170,15 @@ fn load_failure(what: &str, error: &anyhow::Error) -> Failure {
         )
     });
     let message = format!("{what} failed: {error:#}");
+    let password_refused = error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<strongroom_hsm::Error>(),
+            Some(strongroom_hsm::Error::AuthenticationFailed { .. })
+        )
+    });
     if unavailable {
         Failure::Unavailable(message)
-    } else if refused(error).is_some() {
+    } else if refused(error).is_some() || password_refused {
         Failure::Precondition(message)
     } else {
         Failure::Internal(message)

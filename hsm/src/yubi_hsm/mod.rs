@@ -1,0 +1,813 @@
+//! A YubiHSM2 as a [`KeyStore`], spoken to natively through the `yubihsm`
+//! crate (over `yubihsm-connector`'s HTTP API or USB), not through Yubico's
+//! PKCS#11 shim.
+//!
+//! - Asymmetric keys (ECDSA P-256/P-384, Ed25519, RSA 2048/3072/4096) are
+//!   generated inside the device with one signing capability each and
+//!   without `exportable-under-wrap`, so they can sign and never leave it.
+//!   Object ids are drawn from the device's generator; labels (at most 40
+//!   bytes on this device) are unique because we refuse a taken one.
+//! - A key is found by label and public key, must not be exportable, and
+//!   must sign a probe that the public key verifies.
+//! - ECDSA digests are computed here and the device returns DER signatures;
+//!   Ed25519 signs the whole message; RSA signs PKCS#1 v1.5 with SHA-256
+//!   (the only RSA scheme the crate exposes).
+//! - Wrapping keys are AES-256-CCM wrap-key objects that may only export and
+//!   import wrapped objects. Material is wrapped by storing it as a
+//!   short-lived opaque object, exporting that under the wrap key and
+//!   deleting it; unwrapping imports, reads and deletes it. The wrapped form
+//!   is the device's own (nonce, then AES-CCM ciphertext of the object).
+//! - Every call runs on the session pool of [`pool`], bounded well below the
+//!   device's 16 sessions, which replaces sessions before the device's idle
+//!   timeout can bite and recovers from lost ones.
+
+mod pool;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use yubihsm::asymmetric::{self, Algorithm as AsymmetricAlgorithm};
+use yubihsm::object::{self, Filter, Label};
+use yubihsm::{Capability, Connector, Domain, wrap};
+use zeroize::Zeroizing;
+
+pub use self::pool::{IdleClock, MAX_SESSIONS, REFRESH_AFTER, SystemClock};
+use self::pool::{Pool, Retry};
+use crate::algorithm::{KeySpec, SignatureAlgorithm};
+use crate::error::{Error, Result};
+use crate::key_pair::check_label;
+use crate::pin::Pin;
+use crate::public_key::PublicKey;
+use crate::store::{KeyStore, SigningKey};
+use crate::token::TokenStatus;
+use crate::{KeyWrapper, RandomSource, WrappingKeys};
+
+/// Longest label a YubiHSM2 object can carry, in bytes.
+pub const MAX_LABEL_LEN: usize = object::LABEL_SIZE;
+
+/// Largest key material a YubiHSM2 wrapping key wraps: it travels as one
+/// opaque object, and the device's messages are at most 2048 bytes.
+pub const MAX_WRAPPED_MATERIAL_LEN: usize = 1900;
+
+/// The label of the short-lived opaque objects material passes through.
+const TRANSIENT_LABEL: &str = "strongroom-transient";
+
+/// Most random bytes asked of the device in one command.
+const RANDOM_CHUNK: usize = 1024;
+
+/// How Strongroom reaches a YubiHSM2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum YubiHsmConnector {
+    /// Through `yubihsm-connector`'s HTTP API, e.g. `127.0.0.1:12345`.
+    Http {
+        /// Host name or address of the connector.
+        addr: String,
+        /// Its port (12345 by default).
+        port: u16,
+    },
+    /// Directly over USB: the device with this serial number, or the only
+    /// one present.
+    Usb {
+        /// The device's serial number (10 digits).
+        serial: Option<String>,
+    },
+}
+
+impl std::fmt::Display for YubiHsmConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            YubiHsmConnector::Http { addr, port } => write!(f, "yubihsm http://{addr}:{port}"),
+            YubiHsmConnector::Usb { serial: Some(s) } => write!(f, "yubihsm usb serial {s}"),
+            YubiHsmConnector::Usb { serial: None } => f.write_str("yubihsm usb"),
+        }
+    }
+}
+
+/// How Strongroom uses a YubiHSM2 once reached.
+#[derive(Debug, Clone)]
+pub struct YubiHsmConfig {
+    /// The authentication key's object id.
+    pub auth_key_id: u16,
+    /// The domain (1 to 16) keys are generated in; the authentication key
+    /// must have access to it.
+    pub domain: u8,
+    /// Sessions the pool may hold, 1 to [`MAX_SESSIONS`].
+    pub sessions: usize,
+    /// How long a caller waits for a free session before [`Error::PoolTimeout`].
+    pub acquire_timeout: Duration,
+}
+
+impl Default for YubiHsmConfig {
+    /// Authentication key 1 (the factory default), domain 1, 4 sessions, 30 s.
+    fn default() -> Self {
+        YubiHsmConfig {
+            auth_key_id: 1,
+            domain: 1,
+            sessions: 4,
+            acquire_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A YubiHSM2, authenticated, with a bounded pool of sessions. Cheap to
+/// clone; clones share the pool. All calls block.
+#[derive(Clone)]
+pub struct YubiHsm {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    domain: Domain,
+    /// Serialises "is this label free?" with the creation that relies on it.
+    create_lock: Mutex<()>,
+    /// Serialises unwrapping: an imported object comes back under the id it
+    /// was exported with, so two imports of one blob must not overlap.
+    unwrap_lock: Mutex<()>,
+}
+
+impl YubiHsm {
+    /// Reaches the device through `connector` and authenticates with the
+    /// authentication key `config.auth_key_id` and its `password` (checked
+    /// by opening a session now: [`Error::AuthenticationFailed`] if refused).
+    pub fn open(
+        connector: &YubiHsmConnector,
+        password: Pin,
+        config: YubiHsmConfig,
+    ) -> Result<Self> {
+        Self::open_with_clock(connector, password, config, Arc::new(SystemClock))
+    }
+
+    /// Like [`YubiHsm::open`], measuring session idleness on `clock`.
+    pub fn open_with_clock(
+        connector: &YubiHsmConnector,
+        password: Pin,
+        config: YubiHsmConfig,
+        clock: Arc<dyn IdleClock>,
+    ) -> Result<Self> {
+        let name = connector.to_string();
+        let factory: pool::ConnectorFactory = match connector {
+            YubiHsmConnector::Http { addr, port } => {
+                let http = yubihsm::HttpConfig {
+                    addr: addr.clone(),
+                    port: *port,
+                    ..yubihsm::HttpConfig::default()
+                };
+                // One connection per session, so sessions work side by side.
+                Box::new(move || Connector::http(&http))
+            }
+            YubiHsmConnector::Usb { serial } => {
+                let serial = match serial {
+                    Some(s) => Some(s.parse().map_err(|_| {
+                        Error::InvalidInput(format!("'{s}' is not a YubiHSM2 serial number"))
+                    })?),
+                    None => None,
+                };
+                // The device can be claimed once: every session shares one connection.
+                let usb = Connector::usb(&yubihsm::UsbConfig {
+                    serial,
+                    ..yubihsm::UsbConfig::default()
+                });
+                Box::new(move || usb.clone())
+            }
+        };
+        Self::open_with(name, factory, password, config, clock)
+    }
+
+    /// Like [`YubiHsm::open`], over a connector made by the caller (another
+    /// transport, or a simulated device in tests), measuring idleness on
+    /// `clock`. Every session shares clones of `connector`.
+    pub fn open_with_connector(
+        name: &str,
+        connector: Connector,
+        password: Pin,
+        config: YubiHsmConfig,
+        clock: Arc<dyn IdleClock>,
+    ) -> Result<Self> {
+        Self::open_with(
+            name.to_string(),
+            Box::new(move || connector.clone()),
+            password,
+            config,
+            clock,
+        )
+    }
+
+    fn open_with(
+        name: String,
+        connect: pool::ConnectorFactory,
+        password: Pin,
+        config: YubiHsmConfig,
+        clock: Arc<dyn IdleClock>,
+    ) -> Result<Self> {
+        if password.is_empty() {
+            return Err(Error::InvalidInput(format!(
+                "empty password for authentication key {} of {name}",
+                config.auth_key_id
+            )));
+        }
+        if !(1..=MAX_SESSIONS).contains(&config.sessions) {
+            return Err(Error::InvalidInput(format!(
+                "a YubiHSM2 pool holds 1 to {MAX_SESSIONS} sessions (the device has 16), not {}",
+                config.sessions
+            )));
+        }
+        let domain = Domain::at(usize::from(config.domain)).map_err(|_| {
+            Error::InvalidInput(format!(
+                "YubiHSM2 domains are 1 to 16, not {}",
+                config.domain
+            ))
+        })?;
+        // PBKDF2 of the password, as yubihsm-shell derives it; the derived
+        // key is wiped when the pool goes, and the password now.
+        let credentials = yubihsm::Credentials::from_password(
+            config.auth_key_id,
+            password.secret().expose_secret().as_bytes(),
+        );
+        drop(password);
+        let pool = Pool::new(
+            name,
+            connect,
+            credentials,
+            config.sessions,
+            config.acquire_timeout,
+            clock,
+        );
+        pool.check_login()?;
+        Ok(YubiHsm {
+            inner: Arc::new(Inner {
+                pool,
+                domain,
+                create_lock: Mutex::new(()),
+                unwrap_lock: Mutex::new(()),
+            }),
+        })
+    }
+
+    /// The device as named in errors and logs.
+    pub fn name(&self) -> &str {
+        &self.inner.pool.name
+    }
+
+    /// Sessions open now, and sessions opened since the device was opened.
+    pub fn session_usage(&self) -> (usize, u64) {
+        self.inner.pool.usage()
+    }
+
+    fn pool(&self) -> &Pool {
+        &self.inner.pool
+    }
+
+    /// Random bytes from the device's generator.
+    pub fn random(&self, len: usize) -> Result<Vec<u8>> {
+        let mut out = vec![0u8; len];
+        self.fill_random(&mut out)?;
+        Ok(out)
+    }
+
+    fn fill_random(&self, buf: &mut [u8]) -> Result<()> {
+        for chunk in buf.chunks_mut(RANDOM_CHUNK) {
+            let bytes = Zeroizing::new(self.pool().run(
+                "get pseudo random",
+                None,
+                Retry::Idempotent,
+                |c| c.get_pseudo_random(chunk.len()),
+            )?);
+            if bytes.len() != chunk.len() {
+                return Err(Error::Unavailable {
+                    token: self.name().to_string(),
+                    reason: format!(
+                        "asked for {} random bytes, got {}",
+                        chunk.len(),
+                        bytes.len()
+                    ),
+                });
+            }
+            chunk.copy_from_slice(&bytes);
+        }
+        Ok(())
+    }
+
+    fn label(&self, label: &str) -> Result<Label> {
+        check_label(label)?;
+        if label.len() > MAX_LABEL_LEN {
+            return Err(Error::InvalidInput(format!(
+                "YubiHSM2 labels are at most {MAX_LABEL_LEN} bytes, '{label}' has {}",
+                label.len()
+            )));
+        }
+        Label::from_bytes(label.as_bytes())
+            .map_err(|e| Error::InvalidInput(format!("label '{label}': {e}")))
+    }
+
+    /// Objects of `object_type` (any type if `None`) labelled `label`.
+    fn objects_labelled(
+        &self,
+        label: &str,
+        object_type: Option<object::Type>,
+    ) -> Result<Vec<object::Entry>> {
+        let mut filters = vec![Filter::Label(self.label(label)?)];
+        filters.extend(object_type.map(Filter::Type));
+        self.pool()
+            .run("list objects", Some(label), Retry::Idempotent, |c| {
+                c.list_objects(&filters)
+            })
+    }
+
+    /// Refuses, with [`Error::LabelExists`], a label any object carries.
+    pub fn ensure_label_free(&self, label: &str) -> Result<()> {
+        if self.objects_labelled(label, None)?.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::LabelExists {
+                token: self.name().to_string(),
+                label: label.to_string(),
+            })
+        }
+    }
+
+    /// A random object id no object of `object_type` uses.
+    fn free_id(&self, object_type: object::Type) -> Result<object::Id> {
+        for _ in 0..16 {
+            let bytes = self.random(2)?;
+            let id = u16::from_be_bytes([bytes[0], bytes[1]]);
+            if id == 0 || id == 0xffff {
+                continue;
+            }
+            let taken = self
+                .pool()
+                .run("list objects", None, Retry::Idempotent, |c| {
+                    c.list_objects(&[Filter::Id(id), Filter::Type(object_type)])
+                })?;
+            if taken.is_empty() {
+                return Ok(id);
+            }
+        }
+        Err(Error::Unavailable {
+            token: self.name().to_string(),
+            reason: "no free object id found in 16 random draws".into(),
+        })
+    }
+
+    fn key_not_found(&self, label: &str, with_public_key: bool) -> Error {
+        Error::KeyNotFound {
+            token: self.name().to_string(),
+            label: label.to_string(),
+            with_public_key,
+        }
+    }
+
+    /// Generates a sign-only, non-exportable key pair in the device.
+    pub fn generate_key_pair(&self, label: &str, spec: KeySpec) -> Result<YubiHsmKey> {
+        let label_bytes = self.label(label)?;
+        let (algorithm, capability) = match spec {
+            KeySpec::EcP256 => (AsymmetricAlgorithm::EcP256, Capability::SIGN_ECDSA),
+            KeySpec::EcP384 => (AsymmetricAlgorithm::EcP384, Capability::SIGN_ECDSA),
+            KeySpec::Ed25519 => (AsymmetricAlgorithm::Ed25519, Capability::SIGN_EDDSA),
+            KeySpec::Rsa { bits: 2048 } => (AsymmetricAlgorithm::Rsa2048, Capability::SIGN_PKCS),
+            KeySpec::Rsa { bits: 3072 } => (AsymmetricAlgorithm::Rsa3072, Capability::SIGN_PKCS),
+            KeySpec::Rsa { bits: 4096 } => (AsymmetricAlgorithm::Rsa4096, Capability::SIGN_PKCS),
+            KeySpec::Rsa { bits } => {
+                return Err(Error::InvalidInput(format!(
+                    "RSA keys must be 2048, 3072 or 4096 bits, not {bits}"
+                )));
+            }
+        };
+        let _creating = self
+            .inner
+            .create_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        self.ensure_label_free(label)?;
+        let id = self.free_id(object::Type::AsymmetricKey)?;
+        // One signing capability and nothing else: in particular no
+        // EXPORTABLE_UNDER_WRAP, so the key never leaves the device.
+        self.pool()
+            .run("generate asymmetric key", Some(label), Retry::Once, |c| {
+                c.generate_asymmetric_key(
+                    id,
+                    label_bytes.clone(),
+                    self.inner.domain,
+                    capability,
+                    algorithm,
+                )
+            })?;
+        let public_key = self.public_key_of(label, id)?;
+        tracing::info!(hsm = %self.name(), key = label, id, spec = %spec, "generated key pair");
+        Ok(YubiHsmKey {
+            hsm: self.clone(),
+            label: label.to_string(),
+            id,
+            public_key,
+        })
+    }
+
+    fn public_key_of(&self, label: &str, id: object::Id) -> Result<PublicKey> {
+        let public = self
+            .pool()
+            .run("get public key", Some(label), Retry::Idempotent, |c| {
+                c.get_public_key(id)
+            })?;
+        public_key_from_device(&public).map_err(|reason| Error::PublicKey {
+            label: label.to_string(),
+            reason,
+        })
+    }
+
+    /// Finds the one key pair labelled `label` whose public key is
+    /// `public_key`; see [`KeyStore::find_signing_key`]. A key the device
+    /// would export under wrap is refused.
+    pub fn find_key_pair(&self, label: &str, public_key: &PublicKey) -> Result<YubiHsmKey> {
+        let mut matches = Vec::new();
+        for entry in self.objects_labelled(label, Some(object::Type::AsymmetricKey))? {
+            let candidate = self.public_key_of(label, entry.object_id);
+            if candidate.as_ref().ok() == Some(public_key) {
+                matches.push(entry.object_id);
+            }
+        }
+        let id = match matches.as_slice() {
+            [id] => *id,
+            [] => return Err(self.key_not_found(label, true)),
+            many => {
+                return Err(Error::AmbiguousKey {
+                    token: self.name().to_string(),
+                    label: label.to_string(),
+                    count: many.len(),
+                });
+            }
+        };
+        let info = self
+            .pool()
+            .run("get object info", Some(label), Retry::Idempotent, |c| {
+                c.get_object_info(id, object::Type::AsymmetricKey)
+            })?;
+        if info
+            .capabilities
+            .contains(Capability::EXPORTABLE_UNDER_WRAP)
+        {
+            return Err(Error::Unsupported {
+                token: self.name().to_string(),
+                what: format!(
+                    "key '{label}': it may be exported under wrap, and keys must never leave the device"
+                ),
+            });
+        }
+        let key = YubiHsmKey {
+            hsm: self.clone(),
+            label: label.to_string(),
+            id,
+            public_key: public_key.clone(),
+        };
+        // Prove the private key belongs to the public key before anyone relies on it.
+        let algorithm = key.spec().default_signature_algorithm();
+        let probe = b"strongroom: key pair binding check";
+        let signature = key.sign(algorithm, probe)?;
+        key.public_key
+            .verify(algorithm, probe, &signature)
+            .map_err(|_| Error::BadSignature {
+                label: label.to_string(),
+                algorithm: format!("{algorithm}; the private key does not match the public key"),
+            })?;
+        Ok(key)
+    }
+
+    /// Generates an AES-256-CCM wrap key that may only export and import
+    /// wrapped objects, and is itself never exportable.
+    pub fn generate_wrapping_key(&self, label: &str) -> Result<YubiHsmWrappingKey> {
+        let label_bytes = self.label(label)?;
+        let _creating = self
+            .inner
+            .create_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        self.ensure_label_free(label)?;
+        let id = self.free_id(object::Type::WrapKey)?;
+        self.pool()
+            .run("generate wrap key", Some(label), Retry::Once, |c| {
+                c.generate_wrap_key(
+                    id,
+                    label_bytes.clone(),
+                    self.inner.domain,
+                    Capability::EXPORT_WRAPPED | Capability::IMPORT_WRAPPED,
+                    // What it wraps (our transient objects) may only be exported under wrap.
+                    Capability::EXPORTABLE_UNDER_WRAP,
+                    wrap::Algorithm::Aes256Ccm,
+                )
+            })?;
+        tracing::info!(hsm = %self.name(), key = label, id, "generated AES-256-CCM wrap key");
+        Ok(self.wrapping_key(label, id))
+    }
+
+    /// Finds the one wrap key labelled `label`.
+    pub fn find_wrapping_key(&self, label: &str) -> Result<YubiHsmWrappingKey> {
+        match self
+            .objects_labelled(label, Some(object::Type::WrapKey))?
+            .as_slice()
+        {
+            [entry] => Ok(self.wrapping_key(label, entry.object_id)),
+            [] => Err(self.key_not_found(label, false)),
+            many => Err(Error::AmbiguousKey {
+                token: self.name().to_string(),
+                label: label.to_string(),
+                count: many.len(),
+            }),
+        }
+    }
+
+    fn wrapping_key(&self, label: &str, id: object::Id) -> YubiHsmWrappingKey {
+        YubiHsmWrappingKey {
+            hsm: self.clone(),
+            label: label.to_string(),
+            id,
+        }
+    }
+
+    /// Deletes the transient object `id`, whatever happened before.
+    fn delete_transient(&self, id: object::Id) -> Result<()> {
+        self.pool().run(
+            "delete transient object",
+            None,
+            Retry::Idempotent,
+            |c| match c.delete_object(id, object::Type::Opaque) {
+                Err(e) if e.device_error() == Some(yubihsm::device::ErrorKind::ObjectNotFound) => {
+                    Ok(())
+                }
+                other => other,
+            },
+        )
+    }
+}
+
+impl std::fmt::Debug for YubiHsm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("YubiHsm")
+            .field("name", &self.name())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Our public key from the device's: `x || y` for ECDSA, the 32 bytes for
+/// Ed25519, the modulus for RSA (whose public exponent is always 65537).
+fn public_key_from_device(
+    public: &asymmetric::PublicKey,
+) -> std::result::Result<PublicKey, String> {
+    let bytes = public.as_slice();
+    let ec = |spec| {
+        let mut point = Vec::with_capacity(bytes.len() + 1);
+        point.push(0x04);
+        point.extend_from_slice(bytes);
+        PublicKey::from_ec_point(spec, &point)
+    };
+    match public.algorithm {
+        AsymmetricAlgorithm::EcP256 => ec(KeySpec::EcP256),
+        AsymmetricAlgorithm::EcP384 => ec(KeySpec::EcP384),
+        AsymmetricAlgorithm::Ed25519 => PublicKey::from_ed25519(bytes),
+        AsymmetricAlgorithm::Rsa2048
+        | AsymmetricAlgorithm::Rsa3072
+        | AsymmetricAlgorithm::Rsa4096 => PublicKey::from_rsa(bytes, &[0x01, 0x00, 0x01]),
+        other => Err(format!("unsupported key algorithm {other:?}")),
+    }
+}
+
+/// A key pair inside a YubiHSM2; see [`YubiHsm::generate_key_pair`].
+#[derive(Clone)]
+pub struct YubiHsmKey {
+    hsm: YubiHsm,
+    label: String,
+    id: object::Id,
+    public_key: PublicKey,
+}
+
+impl YubiHsmKey {
+    /// The key's object id in the device.
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+}
+
+impl SigningKey for YubiHsmKey {
+    fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn public_key(&self) -> &PublicKey {
+        &self.public_key
+    }
+
+    fn sign(&self, algorithm: SignatureAlgorithm, message: &[u8]) -> Result<Vec<u8>> {
+        use SignatureAlgorithm::*;
+        if !algorithm.fits(self.spec()) {
+            return Err(Error::AlgorithmMismatch {
+                label: self.label.clone(),
+                key: self.spec().to_string(),
+                algorithm: algorithm.to_string(),
+            });
+        }
+        let (id, label) = (self.id, Some(self.label.as_str()));
+        let pool = self.hsm.pool();
+        match algorithm {
+            EcdsaP256Sha256 | EcdsaP384Sha384 => {
+                let hash = if algorithm == EcdsaP256Sha256 {
+                    &ring::digest::SHA256
+                } else {
+                    &ring::digest::SHA384
+                };
+                let digest = ring::digest::digest(hash, message);
+                // The device answers with a DER Ecdsa-Sig-Value.
+                pool.run("sign ECDSA", label, Retry::Idempotent, |c| {
+                    c.sign_ecdsa_prehash_raw(id, digest.as_ref())
+                })
+            }
+            Ed25519 => pool
+                .run("sign EdDSA", label, Retry::Idempotent, |c| {
+                    c.sign_ed25519(id, message)
+                })
+                .map(|s| s.to_bytes().to_vec()),
+            RsaPkcs1Sha256 => pool
+                .run("sign PKCS#1 v1.5", label, Retry::Idempotent, |c| {
+                    c.sign_rsa_pkcs1v15_sha256(id, message)
+                })
+                .map(|s| s.into_vec()),
+            other => Err(Error::Unsupported {
+                token: self.hsm.name().to_string(),
+                what: format!("{other} (RSA keys in a YubiHSM2 sign with rsa-pkcs1-sha256)"),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Debug for YubiHsmKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("YubiHsmKey")
+            .field("hsm", &self.hsm.name())
+            .field("label", &self.label)
+            .field("id", &self.id)
+            .field("public_key", &self.public_key)
+            .finish()
+    }
+}
+
+/// An AES-256-CCM wrap key inside a YubiHSM2; see
+/// [`YubiHsm::generate_wrapping_key`].
+#[derive(Clone)]
+pub struct YubiHsmWrappingKey {
+    hsm: YubiHsm,
+    label: String,
+    id: object::Id,
+}
+
+impl YubiHsmWrappingKey {
+    /// The key's label.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Deletes the key from the device for ever.
+    pub fn destroy(self) -> Result<()> {
+        self.hsm
+            .pool()
+            .run("delete wrap key", Some(&self.label), Retry::Once, |c| {
+                c.delete_object(self.id, object::Type::WrapKey)
+            })?;
+        tracing::warn!(hsm = %self.hsm.name(), key = %self.label, "destroyed wrap key");
+        Ok(())
+    }
+}
+
+impl KeyWrapper for YubiHsmWrappingKey {
+    fn wrap(&self, material: &[u8]) -> Result<Vec<u8>> {
+        if material.is_empty() || material.len() > MAX_WRAPPED_MATERIAL_LEN {
+            return Err(Error::InvalidInput(format!(
+                "key material to wrap in a YubiHSM2 must be 1 to {MAX_WRAPPED_MATERIAL_LEN} bytes, got {}",
+                material.len()
+            )));
+        }
+        let hsm = &self.hsm;
+        let label = Some(self.label.as_str());
+        let transient = hsm.label(TRANSIENT_LABEL)?;
+        let id = hsm.free_id(object::Type::Opaque)?;
+        let put = hsm
+            .pool()
+            .run("put transient object", label, Retry::Once, |c| {
+                c.put_opaque(
+                    id,
+                    transient.clone(),
+                    hsm.inner.domain,
+                    Capability::EXPORTABLE_UNDER_WRAP,
+                    yubihsm::opaque::Algorithm::Data,
+                    material.to_vec(),
+                )
+            });
+        if let Err(e) = put {
+            // The object may exist if only the answer was lost.
+            let _ = hsm.delete_transient(id);
+            return Err(e);
+        }
+        let wrapped = hsm
+            .pool()
+            .run("export wrapped", label, Retry::Idempotent, |c| {
+                c.export_wrapped(self.id, object::Type::Opaque, id)
+            });
+        let deleted = hsm.delete_transient(id);
+        let wrapped = wrapped?;
+        deleted?;
+        Ok(wrapped.into_vec())
+    }
+
+    fn unwrap(&self, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let bad = || {
+            Error::InvalidInput(format!(
+                "the data given to '{}' is not material it wrapped",
+                self.label
+            ))
+        };
+        if wrapped.len() > yubihsm::command::MAX_MSG_SIZE {
+            return Err(bad());
+        }
+        let message = wrap::Message::from_vec(wrapped.to_vec()).map_err(|_| bad())?;
+        let hsm = &self.hsm;
+        let label = Some(self.label.as_str());
+        let _unwrapping = hsm
+            .inner
+            .unwrap_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let handle = hsm.pool().run("import wrapped", label, Retry::Once, |c| {
+            c.import_wrapped(self.id, message.clone())
+        })?;
+        if handle.object_type != object::Type::Opaque {
+            let _ = hsm.pool().run("delete object", label, Retry::Once, |c| {
+                c.delete_object(handle.object_id, handle.object_type)
+            });
+            return Err(bad());
+        }
+        let material = hsm
+            .pool()
+            .run("get transient object", label, Retry::Idempotent, |c| {
+                c.get_opaque(handle.object_id)
+            })
+            .map(Zeroizing::new);
+        let deleted = hsm.delete_transient(handle.object_id);
+        let material = material?;
+        deleted?;
+        Ok(material)
+    }
+}
+
+impl std::fmt::Debug for YubiHsmWrappingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("YubiHsmWrappingKey")
+            .field("hsm", &self.hsm.name())
+            .field("label", &self.label)
+            .finish()
+    }
+}
+
+impl RandomSource for YubiHsm {
+    fn fill(&self, buf: &mut [u8]) -> Result<()> {
+        self.fill_random(buf)
+    }
+}
+
+impl WrappingKeys for YubiHsm {
+    fn find_wrapper(&self, label: &str) -> Result<Arc<dyn KeyWrapper>> {
+        Ok(Arc::new(self.find_wrapping_key(label)?))
+    }
+
+    fn generate_wrapper(&self, label: &str) -> Result<Arc<dyn KeyWrapper>> {
+        Ok(Arc::new(self.generate_wrapping_key(label)?))
+    }
+
+    fn destroy_wrapper(&self, label: &str) -> Result<()> {
+        self.find_wrapping_key(label)?.destroy()
+    }
+}
+
+impl KeyStore for YubiHsm {
+    fn name(&self) -> &str {
+        YubiHsm::name(self)
+    }
+
+    fn generate_signing_key(&self, label: &str, spec: KeySpec) -> Result<Arc<dyn SigningKey>> {
+        Ok(Arc::new(self.generate_key_pair(label, spec)?))
+    }
+
+    fn find_signing_key(&self, label: &str, public_key: &PublicKey) -> Result<Arc<dyn SigningKey>> {
+        Ok(Arc::new(self.find_key_pair(label, public_key)?))
+    }
+
+    fn status(&self) -> TokenStatus {
+        if self.inner.pool.is_closed() {
+            TokenStatus::Unavailable {
+                reason: "closed".into(),
+            }
+        } else {
+            TokenStatus::Ready
+        }
+    }
+
+    fn close(&self) {
+        self.inner.pool.close();
+    }
+}

@@ -1,0 +1,474 @@
+//! The YubiHSM2 backend against the `yubihsm` crate's `MockHsm`, on what
+//! the shared suite cannot see: the objects' capabilities as the device
+//! records them, the device's session limits and idle timeout, and login.
+//!
+//! The idle timeout is simulated: the MockHsm is served over the
+//! `yubihsm-connector` HTTP API (the crate's own server) and reached through
+//! our production HTTP connector, via `ExpiringDevice`, a small proxy that,
+//! like the real device, answers `INVALID_SESSION` to any message on a
+//! session idle for 30 s or more, measured on a test clock that the test
+//! moves forward instead of sleeping.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::backends::mock_yubihsm;
+use strongroom_hsm::{
+    Error, HsmSigner, IdleClock, KeySpec, KeyStore, Pin, RandomSource, SignatureAlgorithm, Signer,
+    SigningKey, SystemClock, YubiHsm, YubiHsmConfig, YubiHsmConnector,
+};
+use yubihsm::object::{self, Filter};
+use yubihsm::{Capability, Client, Connector, Credentials};
+
+/// A raw client of the same MockHsm (clones of a connector share its
+/// device), as an operator's yubihsm-shell would be.
+fn raw_client(mock: &Connector) -> Client {
+    Client::open(mock.clone(), Credentials::default(), true).expect("raw client")
+}
+
+#[test]
+fn keys_are_sign_only_and_never_exportable() {
+    let mock = Connector::mockhsm();
+    let hsm = mock_yubihsm(mock.clone(), Arc::new(SystemClock));
+    let p256 = hsm
+        .generate_key_pair("ca-p256", KeySpec::EcP256)
+        .expect("P-256");
+    let ed = hsm
+        .generate_key_pair("ca-ed25519", KeySpec::Ed25519)
+        .expect("Ed25519");
+    hsm.generate_wrapping_key("kek").expect("wrap key");
+
+    let raw = raw_client(&mock);
+    for (key, capability) in [
+        (p256.id(), Capability::SIGN_ECDSA),
+        (ed.id(), Capability::SIGN_EDDSA),
+    ] {
+        let info = raw
+            .get_object_info(key, object::Type::AsymmetricKey)
+            .expect("object info");
+        assert_eq!(info.capabilities, capability, "{info:?}");
+        assert!(
+            !info
+                .capabilities
+                .contains(Capability::EXPORTABLE_UNDER_WRAP)
+        );
+    }
+    let wrap_keys = raw
+        .list_objects(&[Filter::Type(object::Type::WrapKey)])
+        .expect("list");
+    assert_eq!(wrap_keys.len(), 1);
+    let info = raw
+        .get_object_info(wrap_keys[0].object_id, object::Type::WrapKey)
+        .expect("info");
+    assert_eq!(
+        info.capabilities,
+        Capability::EXPORT_WRAPPED | Capability::IMPORT_WRAPPED
+    );
+    assert_eq!(
+        info.delegated_capabilities,
+        Capability::EXPORTABLE_UNDER_WRAP
+    );
+
+    // Wrapping leaves no transient object behind.
+    let kek = hsm.find_wrapping_key("kek").expect("found");
+    let wrapped = strongroom_hsm::KeyWrapper::wrap(&kek, b"transit key material").expect("wrap");
+    strongroom_hsm::KeyWrapper::unwrap(&kek, &wrapped).expect("unwrap");
+    let opaque = raw
+        .list_objects(&[Filter::Type(object::Type::Opaque)])
+        .expect("list");
+    assert!(opaque.is_empty(), "{opaque:?}");
+    let err = strongroom_hsm::KeyWrapper::wrap(
+        &kek,
+        &vec![1u8; strongroom_hsm::YUBIHSM_MAX_MATERIAL_LEN + 1],
+    )
+    .expect_err("too long");
+    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+
+    // A key someone made exportable is refused even with the right public key.
+    let label = object::Label::from_bytes(b"exportable").expect("label");
+    raw.generate_asymmetric_key(
+        0x4242,
+        label,
+        yubihsm::Domain::DOM1,
+        Capability::SIGN_ECDSA | Capability::EXPORTABLE_UNDER_WRAP,
+        yubihsm::asymmetric::Algorithm::EcP256,
+    )
+    .expect("generate");
+    let public = hsm
+        .generate_key_pair("probe", KeySpec::EcP256)
+        .expect("probe");
+    let exportable_public = {
+        let raw_public = raw.get_public_key(0x4242).expect("public");
+        let mut point = vec![0x04];
+        point.extend_from_slice(raw_public.as_slice());
+        strongroom_hsm::PublicKey::from_raw(KeySpec::EcP256, &point).expect("point")
+    };
+    assert_ne!(&exportable_public, public.public_key());
+    let err = hsm
+        .find_key_pair("exportable", &exportable_public)
+        .expect_err("exportable key");
+    assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+    assert!(err.to_string().contains("exported"), "{err}");
+}
+
+#[test]
+fn labels_longer_than_the_device_allows_are_refused() {
+    let hsm = mock_yubihsm(Connector::mockhsm(), Arc::new(SystemClock));
+    let err = hsm
+        .generate_key_pair(&"x".repeat(41), KeySpec::EcP256)
+        .expect_err("41 bytes");
+    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    hsm.generate_key_pair(&"x".repeat(40), KeySpec::EcP256)
+        .expect("40 bytes fit");
+}
+
+#[test]
+fn a_wrong_password_is_refused_and_never_shown() {
+    let err = YubiHsm::open_with_connector(
+        "yubihsm mockhsm",
+        Connector::mockhsm(),
+        Pin::new("not-the-password-0451"),
+        YubiHsmConfig::default(),
+        Arc::new(SystemClock),
+    )
+    .expect_err("wrong password");
+    assert!(
+        matches!(err, Error::AuthenticationFailed { auth_key: 1, .. }),
+        "{err}"
+    );
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains("0451"), "{shown}");
+
+    for sessions in [0, strongroom_hsm::YUBIHSM_MAX_SESSIONS + 1] {
+        let err = YubiHsm::open_with_connector(
+            "yubihsm mockhsm",
+            Connector::mockhsm(),
+            Pin::new("password"),
+            YubiHsmConfig {
+                sessions,
+                ..YubiHsmConfig::default()
+            },
+            Arc::new(SystemClock),
+        )
+        .expect_err("pool size out of range");
+        assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    }
+}
+
+#[test]
+fn a_closed_yubihsm_refuses_work() {
+    let hsm = mock_yubihsm(Connector::mockhsm(), Arc::new(SystemClock));
+    let key = hsm
+        .generate_key_pair("closing", KeySpec::EcP256)
+        .expect("key");
+    let store: &dyn KeyStore = &hsm;
+    store.close();
+    let err = strongroom_hsm::SigningKey::sign(&key, SignatureAlgorithm::EcdsaP256Sha256, b"m")
+        .expect_err("closed");
+    assert!(matches!(err, Error::Closed { .. }), "{err}");
+}
+
+/// A test clock: starts now and moves only when told.
+struct TestClock {
+    start: Instant,
+    offset_ms: AtomicU64,
+}
+
+impl TestClock {
+    fn new() -> Arc<TestClock> {
+        Arc::new(TestClock {
+            start: Instant::now(),
+            offset_ms: AtomicU64::new(0),
+        })
+    }
+
+    fn advance(&self, by: Duration) {
+        self.offset_ms
+            .fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+    }
+}
+
+impl IdleClock for TestClock {
+    fn now(&self) -> Instant {
+        self.start + Duration::from_millis(self.offset_ms.load(Ordering::SeqCst))
+    }
+}
+
+/// The device's idle timeout.
+const DEVICE_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+const CREATE_SESSION: u8 = 0x03;
+const AUTHENTICATE_SESSION: u8 = 0x04;
+const SESSION_MESSAGE: u8 = 0x05;
+const CREATE_SESSION_RESPONSE: u8 = 0x80 | CREATE_SESSION;
+const ERROR_RESPONSE: u8 = 0x7f;
+const INVALID_SESSION: u8 = 0x03;
+
+/// A MockHsm behind the rules the real device applies and MockHsm does
+/// not: a session idle for [`DEVICE_IDLE_TIMEOUT`] (on the test clock) is
+/// gone, and the device answers messages on it with `INVALID_SESSION`.
+/// [`ExpiringDevice::forget_sessions`] drops every session at once, as a
+/// device restart or a connector dropping its clients would.
+///
+/// It is an HTTP proxy in front of the crate's connector server: the
+/// `yubihsm` crate offers no way to plug in a custom transport.
+#[derive(Clone)]
+struct ExpiringDevice {
+    clock: Arc<TestClock>,
+    /// The MockHsm's connector server.
+    upstream: u16,
+    /// Where our backend connects.
+    port: u16,
+    /// Last activity per session id, while the session lives.
+    sessions: Arc<Mutex<HashMap<u8, Instant>>>,
+    /// Messages refused because their session was gone.
+    refused: Arc<AtomicUsize>,
+}
+
+impl ExpiringDevice {
+    fn start(clock: Arc<TestClock>) -> ExpiringDevice {
+        let upstream = common::backends::serve_mockhsm(Connector::mockhsm());
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let device = ExpiringDevice {
+            clock,
+            upstream,
+            port: listener.local_addr().expect("addr").port(),
+            sessions: Arc::default(),
+            refused: Arc::default(),
+        };
+        let serving = device.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                let device = serving.clone();
+                std::thread::spawn(move || device.proxy(client));
+            }
+        });
+        device
+    }
+
+    fn forget_sessions(&self) {
+        self.sessions.lock().expect("lock").clear();
+    }
+
+    fn refused(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
+    }
+
+    /// Relays one client connection's requests, one at a time.
+    fn proxy(&self, client: TcpStream) {
+        let mut upstream: Option<TcpStream> = None;
+        let mut reader = BufReader::new(client.try_clone().expect("clone"));
+        let mut client = client;
+        while let Some((head, body)) = read_http(&mut reader) {
+            let reply = match self.refuse(&body) {
+                Some(reply) => reply,
+                None => {
+                    let is_create = body.first() == Some(&CREATE_SESSION);
+                    let stream = upstream.get_or_insert_with(|| {
+                        TcpStream::connect(("127.0.0.1", self.upstream)).expect("upstream")
+                    });
+                    stream.write_all(&head).expect("forward head");
+                    stream.write_all(&body).expect("forward body");
+                    let mut upstream_reader = BufReader::new(stream.try_clone().expect("clone"));
+                    let (_, reply) = read_http(&mut upstream_reader).expect("upstream reply");
+                    if is_create && reply.first() == Some(&CREATE_SESSION_RESPONSE) {
+                        let now = self.clock.now();
+                        self.sessions.lock().expect("lock").insert(reply[3], now);
+                    }
+                    reply
+                }
+            };
+            // One write: the crate's HTTP client reads each segment into the
+            // start of its buffer, so a body sent after its head would
+            // overwrite the head.
+            let mut response =
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", reply.len()).into_bytes();
+            response.extend_from_slice(&reply);
+            if client.write_all(&response).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// The device's answer to a message on a session it no longer has, or
+    /// `None` to pass the message on.
+    fn refuse(&self, body: &[u8]) -> Option<Vec<u8>> {
+        if !matches!(
+            body.first(),
+            Some(&(AUTHENTICATE_SESSION | SESSION_MESSAGE))
+        ) {
+            return None;
+        }
+        let id = body[3];
+        let now = self.clock.now();
+        let mut sessions = self.sessions.lock().expect("lock");
+        let alive = sessions
+            .get(&id)
+            .is_some_and(|last| now.saturating_duration_since(*last) < DEVICE_IDLE_TIMEOUT);
+        if alive {
+            sessions.insert(id, now);
+            None
+        } else {
+            sessions.remove(&id);
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            Some(vec![ERROR_RESPONSE, 0, 1, INVALID_SESSION])
+        }
+    }
+}
+
+/// One HTTP/1.1 message with a Content-Length body: its head (request or
+/// status line and headers, as read) and its body; `None` at end of stream.
+fn read_http(reader: &mut impl BufRead) -> Option<(Vec<u8>, Vec<u8>)> {
+    let mut head = Vec::new();
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        head.extend_from_slice(line.as_bytes());
+        let lower = line.to_ascii_lowercase();
+        if let Some(value) = lower.strip_prefix("content-length:") {
+            length = value.trim().parse().expect("content length");
+        }
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let mut body = vec![0u8; length];
+    reader.read_exact(&mut body).ok()?;
+    Some((head, body))
+}
+
+fn expiring_yubihsm(clock: &Arc<TestClock>) -> (ExpiringDevice, YubiHsm) {
+    let device = ExpiringDevice::start(Arc::clone(clock));
+    let hsm = YubiHsm::open_with_clock(
+        &YubiHsmConnector::Http {
+            addr: "127.0.0.1".into(),
+            port: device.port,
+        },
+        Pin::new("password"),
+        YubiHsmConfig::default(),
+        Arc::clone(clock) as Arc<dyn IdleClock>,
+    )
+    .expect("open over HTTP");
+    (device, hsm)
+}
+
+fn p256_signer(hsm: &YubiHsm, label: &str) -> HsmSigner {
+    let key = hsm
+        .generate_signing_key(label, KeySpec::EcP256)
+        .expect("key");
+    HsmSigner::new(key, SignatureAlgorithm::EcdsaP256Sha256).expect("signer")
+}
+
+fn signs(signer: &HsmSigner, message: &[u8]) {
+    let signature = signer.sign(message).expect("signs without error");
+    signer
+        .public_key()
+        .verify(signer.algorithm(), message, &signature)
+        .expect("verifies");
+}
+
+#[test]
+fn a_signature_after_an_idle_minute_succeeds_on_a_fresh_session() {
+    let clock = TestClock::new();
+    let (device, hsm) = expiring_yubihsm(&clock);
+    let signer = p256_signer(&hsm, "idle-ca");
+    signs(&signer, b"before the idle minute");
+    let (_, opened_before) = hsm.session_usage();
+
+    clock.advance(Duration::from_secs(61));
+    signs(&signer, b"after the idle minute");
+
+    // The pool replaced the idle session before using it: the device never
+    // saw a message on a session it had dropped.
+    assert_eq!(device.refused(), 0, "a request met an expired session");
+    let (open, opened_after) = hsm.session_usage();
+    assert_eq!(opened_after, opened_before + 1, "one new session");
+    assert!(open <= YubiHsmConfig::default().sessions);
+
+    // Just under the refresh threshold, the same session is kept.
+    clock.advance(strongroom_hsm::YUBIHSM_REFRESH_AFTER - Duration::from_secs(1));
+    signs(&signer, b"soon after");
+    assert_eq!(hsm.session_usage().1, opened_after);
+    assert_eq!(device.refused(), 0);
+}
+
+#[test]
+fn sessions_the_device_dropped_early_are_recovered_without_a_failed_request() {
+    let clock = TestClock::new();
+    let (device, hsm) = expiring_yubihsm(&clock);
+    let signer = p256_signer(&hsm, "dropped-ca");
+    signs(&signer, b"before");
+
+    // The device forgets every session (restart, connector restart) while
+    // our clock says they are fresh: the next request meets a dead session
+    // and is repeated on a new one, so the caller sees no error.
+    device.forget_sessions();
+    signs(&signer, b"after the device dropped our session");
+    assert_eq!(device.refused(), 1, "the dead session was tried once");
+
+    let mut random = [0u8; 16];
+    device.forget_sessions();
+    hsm.fill(&mut random).expect("random after a drop");
+    assert_eq!(device.refused(), 2);
+
+    // Generation itself is never repeated blindly (it is not idempotent),
+    // but it starts with lookups that are: the first of them meets the dead
+    // session and recovers, so generation runs on a fresh one.
+    device.forget_sessions();
+    hsm.generate_signing_key("after-drop", KeySpec::EcP256)
+        .expect("generates after the device dropped our session");
+    assert_eq!(device.refused(), 3);
+}
+
+#[test]
+fn concurrent_signers_stay_within_the_session_bound_across_idle_periods() {
+    let clock = TestClock::new();
+    let (device, hsm) = expiring_yubihsm(&clock);
+    let signer = Arc::new(p256_signer(&hsm, "busy-ca"));
+    for round in 0..3 {
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let signer = Arc::clone(&signer);
+                std::thread::spawn(move || {
+                    for i in 0..10 {
+                        signs(&signer, format!("round {round} thread {t} {i}").as_bytes());
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("signer thread");
+        }
+        let (open, _) = hsm.session_usage();
+        assert!(open <= YubiHsmConfig::default().sessions, "{open} sessions");
+        clock.advance(Duration::from_secs(45));
+    }
+    assert_eq!(device.refused(), 0);
+    // At most one pool's worth of sessions per idle period, far below 16.
+    assert!(hsm.session_usage().1 <= 3 * YubiHsmConfig::default().sessions as u64);
+}
+
+#[test]
+fn the_http_connector_reaches_a_device_behind_yubihsm_connector() {
+    let port = common::backends::serve_mockhsm(Connector::mockhsm());
+    let hsm = YubiHsm::open(
+        &YubiHsmConnector::Http {
+            addr: "127.0.0.1".into(),
+            port,
+        },
+        Pin::new("password"),
+        YubiHsmConfig::default(),
+    )
+    .expect("open over HTTP");
+    let signer = p256_signer(&hsm, "over-http");
+    signs(&signer, b"over the connector API");
+}

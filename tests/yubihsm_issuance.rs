@@ -1,0 +1,325 @@
+//! Issuance with the intermediate key in a YubiHSM2 (issue 8): the test
+//! process serves the `yubihsm` crate's MockHsm over the yubihsm-connector
+//! HTTP API on 127.0.0.1, generates the issuing key in it through our
+//! YubiHSM2 backend, and signs the intermediate with a root in a SoftHSM2
+//! token. `strongroom server` (which contains no MockHsm) reaches the device
+//! through its real HTTP connector with `ca.backend = "yubihsm"`, is
+//! initialised with the token's PIN and the device's password, unsealed,
+//! and issues a leaf that `openssl verify` accepts under the root. A
+//! restart unseals with the shares alone: the password was kept wrapped by
+//! the token.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use common::{Server, free_port, output_text, p};
+use secrecy::ExposeSecret;
+use strongroom_ca::{CaCertificateRequest, DistributionUrls, Issuer, pem, self_signed_root};
+use strongroom_hsm::{
+    KeySpec, KeyStore, Pin, PoolConfig, SignatureAlgorithm, Token, YubiHsm, YubiHsmConfig,
+    YubiHsmConnector,
+};
+use strongroom_softhsm::TestToken;
+
+fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("write");
+    path
+}
+
+fn private(dir: &Path, name: &str, contents: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = write(dir, name, contents);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    path
+}
+
+/// Serves a fresh MockHsm over the yubihsm-connector HTTP API on 127.0.0.1
+/// for the rest of the test process; returns the port.
+fn serve_mockhsm() -> u16 {
+    let port = free_port();
+    let config = yubihsm::HttpConfig {
+        addr: "127.0.0.1".into(),
+        port,
+        ..yubihsm::HttpConfig::default()
+    };
+    let server = yubihsm::connector::http::Server::new(&config, yubihsm::Connector::mockhsm())
+        .unwrap_or_else(|e| panic!("MockHsm connector server: {e}"));
+    std::thread::spawn(move || {
+        loop {
+            let _ = server.handle_request();
+        }
+    });
+    port
+}
+
+#[test]
+fn a_leaf_issued_under_an_intermediate_in_a_yubihsm_verifies_with_openssl() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = work.path();
+    let token_created = TestToken::create("yubihsm-issuance").unwrap_or_else(|e| panic!("{e}"));
+    let connector_port = serve_mockhsm();
+    let connector = YubiHsmConnector::Http {
+        addr: "127.0.0.1".into(),
+        port: connector_port,
+    };
+
+    // The issuing key is generated in the YubiHSM2; only its public key leaves.
+    let yubihsm = YubiHsm::open(&connector, Pin::new("password"), YubiHsmConfig::default())
+        .expect("the device behind the connector");
+    let issuing_key = yubihsm
+        .generate_signing_key("issuing-ca", KeySpec::EcP256)
+        .expect("issuing key");
+
+    // The root lives in the SoftHSM2 token and signs the intermediate.
+    let token = Token::open(
+        &token_created.module,
+        &token_created.label,
+        Pin::new(token_created.user_pin.expose_secret()),
+        PoolConfig::default(),
+    )
+    .expect("token");
+    let now = SystemTime::now();
+    let year = Duration::from_secs(365 * 86_400);
+    let serial = |n: u8| {
+        let mut s = token.random(16).expect("random");
+        s[0] = 0x40 | n;
+        s
+    };
+    let root_key = token
+        .generate_key_pair("root-ca", KeySpec::EcP384)
+        .expect("root key");
+    let root_signer = root_key
+        .signer(SignatureAlgorithm::EcdsaP384Sha384)
+        .expect("root signer");
+    let root_der = self_signed_root(
+        &root_signer,
+        &CaCertificateRequest {
+            subject: &[
+                ("O".into(), "Strongroom Tests".into()),
+                ("CN".into(), "YubiHSM Test Root".into()),
+            ],
+            public_key: root_key.public_key(),
+            not_before: now - Duration::from_secs(60),
+            not_after: now + 10 * year,
+            path_len: Some(1),
+            serial: &serial(1),
+            urls: &DistributionUrls::default(),
+        },
+    )
+    .expect("root certificate");
+    let root_issuer = Issuer::new(&root_der, Arc::new(root_signer)).expect("root issuer");
+    let issuing_der = root_issuer
+        .sign_ca(&CaCertificateRequest {
+            subject: &[
+                ("O".into(), "Strongroom Tests".into()),
+                ("CN".into(), "YubiHSM Issuing CA".into()),
+            ],
+            public_key: issuing_key.public_key(),
+            not_before: now - Duration::from_secs(60),
+            not_after: now + 5 * year,
+            path_len: Some(0),
+            serial: &serial(2),
+            urls: &DistributionUrls::default(),
+        })
+        .expect("issuing certificate");
+    let root = write(dir, "root.pem", &pem("CERTIFICATE", &root_der));
+    let issuing = write(dir, "issuing.pem", &pem("CERTIFICATE", &issuing_der));
+    // The appliance logs in to the token itself (once per process).
+    token.close();
+    drop((root_issuer, root_key, token));
+    KeyStore::close(&yubihsm);
+
+    // The gRPC TLS certificate comes from a throwaway CA: this test is about
+    // the chain the appliance issues under.
+    let tls_dir = dir.join("tls");
+    std::fs::create_dir_all(&tls_dir).expect("tls dir");
+    let out = common::openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        p(&tls_dir.join("tls.key")),
+        "-out",
+        p(&tls_dir.join("tls.pem")),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+        "-addext",
+        "extendedKeyUsage=serverAuth",
+    ]);
+    assert!(out.status.success(), "openssl req: {}", output_text(&out));
+
+    let (grpc, http) = (free_port(), free_port());
+    let config = write(
+        dir,
+        "strongroom.toml",
+        &format!(
+            r#"data_dir = "data"
+
+[listen]
+grpc = "127.0.0.1:{grpc}"
+http = "127.0.0.1:{http}"
+
+[tls]
+cert = "tls/tls.pem"
+key = "tls/tls.key"
+auto_renew = false
+
+[auth]
+policies = "policies.toml"
+
+[hsm]
+module = "{module}"
+token = "pkcs11:token={label}"
+
+[yubihsm]
+connector = "http://127.0.0.1:{connector_port}"
+auth_key_id = 1
+sessions = 2
+
+[ca]
+backend = "yubihsm"
+issuer_key = "issuing-ca"
+issuer_certificate = "{issuing}"
+chain = ["{root}"]
+crl_url = "http://127.0.0.1:{http}/crl/issuing.crl"
+ocsp_url = "http://127.0.0.1:{http}/ocsp"
+
+[profiles.server]
+domains = ["**.test"]
+ext_key_usage = ["serverAuth"]
+key_usage = ["digitalSignature"]
+max_ttl = "30d"
+"#,
+            module = token_created.module.display(),
+            label = token_created.label,
+            issuing = issuing.display(),
+            root = root.display(),
+        ),
+    );
+    write(
+        dir,
+        "policies.toml",
+        "[[policy]]\nname = \"issuer\"\nidentities = [\"anonymous\"]\n\
+         [[policy.grant]]\nresources = [\"profile/server\"]\ncapabilities = [\"issue\"]\n",
+    );
+    let cacert = tls_dir.join("tls.pem");
+    let server = Server::start(&config, &cacert, None);
+
+    // Init with the token's PIN and the device's password; one share unseals.
+    let pin = private(dir, "token.pin", token_created.user_pin.expose_secret());
+    let password = private(dir, "yubihsm.password", "password\n");
+    let shares_dir = dir.join("officers");
+    let init = |password_file: Option<&Path>| {
+        let mut args = vec![
+            "operator",
+            "init",
+            "--shares",
+            "1",
+            "--threshold",
+            "1",
+            "--pin-file",
+            p(&pin),
+            "--out-dir",
+            p(&shares_dir),
+        ];
+        if let Some(file) = password_file {
+            args.extend(["--yubihsm-password-file", p(file)]);
+        }
+        server.cli(&args)
+    };
+    // Without the device's password (or with a wrong one) nothing is initialised.
+    let wrong = private(dir, "wrong.password", "not-the-password");
+    for attempt in [None, Some(wrong.as_path())] {
+        let out = init(attempt);
+        assert!(!out.status.success(), "init without the right password");
+        let text = output_text(&out);
+        assert!(!text.contains("not-the-password"), "{text}");
+        let _ = std::fs::remove_dir_all(&shares_dir);
+    }
+    let out = init(Some(&password));
+    assert!(out.status.success(), "init: {}", output_text(&out));
+    let share = shares_dir.join("share-1-of-1.txt");
+    server.ok(&["operator", "unseal", "--share-file", p(&share)]);
+
+    let wrapped = std::fs::read(dir.join("data/yubihsm-password.wrapped")).expect("kept");
+    assert!(
+        !wrapped.windows(8).any(|w| w == b"password"),
+        "the password is kept in the clear"
+    );
+
+    let issue = |name: &str| {
+        let leaf = dir.join(format!("{name}.pem"));
+        server.ok(&[
+            "cert",
+            "issue",
+            "--profile",
+            "server",
+            "--cn",
+            &format!("{name}.yubihsm.test"),
+            "--out-cert",
+            p(&leaf),
+            "--out-key",
+            p(&dir.join(format!("{name}.key"))),
+        ]);
+        let verified = common::openssl(&[
+            "verify",
+            "-CAfile",
+            p(&root),
+            "-untrusted",
+            p(&issuing),
+            p(&leaf),
+        ]);
+        assert!(
+            verified.status.success(),
+            "openssl verify {name}: {}",
+            output_text(&verified)
+        );
+    };
+    issue("leaf");
+
+    // A restart is sealed; the share alone unseals it (the password was kept).
+    server.stop();
+    let server = Server::start(&config, &cacert, None);
+    server.ok(&["operator", "unseal", "--share-file", p(&share)]);
+    let leaf = dir.join("after-restart.pem");
+    server.ok(&[
+        "cert",
+        "issue",
+        "--profile",
+        "server",
+        "--cn",
+        "after-restart.yubihsm.test",
+        "--out-cert",
+        p(&leaf),
+        "--out-key",
+        p(&dir.join("after-restart.key")),
+    ]);
+    let verified = common::openssl(&[
+        "verify",
+        "-CAfile",
+        p(&root),
+        "-untrusted",
+        p(&issuing),
+        p(&leaf),
+    ]);
+    assert!(
+        verified.status.success(),
+        "openssl verify after restart: {}",
+        output_text(&verified)
+    );
+    server.stop();
+}
