@@ -29,7 +29,8 @@
 //! device's 16 sessions that outlives its 30 s idle timeout. Both backends
 //! implement [`KeyStore`], the backend-neutral way the binary generates and
 //! finds [`SigningKey`]s (bound to an algorithm by [`HsmSigner`]) and
-//! wrapping keys.
+//! wrapping keys (a [`YubiHsm`] refuses the latter: transit's wrapping key
+//! lives in a PKCS#11 token).
 //!
 //! ```no_run
 //! use strongroom_hsm::{KeySpec, Pin, PoolConfig, Signer, Token};
@@ -84,8 +85,8 @@ pub use wrapping_key::{MAX_MATERIAL_LEN, WrappingKey};
 #[cfg(feature = "yubihsm")]
 pub use yubi_hsm::{
     IdleClock, MAX_LABEL_LEN as YUBIHSM_MAX_LABEL_LEN, MAX_SESSIONS as YUBIHSM_MAX_SESSIONS,
-    MAX_WRAPPED_MATERIAL_LEN as YUBIHSM_MAX_MATERIAL_LEN, REFRESH_AFTER as YUBIHSM_REFRESH_AFTER,
-    SystemClock, YubiHsm, YubiHsmConfig, YubiHsmConnector, YubiHsmKey, YubiHsmWrappingKey,
+    REFRESH_AFTER as YUBIHSM_REFRESH_AFTER, SystemClock, YubiHsm, YubiHsmConfig, YubiHsmConnector,
+    YubiHsmKey,
 };
 
 /// A private key that signs with one algorithm and knows its public key.

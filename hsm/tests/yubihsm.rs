@@ -23,7 +23,7 @@ use strongroom_hsm::{
     Error, HsmSigner, IdleClock, KeySpec, KeyStore, Pin, RandomSource, SignatureAlgorithm, Signer,
     SigningKey, SystemClock, YubiHsm, YubiHsmConfig, YubiHsmConnector,
 };
-use yubihsm::object::{self, Filter};
+use yubihsm::object;
 use yubihsm::{Capability, Client, Connector, Credentials};
 
 /// A raw client of the same MockHsm (clones of a connector share its
@@ -42,7 +42,6 @@ fn keys_are_sign_only_and_never_exportable() {
     let ed = hsm
         .generate_key_pair("ca-ed25519", KeySpec::Ed25519)
         .expect("Ed25519");
-    hsm.generate_wrapping_key("kek").expect("wrap key");
 
     let raw = raw_client(&mock);
     for (key, capability) in [
@@ -59,37 +58,6 @@ fn keys_are_sign_only_and_never_exportable() {
                 .contains(Capability::EXPORTABLE_UNDER_WRAP)
         );
     }
-    let wrap_keys = raw
-        .list_objects(&[Filter::Type(object::Type::WrapKey)])
-        .expect("list");
-    assert_eq!(wrap_keys.len(), 1);
-    let info = raw
-        .get_object_info(wrap_keys[0].object_id, object::Type::WrapKey)
-        .expect("info");
-    assert_eq!(
-        info.capabilities,
-        Capability::EXPORT_WRAPPED | Capability::IMPORT_WRAPPED
-    );
-    assert_eq!(
-        info.delegated_capabilities,
-        Capability::EXPORTABLE_UNDER_WRAP
-    );
-
-    // Wrapping leaves no transient object behind.
-    let kek = hsm.find_wrapping_key("kek").expect("found");
-    let wrapped = strongroom_hsm::KeyWrapper::wrap(&kek, b"transit key material").expect("wrap");
-    strongroom_hsm::KeyWrapper::unwrap(&kek, &wrapped).expect("unwrap");
-    let opaque = raw
-        .list_objects(&[Filter::Type(object::Type::Opaque)])
-        .expect("list");
-    assert!(opaque.is_empty(), "{opaque:?}");
-    let err = strongroom_hsm::KeyWrapper::wrap(
-        &kek,
-        &vec![1u8; strongroom_hsm::YUBIHSM_MAX_MATERIAL_LEN + 1],
-    )
-    .expect_err("too long");
-    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
-
     // A key someone made exportable is refused even with the right public key.
     let label = object::Label::from_bytes(b"exportable").expect("label");
     raw.generate_asymmetric_key(
@@ -115,6 +83,33 @@ fn keys_are_sign_only_and_never_exportable() {
         .expect_err("exportable key");
     assert!(matches!(err, Error::Unsupported { .. }), "{err}");
     assert!(err.to_string().contains("exported"), "{err}");
+}
+
+/// Transit's wrapping key must live in a PKCS#11 token: a YubiHSM2 could
+/// wrap material only by holding it as an object on the device, so every
+/// wrapping-key operation is refused and nothing is created.
+#[test]
+fn wrapping_keys_are_refused() {
+    let mock = Connector::mockhsm();
+    let hsm = mock_yubihsm(mock.clone(), Arc::new(SystemClock));
+    let keys: &dyn strongroom_hsm::WrappingKeys = &hsm;
+    for err in [
+        keys.generate_wrapper("kek")
+            .err()
+            .expect("generate refused"),
+        keys.find_wrapper("kek").err().expect("find refused"),
+        keys.destroy_wrapper("kek").expect_err("destroy refused"),
+    ] {
+        assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+        assert!(err.to_string().contains("PKCS#11 token"), "{err}");
+    }
+    let objects = raw_client(&mock).list_objects(&[]).expect("list");
+    assert!(
+        objects.iter().all(
+            |o| o.object_type != object::Type::WrapKey && o.object_type != object::Type::Opaque
+        ),
+        "{objects:?}"
+    );
 }
 
 #[test]

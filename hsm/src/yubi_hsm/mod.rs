@@ -12,11 +12,11 @@
 //! - ECDSA digests are computed here and the device returns DER signatures;
 //!   Ed25519 signs the whole message; RSA signs PKCS#1 v1.5 with SHA-256
 //!   (the only RSA scheme the crate exposes).
-//! - Wrapping keys are AES-256-CCM wrap-key objects that may only export and
-//!   import wrapped objects. Material is wrapped by storing it as a
-//!   short-lived opaque object, exporting that under the wrap key and
-//!   deleting it; unwrapping imports, reads and deletes it. The wrapped form
-//!   is the device's own (nonce, then AES-CCM ciphertext of the object).
+//! - No wrapping keys: the device can wrap key material only by holding it
+//!   as an object (its `WrapData`/`UnwrapData` commands aside, which cannot
+//!   be tested here), and transit's material must only ever be unwrapped in
+//!   memory. Every [`WrappingKeys`] call is refused with
+//!   [`Error::Unsupported`]: transit's wrapping key lives in a PKCS#11 token.
 //! - Every call runs on the session pool of [`pool`], bounded well below the
 //!   device's 16 sessions, which replaces sessions before the device's idle
 //!   timeout can bite and recovers from lost ones.
@@ -29,7 +29,7 @@ use std::time::Duration;
 use secrecy::ExposeSecret;
 use yubihsm::asymmetric::{self, Algorithm as AsymmetricAlgorithm};
 use yubihsm::object::{self, Filter, Label};
-use yubihsm::{Capability, Connector, Domain, wrap};
+use yubihsm::{Capability, Connector, Domain};
 use zeroize::Zeroizing;
 
 pub use self::pool::{IdleClock, MAX_SESSIONS, REFRESH_AFTER, SystemClock};
@@ -45,13 +45,6 @@ use crate::{KeyWrapper, RandomSource, WrappingKeys};
 
 /// Longest label a YubiHSM2 object can carry, in bytes.
 pub const MAX_LABEL_LEN: usize = object::LABEL_SIZE;
-
-/// Largest key material a YubiHSM2 wrapping key wraps: it travels as one
-/// opaque object, and the device's messages are at most 2048 bytes.
-pub const MAX_WRAPPED_MATERIAL_LEN: usize = 1900;
-
-/// The label of the short-lived opaque objects material passes through.
-const TRANSIENT_LABEL: &str = "strongroom-transient";
 
 /// Most random bytes asked of the device in one command.
 const RANDOM_CHUNK: usize = 1024;
@@ -122,9 +115,6 @@ struct Inner {
     domain: Domain,
     /// Serialises "is this label free?" with the creation that relies on it.
     create_lock: Mutex<()>,
-    /// Serialises unwrapping: an imported object comes back under the id it
-    /// was exported with, so two imports of one blob must not overlap.
-    unwrap_lock: Mutex<()>,
 }
 
 impl YubiHsm {
@@ -240,7 +230,6 @@ impl YubiHsm {
                 pool,
                 domain,
                 create_lock: Mutex::new(()),
-                unwrap_lock: Mutex::new(()),
             }),
         })
     }
@@ -472,70 +461,15 @@ impl YubiHsm {
         Ok(key)
     }
 
-    /// Generates an AES-256-CCM wrap key that may only export and import
-    /// wrapped objects, and is itself never exportable.
-    pub fn generate_wrapping_key(&self, label: &str) -> Result<YubiHsmWrappingKey> {
-        let label_bytes = self.label(label)?;
-        let _creating = self
-            .inner
-            .create_lock
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        self.ensure_label_free(label)?;
-        let id = self.free_id(object::Type::WrapKey)?;
-        self.pool()
-            .run("generate wrap key", Some(label), Retry::Once, |c| {
-                c.generate_wrap_key(
-                    id,
-                    label_bytes.clone(),
-                    self.inner.domain,
-                    Capability::EXPORT_WRAPPED | Capability::IMPORT_WRAPPED,
-                    // What it wraps (our transient objects) may only be exported under wrap.
-                    Capability::EXPORTABLE_UNDER_WRAP,
-                    wrap::Algorithm::Aes256Ccm,
-                )
-            })?;
-        tracing::info!(hsm = %self.name(), key = label, id, "generated AES-256-CCM wrap key");
-        Ok(self.wrapping_key(label, id))
-    }
-
-    /// Finds the one wrap key labelled `label`.
-    pub fn find_wrapping_key(&self, label: &str) -> Result<YubiHsmWrappingKey> {
-        match self
-            .objects_labelled(label, Some(object::Type::WrapKey))?
-            .as_slice()
-        {
-            [entry] => Ok(self.wrapping_key(label, entry.object_id)),
-            [] => Err(self.key_not_found(label, false)),
-            many => Err(Error::AmbiguousKey {
-                token: self.name().to_string(),
-                label: label.to_string(),
-                count: many.len(),
-            }),
+    /// The refusal of every wrapping-key operation: see [`WrappingKeys`].
+    fn wrapping_unsupported(&self, label: &str) -> Error {
+        Error::Unsupported {
+            token: self.name().to_string(),
+            what: format!(
+                "wrapping keys ('{label}'): transit's wrapping key must live in a PKCS#11 token, \
+                 since a YubiHSM2 could wrap key material only by holding it as an object"
+            ),
         }
-    }
-
-    fn wrapping_key(&self, label: &str, id: object::Id) -> YubiHsmWrappingKey {
-        YubiHsmWrappingKey {
-            hsm: self.clone(),
-            label: label.to_string(),
-            id,
-        }
-    }
-
-    /// Deletes the transient object `id`, whatever happened before.
-    fn delete_transient(&self, id: object::Id) -> Result<()> {
-        self.pool().run(
-            "delete transient object",
-            None,
-            Retry::Idempotent,
-            |c| match c.delete_object(id, object::Type::Opaque) {
-                Err(e) if e.device_error() == Some(yubihsm::device::ErrorKind::ObjectNotFound) => {
-                    Ok(())
-                }
-                other => other,
-            },
-        )
     }
 }
 
@@ -648,139 +582,28 @@ impl std::fmt::Debug for YubiHsmKey {
     }
 }
 
-/// An AES-256-CCM wrap key inside a YubiHSM2; see
-/// [`YubiHsm::generate_wrapping_key`].
-#[derive(Clone)]
-pub struct YubiHsmWrappingKey {
-    hsm: YubiHsm,
-    label: String,
-    id: object::Id,
-}
-
-impl YubiHsmWrappingKey {
-    /// The key's label.
-    pub fn label(&self) -> &str {
-        &self.label
-    }
-
-    /// Deletes the key from the device for ever.
-    pub fn destroy(self) -> Result<()> {
-        self.hsm
-            .pool()
-            .run("delete wrap key", Some(&self.label), Retry::Once, |c| {
-                c.delete_object(self.id, object::Type::WrapKey)
-            })?;
-        tracing::warn!(hsm = %self.hsm.name(), key = %self.label, "destroyed wrap key");
-        Ok(())
-    }
-}
-
-impl KeyWrapper for YubiHsmWrappingKey {
-    fn wrap(&self, material: &[u8]) -> Result<Vec<u8>> {
-        if material.is_empty() || material.len() > MAX_WRAPPED_MATERIAL_LEN {
-            return Err(Error::InvalidInput(format!(
-                "key material to wrap in a YubiHSM2 must be 1 to {MAX_WRAPPED_MATERIAL_LEN} bytes, got {}",
-                material.len()
-            )));
-        }
-        let hsm = &self.hsm;
-        let label = Some(self.label.as_str());
-        let transient = hsm.label(TRANSIENT_LABEL)?;
-        let id = hsm.free_id(object::Type::Opaque)?;
-        let put = hsm
-            .pool()
-            .run("put transient object", label, Retry::Once, |c| {
-                c.put_opaque(
-                    id,
-                    transient.clone(),
-                    hsm.inner.domain,
-                    Capability::EXPORTABLE_UNDER_WRAP,
-                    yubihsm::opaque::Algorithm::Data,
-                    material.to_vec(),
-                )
-            });
-        if let Err(e) = put {
-            // The object may exist if only the answer was lost.
-            let _ = hsm.delete_transient(id);
-            return Err(e);
-        }
-        let wrapped = hsm
-            .pool()
-            .run("export wrapped", label, Retry::Idempotent, |c| {
-                c.export_wrapped(self.id, object::Type::Opaque, id)
-            });
-        let deleted = hsm.delete_transient(id);
-        let wrapped = wrapped?;
-        deleted?;
-        Ok(wrapped.into_vec())
-    }
-
-    fn unwrap(&self, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        let bad = || {
-            Error::InvalidInput(format!(
-                "the data given to '{}' is not material it wrapped",
-                self.label
-            ))
-        };
-        if wrapped.len() > yubihsm::command::MAX_MSG_SIZE {
-            return Err(bad());
-        }
-        let message = wrap::Message::from_vec(wrapped.to_vec()).map_err(|_| bad())?;
-        let hsm = &self.hsm;
-        let label = Some(self.label.as_str());
-        let _unwrapping = hsm
-            .inner
-            .unwrap_lock
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let handle = hsm.pool().run("import wrapped", label, Retry::Once, |c| {
-            c.import_wrapped(self.id, message.clone())
-        })?;
-        if handle.object_type != object::Type::Opaque {
-            let _ = hsm.pool().run("delete object", label, Retry::Once, |c| {
-                c.delete_object(handle.object_id, handle.object_type)
-            });
-            return Err(bad());
-        }
-        let material = hsm
-            .pool()
-            .run("get transient object", label, Retry::Idempotent, |c| {
-                c.get_opaque(handle.object_id)
-            })
-            .map(Zeroizing::new);
-        let deleted = hsm.delete_transient(handle.object_id);
-        let material = material?;
-        deleted?;
-        Ok(material)
-    }
-}
-
-impl std::fmt::Debug for YubiHsmWrappingKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("YubiHsmWrappingKey")
-            .field("hsm", &self.hsm.name())
-            .field("label", &self.label)
-            .finish()
-    }
-}
-
 impl RandomSource for YubiHsm {
     fn fill(&self, buf: &mut [u8]) -> Result<()> {
         self.fill_random(buf)
     }
 }
 
+/// Refused, always, with [`Error::Unsupported`]: material wrapped by a
+/// YubiHSM2 key would have to be stored on the device as an object to be
+/// wrapped or unwrapped, while transit's material must only ever be
+/// unwrapped in memory (and must not outlive a crash on the device).
+/// Transit's wrapping key lives in a PKCS#11 token.
 impl WrappingKeys for YubiHsm {
     fn find_wrapper(&self, label: &str) -> Result<Arc<dyn KeyWrapper>> {
-        Ok(Arc::new(self.find_wrapping_key(label)?))
+        Err(self.wrapping_unsupported(label))
     }
 
     fn generate_wrapper(&self, label: &str) -> Result<Arc<dyn KeyWrapper>> {
-        Ok(Arc::new(self.generate_wrapping_key(label)?))
+        Err(self.wrapping_unsupported(label))
     }
 
     fn destroy_wrapper(&self, label: &str) -> Result<()> {
-        self.find_wrapping_key(label)?.destroy()
+        Err(self.wrapping_unsupported(label))
     }
 }
 
