@@ -548,8 +548,9 @@ pub(crate) enum Backend {
 /// A YubiHSM2, reached natively (not through PKCS#11). Its authentication
 /// key's password is never configured: `strongroom operator init` takes it
 /// once and keeps it wrapped by the PKCS#11 token, so only an unsealed
-/// appliance can read it.
-#[derive(Debug, Clone, Deserialize)]
+/// appliance can read it. The authentication key id is held as a secret
+/// too: `Debug` leaves it out.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct YubiHsmSection {
     /// `http://HOST:PORT` (yubihsm-connector), `usb` or `usb:SERIAL`.
@@ -562,6 +563,17 @@ pub(crate) struct YubiHsmSection {
     /// Session pool size, 1 to 8 (the device has 16 sessions).
     #[serde(default = "default_yubihsm_sessions")]
     pub(crate) sessions: usize,
+}
+
+impl std::fmt::Debug for YubiHsmSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("YubiHsmSection")
+            .field("connector", &self.connector)
+            .field("auth_key_id", &"<redacted>")
+            .field("domain", &self.domain)
+            .field("sessions", &self.sessions)
+            .finish()
+    }
 }
 
 fn default_yubihsm_domain() -> u8 {

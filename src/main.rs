@@ -81,11 +81,18 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // The `yubihsm` crate logs the YubiHSM2 authentication key id, which we
+    // hold as a secret, under `yubihsm::session` (at debug, and at error
+    // when authentication fails): that target is always off, and the rest
+    // of the crate is held to warnings, whatever STRONGROOM_LOG says. Our
+    // session pool reports the device's failures itself, without the id.
+    // Added last, these directives replace any for the same targets.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STRONGROOM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"))
+        .add_directive("yubihsm=warn".parse().expect("a valid directive"))
+        .add_directive("yubihsm::session=off".parse().expect("a valid directive"));
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("STRONGROOM_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();

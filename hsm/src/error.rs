@@ -173,14 +173,12 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// The YubiHSM2 refused the authentication key's password. Never
-    /// retried automatically.
-    #[error("{hsm} refused the password of authentication key {auth_key}")]
+    /// The YubiHSM2 refused the authentication key's id or password. Never
+    /// retried automatically. Neither is named: both are secrets.
+    #[error("{hsm} refused the configured authentication key and password")]
     AuthenticationFailed {
         /// The device, as configured.
         hsm: String,
-        /// The authentication key's object id.
-        auth_key: u16,
     },
     /// A YubiHSM2 command failed for a reason other than availability.
     /// (Boxed, so that this enum stays small for the callers that carry it.)

@@ -125,6 +125,15 @@ fn labels_longer_than_the_device_allows_are_refused() {
 
 #[test]
 fn a_wrong_password_is_refused_and_never_shown() {
+    // An authentication key id that appears nowhere else in the messages
+    // (only opened with an empty password, refused before reaching MockHsm).
+    const KEY_ID: u16 = 4729;
+    let config = YubiHsmConfig {
+        auth_key_id: KEY_ID,
+        ..YubiHsmConfig::default()
+    };
+    // MockHsm knows only key 1 (and panics on others), so the refusal is
+    // checked to name no number at all: the device name has none.
     let err = YubiHsm::open_with_connector(
         "yubihsm mockhsm",
         Connector::mockhsm(),
@@ -133,12 +142,23 @@ fn a_wrong_password_is_refused_and_never_shown() {
         Arc::new(SystemClock),
     )
     .expect_err("wrong password");
-    assert!(
-        matches!(err, Error::AuthenticationFailed { auth_key: 1, .. }),
-        "{err}"
-    );
-    let shown = format!("{err} {err:?}");
+    assert!(matches!(err, Error::AuthenticationFailed { .. }), "{err}");
+    let refused = format!("{err} {err:?}");
+    assert!(!refused.chars().any(|c| c.is_ascii_digit()), "{refused}");
+    let empty = YubiHsm::open_with_connector(
+        "yubihsm mockhsm",
+        Connector::mockhsm(),
+        Pin::new(""),
+        config.clone(),
+        Arc::new(SystemClock),
+    )
+    .expect_err("empty password");
+    assert!(matches!(empty, Error::InvalidInput(_)), "{empty}");
+    let shown = format!("{err} {err:?} {empty} {empty:?} {config:?}");
     assert!(!shown.contains("0451"), "{shown}");
+    // The authentication key id is a secret too.
+    assert!(!shown.contains(&KEY_ID.to_string()), "{shown}");
+    assert!(!shown.contains(&format!("{KEY_ID:x}")), "{shown}");
 
     for sessions in [0, strongroom_hsm::YUBIHSM_MAX_SESSIONS + 1] {
         let err = YubiHsm::open_with_connector(

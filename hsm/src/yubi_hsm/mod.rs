@@ -77,10 +77,12 @@ impl std::fmt::Display for YubiHsmConnector {
     }
 }
 
-/// How Strongroom uses a YubiHSM2 once reached.
-#[derive(Debug, Clone)]
+/// How Strongroom uses a YubiHSM2 once reached. The authentication key id
+/// is held as a secret, like the password: `Debug` redacts it, and no error
+/// or log line of ours names it.
+#[derive(Clone)]
 pub struct YubiHsmConfig {
-    /// The authentication key's object id.
+    /// The authentication key's object id (a secret).
     pub auth_key_id: u16,
     /// The domain (1 to 16) keys are generated in; the authentication key
     /// must have access to it.
@@ -89,6 +91,17 @@ pub struct YubiHsmConfig {
     pub sessions: usize,
     /// How long a caller waits for a free session before [`Error::PoolTimeout`].
     pub acquire_timeout: Duration,
+}
+
+impl std::fmt::Debug for YubiHsmConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("YubiHsmConfig")
+            .field("auth_key_id", &"<redacted>")
+            .field("domain", &self.domain)
+            .field("sessions", &self.sessions)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .finish()
+    }
 }
 
 impl Default for YubiHsmConfig {
@@ -193,8 +206,7 @@ impl YubiHsm {
     ) -> Result<Self> {
         if password.is_empty() {
             return Err(Error::InvalidInput(format!(
-                "empty password for authentication key {} of {name}",
-                config.auth_key_id
+                "empty password for the authentication key of {name}"
             )));
         }
         if !(1..=MAX_SESSIONS).contains(&config.sessions) {

@@ -64,8 +64,9 @@ pub(crate) struct Pool {
     /// The HSM's name in errors.
     pub(crate) name: String,
     connect: ConnectorFactory,
-    /// The authentication key id and the key derived from its password;
-    /// the derived key is wiped when the pool is dropped.
+    /// The authentication key id and the key derived from its password
+    /// (both secrets: never in an error or log line); the derived key is
+    /// wiped when the pool is dropped.
     credentials: Credentials,
     sessions: usize,
     acquire_timeout: Duration,
@@ -273,7 +274,6 @@ impl Pool {
             if is_refused_login(&e) {
                 Error::AuthenticationFailed {
                     hsm: self.name.clone(),
-                    auth_key: self.credentials.authentication_key_id,
                 }
             } else {
                 Error::Unavailable {
