@@ -84,7 +84,8 @@ pub use uri::{ObjectType, Pkcs11Uri};
 pub use wrapping_key::{MAX_MATERIAL_LEN, WrappingKey};
 #[cfg(feature = "yubihsm")]
 pub use yubi_hsm::{
-    IdleClock, MAX_LABEL_LEN as YUBIHSM_MAX_LABEL_LEN, MAX_SESSIONS as YUBIHSM_MAX_SESSIONS,
+    IdleClock, MAX_ED25519_MESSAGE_LEN as YUBIHSM_MAX_ED25519_MESSAGE_LEN,
+    MAX_LABEL_LEN as YUBIHSM_MAX_LABEL_LEN, MAX_SESSIONS as YUBIHSM_MAX_SESSIONS,
     REFRESH_AFTER as YUBIHSM_REFRESH_AFTER, SystemClock, YubiHsm, YubiHsmConfig, YubiHsmConnector,
     YubiHsmKey,
 };

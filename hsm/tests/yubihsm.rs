@@ -112,6 +112,39 @@ fn wrapping_keys_are_refused() {
     );
 }
 
+/// Ed25519 sends the whole message to the device: one longer than a device
+/// message carries is refused up front as bad input, not taken for a lost
+/// session (which would discard it, retry and report the HSM unavailable).
+#[test]
+fn an_oversized_ed25519_message_is_bad_input_not_a_lost_session() {
+    let hsm = mock_yubihsm(Connector::mockhsm(), Arc::new(SystemClock));
+    let key = hsm
+        .generate_key_pair("ed-limit", KeySpec::Ed25519)
+        .expect("Ed25519");
+    let limit = strongroom_hsm::YUBIHSM_MAX_ED25519_MESSAGE_LEN;
+    let fits = vec![0x5a; limit];
+    let signature = key
+        .sign(SignatureAlgorithm::Ed25519, &fits)
+        .expect("a message at the limit signs");
+    key.public_key()
+        .verify(SignatureAlgorithm::Ed25519, &fits, &signature)
+        .expect("verifies");
+    let before = hsm.session_usage();
+    let err = key
+        .sign(SignatureAlgorithm::Ed25519, &vec![0x5a; limit + 1])
+        .expect_err("one byte too many");
+    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+    assert!(err.to_string().contains(&limit.to_string()), "{err}");
+    assert_eq!(
+        hsm.session_usage(),
+        before,
+        "no session discarded or opened"
+    );
+    key.sign(SignatureAlgorithm::Ed25519, b"still fine")
+        .expect("the pool still signs");
+    assert_eq!(hsm.session_usage(), before);
+}
+
 #[test]
 fn labels_longer_than_the_device_allows_are_refused() {
     let hsm = mock_yubihsm(Connector::mockhsm(), Arc::new(SystemClock));

@@ -46,6 +46,14 @@ use crate::{KeyWrapper, RandomSource, WrappingKeys};
 /// Longest label a YubiHSM2 object can carry, in bytes.
 pub const MAX_LABEL_LEN: usize = object::LABEL_SIZE;
 
+/// Longest message a YubiHSM2 signs with Ed25519, in bytes. Ed25519 sends
+/// the whole message (ECDSA and RSA send a digest), and a device message is
+/// at most 2048 bytes: 3 of header, 1 of session id and 8 of MAC around an
+/// AES-CBC ciphertext (whole 16-byte blocks, at least 1 byte of padding)
+/// of the command's 3-byte header, the 2-byte key id and the message, so
+/// at most 2032 - 1 - 5 bytes of message fit.
+pub const MAX_ED25519_MESSAGE_LEN: usize = 2026;
+
 /// Most random bytes asked of the device in one command.
 const RANDOM_CHUNK: usize = 1024;
 
@@ -564,6 +572,17 @@ impl SigningKey for YubiHsmKey {
                 pool.run("sign ECDSA", label, Retry::Idempotent, |c| {
                     c.sign_ecdsa_prehash_raw(id, digest.as_ref())
                 })
+            }
+            // Refused here, not by the device: a message it cannot carry is
+            // a bad request, never a lost session to recover from.
+            Ed25519 if message.len() > MAX_ED25519_MESSAGE_LEN => {
+                Err(Error::InvalidInput(format!(
+                    "key '{}' in {}: a YubiHSM2 signs Ed25519 messages of at most \
+                 {MAX_ED25519_MESSAGE_LEN} bytes, this one has {}",
+                    self.label,
+                    self.hsm.name(),
+                    message.len()
+                )))
             }
             Ed25519 => pool
                 .run("sign EdDSA", label, Retry::Idempotent, |c| {

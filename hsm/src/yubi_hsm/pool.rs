@@ -324,7 +324,14 @@ impl Pool {
                     }
                 })
             }
-            Err(e) => Err(self.failure(operation, key, &e)),
+            Err(e) => {
+                // Refused, but the crate may have closed the session on the
+                // way (a response that failed its MAC): do not keep it.
+                if !has_session(lease.client()) {
+                    lease.discard();
+                }
+                Err(self.failure(operation, key, &e))
+            }
         }
     }
 
@@ -340,21 +347,40 @@ impl Pool {
 }
 
 /// Whether an error means the session or connection is gone (rather than
-/// the request being refused).
+/// the request being refused): the connector or transport failed, the
+/// client's session is already closed, or the device says the session is
+/// invalid or failed. Anything else (a protocol error, an error the device
+/// reports inside the session) is the request's fault: the call is not
+/// repeated and the error is not reported as the HSM being unavailable.
 fn is_session_lost(e: &client::Error) -> bool {
     match e.kind() {
-        ClientErrorKind::ClosedSessionError
-        | ClientErrorKind::ConnectorError
-        | ClientErrorKind::ResponseError
-        | ClientErrorKind::ProtocolError
-        | ClientErrorKind::CreateFailed
-        // An established session failing authentication was dropped by the device.
-        | ClientErrorKind::AuthenticationError => true,
+        ClientErrorKind::ClosedSessionError | ClientErrorKind::ConnectorError => true,
         ClientErrorKind::DeviceError => matches!(
             e.device_error(),
             Some(DeviceErrorKind::InvalidSession | DeviceErrorKind::SessionFailed)
         ),
+        ClientErrorKind::ResponseError => is_session_error_response(e),
+        ClientErrorKind::ProtocolError
+        | ClientErrorKind::CreateFailed
+        | ClientErrorKind::AuthenticationError => false,
     }
+}
+
+/// Whether the device answered a session message with an error outside the
+/// session: how a real device reports `INVALID_SESSION` or
+/// `SESSION_FAILED`. The `yubihsm` crate (0.42.1) keeps only the session
+/// number of such an answer, not its code, so its message is matched. The
+/// only other cause would be a message the device cannot take (too long),
+/// which our callers check before sending (see `MAX_ED25519_MESSAGE_LEN`).
+fn is_session_error_response(e: &client::Error) -> bool {
+    e.to_string().contains("HSM error (session:")
+}
+
+/// Whether `client` still has its session: the crate closes it itself on a
+/// transport or secure-channel failure. With reconnection off, asking for
+/// it never opens a new one.
+fn has_session(client: &Client) -> bool {
+    client.session().is_ok()
 }
 
 /// Whether opening a session failed because the device refused the credentials.
