@@ -82,7 +82,34 @@ fn keys_are_sign_only_and_never_exportable() {
         .find_key_pair("exportable", &exportable_public)
         .expect_err("exportable key");
     assert!(matches!(err, Error::Unsupported { .. }), "{err}");
-    assert!(err.to_string().contains("exported"), "{err}");
+    assert!(err.to_string().contains("sign-only"), "{err}");
+
+    // So is one that may do more than sign, though it never leaves the device.
+    let label = object::Label::from_bytes(b"derives").expect("label");
+    raw.generate_asymmetric_key(
+        0x4343,
+        label,
+        yubihsm::Domain::DOM1,
+        Capability::SIGN_ECDSA | Capability::DERIVE_ECDH,
+        yubihsm::asymmetric::Algorithm::EcP256,
+    )
+    .expect("generate");
+    let deriving_public = {
+        let raw_public = raw.get_public_key(0x4343).expect("public");
+        let mut point = vec![0x04];
+        point.extend_from_slice(raw_public.as_slice());
+        strongroom_hsm::PublicKey::from_raw(KeySpec::EcP256, &point).expect("point")
+    };
+    let err = hsm
+        .find_key_pair("derives", &deriving_public)
+        .expect_err("deriving key");
+    assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+    assert!(err.to_string().contains("sign-only"), "{err}");
+    // Our own keys are found.
+    hsm.find_key_pair("ca-p256", p256.public_key())
+        .expect("sign-only key found");
+    hsm.find_key_pair("ca-ed25519", ed.public_key())
+        .expect("sign-only key found");
 }
 
 /// Transit's wrapping key must live in a PKCS#11 token: a YubiHSM2 could

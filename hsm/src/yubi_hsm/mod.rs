@@ -7,8 +7,9 @@
 //!   without `exportable-under-wrap`, so they can sign and never leave it.
 //!   Object ids are drawn from the device's generator; labels (at most 40
 //!   bytes on this device) are unique because we refuse a taken one.
-//! - A key is found by label and public key, must not be exportable, and
-//!   must sign a probe that the public key verifies.
+//! - A key is found by label and public key, must be sign-only (exactly its
+//!   one signing capability, so never exportable), and must sign a probe
+//!   that the public key verifies.
 //! - ECDSA digests are computed here and the device returns DER signatures;
 //!   Ed25519 signs the whole message; RSA signs PKCS#1 v1.5 with SHA-256
 //!   (the only RSA scheme the crate exposes).
@@ -370,13 +371,14 @@ impl YubiHsm {
     /// Generates a sign-only, non-exportable key pair in the device.
     pub fn generate_key_pair(&self, label: &str, spec: KeySpec) -> Result<YubiHsmKey> {
         let label_bytes = self.label(label)?;
-        let (algorithm, capability) = match spec {
-            KeySpec::EcP256 => (AsymmetricAlgorithm::EcP256, Capability::SIGN_ECDSA),
-            KeySpec::EcP384 => (AsymmetricAlgorithm::EcP384, Capability::SIGN_ECDSA),
-            KeySpec::Ed25519 => (AsymmetricAlgorithm::Ed25519, Capability::SIGN_EDDSA),
-            KeySpec::Rsa { bits: 2048 } => (AsymmetricAlgorithm::Rsa2048, Capability::SIGN_PKCS),
-            KeySpec::Rsa { bits: 3072 } => (AsymmetricAlgorithm::Rsa3072, Capability::SIGN_PKCS),
-            KeySpec::Rsa { bits: 4096 } => (AsymmetricAlgorithm::Rsa4096, Capability::SIGN_PKCS),
+        let capability = signing_capability(spec);
+        let algorithm = match spec {
+            KeySpec::EcP256 => AsymmetricAlgorithm::EcP256,
+            KeySpec::EcP384 => AsymmetricAlgorithm::EcP384,
+            KeySpec::Ed25519 => AsymmetricAlgorithm::Ed25519,
+            KeySpec::Rsa { bits: 2048 } => AsymmetricAlgorithm::Rsa2048,
+            KeySpec::Rsa { bits: 3072 } => AsymmetricAlgorithm::Rsa3072,
+            KeySpec::Rsa { bits: 4096 } => AsymmetricAlgorithm::Rsa4096,
             KeySpec::Rsa { bits } => {
                 return Err(Error::InvalidInput(format!(
                     "RSA keys must be 2048, 3072 or 4096 bits, not {bits}"
@@ -425,14 +427,19 @@ impl YubiHsm {
     }
 
     /// Finds the one key pair labelled `label` whose public key is
-    /// `public_key`; see [`KeyStore::find_signing_key`]. A key the device
-    /// would export under wrap is refused.
+    /// `public_key`; see [`KeyStore::find_signing_key`]. A key that may do
+    /// anything but sign with its one signing capability (export under
+    /// wrap, derive, decrypt, another scheme) is refused.
     pub fn find_key_pair(&self, label: &str, public_key: &PublicKey) -> Result<YubiHsmKey> {
         let mut matches = Vec::new();
         for entry in self.objects_labelled(label, Some(object::Type::AsymmetricKey))? {
-            let candidate = self.public_key_of(label, entry.object_id);
-            if candidate.as_ref().ok() == Some(public_key) {
-                matches.push(entry.object_id);
+            // A device failure is reported as such (never as "not found",
+            // which could also hide a second match); only a key of a type
+            // we cannot use is simply not the one asked for.
+            match self.public_key_of(label, entry.object_id) {
+                Ok(candidate) if candidate == *public_key => matches.push(entry.object_id),
+                Ok(_) | Err(Error::PublicKey { .. }) => {}
+                Err(e) => return Err(e),
             }
         }
         let id = match matches.as_slice() {
@@ -451,14 +458,14 @@ impl YubiHsm {
             .run("get object info", Some(label), Retry::Idempotent, |c| {
                 c.get_object_info(id, object::Type::AsymmetricKey)
             })?;
-        if info
-            .capabilities
-            .contains(Capability::EXPORTABLE_UNDER_WRAP)
-        {
+        let signing = signing_capability(public_key.spec());
+        if info.capabilities != signing {
             return Err(Error::Unsupported {
                 token: self.name().to_string(),
                 what: format!(
-                    "key '{label}': it may be exported under wrap, and keys must never leave the device"
+                    "key '{label}' with capabilities {:?}: keys must be sign-only (exactly {signing:?}) \
+                     and never leave the device (no exportable-under-wrap)",
+                    info.capabilities
                 ),
             });
         }
@@ -498,6 +505,16 @@ impl std::fmt::Debug for YubiHsm {
         f.debug_struct("YubiHsm")
             .field("name", &self.name())
             .finish_non_exhaustive()
+    }
+}
+
+/// The one capability a key of `spec` signs with here: ECDSA, EdDSA, or
+/// RSA PKCS#1 v1.5 (the only RSA scheme we use on the device).
+fn signing_capability(spec: KeySpec) -> Capability {
+    match spec {
+        KeySpec::EcP256 | KeySpec::EcP384 => Capability::SIGN_ECDSA,
+        KeySpec::Ed25519 => Capability::SIGN_EDDSA,
+        KeySpec::Rsa { .. } => Capability::SIGN_PKCS,
     }
 }
 
