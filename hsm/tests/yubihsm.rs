@@ -422,6 +422,13 @@ fn read_http(reader: &mut impl BufRead) -> Option<(Vec<u8>, Vec<u8>)> {
 }
 
 fn expiring_yubihsm(clock: &Arc<TestClock>) -> (ExpiringDevice, YubiHsm) {
+    expiring_yubihsm_with(clock, YubiHsmConfig::default())
+}
+
+fn expiring_yubihsm_with(
+    clock: &Arc<TestClock>,
+    config: YubiHsmConfig,
+) -> (ExpiringDevice, YubiHsm) {
     let device = ExpiringDevice::start(Arc::clone(clock));
     let hsm = YubiHsm::open_with_clock(
         &YubiHsmConnector::Http {
@@ -429,7 +436,7 @@ fn expiring_yubihsm(clock: &Arc<TestClock>) -> (ExpiringDevice, YubiHsm) {
             port: device.port,
         },
         Pin::new("password"),
-        YubiHsmConfig::default(),
+        config,
         Arc::clone(clock) as Arc<dyn IdleClock>,
     )
     .expect("open over HTTP");
@@ -502,6 +509,51 @@ fn sessions_the_device_dropped_early_are_recovered_without_a_failed_request() {
     hsm.generate_signing_key("after-drop", KeySpec::EcP256)
         .expect("generates after the device dropped our session");
     assert_eq!(device.refused(), 3);
+}
+
+/// A session discarded as lost may live on in the device until its idle
+/// timeout, so it stays counted against the pool's size for 30 s after its
+/// last use: repeated failures cannot exceed the pool's share of the
+/// device's 16 sessions.
+#[test]
+fn discarded_sessions_count_against_the_pool_until_the_device_times_them_out() {
+    let clock = TestClock::new();
+    let (device, hsm) = expiring_yubihsm_with(
+        &clock,
+        YubiHsmConfig {
+            sessions: 2,
+            acquire_timeout: Duration::from_millis(300),
+            ..YubiHsmConfig::default()
+        },
+    );
+    let signer = p256_signer(&hsm, "lingering-ca");
+    signs(&signer, b"before");
+    assert_eq!(hsm.session_usage().0, 1);
+
+    // One session lost: discarded (still counted) and replaced.
+    device.forget_sessions();
+    signs(&signer, b"after one loss");
+    assert_eq!(
+        hsm.session_usage().0,
+        2,
+        "the discarded session still counts"
+    );
+
+    // A second loss: both sessions the pool may hold are discarded but may
+    // still live on the device, so no third one is opened.
+    device.forget_sessions();
+    let err = signer
+        .sign(b"after two losses")
+        .expect_err("no session to spare");
+    assert!(matches!(err, Error::PoolTimeout { .. }), "{err}");
+    let (held, opened) = hsm.session_usage();
+    assert_eq!(held, 2);
+
+    // Once the device has timed them out, the pool opens sessions again.
+    clock.advance(DEVICE_IDLE_TIMEOUT);
+    assert_eq!(hsm.session_usage().0, 0);
+    signs(&signer, b"after the device's idle timeout");
+    assert_eq!(hsm.session_usage(), (1, opened + 1));
 }
 
 #[test]

@@ -260,7 +260,8 @@ impl YubiHsm {
         &self.inner.pool.name
     }
 
-    /// Sessions open now, and sessions opened since the device was opened.
+    /// Sessions held on the device now (open, or discarded as lost and not
+    /// yet timed out there), and sessions opened since the device was opened.
     pub fn session_usage(&self) -> (usize, u64) {
         self.inner.pool.usage()
     }

@@ -19,8 +19,13 @@
 //!
 //! Clients are opened without the crate's own reconnection, so recovery is
 //! decided here alone. A dropped client's session is not closed (the crate
-//! offers no way to); the device frees it at its idle timeout, which is why
-//! the pool is capped at [`MAX_SESSIONS`], half the device's limit.
+//! offers no way to); the device frees it at its idle timeout. A session
+//! discarded as lost therefore still counts against the pool's size until
+//! [`DEVICE_IDLE_TIMEOUT`] has passed since its last use (on the injected
+//! clock), so repeated failures cannot pile sessions up on the device; one
+//! replaced for idleness lingers at most 10 s more, at most one per pooled
+//! client, which is why the pool is capped at [`MAX_SESSIONS`], half the
+//! device's limit.
 
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -35,6 +40,13 @@ use crate::error::{Error, Result, YubiHsmFailure};
 /// The most sessions a pool may hold: half the device's 16, because a
 /// dropped client's session lingers on the device until its idle timeout.
 pub const MAX_SESSIONS: usize = 8;
+
+/// How long the device keeps an idle session before it frees it.
+pub(crate) const DEVICE_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often a caller waiting for a session rechecks discarded sessions,
+/// whose expiry is measured on the injected clock (which may be a test's).
+const LINGER_RECHECK: Duration = Duration::from_millis(100);
 
 /// How long a session may sit idle before it is replaced ahead of use; well
 /// inside the device's 30 s idle timeout.
@@ -79,6 +91,10 @@ struct State {
     idle: Vec<Slot>,
     /// Clients of this pool, idle or lent out.
     open: usize,
+    /// When each session discarded as lost was last used: the device may
+    /// hold it until [`DEVICE_IDLE_TIMEOUT`] after that, so it counts
+    /// against the pool's size until then.
+    lingering: Vec<Instant>,
     waiters: usize,
     closed: bool,
     /// Sessions opened over the pool's life (for tests and status).
@@ -106,11 +122,14 @@ impl Lease<'_> {
             .client
     }
 
-    /// Drops the client: its session is no longer trusted.
+    /// Drops the client: its session is no longer trusted, but may live on
+    /// in the device until its idle timeout, so it stays counted until then.
     fn discard(&mut self) {
         if self.slot.take().is_some() {
+            let now = self.pool.clock.now();
             let mut st = self.pool.lock();
             st.open -= 1;
+            st.lingering.push(now);
             self.pool.notify(&st);
         }
     }
@@ -159,6 +178,7 @@ impl Pool {
             state: Mutex::new(State {
                 idle: Vec::new(),
                 open: 0,
+                lingering: Vec::new(),
                 waiters: 0,
                 closed: false,
                 opened_total: 0,
@@ -182,10 +202,19 @@ impl Pool {
         self.acquire().map(drop)
     }
 
-    /// Sessions open now (idle or lent out) and opened over the pool's life.
+    /// Sessions the pool holds on the device now (idle, lent out, or
+    /// discarded but not yet timed out there) and opened over its life.
     pub(crate) fn usage(&self) -> (usize, u64) {
-        let st = self.lock();
-        (st.open, st.opened_total)
+        let mut st = self.lock();
+        self.forget_expired(&mut st);
+        (st.open + st.lingering.len(), st.opened_total)
+    }
+
+    /// Stops counting discarded sessions the device has timed out by now.
+    fn forget_expired(&self, st: &mut State) {
+        let now = self.clock.now();
+        st.lingering
+            .retain(|last_used| now.saturating_duration_since(*last_used) < DEVICE_IDLE_TIMEOUT);
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -224,7 +253,8 @@ impl Pool {
                 drop(slot);
                 st.open -= 1;
             }
-            if st.open < self.sessions {
+            self.forget_expired(&mut st);
+            if st.open + st.lingering.len() < self.sessions {
                 st.open += 1;
                 drop(st);
                 return match self.open_client() {
@@ -253,10 +283,16 @@ impl Pool {
                     waited: self.acquire_timeout,
                 });
             }
+            // Discarded sessions expire on the idle clock, which signals
+            // nobody: look again now and then while any are counted.
+            let mut wait = deadline - now;
+            if !st.lingering.is_empty() {
+                wait = wait.min(LINGER_RECHECK);
+            }
             st.waiters += 1;
             let (guard, _) = self
                 .freed
-                .wait_timeout(st, deadline - now)
+                .wait_timeout(st, wait)
                 .unwrap_or_else(PoisonError::into_inner);
             st = guard;
             st.waiters -= 1;
