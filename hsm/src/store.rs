@@ -26,6 +26,23 @@ pub trait SigningKey: Send + Sync + fmt::Debug {
         self.public_key().spec()
     }
 
+    /// `Ok` if this key can sign with `algorithm`: [`Error::AlgorithmMismatch`]
+    /// if the algorithm does not fit the key's type, [`Error::Unsupported`]
+    /// if the HSM cannot sign with it (a YubiHSM2 signs RSA only with
+    /// PKCS#1 v1.5 and SHA-256). Checked when a signer is built, so that a
+    /// misconfiguration fails at start rather than at the first signature.
+    fn supports(&self, algorithm: SignatureAlgorithm) -> Result<()> {
+        if algorithm.fits(self.spec()) {
+            Ok(())
+        } else {
+            Err(Error::AlgorithmMismatch {
+                label: self.label().to_string(),
+                key: self.spec().to_string(),
+                algorithm: algorithm.to_string(),
+            })
+        }
+    }
+
     /// Signs `message` with `algorithm` (which must fit the key). ECDSA
     /// signatures are DER `Ecdsa-Sig-Value`. The signature is not verified
     /// here; callers that store or return it verify it.
@@ -70,15 +87,10 @@ pub struct HsmSigner {
 
 impl HsmSigner {
     /// Binds `key` to `algorithm`; [`Error::AlgorithmMismatch`] if the
-    /// algorithm does not fit the key's type.
+    /// algorithm does not fit the key's type, [`Error::Unsupported`] if the
+    /// key's HSM cannot sign with it (see [`SigningKey::supports`]).
     pub fn new(key: Arc<dyn SigningKey>, algorithm: SignatureAlgorithm) -> Result<HsmSigner> {
-        if !algorithm.fits(key.spec()) {
-            return Err(Error::AlgorithmMismatch {
-                label: key.label().to_string(),
-                key: key.spec().to_string(),
-                algorithm: algorithm.to_string(),
-            });
-        }
+        key.supports(algorithm)?;
         Ok(HsmSigner { key, algorithm })
     }
 

@@ -567,8 +567,7 @@ impl SigningKey for YubiHsmKey {
         &self.public_key
     }
 
-    fn sign(&self, algorithm: SignatureAlgorithm, message: &[u8]) -> Result<Vec<u8>> {
-        use SignatureAlgorithm::*;
+    fn supports(&self, algorithm: SignatureAlgorithm) -> Result<()> {
         if !algorithm.fits(self.spec()) {
             return Err(Error::AlgorithmMismatch {
                 label: self.label.clone(),
@@ -576,6 +575,23 @@ impl SigningKey for YubiHsmKey {
                 algorithm: algorithm.to_string(),
             });
         }
+        if matches!(self.spec(), KeySpec::Rsa { .. })
+            && algorithm != SignatureAlgorithm::RsaPkcs1Sha256
+        {
+            return Err(Error::Unsupported {
+                token: self.hsm.name().to_string(),
+                what: format!(
+                    "{algorithm} for key '{}' (RSA keys in a YubiHSM2 sign with rsa-pkcs1-sha256)",
+                    self.label
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn sign(&self, algorithm: SignatureAlgorithm, message: &[u8]) -> Result<Vec<u8>> {
+        use SignatureAlgorithm::*;
+        self.supports(algorithm)?;
         let (id, label) = (self.id, Some(self.label.as_str()));
         let pool = self.hsm.pool();
         match algorithm {
@@ -681,5 +697,56 @@ impl KeyStore for YubiHsm {
 
     fn close(&self) {
         self.inner.pool.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::HsmSigner;
+
+    /// MockHsm cannot hold RSA keys, so the RSA key here is one the device
+    /// is never asked about: the refusal must come before any command.
+    #[test]
+    fn signers_for_schemes_the_device_lacks_are_refused_at_construction() {
+        let hsm = YubiHsm::open_with_connector(
+            "yubihsm mockhsm",
+            Connector::mockhsm(),
+            Pin::new("password"),
+            YubiHsmConfig::default(),
+            Arc::new(SystemClock),
+        )
+        .expect("MockHsm");
+        let mut modulus = vec![0xc5; 256];
+        modulus[255] |= 1;
+        let public_key =
+            PublicKey::from_rsa(&modulus, &[0x01, 0x00, 0x01]).expect("RSA public key");
+        let key: Arc<dyn SigningKey> = Arc::new(YubiHsmKey {
+            hsm: hsm.clone(),
+            label: "rsa-ca".into(),
+            id: 0x0101,
+            public_key,
+        });
+        for algorithm in SignatureAlgorithm::ALL
+            .into_iter()
+            .filter(|a| a.fits(key.spec()))
+        {
+            let built = HsmSigner::new(Arc::clone(&key), algorithm);
+            if algorithm == SignatureAlgorithm::RsaPkcs1Sha256 {
+                built.expect("the one RSA scheme the device signs with");
+            } else {
+                let err = built.expect_err("refused when built");
+                assert!(
+                    matches!(err, Error::Unsupported { .. }),
+                    "{algorithm}: {err}"
+                );
+                assert!(err.to_string().contains("rsa-pkcs1-sha256"), "{err}");
+            }
+        }
+        let err = HsmSigner::new(Arc::clone(&key), SignatureAlgorithm::Ed25519)
+            .expect_err("does not fit");
+        assert!(matches!(err, Error::AlgorithmMismatch { .. }), "{err}");
+        // Nothing was asked of the device beyond the login.
+        assert_eq!(hsm.session_usage(), (1, 1));
     }
 }
