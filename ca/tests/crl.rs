@@ -21,7 +21,7 @@ use strongroom_ca::{
     CaCertificateRequest, CaError, CrlRequest, CrlScope, Csr, DistributionUrls, IssueRequest,
     Issuer, RevocationReason, RevokedEntry, Serial, StoreError, build_crl, pem, self_signed_root,
 };
-use strongroom_hsm::{KeySigner, KeySpec, PublicKey, SignatureAlgorithm, Signer};
+use strongroom_hsm::{HsmSigner, KeySpec, PublicKey, SignatureAlgorithm, Signer};
 use x509_cert::Certificate;
 use x509_cert::crl::CertificateList;
 use x509_cert::ext::pkix::crl::dp::IssuingDistributionPoint;
@@ -768,7 +768,7 @@ fn an_empty_crl_has_no_revoked_certificates_field() {
 
 /// The token's signer, counting how often it is asked to sign.
 struct CountingSigner {
-    inner: KeySigner,
+    inner: HsmSigner,
     calls: AtomicUsize,
 }
 

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 use crate::public_key::{self, PublicKey};
 use crate::token::{Found, ObjectCache, Token, TokenInner};
 use crate::uri::{ObjectType, Pkcs11Uri};
-use crate::{KeySigner, Signer};
+use crate::{HsmSigner, SigningKey};
 
 /// Length of the random `CKA_ID` given to every generated key.
 pub(crate) const KEY_ID_LEN: usize = 16;
@@ -280,22 +280,13 @@ impl KeyPair {
         &self.inner.token
     }
 
-    /// A [`Signer`] for this key with a fixed algorithm.
-    pub fn signer(&self, algorithm: SignatureAlgorithm) -> Result<KeySigner> {
-        self.check_algorithm(algorithm)?;
-        Ok(KeySigner::new(self.clone(), algorithm))
+    /// A [`Signer`](crate::Signer) for this key with a fixed algorithm.
+    pub fn signer(&self, algorithm: SignatureAlgorithm) -> Result<HsmSigner> {
+        HsmSigner::new(Arc::new(self.clone()), algorithm)
     }
 
     fn check_algorithm(&self, algorithm: SignatureAlgorithm) -> Result<()> {
-        if algorithm.fits(self.spec()) {
-            Ok(())
-        } else {
-            Err(Error::AlgorithmMismatch {
-                label: self.label().to_string(),
-                key: self.spec().to_string(),
-                algorithm: algorithm.to_string(),
-            })
-        }
+        SigningKey::supports(self, algorithm)
     }
 
     /// Signs `message` inside the token.
@@ -401,20 +392,6 @@ impl KeyPair {
         } else {
             Found::None
         })
-    }
-}
-
-impl Signer for KeySigner {
-    fn algorithm(&self) -> SignatureAlgorithm {
-        self.algorithm
-    }
-
-    fn public_key(&self) -> &PublicKey {
-        self.key.public_key()
-    }
-
-    fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
-        self.key.sign(self.algorithm, message)
     }
 }
 

@@ -166,21 +166,3 @@ impl RandomSource for Token {
         self.fill_random(buf)
     }
 }
-
-/// A [`KeyPair`] bound to one signature algorithm; see [`KeyPair::signer`].
-#[derive(Clone, Debug)]
-pub struct KeySigner {
-    key: KeyPair,
-    algorithm: SignatureAlgorithm,
-}
-
-impl KeySigner {
-    fn new(key: KeyPair, algorithm: SignatureAlgorithm) -> Self {
-        KeySigner { key, algorithm }
-    }
-
-    /// The key pair behind this signer.
-    pub fn key_pair(&self) -> &KeyPair {
-        &self.key
-    }
-}
