@@ -22,11 +22,13 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+mod common;
+
+use common::root_and_issuing_ca;
 use secrecy::ExposeSecret;
 use strongroom_ca::{
-    Authority, CaCertificateRequest, CertFilter, CertPage, CertRecord, CertStatus, CertStore, Csr,
-    DistributionUrls, IssueRequest, Issuer, Profile, ProfileConfig, Serial, StoreError,
-    SystemClock, pem, self_signed_root,
+    Authority, CertFilter, CertPage, CertRecord, CertStatus, CertStore, Csr, DistributionUrls,
+    IssueRequest, Issuer, Profile, ProfileConfig, Serial, StoreError, SystemClock, pem,
 };
 use strongroom_hsm::{KeySpec, Pin, PoolConfig, SignatureAlgorithm, Token};
 use strongroom_proto::v1;
@@ -281,54 +283,10 @@ fn start() -> Setup {
     )
     .expect("open token");
     let dir = tempfile::tempdir().expect("tempdir");
-    let now = SystemTime::now();
-    let year = Duration::from_secs(365 * 86_400);
-    let serial = |n: u8| {
-        let mut s = token.random(16).expect("random");
-        s[0] = 0x40 | n;
-        s
-    };
-
-    let root_key = token
-        .generate_key_pair("root-ca", KeySpec::EcP384)
-        .expect("root key");
-    let root_signer = root_key
-        .signer(SignatureAlgorithm::EcdsaP384Sha384)
-        .expect("root signer");
-    let root_der = self_signed_root(
-        &root_signer,
-        &CaCertificateRequest {
-            subject: &[
-                ("O".into(), "Strongroom Tests".into()),
-                ("CN".into(), "gRPC Test Root".into()),
-            ],
-            public_key: root_key.public_key(),
-            not_before: now - Duration::from_secs(60),
-            not_after: now + 10 * year,
-            path_len: Some(1),
-            serial: &serial(1),
-            urls: &DistributionUrls::default(),
-        },
-    )
-    .expect("root certificate");
-    let root = Issuer::new(&root_der, Arc::new(root_signer)).expect("root issuer");
     let issuing_key = token
         .generate_key_pair("issuing-ca", KeySpec::EcP256)
         .expect("issuing key");
-    let issuing_der = root
-        .sign_ca(&CaCertificateRequest {
-            subject: &[
-                ("O".into(), "Strongroom Tests".into()),
-                ("CN".into(), "gRPC Test Issuing CA".into()),
-            ],
-            public_key: issuing_key.public_key(),
-            not_before: now - Duration::from_secs(60),
-            not_after: now + 5 * year,
-            path_len: Some(0),
-            serial: &serial(2),
-            urls: &DistributionUrls::default(),
-        })
-        .expect("issuing certificate");
+    let (root_der, issuing_der) = root_and_issuing_ca(&token, issuing_key.public_key(), "gRPC");
 
     // The server's TLS certificate, for 127.0.0.1, from the issuing CA.
     let tls_profile: ProfileConfig = toml::from_str(

@@ -12,15 +12,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
-use common::{Server, free_port, output_text, p};
+use common::{Server, free_port, output_text, p, root_and_issuing_ca};
 use secrecy::ExposeSecret;
-use strongroom_ca::{CaCertificateRequest, DistributionUrls, Issuer, pem, self_signed_root};
+use strongroom_ca::pem;
 use strongroom_hsm::{
-    KeySpec, KeyStore, Pin, PoolConfig, SignatureAlgorithm, Token, YubiHsm, YubiHsmConfig,
-    YubiHsmConnector,
+    KeySpec, KeyStore, Pin, PoolConfig, Token, YubiHsm, YubiHsmConfig, YubiHsmConnector,
 };
 use strongroom_softhsm::TestToken;
 
@@ -82,55 +79,12 @@ fn a_leaf_issued_under_an_intermediate_in_a_yubihsm_verifies_with_openssl() {
         PoolConfig::default(),
     )
     .expect("token");
-    let now = SystemTime::now();
-    let year = Duration::from_secs(365 * 86_400);
-    let serial = |n: u8| {
-        let mut s = token.random(16).expect("random");
-        s[0] = 0x40 | n;
-        s
-    };
-    let root_key = token
-        .generate_key_pair("root-ca", KeySpec::EcP384)
-        .expect("root key");
-    let root_signer = root_key
-        .signer(SignatureAlgorithm::EcdsaP384Sha384)
-        .expect("root signer");
-    let root_der = self_signed_root(
-        &root_signer,
-        &CaCertificateRequest {
-            subject: &[
-                ("O".into(), "Strongroom Tests".into()),
-                ("CN".into(), "YubiHSM Test Root".into()),
-            ],
-            public_key: root_key.public_key(),
-            not_before: now - Duration::from_secs(60),
-            not_after: now + 10 * year,
-            path_len: Some(1),
-            serial: &serial(1),
-            urls: &DistributionUrls::default(),
-        },
-    )
-    .expect("root certificate");
-    let root_issuer = Issuer::new(&root_der, Arc::new(root_signer)).expect("root issuer");
-    let issuing_der = root_issuer
-        .sign_ca(&CaCertificateRequest {
-            subject: &[
-                ("O".into(), "Strongroom Tests".into()),
-                ("CN".into(), "YubiHSM Issuing CA".into()),
-            ],
-            public_key: issuing_key.public_key(),
-            not_before: now - Duration::from_secs(60),
-            not_after: now + 5 * year,
-            path_len: Some(0),
-            serial: &serial(2),
-            urls: &DistributionUrls::default(),
-        })
-        .expect("issuing certificate");
+    let (root_der, issuing_der) = root_and_issuing_ca(&token, issuing_key.public_key(), "YubiHSM");
     let root = write(dir, "root.pem", &pem("CERTIFICATE", &root_der));
     let issuing = write(dir, "issuing.pem", &pem("CERTIFICATE", &issuing_der));
     // The appliance logs in to the token itself (once per process).
     token.close();
-    drop((root_issuer, root_key, token));
+    drop(token);
     KeyStore::close(&yubihsm);
 
     // The gRPC TLS certificate comes from a throwaway CA: this test is about

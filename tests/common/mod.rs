@@ -669,3 +669,65 @@ pub fn openssl_csr(dir: &Path, name: &str, subj: &str, san: &str) -> Vec<u8> {
     assert!(out.status.success(), "{}", output_text(&out));
     std::fs::read(csr).expect("csr")
 }
+
+/// A test root (P-384, 10 years) generated in `token` and the issuing CA
+/// certificate it signs for `issuing_key` (5 years, path length 0), both
+/// under the common name prefix `name`; their DER.
+pub fn root_and_issuing_ca(
+    token: &strongroom_hsm::Token,
+    issuing_key: &strongroom_hsm::PublicKey,
+    name: &str,
+) -> (Vec<u8>, Vec<u8>) {
+    use std::sync::Arc;
+    use std::time::SystemTime;
+    use strongroom_ca::{CaCertificateRequest, DistributionUrls, Issuer, self_signed_root};
+    use strongroom_hsm::{KeySpec, SignatureAlgorithm};
+
+    let now = SystemTime::now();
+    let year = Duration::from_secs(365 * 86_400);
+    let serial = |n: u8| {
+        let mut s = token.random(16).expect("random");
+        s[0] = 0x40 | n;
+        s
+    };
+    let root_key = token
+        .generate_key_pair("root-ca", KeySpec::EcP384)
+        .expect("root key");
+    let root_signer = root_key
+        .signer(SignatureAlgorithm::EcdsaP384Sha384)
+        .expect("root signer");
+    let root_subject = [
+        ("O".into(), "Strongroom Tests".into()),
+        ("CN".into(), format!("{name} Test Root")),
+    ];
+    let root_der = self_signed_root(
+        &root_signer,
+        &CaCertificateRequest {
+            subject: &root_subject,
+            public_key: root_key.public_key(),
+            not_before: now - Duration::from_secs(60),
+            not_after: now + 10 * year,
+            path_len: Some(1),
+            serial: &serial(1),
+            urls: &DistributionUrls::default(),
+        },
+    )
+    .expect("root certificate");
+    let root = Issuer::new(&root_der, Arc::new(root_signer)).expect("root issuer");
+    let issuing_subject = [
+        ("O".into(), "Strongroom Tests".into()),
+        ("CN".into(), format!("{name} Test Issuing CA")),
+    ];
+    let issuing_der = root
+        .sign_ca(&CaCertificateRequest {
+            subject: &issuing_subject,
+            public_key: issuing_key,
+            not_before: now - Duration::from_secs(60),
+            not_after: now + 5 * year,
+            path_len: Some(0),
+            serial: &serial(2),
+            urls: &DistributionUrls::default(),
+        })
+        .expect("issuing certificate");
+    (root_der, issuing_der)
+}
