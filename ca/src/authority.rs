@@ -9,6 +9,10 @@
 //!    store. It returns a [`Prepared`], which is neither `Clone` nor `Copy`.
 //! 2. [`Authority::issue`] consumes the `Prepared`: the HSM signs the recorded
 //!    bytes, the signature is verified, and the record is completed.
+//!
+//! [`Authority::prepare_all`] and [`Authority::issue_all`] take the same two
+//! steps for many requests at once, each with its own result, handing the
+//! store their writes together so they share its commits.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -30,8 +34,8 @@ use crate::names::{Names, dns_name_problem};
 use crate::profile::Profile;
 use crate::revocation::RevocationReason;
 use crate::store::{
-    CertFilter, CertPage, CertRecord, CertStatus, CertStore, CrlSeries, Revocation, RevokeOutcome,
-    Serial, StoreError, StoredCrl,
+    CertFilter, CertPage, CertRecord, CertStatus, CertStore, Completion, CrlSeries, Revocation,
+    RevokeOutcome, Serial, StoreError, StoredCrl,
 };
 use crate::x509::{build_name, unix};
 
@@ -108,6 +112,19 @@ impl Issued {
     pub fn certificate_pem(&self) -> String {
         pem("CERTIFICATE", &self.certificate_der)
     }
+}
+
+/// How many fresh serials issuance draws for one certificate before giving up.
+const SERIAL_ATTEMPTS: usize = 3;
+
+/// What every attempt at issuing one request shares (see `Authority::plan`).
+struct Plan {
+    profile: String,
+    subject: x509_cert::name::Name,
+    kind: Kind,
+    not_before: SystemTime,
+    not_after: SystemTime,
+    now: SystemTime,
 }
 
 /// How many bytes of HSM randomness the authority draws at once for serials:
@@ -259,6 +276,50 @@ impl Authority {
 
     /// Checks, builds, lints and records a certificate; see the module docs.
     pub fn prepare(&self, request: IssueRequest) -> Result<Prepared, CaError> {
+        let plan = self.plan(&request)?;
+        self.record_pending(&plan, &request, SERIAL_ATTEMPTS)
+    }
+
+    /// [`Authority::prepare`] of each request, each with its own result, the
+    /// pending records stored together ([`CertStore::insert_pending_all`]):
+    /// one durable commit for the whole batch where the store can group
+    /// them, rather than one per certificate.
+    pub fn prepare_all(&self, requests: Vec<IssueRequest>) -> Vec<Result<Prepared, CaError>> {
+        let drafts: Vec<Result<(Plan, Prepared), CaError>> = requests
+            .iter()
+            .map(|request| {
+                let plan = self.plan(request)?;
+                let draft = self.draft(&plan, request)?;
+                Ok((plan, draft))
+            })
+            .collect();
+        let mut stored = {
+            let records: Vec<&CertRecord> = drafts
+                .iter()
+                .filter_map(|d| d.as_ref().ok().map(|(_, draft)| &draft.record))
+                .collect();
+            self.store.insert_pending_all(&records).into_iter()
+        };
+        drafts
+            .into_iter()
+            .zip(&requests)
+            .map(|(draft, request)| {
+                let (plan, draft) = draft?;
+                match stored.next().unwrap_or_else(|| Err(missing_result())) {
+                    Ok(()) => Ok(draft),
+                    // The serial was taken: draw again, alone.
+                    Err(StoreError::DuplicateSerial { .. }) => {
+                        self.record_pending(&plan, request, SERIAL_ATTEMPTS - 1)
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .collect()
+    }
+
+    /// What every attempt at issuing `request` shares: its profile checked
+    /// (every violation named), its subject, extensions and validity.
+    fn plan(&self, request: &IssueRequest) -> Result<Plan, CaError> {
         let profile = self
             .profiles
             .get(&request.profile)
@@ -322,92 +383,140 @@ impl Authority {
             ext_key_usage: profile.ext_key_usage.clone(),
         };
 
-        // A serial clash is astronomically unlikely, but the store enforces
-        // uniqueness, so draw again rather than fail.
-        for _ in 0..3 {
-            let serial = self.random_serial()?;
-            let crl_partition = self.partition_of(&serial);
-            let urls = DistributionUrls {
-                crl: self.crl_url(crl_partition),
-                ..self.urls.clone()
-            };
-            let tbs = build_tbs(&Template {
-                serial: serial.as_bytes(),
-                signature: self.issuer.signature().clone(),
-                issuer: self.issuer.name().clone(),
-                issuer_key_id: Some(self.issuer.key_id().to_vec()),
-                subject: subject.clone(),
-                subject_spki_der: request.public_key.der(),
-                names: &request.names,
-                not_before,
-                not_after,
-                kind: kind.clone(),
-                urls: &urls,
-            })
-            .map_err(CaError::BadRequest)?;
-            let findings = lint(&tbs, &self.issuer.facts());
-            if !findings.is_empty() {
-                return Err(CaError::Lint(
-                    findings
-                        .into_iter()
-                        .map(|f| format!("certificate: {f}"))
-                        .collect(),
-                ));
-            }
-            let tbs_der = tbs.to_der().map_err(|e| CaError::Internal(e.to_string()))?;
-            let record = CertRecord {
-                issuer_id: self.issuer.id().to_string(),
-                serial: serial.clone(),
-                profile: profile.name.clone(),
-                requester: request.requester.clone(),
-                subject: tbs.subject.to_string(),
-                sans: request.names.to_strings(),
-                not_before: unix(not_before),
-                not_after: unix(not_after),
-                status: CertStatus::Pending,
-                tbs_der,
-                cert_der: None,
-                created_at: unix(now),
-                issued_at: None,
-                renewal_of: request.renewal_of.clone(),
-                revocation: None,
-                crl_partition,
-            };
-            match self.store.insert_pending(&record) {
-                Ok(()) => return Ok(Prepared { record, tbs }),
+        Ok(Plan {
+            profile: profile.name.clone(),
+            subject,
+            kind,
+            not_before,
+            not_after,
+            now,
+        })
+    }
+
+    /// Drafts and records `request` pending under a fresh serial, drawing
+    /// again (up to `attempts` times in all) if the serial is taken: a clash
+    /// is astronomically unlikely, but the store enforces uniqueness.
+    fn record_pending(
+        &self,
+        plan: &Plan,
+        request: &IssueRequest,
+        attempts: usize,
+    ) -> Result<Prepared, CaError> {
+        for _ in 0..attempts {
+            let draft = self.draft(plan, request)?;
+            match self.store.insert_pending(&draft.record) {
+                Ok(()) => return Ok(draft),
                 Err(StoreError::DuplicateSerial { .. }) => continue,
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(CaError::Store(StoreError::Unavailable(
-            "three random serials in a row already existed".into(),
-        )))
+        Err(CaError::Store(StoreError::Unavailable(format!(
+            "{SERIAL_ATTEMPTS} random serials in a row already existed"
+        ))))
+    }
+
+    /// The to-be-signed certificate for `request` under a fresh serial,
+    /// linted, with its pending record; not yet stored.
+    fn draft(&self, plan: &Plan, request: &IssueRequest) -> Result<Prepared, CaError> {
+        let serial = self.random_serial()?;
+        let crl_partition = self.partition_of(&serial);
+        let urls = DistributionUrls {
+            crl: self.crl_url(crl_partition),
+            ..self.urls.clone()
+        };
+        let tbs = build_tbs(&Template {
+            serial: serial.as_bytes(),
+            signature: self.issuer.signature().clone(),
+            issuer: self.issuer.name().clone(),
+            issuer_key_id: Some(self.issuer.key_id().to_vec()),
+            subject: plan.subject.clone(),
+            subject_spki_der: request.public_key.der(),
+            names: &request.names,
+            not_before: plan.not_before,
+            not_after: plan.not_after,
+            kind: plan.kind.clone(),
+            urls: &urls,
+        })
+        .map_err(CaError::BadRequest)?;
+        let findings = lint(&tbs, &self.issuer.facts());
+        if !findings.is_empty() {
+            return Err(CaError::Lint(
+                findings
+                    .into_iter()
+                    .map(|f| format!("certificate: {f}"))
+                    .collect(),
+            ));
+        }
+        let tbs_der = tbs.to_der().map_err(|e| CaError::Internal(e.to_string()))?;
+        let record = CertRecord {
+            issuer_id: self.issuer.id().to_string(),
+            serial: serial.clone(),
+            profile: plan.profile.clone(),
+            requester: request.requester.clone(),
+            subject: tbs.subject.to_string(),
+            sans: request.names.to_strings(),
+            not_before: unix(plan.not_before),
+            not_after: unix(plan.not_after),
+            status: CertStatus::Pending,
+            tbs_der,
+            cert_der: None,
+            created_at: unix(plan.now),
+            issued_at: None,
+            renewal_of: request.renewal_of.clone(),
+            revocation: None,
+            crl_partition,
+        };
+        Ok(Prepared { record, tbs })
     }
 
     /// Signs a prepared certificate in the HSM, verifies it, and completes its record.
     pub fn issue(&self, prepared: Prepared) -> Result<Issued, CaError> {
-        let Prepared { mut record, tbs } = prepared;
+        let (record, der) = self.sign(prepared)?;
+        let issued_at = unix(self.clock.now());
+        self.store
+            .complete(&record.issuer_id, &record.serial, &der, issued_at)?;
+        Ok(issued(record, der, issued_at))
+    }
+
+    /// [`Authority::issue`] of each prepared certificate, each with its own
+    /// result, the records completed together ([`CertStore::complete_all`]).
+    pub fn issue_all(&self, prepared: Vec<Prepared>) -> Vec<Result<Issued, CaError>> {
+        let signed: Vec<Result<(CertRecord, Vec<u8>), CaError>> =
+            prepared.into_iter().map(|p| self.sign(p)).collect();
+        let issued_at = unix(self.clock.now());
+        let mut completed = {
+            let completions: Vec<Completion<'_>> = signed
+                .iter()
+                .filter_map(|s| s.as_ref().ok())
+                .map(|(record, der)| Completion {
+                    issuer_id: &record.issuer_id,
+                    serial: &record.serial,
+                    cert_der: der,
+                    issued_at,
+                })
+                .collect();
+            self.store.complete_all(&completions).into_iter()
+        };
+        signed
+            .into_iter()
+            .map(|signed| {
+                let (record, der) = signed?;
+                completed.next().unwrap_or_else(|| Err(missing_result()))?;
+                Ok(issued(record, der, issued_at))
+            })
+            .collect()
+    }
+
+    /// The certificate of `prepared`, signed in the HSM and verified, with
+    /// its record.
+    fn sign(&self, prepared: Prepared) -> Result<(CertRecord, Vec<u8>), CaError> {
+        let Prepared { record, tbs } = prepared;
         let signature = self.issuer.sign_verified(&record.tbs_der)?;
         let certificate = assemble(tbs, &signature).map_err(CaError::Internal)?;
         let der = certificate
             .to_der()
             .map_err(|e| CaError::Internal(e.to_string()))?;
-        let issued_at = unix(self.clock.now());
-        self.store
-            .complete(&record.issuer_id, &record.serial, &der, issued_at)?;
-        record.status = CertStatus::Issued;
-        record.cert_der = Some(der.clone());
-        record.issued_at = Some(issued_at);
-        tracing::info!(
-            serial = %record.serial,
-            profile = %record.profile,
-            requester = %record.requester,
-            "issued certificate"
-        );
-        Ok(Issued {
-            record,
-            certificate_der: der,
-        })
+        Ok((record, der))
     }
 
     /// Issues a delegated OCSP signer certificate (see
@@ -855,6 +964,28 @@ impl Authority {
         bytes[0] = (bytes[0] & 0x7f) | 0x40;
         Serial::from_bytes(bytes).map_err(CaError::Internal)
     }
+}
+
+/// The record of a certificate just completed in the store, logged.
+fn issued(mut record: CertRecord, der: Vec<u8>, issued_at: i64) -> Issued {
+    record.status = CertStatus::Issued;
+    record.cert_der = Some(der.clone());
+    record.issued_at = Some(issued_at);
+    tracing::info!(
+        serial = %record.serial,
+        profile = %record.profile,
+        requester = %record.requester,
+        "issued certificate"
+    );
+    Issued {
+        record,
+        certificate_der: der,
+    }
+}
+
+/// The failure of a write the store gave no result for (a broken store).
+fn missing_result() -> StoreError {
+    StoreError::Unavailable("the store gave no result for a write".into())
 }
 
 impl std::fmt::Debug for Authority {

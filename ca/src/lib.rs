@@ -46,7 +46,7 @@ pub use profile::{
 };
 pub use revocation::{RevocationReason, RevokedEntry};
 pub use store::{
-    CertFilter, CertPage, CertRecord, CertStatus, CertStore, CrlSeries, Revocation,
+    CertFilter, CertPage, CertRecord, CertStatus, CertStore, Completion, CrlSeries, Revocation,
     RevocationChange, RevokeOutcome, Serial, StoreError, StoredCrl, revocation_change,
 };
 pub use x509::certificate_names;

@@ -350,6 +350,19 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+/// A pending record's signed certificate, for [`CertStore::complete_all`].
+#[derive(Debug, Clone, Copy)]
+pub struct Completion<'a> {
+    /// The issuer of the certificate.
+    pub issuer_id: &'a str,
+    /// Its serial.
+    pub serial: &'a Serial,
+    /// The signed certificate, DER.
+    pub cert_der: &'a [u8],
+    /// When it was signed (Unix seconds).
+    pub issued_at: i64,
+}
+
 /// The certificate inventory.
 ///
 /// Implementations must make every acknowledged write durable, enforce
@@ -369,6 +382,23 @@ pub trait CertStore: Send + Sync {
         cert_der: &[u8],
         issued_at: i64,
     ) -> Result<(), StoreError>;
+
+    /// [`CertStore::insert_pending`] of each record, in order, each with its
+    /// own result (one per record). A store that can should make them
+    /// durable together, in one commit.
+    fn insert_pending_all(&self, records: &[&CertRecord]) -> Vec<Result<(), StoreError>> {
+        records.iter().map(|r| self.insert_pending(r)).collect()
+    }
+
+    /// [`CertStore::complete`] of each signed certificate, in order, each
+    /// with its own result (one per completion). A store that can should
+    /// make them durable together, in one commit.
+    fn complete_all(&self, completions: &[Completion<'_>]) -> Vec<Result<(), StoreError>> {
+        completions
+            .iter()
+            .map(|c| self.complete(c.issuer_id, c.serial, c.cert_der, c.issued_at))
+            .collect()
+    }
 
     /// One record by issuer and serial.
     fn get(&self, issuer_id: &str, serial: &Serial) -> Result<Option<CertRecord>, StoreError>;

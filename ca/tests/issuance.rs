@@ -7,6 +7,8 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use der::{Decode, Encode};
+
 use strongroom_ca::{Authority, CaError, CertStatus, CertStore, Csr, IssueRequest, Issuer, pem};
 use strongroom_hsm::{KeySpec, SignatureAlgorithm, Signer};
 
@@ -434,4 +436,75 @@ fn validity_is_backdated_and_capped_and_renewal_is_guarded() {
         ),
         "{err}"
     );
+}
+
+#[test]
+fn a_batch_issues_each_request_on_its_own_merits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (root_der, issuer) = hierarchy(
+        "batch",
+        KeySpec::EcP256,
+        SignatureAlgorithm::EcdsaP256Sha256,
+    );
+    let store = Arc::new(MemoryStore::default());
+    let ca = authority(root_der, issuer, Arc::clone(&store));
+    let request = |cn: &str| {
+        let csr = openssl_csr(
+            dir.path(),
+            &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
+            &format!("/CN={cn}"),
+            &format!("DNS:{cn}"),
+        );
+        IssueRequest::from_csr("server", "tester", Csr::parse(&csr).expect("parses"), None)
+    };
+    let requests = vec![
+        request("one.test"),
+        request("evil.example.com"),
+        request("two.test"),
+    ];
+
+    let prepared = ca.prepare_all(requests);
+    assert_eq!(prepared.len(), 3);
+    match &prepared[1] {
+        Err(CaError::Policy(violations)) => {
+            assert!(
+                violations.join("\n").contains("evil.example.com"),
+                "{violations:?}"
+            );
+        }
+        other => panic!("expected a policy refusal, got {other:?}"),
+    }
+    let pending: Vec<_> = prepared.into_iter().filter_map(Result::ok).collect();
+    assert_eq!(pending.len(), 2, "the refusal took the others with it");
+    {
+        let records = store.0.lock().expect("lock");
+        assert_eq!(records.len(), 2, "the refused request was stored");
+        assert!(records.iter().all(|r| r.status == CertStatus::Pending));
+    }
+
+    let issued: Vec<_> = ca
+        .issue_all(pending)
+        .into_iter()
+        .map(|i| i.expect("issued"))
+        .collect();
+    let names: Vec<_> = issued.iter().map(|i| i.record.sans.join(",")).collect();
+    assert_eq!(names, ["DNS:one.test", "DNS:two.test"], "out of order");
+    assert_ne!(issued[0].record.serial, issued[1].record.serial);
+    let records = store.0.lock().expect("lock");
+    for issued in &issued {
+        let record = records
+            .iter()
+            .find(|r| r.serial == issued.record.serial)
+            .expect("recorded");
+        assert_eq!(record.status, CertStatus::Issued);
+        assert_eq!(
+            record.cert_der.as_deref(),
+            Some(&issued.certificate_der[..])
+        );
+        let certificate = x509_cert::Certificate::from_der(&issued.certificate_der).expect("DER");
+        assert_eq!(
+            certificate.tbs_certificate.to_der().expect("tbs"),
+            record.tbs_der
+        );
+    }
 }

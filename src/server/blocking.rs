@@ -7,18 +7,13 @@
 //! work finishes, even if the caller has gone away, because the HSM session
 //! or the store write stays busy until then.
 //!
-//! Why more calls than sessions: an issuance holds its permit for its whole
-//! `prepare` + `issue`, and most of that time it is not in the HSM but waiting
-//! for the store's group commit (two durable commits per certificate, see
-//! `store::sqlite`). Those waiting calls are what a commit batch is made of.
-//! With one call per session (2 on a 2-CPU machine) a batch held at most two
-//! writes and `cargo bench -p strongroom --bench issuance` stayed near 1,500
-//! certificates/s. More calls per session raised it until the CPU became the
-//! limit: with 32 clients, about 2,400/s at 4 per session, 3,150/s at 8 and
-//! 3,650/s at 16; with 64 clients, 3,600 to 3,900/s at 16 per session, 4,100
-//! to 4,250/s at 32, and no more at 64 (see `BENCHMARKS.md`). The HSM stays
-//! bounded by its own session pool: calls beyond its sessions wait there for
-//! a session (up to its `acquire_timeout`), holding only a parked thread.
+//! Why more calls than sessions: a call holds its permit while it waits for
+//! the store's group commit (see `store::sqlite`), and calls waiting
+//! together are what a commit batch is made of. Issuance, the heaviest
+//! writer, batches its own writes on its own threads instead (see
+//! `issuance`). The HSM stays bounded by its own session pool: calls beyond
+//! its sessions wait there for a session (up to its `acquire_timeout`),
+//! holding only a parked thread.
 
 use std::sync::Arc;
 

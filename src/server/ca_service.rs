@@ -37,6 +37,7 @@ use super::convert::bootstrap::Enrollment;
 use super::convert::{
     self, CsrIssue, KeyIssue, ListQuery, RenewKey, Renewal, RevokeCall, certificate, quoted,
 };
+use super::issuance::IssuancePipeline;
 use super::seal::Gate;
 use super::status::Failure;
 use super::unix_now;
@@ -51,16 +52,29 @@ pub(crate) struct CaService {
     gate: Arc<Gate>,
     /// Where HSM and store calls run.
     pool: BlockingPool,
+    /// Where certificates are recorded, signed and completed.
+    pipeline: IssuancePipeline,
     /// Told of revocations, so a revoked client certificate stops working
     /// at once.
     access: Arc<AccessControl>,
 }
 
 impl CaService {
-    /// A service issuing from the appliance behind `gate`, running blocking
-    /// work on `pool`, telling `access` of revocations.
-    pub(crate) fn new(gate: Arc<Gate>, pool: BlockingPool, access: Arc<AccessControl>) -> Self {
-        CaService { gate, pool, access }
+    /// A service issuing from the appliance behind `gate` on `pipeline`,
+    /// running other blocking work on `pool`, telling `access` of
+    /// revocations.
+    pub(crate) fn new(
+        gate: Arc<Gate>,
+        pool: BlockingPool,
+        pipeline: IssuancePipeline,
+        access: Arc<AccessControl>,
+    ) -> Self {
+        CaService {
+            gate,
+            pool,
+            pipeline,
+            access,
+        }
     }
 
     /// The response for a fresh certificate, with the generated private key
@@ -89,14 +103,8 @@ impl CaService {
     ) -> Result<v1::IssueResponse, Failure> {
         let CsrIssue { profile, csr, ttl } = CsrIssue::try_from(request)?;
         let appliance = self.gate.appliance()?;
-        let authority = Arc::clone(&appliance);
-        let issued = self
-            .pool
-            .run(move || {
-                let request = IssueRequest::from_csr(&profile, &requester, csr, ttl);
-                prepare_and_issue(&authority.authority, request)
-            })
-            .await??;
+        let request = IssueRequest::from_csr(&profile, &requester, csr, ttl);
+        let issued = self.pipeline.issue(Arc::clone(&appliance), request).await?;
         Ok(Self::issue_response(&appliance, &issued, None))
     }
 
@@ -130,24 +138,17 @@ impl CaService {
         if !violations.is_empty() {
             return Err(CaError::Policy(violations).into());
         }
-        let issuing = Arc::clone(&appliance);
-        let (issued, key) = self
-            .pool
-            .run(move || -> Result<_, Failure> {
-                let (public_key, private_key) = generate(key_type)?;
-                let request = IssueRequest {
-                    profile,
-                    requester,
-                    public_key,
-                    common_name,
-                    names,
-                    ttl,
-                    renewal_of: None,
-                };
-                let issued = prepare_and_issue(&issuing.authority, request)?;
-                Ok((issued, private_key))
-            })
-            .await??;
+        let (public_key, key) = self.pool.run(move || generate(key_type)).await??;
+        let request = IssueRequest {
+            profile,
+            requester,
+            public_key,
+            common_name,
+            names,
+            ttl,
+            renewal_of: None,
+        };
+        let issued = self.pipeline.issue(Arc::clone(&appliance), request).await?;
         Ok(Self::issue_response(&appliance, &issued, Some(key)))
     }
 
@@ -160,7 +161,7 @@ impl CaService {
         let Renewal { serial, key, ttl } = Renewal::try_from(request)?;
         let appliance = self.gate.appliance()?;
         let renewing = Arc::clone(&appliance);
-        let (issued, private_key) = self
+        let (request, private_key) = self
             .pool
             .run(move || -> Result<_, Failure> {
                 let authority = &renewing.authority;
@@ -200,9 +201,10 @@ impl CaService {
                         (request, Some(private_key))
                     }
                 };
-                Ok((prepare_and_issue(authority, request)?, private_key))
+                Ok((request, private_key))
             })
             .await??;
+        let issued = self.pipeline.issue(Arc::clone(&appliance), request).await?;
         Ok(Self::issue_response(&appliance, &issued, private_key))
     }
 

@@ -43,6 +43,7 @@ mod convert;
 pub(crate) mod crl;
 pub(crate) mod edge;
 mod http;
+mod issuance;
 mod limit;
 mod metrics;
 pub(crate) mod ocsp;
@@ -244,6 +245,10 @@ pub(crate) struct Listeners {
     pub(crate) metrics: Option<tokio::net::TcpListener>,
 }
 
+/// Issuing threads per HSM working session: two, so that while one waits
+/// for a store commit another signs (see `issuance`).
+const THREADS_PER_SESSION: usize = 2;
+
 /// Serves gRPC, HTTP and metrics on `listeners` until `shutdown`
 /// completes, then seals (logs out of the HSM).
 pub(crate) async fn serve(
@@ -270,9 +275,13 @@ pub(crate) async fn serve(
         )
         .context("cannot load the access policies")?,
     );
+    let sessions = crate::appliance::pool_config(seal.config()).sessions;
+    let pipeline = issuance::IssuancePipeline::start(sessions.saturating_mul(THREADS_PER_SESSION))
+        .context("cannot start the issuance threads")?;
     let ca = CaServer::new(CaService::new(
         seal.gate(),
         pool.clone(),
+        pipeline,
         Arc::clone(&access),
     ))
     .max_decoding_message_size(limit);

@@ -129,8 +129,8 @@ use rusqlite::{
     Connection, OpenFlags, OptionalExtension, Row, TransactionBehavior, params, params_from_iter,
 };
 use strongroom_ca::{
-    CertFilter, CertPage, CertRecord, CertStatus, CertStore, CrlSeries, RevocationReason,
-    RevokeOutcome, RevokedEntry, Serial, StoreError, StoredCrl,
+    CertFilter, CertPage, CertRecord, CertStatus, CertStore, Completion, CrlSeries,
+    RevocationReason, RevokeOutcome, RevokedEntry, Serial, StoreError, StoredCrl,
 };
 
 mod bootstrap;
@@ -344,11 +344,9 @@ impl Batch {
     fn deliver(mut self, results: Vec<Result<(), StoreError>>) {
         let mut results = results.into_iter();
         for queued in self.0.drain(..) {
-            queued.waiter.finish(results.next().unwrap_or_else(|| {
-                Err(StoreError::Unavailable(
-                    "the transaction holding this write gave it no result".into(),
-                ))
-            }));
+            queued
+                .waiter
+                .finish(results.next().unwrap_or_else(|| Err(no_result())));
         }
     }
 }
@@ -523,25 +521,44 @@ impl SqliteStore {
     /// Queues `write` and returns its result once the transaction holding it
     /// has committed (or failed): group commit, see the module docs.
     fn submit(&self, write: Write) -> Result<(), StoreError> {
-        let waiter = Arc::new(Waiter::default());
+        self.submit_all(vec![write])
+            .pop()
+            .unwrap_or_else(|| Err(no_result()))
+    }
+
+    /// Queues `writes` together, in order, and returns their results once
+    /// the transactions holding them have committed (or failed). They join
+    /// one commit unless they are more than [`MAX_BATCH`].
+    fn submit_all(&self, writes: Vec<Write>) -> Vec<Result<(), StoreError>> {
+        let waiters: Vec<Arc<Waiter>> = writes.iter().map(|_| Arc::default()).collect();
+        let Some(first) = waiters.first() else {
+            return Vec::new();
+        };
         let lead_now = {
             let mut group = self.group();
-            group.queue.push_back(Queued {
-                write,
-                waiter: Arc::clone(&waiter),
-            });
+            for (write, waiter) in writes.into_iter().zip(&waiters) {
+                group.queue.push_back(Queued {
+                    write,
+                    waiter: Arc::clone(waiter),
+                });
+            }
             !std::mem::replace(&mut group.committing, true)
         };
         if lead_now {
-            self.lead(&waiter);
+            self.lead(first);
         }
-        loop {
-            match waiter.wait() {
-                Some(result) => return result,
-                // Our write is the oldest queued: commit it with the rest.
-                None => self.lead(&waiter),
-            }
-        }
+        waiters
+            .iter()
+            .map(|waiter| {
+                loop {
+                    match waiter.wait() {
+                        Some(result) => break result,
+                        // This write is the oldest queued: commit it with the rest.
+                        None => self.lead(waiter),
+                    }
+                }
+            })
+            .collect()
     }
 
     /// Commits what is queued (at most [`MAX_BATCH`] writes, oldest first) in
@@ -625,25 +642,29 @@ impl SqliteStore {
 
 impl CertStore for SqliteStore {
     fn insert_pending(&self, record: &CertRecord) -> Result<(), StoreError> {
-        if record.status != CertStatus::Pending
-            || record.cert_der.is_some()
-            || record.issued_at.is_some()
-        {
-            let status = match record.status {
-                CertStatus::Pending => "already signed",
-                other => other.as_str(),
-            };
-            return Err(StoreError::WrongStatus {
-                serial: record.serial.clone(),
-                status,
-                operation: "record it as pending",
-            });
+        self.submit(pending_write(record)?)
+    }
+
+    fn insert_pending_all(&self, records: &[&CertRecord]) -> Vec<Result<(), StoreError>> {
+        let mut refused = Vec::with_capacity(records.len());
+        let mut writes = Vec::with_capacity(records.len());
+        for record in records {
+            match pending_write(record) {
+                Ok(write) => {
+                    writes.push(write);
+                    refused.push(None);
+                }
+                Err(e) => refused.push(Some(e)),
+            }
         }
-        let sans = join_sans(record)?;
-        self.submit(Write::Insert {
-            record: Box::new(record.clone()),
-            sans,
-        })
+        let mut results = self.submit_all(writes).into_iter();
+        refused
+            .into_iter()
+            .map(|refusal| match refusal {
+                Some(e) => Err(e),
+                None => results.next().unwrap_or_else(|| Err(no_result())),
+            })
+            .collect()
     }
 
     fn complete(
@@ -659,6 +680,20 @@ impl CertStore for SqliteStore {
             cert_der: cert_der.to_vec(),
             issued_at,
         })
+    }
+
+    fn complete_all(&self, completions: &[Completion<'_>]) -> Vec<Result<(), StoreError>> {
+        self.submit_all(
+            completions
+                .iter()
+                .map(|c| Write::Complete {
+                    issuer_id: c.issuer_id.to_owned(),
+                    serial: c.serial.clone(),
+                    cert_der: c.cert_der.to_vec(),
+                    issued_at: c.issued_at,
+                })
+                .collect(),
+        )
     }
 
     fn get(&self, issuer_id: &str, serial: &Serial) -> Result<Option<CertRecord>, StoreError> {
@@ -885,6 +920,33 @@ fn insert_row(conn: &Connection, record: &CertRecord, sans: &str) -> Result<(), 
                 e,
             ))
         })
+}
+
+/// The write recording `record` as pending, if it is a pending record.
+fn pending_write(record: &CertRecord) -> Result<Write, StoreError> {
+    if record.status != CertStatus::Pending
+        || record.cert_der.is_some()
+        || record.issued_at.is_some()
+    {
+        let status = match record.status {
+            CertStatus::Pending => "already signed",
+            other => other.as_str(),
+        };
+        return Err(StoreError::WrongStatus {
+            serial: record.serial.clone(),
+            status,
+            operation: "record it as pending",
+        });
+    }
+    Ok(Write::Insert {
+        record: Box::new(record.clone()),
+        sans: join_sans(record)?,
+    })
+}
+
+/// The failure of a write that a transaction gave no result (a bug).
+fn no_result() -> StoreError {
+    StoreError::Unavailable("the transaction holding this write gave it no result".into())
 }
 
 /// Marks a pending record issued with its certificate; says why not if the
@@ -2331,6 +2393,68 @@ mod tests {
                 [],
             )
             .expect("FTS index in step with certificates");
+    }
+
+    #[test]
+    fn one_caller_s_writes_commit_together_and_fail_alone() {
+        let (_dir, store) = temp_store();
+        store.insert_pending(&pending(ISSUER, 1)).expect("insert");
+        let mut signed = pending(ISSUER, 4);
+        signed.status = CertStatus::Issued;
+        let before = store.commits();
+        // 1 is taken; 4 is not pending; 2 and 3 are fine.
+        let (one, two, three) = (pending(ISSUER, 1), pending(ISSUER, 2), pending(ISSUER, 3));
+        let results = store.insert_pending_all(&[&two, &one, &signed, &three]);
+        assert_eq!(
+            store.commits(),
+            before + 1,
+            "one transaction for the caller's writes"
+        );
+        assert!(results[0].is_ok(), "{:?}", results[0]);
+        assert!(
+            matches!(&results[1], Err(StoreError::DuplicateSerial { serial: s }) if s == &serial(1)),
+            "{:?}",
+            results[1]
+        );
+        assert!(
+            matches!(results[2], Err(StoreError::WrongStatus { .. })),
+            "{:?}",
+            results[2]
+        );
+        assert!(results[3].is_ok(), "{:?}", results[3]);
+        assert_eq!(results.len(), 4);
+        assert_eq!(rows_with(&store, 4), 0);
+
+        let (s2, s3, s9) = (serial(2), serial(3), serial(9));
+        let completion = |serial, cert_der| Completion {
+            issuer_id: ISSUER,
+            serial,
+            cert_der,
+            issued_at: 5,
+        };
+        let results = store.complete_all(&[
+            completion(&s2, b"two"),
+            completion(&s9, b"nine"),
+            completion(&s3, b"three"),
+        ]);
+        assert_eq!(
+            store.commits(),
+            before + 2,
+            "one transaction for the completions"
+        );
+        assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+        assert!(
+            matches!(results[1], Err(StoreError::NotFound { .. })),
+            "{:?}",
+            results[1]
+        );
+        for (n, der) in [(2, &b"two"[..]), (3, &b"three"[..])] {
+            let record = store.get(ISSUER, &serial(n)).expect("get").expect("found");
+            assert_eq!(record.status, CertStatus::Issued);
+            assert_eq!(record.cert_der.as_deref(), Some(der));
+        }
+        assert!(store.insert_pending_all(&[]).is_empty());
+        assert_eq!(store.commits(), before + 2, "an empty batch committed");
     }
 
     #[test]
