@@ -24,11 +24,13 @@ use crate::{
     wrap::{self, commands::*},
     Capability,
 };
+use ::ccm::aead::AeadInPlace;
 use ::ecdsa::{
     elliptic_curve::{bigint::U256, generic_array::GenericArray, ops::Reduce, Field},
     hazmat::SignPrimitive,
 };
 use ::hmac::{Hmac, Mac};
+use aes::cipher::consts::{U13, U16};
 use rand_core::{OsRng, RngCore};
 use sha2::Sha256;
 use signature::Signer;
@@ -119,6 +121,8 @@ pub(crate) fn session_message(
         Code::SignEddsa => sign_eddsa(state, &command.data),
         Code::GetStorageInfo => get_storage_info(),
         Code::VerifyHmac => verify_hmac(state, &command.data),
+        Code::WrapData => wrap_data(state, &command.data),
+        Code::UnwrapData => unwrap_data(state, &command.data),
         unsupported => panic!("unsupported command type: {unsupported:?}"),
     };
 
@@ -728,4 +732,127 @@ fn verify_hmac(state: &State, cmd_data: &[u8]) -> response::Message {
         debug!("no such object ID: {:?}", command.key_id);
         device::ErrorKind::ObjectNotFound.into()
     }
+}
+
+/// A wrap key as `WrapData` and `UnwrapData` use it: AES-CCM with a 13-byte
+/// nonce and a 16-byte MAC, as on the device.
+enum DataWrapKey {
+    Aes128Ccm(::ccm::Ccm<aes::Aes128, U16, U13>),
+    Aes192Ccm(::ccm::Ccm<aes::Aes192, U16, U13>),
+    Aes256Ccm(::ccm::Ccm<aes::Aes256, U16, U13>),
+}
+
+impl DataWrapKey {
+    /// The wrap key `key_id`, if it has `capability` (`WRAP_DATA` or
+    /// `UNWRAP_DATA`). Like the device, this answers `OBJECT_NOT_FOUND` if
+    /// there is no wrap key with this ID (whatever other object has it), and
+    /// `INVALID_DATA` if the wrap key lacks the capability.
+    fn get(
+        state: &State,
+        key_id: object::Id,
+        capability: Capability,
+    ) -> Result<Self, device::ErrorKind> {
+        let obj = match state.objects.get(key_id, object::Type::WrapKey) {
+            Some(obj) => obj,
+            None => {
+                debug!("no such wrap key: {:?}", key_id);
+                return Err(device::ErrorKind::ObjectNotFound);
+            }
+        };
+
+        if !obj.object_info.capabilities.contains(capability) {
+            debug!("wrap key {:?} lacks {:?}", key_id, capability);
+            return Err(device::ErrorKind::InvalidData);
+        }
+
+        match obj.payload {
+            Payload::WrapKey(wrap::Algorithm::Aes128Ccm, ref key) => Ok(DataWrapKey::Aes128Ccm(
+                ::ccm::aead::KeyInit::new_from_slice(key).unwrap(),
+            )),
+            Payload::WrapKey(wrap::Algorithm::Aes192Ccm, ref key) => Ok(DataWrapKey::Aes192Ccm(
+                ::ccm::aead::KeyInit::new_from_slice(key).unwrap(),
+            )),
+            Payload::WrapKey(wrap::Algorithm::Aes256Ccm, ref key) => Ok(DataWrapKey::Aes256Ccm(
+                ::ccm::aead::KeyInit::new_from_slice(key).unwrap(),
+            )),
+            _ => {
+                debug!("not a wrap key: {:?}", obj.algorithm());
+                Err(device::ErrorKind::InvalidCommand)
+            }
+        }
+    }
+
+    /// Encrypt `buffer` in place, appending the MAC
+    fn encrypt_in_place(&self, nonce: &wrap::Nonce, buffer: &mut Vec<u8>) -> Result<(), ()> {
+        let nonce = &nonce.0.into();
+        match self {
+            DataWrapKey::Aes128Ccm(ccm) => ccm.encrypt_in_place(nonce, b"", buffer),
+            DataWrapKey::Aes192Ccm(ccm) => ccm.encrypt_in_place(nonce, b"", buffer),
+            DataWrapKey::Aes256Ccm(ccm) => ccm.encrypt_in_place(nonce, b"", buffer),
+        }
+        .map_err(|_| ())
+    }
+
+    /// Check the MAC of `buffer` and decrypt it in place
+    fn decrypt_in_place(&self, nonce: &wrap::Nonce, buffer: &mut Vec<u8>) -> Result<(), ()> {
+        let nonce = &nonce.0.into();
+        match self {
+            DataWrapKey::Aes128Ccm(ccm) => ccm.decrypt_in_place(nonce, b"", buffer),
+            DataWrapKey::Aes192Ccm(ccm) => ccm.decrypt_in_place(nonce, b"", buffer),
+            DataWrapKey::Aes256Ccm(ccm) => ccm.decrypt_in_place(nonce, b"", buffer),
+        }
+        .map_err(|_| ())
+    }
+}
+
+/// Encrypt data under a wrap key. As on the device, the answer is
+/// nonce (13 bytes) || ciphertext of a zero byte and the data || MAC (16 bytes).
+fn wrap_data(state: &State, cmd_data: &[u8]) -> response::Message {
+    let WrapDataCommand {
+        wrap_key_id,
+        plaintext,
+    } = deserialize(cmd_data).unwrap_or_else(|e| panic!("error parsing Code::WrapData: {e:?}"));
+
+    let key = match DataWrapKey::get(state, wrap_key_id, Capability::WRAP_DATA) {
+        Ok(key) => key,
+        Err(e) => return e.into(),
+    };
+
+    let nonce = wrap::Nonce::generate();
+    let mut buffer = Vec::with_capacity(1 + plaintext.len() + 16);
+    buffer.push(0);
+    buffer.extend_from_slice(&plaintext);
+    key.encrypt_in_place(&nonce, &mut buffer)
+        .expect("AES-CCM encryption failed");
+
+    WrapDataResponse(wrap::Message {
+        nonce,
+        ciphertext: buffer,
+    })
+    .serialize()
+}
+
+/// Decrypt data wrapped by `WrapData`. As on the device, data whose MAC
+/// does not verify under the wrap key, or that does not start with the zero
+/// byte `WrapData` puts in front, is refused with `INVALID_DATA`.
+fn unwrap_data(state: &State, cmd_data: &[u8]) -> response::Message {
+    let UnwrapDataCommand {
+        wrap_key_id,
+        nonce,
+        ciphertext,
+    } = deserialize(cmd_data).unwrap_or_else(|e| panic!("error parsing Code::UnwrapData: {e:?}"));
+
+    let key = match DataWrapKey::get(state, wrap_key_id, Capability::UNWRAP_DATA) {
+        Ok(key) => key,
+        Err(e) => return e.into(),
+    };
+
+    let mut buffer = ciphertext;
+    if key.decrypt_in_place(&nonce, &mut buffer).is_err() || buffer.first() != Some(&0) {
+        debug!("data does not unwrap under wrap key {:?}", wrap_key_id);
+        return device::ErrorKind::InvalidData.into();
+    }
+    buffer.remove(0);
+
+    UnwrapDataResponse(buffer).serialize()
 }
