@@ -10,7 +10,7 @@ use ring::signature::{self as ring_sig, KeyPair as _};
 use strongroom_ca::{Authority, DistributionUrls, Issuer, Profile, SystemClock};
 use strongroom_hsm::{
     BufferedRandom, HsmSigner, KeySpec, KeyStore, KeyWrapper, Pin, Pkcs11Uri, PoolConfig,
-    PublicKey, SignatureAlgorithm, SigningKey, Token, YubiHsm,
+    PublicKey, SignatureAlgorithm, SigningKey, Token, WrappingKeys, YubiHsm,
 };
 use strongroom_transit::{Transit, TransitStore};
 use zeroize::Zeroizing;
@@ -28,7 +28,8 @@ pub(crate) struct Appliance {
     pub(crate) authority: Authority,
     /// The HSM token (for status and random bytes).
     pub(crate) token: Token,
-    /// The YubiHSM2, when a key is placed in it (`ca.backend = "yubihsm"`).
+    /// The YubiHSM2, when `[yubihsm]` is configured (for keys placed in it
+    /// by `ca.backend` or `transit.backend`).
     pub(crate) yubihsm: Option<YubiHsm>,
     /// How CRLs are published.
     pub(crate) crl: CrlConfig,
@@ -180,12 +181,24 @@ impl Appliance {
             None => None,
         };
         let transit = match &config.transit.wrapping_key {
-            Some(key) => Some(Arc::new(load_transit(
-                &config.transit,
-                key,
-                &token,
-                &store,
-            )?)),
+            Some(key) => {
+                // Every KEK, current or rotated, lives where transit.backend says.
+                let wrapping_keys: Arc<dyn WrappingKeys> = match (&yubihsm, config.transit.backend)
+                {
+                    (Some(yubihsm), Backend::Yubihsm) => Arc::new(yubihsm.clone()),
+                    (None, Backend::Yubihsm) => {
+                        bail!("transit.backend = \"yubihsm\" needs a [yubihsm] section")
+                    }
+                    (_, Backend::Pkcs11) => Arc::new(token.clone()),
+                };
+                Some(Arc::new(load_transit(
+                    &config.transit,
+                    key,
+                    &token,
+                    wrapping_keys,
+                    &store,
+                )?))
+            }
             None => None,
         };
         let audit = &config.audit;
@@ -289,13 +302,17 @@ pub(crate) fn database_path(config: &Config) -> std::path::PathBuf {
     config.data_dir.join("strongroom.db")
 }
 
-/// The transit engine over the store. Its KEK is the one the store records
-/// as current; the wrapping key `key` names is recorded as current on the
-/// first start (and checked against its URI's `id=` while it is current).
+/// The transit engine over the store, its KEKs in `wrapping_keys` (the
+/// token, or the YubiHSM2). Its KEK is the one the store records as
+/// current; the wrapping key `key` names is recorded as current on the
+/// first start (and, for a `pkcs11:` URI, checked against its `id=` while
+/// it is current). Key material and RSA keys come from the token's
+/// generator either way.
 fn load_transit(
     config: &TransitConfig,
     key: &str,
     token: &Token,
+    wrapping_keys: Arc<dyn WrappingKeys>,
     store: &Arc<SqliteStore>,
 ) -> anyhow::Result<Transit> {
     let uri: Option<Pkcs11Uri> = if key.starts_with("pkcs11:") {
@@ -317,7 +334,7 @@ fn load_transit(
     let random = Arc::new(BufferedRandom::new(Arc::new(token.clone()), 4096));
     let transit = Transit::open(
         Arc::clone(store) as Arc<dyn TransitStore>,
-        Arc::new(token.clone()),
+        wrapping_keys,
         &label,
         random,
         Arc::new(token.clone()),

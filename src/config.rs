@@ -23,7 +23,8 @@ pub(crate) struct Config {
     pub(crate) tls: TlsConfig,
     /// The PKCS#11 HSM: the seal's login, and every key not placed elsewhere.
     pub(crate) hsm: HsmConfig,
-    /// A YubiHSM2 that keys may be placed in (`ca.backend = "yubihsm"`).
+    /// A YubiHSM2 that keys may be placed in (`ca.backend` or
+    /// `transit.backend` = "yubihsm").
     #[serde(default)]
     pub(crate) yubihsm: Option<YubiHsmSection>,
     /// The issuing CA.
@@ -193,10 +194,15 @@ impl Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TransitConfig {
-    /// The HSM's AES-256 wrapping key (KEK), as a `pkcs11:object=…` URI or a
-    /// bare label, recorded as the current KEK on the first start; after a
-    /// KEK rotation the store's current KEK is used instead. Unset: the
-    /// Transit service answers FAILED_PRECONDITION.
+    /// Where the wrapping keys (KEKs) live (default: the PKCS#11 token).
+    /// Every KEK, the rotated ones included, lives there.
+    #[serde(default)]
+    pub(crate) backend: Backend,
+    /// The HSM's AES-256 wrapping key (KEK), recorded as the current KEK on
+    /// the first start; after a KEK rotation the store's current KEK is used
+    /// instead. In the token: a `pkcs11:object=…` URI or a bare label; in
+    /// the YubiHSM2: the wrap key's label. Unset: the Transit service
+    /// answers FAILED_PRECONDITION.
     #[serde(default)]
     pub(crate) wrapping_key: Option<String>,
     /// Prefix of ciphertexts, signatures and HMACs.
@@ -220,6 +226,7 @@ pub(crate) struct TransitConfig {
 impl Default for TransitConfig {
     fn default() -> Self {
         TransitConfig {
+            backend: Backend::Pkcs11,
             wrapping_key: None,
             prefix: default_transit_prefix(),
             cache_capacity: default_transit_cache(),
@@ -748,6 +755,21 @@ impl Config {
         {
             anyhow::bail!("transit.rotation_check must be between 1s and 1h");
         }
+        if transit.backend == Backend::Yubihsm {
+            if self.yubihsm.is_none() {
+                anyhow::bail!("transit.backend = \"yubihsm\" needs a [yubihsm] section");
+            }
+            if transit
+                .wrapping_key
+                .as_deref()
+                .is_some_and(|key| key.starts_with("pkcs11:"))
+            {
+                anyhow::bail!(
+                    "transit.wrapping_key names a PKCS#11 object, but transit.backend is \
+                     \"yubihsm\": give the wrap key's label in the YubiHSM2"
+                );
+            }
+        }
         match (&self.yubihsm, self.ca.backend) {
             (None, Backend::Yubihsm) => {
                 anyhow::bail!("ca.backend = \"yubihsm\" needs a [yubihsm] section")
@@ -869,6 +891,66 @@ mod tests {
             "serial",
         ] {
             assert!(section(bad).connector().is_err(), "{bad}");
+        }
+    }
+
+    /// Issue 8: a CA can keep its key in a YubiHSM2 while transit's KEK
+    /// lives in the token, or the other way round.
+    #[test]
+    fn transit_keks_live_in_the_configured_backend() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("strongroom.example.toml");
+        let text = std::fs::read_to_string(&example).expect("read");
+        let config: Config = toml::from_str(&text).expect("example parses");
+        assert_eq!(config.transit.backend, Backend::Pkcs11);
+        assert_eq!(config.ca.backend, Backend::Pkcs11);
+
+        let with_yubihsm = text
+            .replacen("# [yubihsm]\n", "[yubihsm]\n", 1)
+            .replacen("# connector = ", "connector = ", 1)
+            .replacen("# auth_key_id = 1", "auth_key_id = 1", 1);
+        let kek = "wrapping_key = \"pkcs11:object=transit-wrap\"";
+        assert!(text.contains(kek));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("transit.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).expect("write");
+            Config::load(&path).map_err(|e| format!("{e:#}"))
+        };
+        let in_yubihsm = "backend = \"yubihsm\"\nwrapping_key = \"transit-wrap\"";
+        let config = load(&with_yubihsm.replacen(kek, in_yubihsm, 1)).expect("KEK in the YubiHSM2");
+        assert_eq!(config.transit.backend, Backend::Yubihsm);
+        assert_eq!(config.transit.wrapping_key.as_deref(), Some("transit-wrap"));
+        // The CA key stays in the token.
+        assert_eq!(config.ca.backend, Backend::Pkcs11);
+
+        // The other way round: the CA key in the YubiHSM2, the KEK in the token.
+        let ca_in_yubihsm = with_yubihsm.replacen(
+            "issuer_key = \"pkcs11:object=issuing-ca\"",
+            "backend = \"yubihsm\"\nissuer_key = \"issuing-ca\"",
+            1,
+        );
+        let config = load(&ca_in_yubihsm).expect("CA key in the YubiHSM2");
+        assert_eq!(
+            (config.ca.backend, config.transit.backend),
+            (Backend::Yubihsm, Backend::Pkcs11)
+        );
+
+        for (text, says) in [
+            (
+                text.replacen(kek, in_yubihsm, 1),
+                "needs a [yubihsm] section",
+            ),
+            (
+                with_yubihsm.replacen(kek, &format!("backend = \"yubihsm\"\n{kek}"), 1),
+                "label in the YubiHSM2",
+            ),
+            (
+                with_yubihsm.replacen(kek, "backend = \"softhsm\"\nwrapping_key = \"k\"", 1),
+                "unknown variant",
+            ),
+        ] {
+            let error = load(&text).expect_err(says);
+            assert!(error.contains(says), "{error}");
         }
     }
 

@@ -11,47 +11,18 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use common::{Server, free_port, output_text, p, root_and_issuing_ca};
+use common::{
+    Server, free_port, output_text, p, private_file, root_and_issuing_ca, serve_mockhsm,
+    throwaway_tls, write_file,
+};
 use secrecy::ExposeSecret;
 use strongroom_ca::pem;
 use strongroom_hsm::{
     KeySpec, KeyStore, Pin, PoolConfig, Token, YubiHsm, YubiHsmConfig, YubiHsmConnector,
 };
 use strongroom_softhsm::TestToken;
-
-fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, contents).expect("write");
-    path
-}
-
-fn private(dir: &Path, name: &str, contents: &str) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let path = write(dir, name, contents);
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    path
-}
-
-/// Serves a fresh MockHsm over the yubihsm-connector HTTP API on 127.0.0.1
-/// for the rest of the test process; returns the port.
-fn serve_mockhsm() -> u16 {
-    let port = free_port();
-    let config = yubihsm::HttpConfig {
-        addr: "127.0.0.1".into(),
-        port,
-        ..yubihsm::HttpConfig::default()
-    };
-    let server = yubihsm::connector::http::Server::new(&config, yubihsm::Connector::mockhsm())
-        .unwrap_or_else(|e| panic!("MockHsm connector server: {e}"));
-    std::thread::spawn(move || {
-        loop {
-            let _ = server.handle_request();
-        }
-    });
-    port
-}
 
 #[test]
 fn a_leaf_issued_under_an_intermediate_in_a_yubihsm_verifies_with_openssl() {
@@ -80,44 +51,19 @@ fn a_leaf_issued_under_an_intermediate_in_a_yubihsm_verifies_with_openssl() {
     )
     .expect("token");
     let (root_der, issuing_der) = root_and_issuing_ca(&token, issuing_key.public_key(), "YubiHSM");
-    let root = write(dir, "root.pem", &pem("CERTIFICATE", &root_der));
-    let issuing = write(dir, "issuing.pem", &pem("CERTIFICATE", &issuing_der));
+    let root = write_file(dir, "root.pem", &pem("CERTIFICATE", &root_der));
+    let issuing = write_file(dir, "issuing.pem", &pem("CERTIFICATE", &issuing_der));
     // The appliance logs in to the token itself (once per process).
     token.close();
     drop(token);
     KeyStore::close(&yubihsm);
 
-    // The gRPC TLS certificate comes from a throwaway CA: this test is about
-    // the chain the appliance issues under.
-    let tls_dir = dir.join("tls");
-    std::fs::create_dir_all(&tls_dir).expect("tls dir");
-    let out = common::openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        p(&tls_dir.join("tls.key")),
-        "-out",
-        p(&tls_dir.join("tls.pem")),
-        "-days",
-        "2",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        "-addext",
-        "basicConstraints=critical,CA:FALSE",
-        "-addext",
-        "extendedKeyUsage=serverAuth",
-    ]);
-    assert!(out.status.success(), "openssl req: {}", output_text(&out));
+    // The gRPC TLS certificate is a throwaway: this test is about the chain
+    // the appliance issues under.
+    let (cacert, _) = throwaway_tls(&dir.join("tls"));
 
     let (grpc, http) = (free_port(), free_port());
-    let config = write(
+    let config = write_file(
         dir,
         "strongroom.toml",
         &format!(
@@ -164,18 +110,17 @@ max_ttl = "30d"
             root = root.display(),
         ),
     );
-    write(
+    write_file(
         dir,
         "policies.toml",
         "[[policy]]\nname = \"issuer\"\nidentities = [\"anonymous\"]\n\
          [[policy.grant]]\nresources = [\"profile/server\"]\ncapabilities = [\"issue\"]\n",
     );
-    let cacert = tls_dir.join("tls.pem");
     let server = Server::start(&config, &cacert, None);
 
     // Init with the token's PIN and the device's password; one share unseals.
-    let pin = private(dir, "token.pin", token_created.user_pin.expose_secret());
-    let password = private(dir, "yubihsm.password", "password\n");
+    let pin = private_file(dir, "token.pin", token_created.user_pin.expose_secret());
+    let password = private_file(dir, "yubihsm.password", "password\n");
     let shares_dir = dir.join("officers");
     let init = |password_file: Option<&Path>| {
         let mut args = vec![
@@ -196,7 +141,7 @@ max_ttl = "30d"
         server.cli(&args)
     };
     // Without the device's password (or with a wrong one) nothing is initialised.
-    let wrong = private(dir, "wrong.password", "not-the-password");
+    let wrong = private_file(dir, "wrong.password", "not-the-password");
     for attempt in [None, Some(wrong.as_path())] {
         let out = init(attempt);
         assert!(!out.status.success(), "init without the right password");

@@ -6,7 +6,7 @@
 //!
 //! - [`Signer`]: a key that reports its public key and algorithm, and signs;
 //! - [`KeyWrapper`]: a key that wraps and unwraps key material held elsewhere;
-//! - [`WrappingKeys`]: the token's wrapping keys by label, to find, generate
+//! - [`WrappingKeys`]: an HSM's wrapping keys by label, to find, generate
 //!   and destroy them (transit's KEK rotation);
 //! - [`RandomSource`]: random bytes from the HSM ([`BufferedRandom`] draws
 //!   them in bulk for callers that want a few bytes at a time);
@@ -29,8 +29,8 @@
 //! device's 16 sessions that outlives its 30 s idle timeout. Both backends
 //! implement [`KeyStore`], the backend-neutral way the binary generates and
 //! finds [`SigningKey`]s (bound to an algorithm by [`HsmSigner`]) and
-//! wrapping keys (a [`YubiHsm`] refuses the latter: transit's wrapping key
-//! lives in a PKCS#11 token).
+//! wrapping keys (an AES key in the token, or a YubiHSM2 wrap key that
+//! wraps with the device's `WrapData` command).
 //!
 //! ```no_run
 //! use strongroom_hsm::{KeySpec, Pin, PoolConfig, Signer, Token};
@@ -87,7 +87,7 @@ pub use yubi_hsm::{
     IdleClock, MAX_ED25519_MESSAGE_LEN as YUBIHSM_MAX_ED25519_MESSAGE_LEN,
     MAX_LABEL_LEN as YUBIHSM_MAX_LABEL_LEN, MAX_SESSIONS as YUBIHSM_MAX_SESSIONS,
     REFRESH_AFTER as YUBIHSM_REFRESH_AFTER, SystemClock, YubiHsm, YubiHsmConfig, YubiHsmConnector,
-    YubiHsmKey,
+    YubiHsmKey, YubiHsmWrappingKey,
 };
 
 /// A private key that signs with one algorithm and knows its public key.

@@ -50,9 +50,8 @@ pub trait SigningKey: Send + Sync + fmt::Debug {
 }
 
 /// The keys of one HSM, whatever its kind: asymmetric signing keys by label
-/// and public key, wrapping keys by label ([`WrappingKeys`]; a
-/// [`crate::YubiHsm`] refuses them, so transit's wrapping key lives in a
-/// PKCS#11 token), and random bytes ([`RandomSource`]).
+/// and public key, wrapping keys by label ([`WrappingKeys`]), and random
+/// bytes ([`RandomSource`]).
 ///
 /// The binary holds one per configured HSM and hands the CA and transit
 /// only the narrower traits they need.

@@ -1,16 +1,16 @@
 //! Key custody seen from outside: OpenSC's pkcs11-tool inspects the same token
 //! and must find every private key and the wrapping key sensitive and never
 //! extractable, and must fail to read their values. Also covers wrapping,
-//! against every backend of `common::backends` that holds wrapping keys
-//! (PKCS#11 only: a YubiHSM2 refuses them, see `tests/yubihsm.rs`) where
-//! the test needs no PKCS#11 tool.
+//! against every backend of `common::backends` where the test needs no
+//! PKCS#11 tool (`tests/yubihsm.rs` checks the YubiHSM2 wrap keys' device
+//! properties).
 
 mod common;
 
 use common::backends::backends;
 use common::{fixture, run};
 use secrecy::ExposeSecret;
-use strongroom_hsm::{Error, KeySpec, WrappingKeys};
+use strongroom_hsm::{Error, KeySpec, MAX_MATERIAL_LEN, WrappingKeys};
 
 fn pkcs11_tool(args: &[&str]) -> std::process::Output {
     let fx = fixture("hsm-custody");
@@ -207,11 +207,18 @@ fn assert_values_unreadable_through_raw_pkcs11() {
 
 #[test]
 fn wrapped_material_round_trips_and_tampering_fails() {
-    for backend in backends("hsm-custody").into_iter().filter(|b| b.wraps) {
+    for backend in backends("hsm-custody") {
         let keys = &backend.store;
         let wrapping = keys.generate_wrapper("wrap-a").expect("wrapping key");
         let other = keys.generate_wrapper("wrap-b").expect("wrapping key");
-        for material in [vec![7u8; 32], vec![1, 2, 3], (0..=255).collect::<Vec<u8>>()] {
+        for material in [
+            vec![7u8; 32],
+            vec![1, 2, 3],
+            (0..=255).collect::<Vec<u8>>(),
+            // A 4096-bit RSA key in PKCS#1, and the largest material.
+            vec![0x42; 2350],
+            vec![0x17; MAX_MATERIAL_LEN],
+        ] {
             let wrapped = wrapping.wrap(&material).expect("wrap");
             assert_ne!(&wrapped[..material.len().min(wrapped.len())], &material[..]);
             assert_eq!(*wrapping.unwrap(&wrapped).expect("unwrap"), material);
@@ -220,14 +227,26 @@ fn wrapped_material_round_trips_and_tampering_fails() {
                 "{}: unwrapped under another key",
                 backend.name
             );
-            let mut tampered = wrapped.clone();
-            tampered[3] ^= 0x40;
+            for at in [0, 3, wrapped.len() / 2, wrapped.len() - 1] {
+                let mut tampered = wrapped.clone();
+                tampered[at] ^= 0x40;
+                assert!(
+                    wrapping.unwrap(&tampered).is_err(),
+                    "{}: material tampered at {at} unwrapped",
+                    backend.name
+                );
+            }
             assert!(
-                wrapping.unwrap(&tampered).is_err(),
-                "{}: tampered material unwrapped",
+                wrapping.unwrap(&wrapped[..wrapped.len() - 1]).is_err(),
+                "{}: truncated material unwrapped",
                 backend.name
             );
         }
+        // No error names the material.
+        let err = wrapping
+            .unwrap(&other.wrap(b"SECRET-MATERIAL").expect("wrap"))
+            .expect_err("another key");
+        assert!(!format!("{err} {err:?}").contains("SECRET"), "{err:?}");
         let found = keys.find_wrapper("wrap-a").expect("found by label");
         let wrapped = found.wrap(b"0123456789abcdef").expect("wrap");
         assert_eq!(
@@ -260,7 +279,7 @@ fn pkcs11_wrapping_keys_are_found_by_uri() {
 
 #[test]
 fn a_destroyed_wrapping_key_is_gone_for_ever() {
-    for backend in backends("hsm-custody").into_iter().filter(|b| b.wraps) {
+    for backend in backends("hsm-custody") {
         let keys = &backend.store;
         let doomed = keys.generate_wrapper("wrap-doomed").expect("wrapping key");
         let wrapped = doomed.wrap(b"material").expect("wrap");
@@ -279,7 +298,7 @@ fn a_destroyed_wrapping_key_is_gone_for_ever() {
 
 #[test]
 fn wrapping_keys_are_generated_found_and_destroyed_by_label() {
-    for backend in backends("hsm-custody").into_iter().filter(|b| b.wraps) {
+    for backend in backends("hsm-custody") {
         let keys: &dyn WrappingKeys = &*backend.store;
         let made = keys.generate_wrapper("wrap-by-label").expect("generate");
         let wrapped = made.wrap(b"material").expect("wrap");

@@ -1,6 +1,8 @@
 //! The YubiHSM2 backend against the `yubihsm` crate's `MockHsm`, on what
 //! the shared suite cannot see: the objects' capabilities as the device
-//! records them, the device's session limits and idle timeout, and login.
+//! records them, how wrapped material is split and bound to its blob, the
+//! MockHsm's `WrapData`/`UnwrapData` (patched in, see `vendor/yubihsm`),
+//! the device's session limits and idle timeout, and login.
 //!
 //! The idle timeout is simulated: the MockHsm is served over the
 //! `yubihsm-connector` HTTP API (the crate's own server) and reached through
@@ -20,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use common::backends::mock_yubihsm;
 use strongroom_hsm::{
-    Error, HsmSigner, IdleClock, KeySpec, KeyStore, Pin, RandomSource, SignatureAlgorithm, Signer,
-    SigningKey, SystemClock, YubiHsm, YubiHsmConfig, YubiHsmConnector,
+    Error, HsmSigner, IdleClock, KeySpec, KeyStore, KeyWrapper, Pin, RandomSource,
+    SignatureAlgorithm, Signer, SigningKey, SystemClock, YubiHsm, YubiHsmConfig, YubiHsmConnector,
 };
 use yubihsm::object;
 use yubihsm::{Capability, Client, Connector, Credentials};
@@ -112,30 +114,246 @@ fn keys_are_sign_only_and_never_exportable() {
         .expect("sign-only key found");
 }
 
-/// Transit's wrapping key must live in a PKCS#11 token: a YubiHSM2 could
-/// wrap material only by holding it as an object on the device, so every
-/// wrapping-key operation is refused and nothing is created.
+/// Wrap keys are AES-256-CCM, may wrap and unwrap data and nothing else
+/// (never exportable, delegating nothing), as the device records them; a
+/// wrap key made otherwise is refused, and so is a label two wrap keys
+/// share. Wrapping stores nothing on the device.
 #[test]
-fn wrapping_keys_are_refused() {
+fn wrap_keys_only_wrap_and_unwrap_data_and_never_leave_the_device() {
     let mock = Connector::mockhsm();
     let hsm = mock_yubihsm(mock.clone(), Arc::new(SystemClock));
-    let keys: &dyn strongroom_hsm::WrappingKeys = &hsm;
-    for err in [
-        keys.generate_wrapper("kek")
-            .err()
-            .expect("generate refused"),
-        keys.find_wrapper("kek").err().expect("find refused"),
-        keys.destroy_wrapper("kek").expect_err("destroy refused"),
-    ] {
-        assert!(matches!(err, Error::Unsupported { .. }), "{err}");
-        assert!(err.to_string().contains("PKCS#11 token"), "{err}");
-    }
-    let objects = raw_client(&mock).list_objects(&[]).expect("list");
-    assert!(
-        objects.iter().all(
-            |o| o.object_type != object::Type::WrapKey && o.object_type != object::Type::Opaque
+    let kek = hsm.generate_wrapping_key("kek").expect("wrap key");
+    let raw = raw_client(&mock);
+    let info = raw
+        .get_object_info(kek.id(), object::Type::WrapKey)
+        .expect("object info");
+    assert_eq!(
+        info.capabilities,
+        Capability::WRAP_DATA | Capability::UNWRAP_DATA,
+        "{info:?}"
+    );
+    assert!(info.delegated_capabilities.is_empty(), "{info:?}");
+    assert_eq!(
+        info.algorithm,
+        yubihsm::Algorithm::Wrap(yubihsm::wrap::Algorithm::Aes256Ccm)
+    );
+    assert_eq!(info.label.to_string(), "kek");
+
+    let objects = raw.list_objects(&[]).expect("list").len();
+    let wrapped = kek.wrap(b"transit key material").expect("wrap");
+    assert_eq!(
+        *kek.unwrap(&wrapped).expect("unwrap"),
+        b"transit key material"
+    );
+    assert_eq!(raw.list_objects(&[]).expect("list").len(), objects);
+
+    // Wrap keys someone made with more rights, or another cipher, are refused.
+    for (id, label, capabilities, delegated, algorithm) in [
+        (
+            0x5151,
+            "exportable-kek",
+            Capability::WRAP_DATA | Capability::UNWRAP_DATA | Capability::EXPORTABLE_UNDER_WRAP,
+            Capability::empty(),
+            yubihsm::wrap::Algorithm::Aes256Ccm,
         ),
-        "{objects:?}"
+        (
+            0x5152,
+            "exporting-kek",
+            Capability::WRAP_DATA | Capability::UNWRAP_DATA | Capability::EXPORT_WRAPPED,
+            Capability::empty(),
+            yubihsm::wrap::Algorithm::Aes256Ccm,
+        ),
+        (
+            0x5153,
+            "delegating-kek",
+            Capability::WRAP_DATA | Capability::UNWRAP_DATA,
+            Capability::SIGN_ECDSA,
+            yubihsm::wrap::Algorithm::Aes256Ccm,
+        ),
+        (
+            0x5154,
+            "aes128-kek",
+            Capability::WRAP_DATA | Capability::UNWRAP_DATA,
+            Capability::empty(),
+            yubihsm::wrap::Algorithm::Aes128Ccm,
+        ),
+    ] {
+        raw.generate_wrap_key(
+            id,
+            object::Label::from_bytes(label.as_bytes()).expect("label"),
+            yubihsm::Domain::DOM1,
+            capabilities,
+            delegated,
+            algorithm,
+        )
+        .expect("generate");
+        let err = hsm.find_wrapping_key(label).expect_err(label);
+        assert!(matches!(err, Error::Unsupported { .. }), "{label}: {err}");
+    }
+
+    // Two wrap keys with one label: neither is taken.
+    for id in [0x5261, 0x5262] {
+        raw.generate_wrap_key(
+            id,
+            object::Label::from_bytes(b"twin-kek").expect("label"),
+            yubihsm::Domain::DOM1,
+            Capability::WRAP_DATA | Capability::UNWRAP_DATA,
+            Capability::empty(),
+            yubihsm::wrap::Algorithm::Aes256Ccm,
+        )
+        .expect("generate");
+    }
+    let err = hsm.find_wrapping_key("twin-kek").expect_err("ambiguous");
+    assert!(matches!(err, Error::AmbiguousKey { count: 2, .. }), "{err}");
+    // A signing key's label is not a wrap key's.
+    hsm.generate_key_pair("signer", KeySpec::EcP256)
+        .expect("key pair");
+    let err = hsm.find_wrapping_key("signer").expect_err("not a wrap key");
+    assert!(matches!(err, Error::KeyNotFound { .. }), "{err}");
+}
+
+/// The chunks of a YubiHSM2 wrapping blob: format, count, then
+/// length-prefixed chunks.
+fn chunks(blob: &[u8]) -> Vec<Vec<u8>> {
+    assert_eq!(blob[0], 1, "format");
+    let mut rest = &blob[2..];
+    let mut chunks = Vec::new();
+    for _ in 0..blob[1] {
+        let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        chunks.push(rest[2..2 + len].to_vec());
+        rest = &rest[2 + len..];
+    }
+    assert!(rest.is_empty());
+    chunks
+}
+
+fn blob(chunks: &[Vec<u8>]) -> Vec<u8> {
+    let mut blob = vec![1, chunks.len() as u8];
+    for chunk in chunks {
+        blob.extend_from_slice(&(chunk.len() as u16).to_be_bytes());
+        blob.extend_from_slice(chunk);
+    }
+    blob
+}
+
+/// Material longer than one device command carries (a 4096-bit RSA key in
+/// PKCS#1 is about 2.3 KB) is wrapped in chunks, each bound to its place in
+/// its own blob: dropping, reordering or splicing chunks fails, though each
+/// chunk alone would unwrap on the device.
+#[test]
+fn large_material_is_wrapped_in_chunks_bound_to_their_blob() {
+    let hsm = mock_yubihsm(Connector::mockhsm(), Arc::new(SystemClock));
+    let kek = hsm.generate_wrapping_key("chunked-kek").expect("wrap key");
+    let material: Vec<u8> = (0..strongroom_hsm::MAX_MATERIAL_LEN)
+        .map(|i| (i % 253) as u8)
+        .collect();
+    let wrapped = kek.wrap(&material).expect("wrap");
+    assert_eq!(chunks(&wrapped).len(), 16);
+    assert_eq!(*kek.unwrap(&wrapped).expect("unwrap"), material);
+    let err = kek
+        .wrap(&vec![1; strongroom_hsm::MAX_MATERIAL_LEN + 1])
+        .expect_err("too long");
+    assert!(matches!(err, Error::InvalidInput(_)), "{err}");
+
+    let two_parts = vec![0x42; 1000];
+    let a = chunks(&kek.wrap(&two_parts).expect("wrap"));
+    let b = chunks(&kek.wrap(&two_parts).expect("wrap"));
+    assert_eq!((a.len(), b.len()), (2, 2));
+    assert_eq!(
+        *kek.unwrap(&blob(&a)).expect("unwrap"),
+        two_parts,
+        "the helpers rebuild a blob faithfully"
+    );
+    for (what, forged) in [
+        ("spliced", blob(&[a[0].clone(), b[1].clone()])),
+        ("reordered", blob(&[a[1].clone(), a[0].clone()])),
+        ("truncated", blob(&a[..1])),
+        (
+            "extended",
+            blob(&[a[0].clone(), a[1].clone(), b[1].clone()]),
+        ),
+        ("doubled", blob(&[a[0].clone(), a[0].clone()])),
+    ] {
+        let err = kek.unwrap(&forged).expect_err(what);
+        assert!(matches!(err, Error::InvalidInput(_)), "{what}: {err}");
+    }
+    // A chunk's bytes are checked by the device.
+    let mut flipped = a.clone();
+    flipped[1][20] ^= 1;
+    let err = kek.unwrap(&blob(&flipped)).expect_err("flipped");
+    assert!(matches!(err, Error::YubiHsm(_)), "{err}");
+}
+
+/// The software device answers WrapData and UnwrapData (the patch in
+/// `vendor/yubihsm`) as the real one does: nonce, a zero byte and the data
+/// encrypted, a 16-byte MAC; refused without the key's capability or on any
+/// change, with the device's error codes.
+#[test]
+fn mockhsm_wraps_data_like_the_device() {
+    use yubihsm::device::ErrorKind as DeviceError;
+    let raw = raw_client(&Connector::mockhsm());
+    let both = Capability::WRAP_DATA | Capability::UNWRAP_DATA;
+    for (id, capabilities) in [
+        (0x6001, both),
+        (0x6002, Capability::WRAP_DATA),
+        (0x6003, Capability::UNWRAP_DATA),
+        (0x6004, both),
+    ] {
+        raw.generate_wrap_key(
+            id,
+            object::Label::from_bytes(b"data-kek").expect("label"),
+            yubihsm::Domain::DOM1,
+            capabilities,
+            Capability::empty(),
+            yubihsm::wrap::Algorithm::Aes256Ccm,
+        )
+        .expect("generate");
+    }
+    let data = b"0123456789abcdef".to_vec();
+    let wrapped = raw.wrap_data(0x6001, data.clone()).expect("wrap");
+    assert_eq!(wrapped.ciphertext.len(), 1 + data.len() + 16);
+    let again = raw.wrap_data(0x6001, data.clone()).expect("wrap");
+    assert_ne!(wrapped.nonce.0, again.nonce.0, "fresh nonce");
+    assert_eq!(
+        raw.unwrap_data(0x6001, wrapped.clone()).expect("unwrap"),
+        data
+    );
+
+    let code = |r: Result<Vec<u8>, yubihsm::client::Error>| {
+        r.expect_err("refused")
+            .device_error()
+            .expect("a device error")
+    };
+    let mut tampered = wrapped.clone();
+    tampered.ciphertext[0] ^= 1;
+    assert_eq!(
+        code(raw.unwrap_data(0x6001, tampered)),
+        DeviceError::InvalidData
+    );
+    let mut nonce = wrapped.clone();
+    nonce.nonce.0[0] ^= 1;
+    assert_eq!(
+        code(raw.unwrap_data(0x6001, nonce)),
+        DeviceError::InvalidData
+    );
+    assert_eq!(
+        code(raw.unwrap_data(0x6004, wrapped.clone())),
+        DeviceError::InvalidData,
+        "another key"
+    );
+    assert_eq!(
+        code(raw.unwrap_data(0x6002, raw.wrap_data(0x6002, data.clone()).expect("wrap"))),
+        DeviceError::InvalidData,
+        "no unwrap-data"
+    );
+    assert_eq!(
+        code(raw.wrap_data(0x6003, data.clone()).map(|m| m.into_vec())),
+        DeviceError::InvalidData,
+        "no wrap-data"
+    );
+    assert_eq!(
+        code(raw.unwrap_data(0x6fff, wrapped)),
+        DeviceError::ObjectNotFound
     );
 }
 
@@ -511,6 +729,24 @@ fn sessions_the_device_dropped_early_are_recovered_without_a_failed_request() {
     assert_eq!(device.refused(), 3);
 }
 
+/// Wrapping and unwrapping change nothing on the device (a wrap draws a
+/// fresh nonce), so both are repeated on a fresh session after a drop.
+#[test]
+fn wrapping_survives_sessions_the_device_dropped() {
+    let clock = TestClock::new();
+    let (device, hsm) = expiring_yubihsm(&clock);
+    let kek = hsm.generate_wrapping_key("dropped-kek").expect("wrap key");
+    device.forget_sessions();
+    let wrapped = kek.wrap(b"material").expect("wraps after a drop");
+    assert_eq!(device.refused(), 1);
+    device.forget_sessions();
+    assert_eq!(
+        *kek.unwrap(&wrapped).expect("unwraps after a drop"),
+        b"material"
+    );
+    assert_eq!(device.refused(), 2);
+}
+
 /// A session discarded as lost may live on in the device until its idle
 /// timeout, so it stays counted against the pool's size for 30 s after its
 /// last use: repeated failures cannot exceed the pool's share of the
@@ -598,4 +834,31 @@ fn the_http_connector_reaches_a_device_behind_yubihsm_connector() {
     .expect("open over HTTP");
     let signer = p256_signer(&hsm, "over-http");
     signs(&signer, b"over the connector API");
+}
+
+/// Wrapped chunks travel through `yubihsm-connector`'s HTTP API like any
+/// command: material of every size round-trips through our production
+/// HTTP connector (whose responses must each arrive in one read).
+#[test]
+fn large_material_wraps_through_the_http_connector() {
+    let port = common::backends::serve_mockhsm(Connector::mockhsm());
+    let hsm = YubiHsm::open(
+        &YubiHsmConnector::Http {
+            addr: "127.0.0.1".into(),
+            port,
+        },
+        Pin::new("password"),
+        YubiHsmConfig::default(),
+    )
+    .expect("open over HTTP");
+    let kek = hsm.generate_wrapping_key("http-kek").expect("wrap key");
+    for len in [1, 32, 511, 512, 513, 2350, strongroom_hsm::MAX_MATERIAL_LEN] {
+        let material: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+        let wrapped = kek.wrap(&material).unwrap_or_else(|e| panic!("{len}: {e}"));
+        assert_eq!(
+            *kek.unwrap(&wrapped)
+                .unwrap_or_else(|e| panic!("{len}: {e}")),
+            material
+        );
+    }
 }

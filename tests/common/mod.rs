@@ -731,3 +731,71 @@ pub fn root_and_issuing_ca(
         .expect("issuing certificate");
     (root_der, issuing_der)
 }
+
+/// Writes `contents` to `dir/name`; returns the path.
+pub fn write_file(dir: &Path, name: &str, contents: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("write");
+    path
+}
+
+/// Like [`write_file`], readable by its owner only (PINs, passwords).
+pub fn private_file(dir: &Path, name: &str, contents: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = write_file(dir, name, contents);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    path
+}
+
+/// Serves a fresh MockHsm (a software YubiHSM2, its authentication key 1
+/// with the password `password`) over the yubihsm-connector HTTP API on
+/// 127.0.0.1 for the rest of the test process; returns the port.
+pub fn serve_mockhsm() -> u16 {
+    let port = free_port();
+    let config = yubihsm::HttpConfig {
+        addr: "127.0.0.1".into(),
+        port,
+        ..yubihsm::HttpConfig::default()
+    };
+    let server = yubihsm::connector::http::Server::new(&config, yubihsm::Connector::mockhsm())
+        .unwrap_or_else(|e| panic!("MockHsm connector server: {e}"));
+    std::thread::spawn(move || {
+        loop {
+            let _ = server.handle_request();
+        }
+    });
+    port
+}
+
+/// A throwaway self-signed TLS certificate for `localhost` and 127.0.0.1
+/// (P-256, two days), for tests about something else than the gRPC
+/// server's identity: `dir/tls.pem` and `dir/tls.key`.
+pub fn throwaway_tls(dir: &Path) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).expect("tls dir");
+    let (cert, key) = (dir.join("tls.pem"), dir.join("tls.key"));
+    let out = openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        p(&key),
+        "-out",
+        p(&cert),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+        "-addext",
+        "extendedKeyUsage=serverAuth",
+    ]);
+    assert!(out.status.success(), "openssl req: {}", output_text(&out));
+    (cert, key)
+}

@@ -13,16 +13,18 @@
 //! - ECDSA digests are computed here and the device returns DER signatures;
 //!   Ed25519 signs the whole message; RSA signs PKCS#1 v1.5 with SHA-256
 //!   (the only RSA scheme the crate exposes).
-//! - No wrapping keys: the device can wrap key material only by holding it
-//!   as an object (its `WrapData`/`UnwrapData` commands aside, which cannot
-//!   be tested here), and transit's material must only ever be unwrapped in
-//!   memory. Every [`WrappingKeys`] call is refused with
-//!   [`Error::Unsupported`]: transit's wrapping key lives in a PKCS#11 token.
+//! - Wrapping keys ([`wrap_key`]) are AES-256-CCM wrap-key objects
+//!   generated in the device with exactly the `wrap-data` and `unwrap-data`
+//!   capabilities and no delegated ones, found by label (several with one
+//!   label are refused). Transit's material is sent to the device for one
+//!   `WrapData` or `UnwrapData` command and never stored there; larger
+//!   material than one command carries is wrapped in bound parts.
 //! - Every call runs on the session pool of [`pool`], bounded well below the
 //!   device's 16 sessions, which replaces sessions before the device's idle
 //!   timeout can bite and recovers from lost ones.
 
 mod pool;
+mod wrap_key;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,6 +37,8 @@ use zeroize::Zeroizing;
 
 pub use self::pool::{IdleClock, MAX_SESSIONS, REFRESH_AFTER, SystemClock};
 use self::pool::{Pool, Retry};
+pub use self::wrap_key::YubiHsmWrappingKey;
+use crate::RandomSource;
 use crate::algorithm::{KeySpec, SignatureAlgorithm};
 use crate::error::{Error, Result};
 use crate::key_pair::check_label;
@@ -42,7 +46,6 @@ use crate::pin::Pin;
 use crate::public_key::PublicKey;
 use crate::store::{KeyStore, SigningKey};
 use crate::token::TokenStatus;
-use crate::{KeyWrapper, RandomSource, WrappingKeys};
 
 /// Longest label a YubiHSM2 object can carry, in bytes.
 pub const MAX_LABEL_LEN: usize = object::LABEL_SIZE;
@@ -488,17 +491,6 @@ impl YubiHsm {
             })?;
         Ok(key)
     }
-
-    /// The refusal of every wrapping-key operation: see [`WrappingKeys`].
-    fn wrapping_unsupported(&self, label: &str) -> Error {
-        Error::Unsupported {
-            token: self.name().to_string(),
-            what: format!(
-                "wrapping keys ('{label}'): transit's wrapping key must live in a PKCS#11 token, \
-                 since a YubiHSM2 could wrap key material only by holding it as an object"
-            ),
-        }
-    }
 }
 
 impl std::fmt::Debug for YubiHsm {
@@ -650,25 +642,6 @@ impl std::fmt::Debug for YubiHsmKey {
 impl RandomSource for YubiHsm {
     fn fill(&self, buf: &mut [u8]) -> Result<()> {
         self.fill_random(buf)
-    }
-}
-
-/// Refused, always, with [`Error::Unsupported`]: material wrapped by a
-/// YubiHSM2 key would have to be stored on the device as an object to be
-/// wrapped or unwrapped, while transit's material must only ever be
-/// unwrapped in memory (and must not outlive a crash on the device).
-/// Transit's wrapping key lives in a PKCS#11 token.
-impl WrappingKeys for YubiHsm {
-    fn find_wrapper(&self, label: &str) -> Result<Arc<dyn KeyWrapper>> {
-        Err(self.wrapping_unsupported(label))
-    }
-
-    fn generate_wrapper(&self, label: &str) -> Result<Arc<dyn KeyWrapper>> {
-        Err(self.wrapping_unsupported(label))
-    }
-
-    fn destroy_wrapper(&self, label: &str) -> Result<()> {
-        Err(self.wrapping_unsupported(label))
     }
 }
 

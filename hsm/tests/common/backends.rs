@@ -5,11 +5,9 @@
 //! What a backend cannot do is listed here, once, so a gap is visible
 //! instead of silently skipped: `MockHsm` simulates only P-256 ECDSA and
 //! Ed25519 keys (it panics on P-384 and RSA, which our YubiHSM2 backend
-//! generates on a real device), a YubiHSM2 signs with RSA only as
-//! PKCS#1 v1.5 with SHA-256, and a YubiHSM2 refuses wrapping keys (transit's
-//! wrapping key lives in a PKCS#11 token: the device could wrap material
-//! only by holding it as an object), so wrapping tests run on the backends
-//! with [`Backend::wraps`] and `tests/yubihsm.rs` checks the refusal.
+//! generates on a real device), and a YubiHSM2 signs with RSA only as
+//! PKCS#1 v1.5 with SHA-256. Both hold wrapping keys (`MockHsm` answers
+//! `WrapData`/`UnwrapData` through the patch in `vendor/yubihsm`).
 
 use std::sync::{Arc, OnceLock};
 
@@ -27,8 +25,6 @@ pub struct Backend {
     pub specs: Vec<KeySpec>,
     /// Whether the backend signs with RSA-PSS and SHA-384/512 PKCS#1.
     pub all_rsa_schemes: bool,
-    /// Whether the backend holds wrapping keys (PKCS#11 only).
-    pub wraps: bool,
 }
 
 impl Backend {
@@ -71,7 +67,6 @@ pub fn backends(prefix: &str) -> [&'static Backend; 2] {
         store: Arc::new(super::fixture(prefix).token.clone()),
         specs: KeySpec::GENERATED.to_vec(),
         all_rsa_schemes: true,
-        wraps: true,
     });
     let mock = MOCK.get_or_init(|| Backend {
         name: "yubihsm (mockhsm)",
@@ -81,7 +76,6 @@ pub fn backends(prefix: &str) -> [&'static Backend; 2] {
         )),
         specs: MOCKHSM_SPECS.to_vec(),
         all_rsa_schemes: false,
-        wraps: false,
     });
     [softhsm, mock]
 }
