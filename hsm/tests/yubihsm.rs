@@ -838,7 +838,7 @@ fn the_http_connector_reaches_a_device_behind_yubihsm_connector() {
 
 /// Wrapped chunks travel through `yubihsm-connector`'s HTTP API like any
 /// command: material of every size round-trips through our production
-/// HTTP connector (whose responses must each arrive in one read).
+/// HTTP connector.
 #[test]
 fn large_material_wraps_through_the_http_connector() {
     let port = common::backends::serve_mockhsm(Connector::mockhsm());

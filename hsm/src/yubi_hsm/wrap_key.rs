@@ -3,11 +3,8 @@
 //!
 //! The device encrypts at most about 2 KB in one command (a message is at
 //! most 2048 bytes), less than a 4096-bit RSA key in PKCS#1, so material is
-//! wrapped in parts of at most [`PART_LEN`] bytes, one command each. The
-//! parts are smaller still because the `yubihsm` crate's HTTP connector
-//! (0.42.1) reads an answer correctly only if it arrives in one read from
-//! the socket: an answer of about 1 KB can already arrive in two, so every
-//! answer is kept near half that. What is stored is
+//! wrapped in parts of at most [`PART_LEN`] bytes, one command each, well
+//! inside one message both ways. What is stored is
 //!
 //! ```text
 //! blob  = FORMAT (1 byte) || n (1 byte) || chunk_0 || … || chunk_{n-1}
@@ -47,8 +44,7 @@ const WRAP_KEY_ALGORITHM: wrap::Algorithm = wrap::Algorithm::Aes256Ccm;
 const FORMAT: u8 = 1;
 
 /// Bytes of material in one chunk: with its header, well inside what one
-/// device message carries both ways, and the device's answer (about 600
-/// bytes) short enough to reach the HTTP connector in one read.
+/// device message carries both ways.
 pub(crate) const PART_LEN: usize = 512;
 
 /// Bytes of the random blob id at the start of every chunk's plaintext.

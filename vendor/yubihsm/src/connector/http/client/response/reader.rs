@@ -59,7 +59,7 @@ impl Reader {
 
     /// Fill the internal buffer with data from the socket
     fn fill_buffer(&mut self, readable: &mut dyn Read) -> Result<usize, Error> {
-        let nbytes = readable.read(self.buffer.as_mut())?;
+        let nbytes = readable.read(&mut self.buffer[self.pos..])?;
         self.pos += nbytes;
 
         // See: https://doc.rust-lang.org/src/std/io/mod.rs.html#571
