@@ -364,6 +364,34 @@ impl YubiHsm {
         })
     }
 
+    /// The one object among `ids`, those found for `label` (and, with
+    /// `with_public_key`, for a public key): [`Error::KeyNotFound`] if there
+    /// is none, [`Error::AmbiguousKey`] if there are several.
+    fn the_one(
+        &self,
+        label: &str,
+        ids: &[object::Id],
+        with_public_key: bool,
+    ) -> Result<object::Id> {
+        match ids {
+            [id] => Ok(*id),
+            [] => Err(self.key_not_found(label, with_public_key)),
+            many => Err(Error::AmbiguousKey {
+                token: self.name().to_string(),
+                label: label.to_string(),
+                count: many.len(),
+            }),
+        }
+    }
+
+    /// What the device says of object `id` of type `kind`, labelled `label`.
+    fn object_info(&self, label: &str, id: object::Id, kind: object::Type) -> Result<object::Info> {
+        self.pool()
+            .run("get object info", Some(label), Retry::Idempotent, |c| {
+                c.get_object_info(id, kind)
+            })
+    }
+
     fn key_not_found(&self, label: &str, with_public_key: bool) -> Error {
         Error::KeyNotFound {
             token: self.name().to_string(),
@@ -446,22 +474,8 @@ impl YubiHsm {
                 Err(e) => return Err(e),
             }
         }
-        let id = match matches.as_slice() {
-            [id] => *id,
-            [] => return Err(self.key_not_found(label, true)),
-            many => {
-                return Err(Error::AmbiguousKey {
-                    token: self.name().to_string(),
-                    label: label.to_string(),
-                    count: many.len(),
-                });
-            }
-        };
-        let info = self
-            .pool()
-            .run("get object info", Some(label), Retry::Idempotent, |c| {
-                c.get_object_info(id, object::Type::AsymmetricKey)
-            })?;
+        let id = self.the_one(label, &matches, true)?;
+        let info = self.object_info(label, id, object::Type::AsymmetricKey)?;
         let signing = signing_capability(public_key.spec());
         if info.capabilities != signing {
             return Err(Error::Unsupported {

@@ -132,22 +132,9 @@ impl YubiHsm {
     /// ([`Error::Unsupported`]).
     pub fn find_wrapping_key(&self, label: &str) -> Result<YubiHsmWrappingKey> {
         let matches = self.objects_labelled(label, Some(object::Type::WrapKey))?;
-        let id = match matches.as_slice() {
-            [entry] => entry.object_id,
-            [] => return Err(self.key_not_found(label, false)),
-            many => {
-                return Err(Error::AmbiguousKey {
-                    token: self.name().to_string(),
-                    label: label.to_string(),
-                    count: many.len(),
-                });
-            }
-        };
-        let info = self
-            .pool()
-            .run("get object info", Some(label), Retry::Idempotent, |c| {
-                c.get_object_info(id, object::Type::WrapKey)
-            })?;
+        let ids: Vec<object::Id> = matches.iter().map(|entry| entry.object_id).collect();
+        let id = self.the_one(label, &ids, false)?;
+        let info = self.object_info(label, id, object::Type::WrapKey)?;
         if info.algorithm != yubihsm::Algorithm::Wrap(WRAP_KEY_ALGORITHM)
             || info.capabilities != WRAP_KEY_CAPABILITIES
             || !info.delegated_capabilities.is_empty()
