@@ -89,6 +89,13 @@ impl std::fmt::Display for YubiHsmConnector {
     }
 }
 
+/// How long one command may take, over HTTP or USB, before it fails.
+/// Generating an RSA key, 4096-bit above all, can keep the device busy far
+/// longer than the crate's defaults (5 s over HTTP, 30 s over USB). The cost: a connector that hangs without closing its connection
+/// fails a request only after this long (a refused or closed connection
+/// fails at once).
+const COMMAND_TIMEOUT_MS: u64 = 120_000;
+
 /// How Strongroom uses a YubiHSM2 once reached. The authentication key id
 /// is held as a secret, like the password: `Debug` redacts it, and no error
 /// or log line of ours names it.
@@ -167,7 +174,7 @@ impl YubiHsm {
                 let http = yubihsm::HttpConfig {
                     addr: addr.clone(),
                     port: *port,
-                    ..yubihsm::HttpConfig::default()
+                    timeout_ms: COMMAND_TIMEOUT_MS,
                 };
                 // One connection per session, so sessions work side by side.
                 Box::new(move || Connector::http(&http))
@@ -182,7 +189,7 @@ impl YubiHsm {
                 // The device can be claimed once: every session shares one connection.
                 let usb = Connector::usb(&yubihsm::UsbConfig {
                     serial,
-                    ..yubihsm::UsbConfig::default()
+                    timeout_ms: COMMAND_TIMEOUT_MS,
                 });
                 Box::new(move || usb.clone())
             }
