@@ -2,7 +2,7 @@
 //! async threads.
 //!
 //! Every call into the HSM or the store blocks, so it runs on tokio's
-//! blocking threads. A semaphore bounds how many run at once:
+//! blocking threads (issuance excepted: see `issuance`). A semaphore bounds how many run at once:
 //! [`CALLS_PER_SESSION`] per HSM working session. A permit is held until the
 //! work finishes, even if the caller has gone away, because the HSM session
 //! or the store write stays busy until then.

@@ -20,8 +20,10 @@
 //! - [`access`] names each caller by its client certificate and admits or
 //!   refuses its requests by the policies in force (reloaded on SIGHUP);
 //!   [`audit`] records every request, refused ones included.
-//! - [`blocking`] runs every HSM and store call on tokio's blocking threads,
-//!   at most [`blocking::CALLS_PER_SESSION`] per HSM session at once.
+//! - [`issuance`] records, signs and completes certificates in batches on
+//!   its own threads, two per HSM session.
+//! - [`blocking`] runs every other HSM and store call on tokio's blocking
+//!   threads, at most [`blocking::CALLS_PER_SESSION`] per HSM session at once.
 //! - [`limit`] makes an oversized request fail with `INVALID_ARGUMENT`.
 //! - [`http`] serves the CA certificates over HTTP/1.1.
 //! - [`metrics`] counts and times every gRPC call ([`metrics::Metered`],

@@ -20,8 +20,8 @@
 //! mode readers block neither the writer nor each other, and each read is one
 //! statement, so it sees one consistent snapshot.
 //!
-//! Writes ([`CertStore::insert_pending`], [`CertStore::complete`]) are
-//! *group-committed*. A durable commit costs an `fsync` and a WAL append of
+//! Writes ([`CertStore::insert_pending`], [`CertStore::complete`], and their
+//! `_all` forms, whose writes queue together) are *group-committed*. A durable commit costs an `fsync` and a WAL append of
 //! every page it touched; one commit per write capped issuance (two writes per
 //! certificate) at a fraction of the disk's fsync rate. Instead, each caller
 //! appends its write to a queue. If nobody is committing, it becomes the
@@ -39,7 +39,7 @@
 //! per certificate at 64 clients, and a convoy on the queue's mutex).
 //! Nobody waits to fill a batch: writes that arrive during a commit form the
 //! next one, so a lone caller pays one commit, as before. The callers stay
-//! synchronous; [`CertStore`] is unchanged.
+//! synchronous.
 //!
 //! - **Durable acknowledgements.** A result is filled in only after the
 //!   `COMMIT` holding the write has returned (`synchronous=FULL`: the WAL is
@@ -527,9 +527,24 @@ impl SqliteStore {
     }
 
     /// Queues `writes` together, in order, and returns their results once
-    /// the transactions holding them have committed (or failed). They join
-    /// one commit unless they are more than [`MAX_BATCH`].
+    /// the transactions holding them have committed (or failed): one
+    /// commit for them all when nobody else's writes fill it first.
+    ///
+    /// At most [`MAX_BATCH`] of them are queued at a time, so a caller that
+    /// leads takes all of its queued writes into its own batch: if applying
+    /// it panics, none of them is left queued for a caller who is unwinding
+    /// and would never lead again.
     fn submit_all(&self, writes: Vec<Write>) -> Vec<Result<(), StoreError>> {
+        let mut results = Vec::with_capacity(writes.len());
+        let mut writes = writes.into_iter().peekable();
+        while writes.peek().is_some() {
+            results.extend(self.submit_batch(writes.by_ref().take(MAX_BATCH).collect()));
+        }
+        results
+    }
+
+    /// [`SqliteStore::submit_all`] of at most [`MAX_BATCH`] writes.
+    fn submit_batch(&self, writes: Vec<Write>) -> Vec<Result<(), StoreError>> {
         let waiters: Vec<Arc<Waiter>> = writes.iter().map(|_| Arc::default()).collect();
         let Some(first) = waiters.first() else {
             return Vec::new();
@@ -2455,6 +2470,20 @@ mod tests {
         }
         assert!(store.insert_pending_all(&[]).is_empty());
         assert_eq!(store.commits(), before + 2, "an empty batch committed");
+    }
+
+    #[test]
+    fn more_writes_than_a_batch_holds_commit_in_batches() {
+        let (_dir, store) = temp_store();
+        let before = store.commits();
+        let n = u64::try_from(MAX_BATCH).expect("small") + 10;
+        let records: Vec<_> = (1..=n).map(|i| pending(ISSUER, i)).collect();
+        let refs: Vec<_> = records.iter().collect();
+        let results = store.insert_pending_all(&refs);
+        assert_eq!(results.len(), records.len());
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert_eq!(store.commits(), before + 2, "one commit per full batch");
+        assert_eq!(rows_with(&store, n), 1);
     }
 
     #[test]
