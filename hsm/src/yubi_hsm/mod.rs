@@ -336,6 +336,24 @@ impl YubiHsm {
             })
     }
 
+    /// A free object id for a new object of type `kind` labelled `label`,
+    /// and the lock that keeps it (and the label) free until the object is
+    /// made: [`Error::LabelExists`] if an object carries the label.
+    fn reserve(
+        &self,
+        label: &str,
+        kind: object::Type,
+    ) -> Result<(std::sync::MutexGuard<'_, ()>, object::Id)> {
+        let creating = self
+            .inner
+            .create_lock
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        self.ensure_label_free(label)?;
+        let id = self.free_id(kind)?;
+        Ok((creating, id))
+    }
+
     /// Refuses, with [`Error::LabelExists`], a label any object carries.
     pub fn ensure_label_free(&self, label: &str) -> Result<()> {
         if self.objects_labelled(label, None)?.is_empty() {
@@ -424,13 +442,7 @@ impl YubiHsm {
                 )));
             }
         };
-        let _creating = self
-            .inner
-            .create_lock
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        self.ensure_label_free(label)?;
-        let id = self.free_id(object::Type::AsymmetricKey)?;
+        let (_creating, id) = self.reserve(label, object::Type::AsymmetricKey)?;
         // One signing capability and nothing else: in particular no
         // EXPORTABLE_UNDER_WRAP, so the key never leaves the device.
         self.pool()

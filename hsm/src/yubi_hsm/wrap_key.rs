@@ -99,13 +99,7 @@ impl YubiHsm {
     /// capabilities. Refuses a label in use ([`Error::LabelExists`]).
     pub fn generate_wrapping_key(&self, label: &str) -> Result<YubiHsmWrappingKey> {
         let label_bytes = self.label(label)?;
-        let _creating = self
-            .inner
-            .create_lock
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        self.ensure_label_free(label)?;
-        let id = self.free_id(object::Type::WrapKey)?;
+        let (_creating, id) = self.reserve(label, object::Type::WrapKey)?;
         self.pool()
             .run("generate wrap key", Some(label), Retry::Once, |c| {
                 c.generate_wrap_key(
