@@ -15,7 +15,7 @@ use std::path::Path;
 
 use common::{
     Server, free_port, output_text, p, private_file, root_and_issuing_ca, serve_mockhsm,
-    throwaway_tls, write_file,
+    throwaway_tls, write_file, yubihsm_config_head,
 };
 use secrecy::ExposeSecret;
 use strongroom_ca::pem;
@@ -67,29 +67,7 @@ fn a_leaf_issued_under_an_intermediate_in_a_yubihsm_verifies_with_openssl() {
         dir,
         "strongroom.toml",
         &format!(
-            r#"data_dir = "data"
-
-[listen]
-grpc = "127.0.0.1:{grpc}"
-http = "127.0.0.1:{http}"
-
-[tls]
-cert = "tls/tls.pem"
-key = "tls/tls.key"
-auto_renew = false
-
-[auth]
-policies = "policies.toml"
-
-[hsm]
-module = "{module}"
-token = "pkcs11:token={label}"
-
-[yubihsm]
-connector = "http://127.0.0.1:{connector_port}"
-auth_key_id = 1
-sessions = 2
-
+            r#"{head}
 [ca]
 backend = "yubihsm"
 issuer_key = "issuing-ca"
@@ -104,8 +82,7 @@ ext_key_usage = ["serverAuth"]
 key_usage = ["digitalSignature"]
 max_ttl = "30d"
 "#,
-            module = token_created.module.display(),
-            label = token_created.label,
+            head = yubihsm_config_head(&token_created, connector_port, grpc, http),
             issuing = issuing.display(),
             root = root.display(),
         ),

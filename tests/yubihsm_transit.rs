@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     Server, free_port, output_text, p, private_file, root_and_issuing_ca, serve_mockhsm,
-    throwaway_tls, write_file,
+    throwaway_tls, write_file, yubihsm_config_head,
 };
 use secrecy::ExposeSecret;
 use strongroom_ca::pem;
@@ -126,29 +126,7 @@ fn transit_keys_wrapped_by_a_kek_in_a_yubihsm_survive_restarts_and_kek_rotation(
         dir,
         "strongroom.toml",
         &format!(
-            r#"data_dir = "data"
-
-[listen]
-grpc = "127.0.0.1:{grpc}"
-http = "127.0.0.1:{http}"
-
-[tls]
-cert = "tls/tls.pem"
-key = "tls/tls.key"
-auto_renew = false
-
-[auth]
-policies = "policies.toml"
-
-[hsm]
-module = "{module}"
-token = "pkcs11:token={label}"
-
-[yubihsm]
-connector = "http://127.0.0.1:{connector_port}"
-auth_key_id = 1
-sessions = 2
-
+            r#"{head}
 [ca]
 issuer_key = "pkcs11:object=issuing-ca"
 issuer_certificate = "{issuing}"
@@ -162,8 +140,7 @@ wrapping_key = "{FIRST_KEK}"
 domains = ["**.test"]
 ext_key_usage = ["serverAuth"]
 "#,
-            module = token_created.module.display(),
-            label = token_created.label,
+            head = yubihsm_config_head(&token_created, connector_port, grpc, http),
             issuing = issuing.display(),
             root = root.display(),
         ),

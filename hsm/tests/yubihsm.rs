@@ -820,10 +820,11 @@ fn concurrent_signers_stay_within_the_session_bound_across_idle_periods() {
     assert!(hsm.session_usage().1 <= 3 * YubiHsmConfig::default().sessions as u64);
 }
 
-#[test]
-fn the_http_connector_reaches_a_device_behind_yubihsm_connector() {
+/// A MockHsm behind the crate's yubihsm-connector HTTP server, opened
+/// through our production HTTP connector.
+fn mockhsm_over_http() -> YubiHsm {
     let port = common::backends::serve_mockhsm(Connector::mockhsm());
-    let hsm = YubiHsm::open(
+    YubiHsm::open(
         &YubiHsmConnector::Http {
             addr: "127.0.0.1".into(),
             port,
@@ -831,7 +832,12 @@ fn the_http_connector_reaches_a_device_behind_yubihsm_connector() {
         Pin::new("password"),
         YubiHsmConfig::default(),
     )
-    .expect("open over HTTP");
+    .expect("open over HTTP")
+}
+
+#[test]
+fn the_http_connector_reaches_a_device_behind_yubihsm_connector() {
+    let hsm = mockhsm_over_http();
     let signer = p256_signer(&hsm, "over-http");
     signs(&signer, b"over the connector API");
 }
@@ -841,16 +847,7 @@ fn the_http_connector_reaches_a_device_behind_yubihsm_connector() {
 /// HTTP connector.
 #[test]
 fn large_material_wraps_through_the_http_connector() {
-    let port = common::backends::serve_mockhsm(Connector::mockhsm());
-    let hsm = YubiHsm::open(
-        &YubiHsmConnector::Http {
-            addr: "127.0.0.1".into(),
-            port,
-        },
-        Pin::new("password"),
-        YubiHsmConfig::default(),
-    )
-    .expect("open over HTTP");
+    let hsm = mockhsm_over_http();
     let kek = hsm.generate_wrapping_key("http-kek").expect("wrap key");
     for len in [1, 32, 511, 512, 513, 2350, strongroom_hsm::MAX_MATERIAL_LEN] {
         let material: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();

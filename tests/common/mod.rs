@@ -767,6 +767,45 @@ pub fn serve_mockhsm() -> u16 {
     port
 }
 
+/// The head of a server configuration (`data_dir`, listeners, throwaway TLS
+/// files from [`throwaway_tls`] under `tls/`, policies in `policies.toml`)
+/// with a SoftHSM2 token and the YubiHSM2 that [`serve_mockhsm`] serves on
+/// `connector_port`; the caller adds its `[ca]`, `[transit]` and profiles.
+pub fn yubihsm_config_head(
+    token: &strongroom_softhsm::TestToken,
+    connector_port: u16,
+    grpc: u16,
+    http: u16,
+) -> String {
+    format!(
+        r#"data_dir = "data"
+
+[listen]
+grpc = "127.0.0.1:{grpc}"
+http = "127.0.0.1:{http}"
+
+[tls]
+cert = "tls/tls.pem"
+key = "tls/tls.key"
+auto_renew = false
+
+[auth]
+policies = "policies.toml"
+
+[hsm]
+module = "{module}"
+token = "pkcs11:token={label}"
+
+[yubihsm]
+connector = "http://127.0.0.1:{connector_port}"
+auth_key_id = 1
+sessions = 2
+"#,
+        module = token.module.display(),
+        label = token.label,
+    )
+}
+
 /// A throwaway self-signed TLS certificate for `localhost` and 127.0.0.1
 /// (P-256, two days), for tests about something else than the gRPC
 /// server's identity: `dir/tls.pem` and `dir/tls.key`.
